@@ -1,0 +1,138 @@
+//! Repositories: one module per aggregate, all reached through a [`Scope`].
+//!
+//! The generic [`Repo`] gives every model the same five operations (create, get, update, soft delete,
+//! list with cursor pagination); each aggregate's module adds its domain queries (patient by phone,
+//! conversation history, ...). A model describes itself to the generic code through the sealed
+//! [`Model`] trait: its table, how to build it from input (validation happens there, before any I/O),
+//! and how its fields map to columns, encrypting and blind-indexing as the classification says.
+//!
+//! Every statement is filtered by the scope's organization, so a row of another organization is
+//! indistinguishable from a missing one: `get`, `update` and `delete` answer `not_found` for both.
+
+mod page;
+pub(crate) mod table;
+
+pub mod authorizations;
+pub mod conversations;
+pub mod documents;
+pub mod gamification;
+pub mod health_data;
+pub mod audit_logs;
+pub mod messages;
+pub mod missions;
+pub mod organizations;
+pub mod patients;
+pub mod providers;
+pub mod tasy;
+
+use std::marker::PhantomData;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub use page::{Cursor, Page, PageRequest};
+
+use crate::crypto::RowCrypto;
+use crate::db::{Row, Value};
+use crate::error::Result;
+use crate::scope::Scope;
+
+mod sealed {
+    pub trait Sealed {}
+}
+pub(crate) use sealed::Sealed;
+
+/// A stored model: its table and its column codec. Sealed: implemented by this crate's models only.
+pub trait Model: Sealed + Sized + Send + Sync + 'static {
+    /// What `create` takes.
+    type New: Send;
+    #[doc(hidden)]
+    const TABLE: &'static str;
+    #[doc(hidden)]
+    const ENTITY: &'static str;
+    #[doc(hidden)]
+    const SOFT_DELETE: bool;
+    #[doc(hidden)]
+    fn id(&self) -> Uuid;
+    /// Validates `new` and builds the model; no I/O.
+    #[doc(hidden)]
+    fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: Self::New) -> Result<Self>;
+    /// Every column except `organization_id`, encrypted where classified so.
+    #[doc(hidden)]
+    fn columns(&self, c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>>;
+    /// Decodes (and decrypts) a row.
+    #[doc(hidden)]
+    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self>;
+}
+
+/// A model whose rows can be changed after creation.
+pub trait Updatable: Model {
+    /// What `update` takes: every field optional, `None` meaning "leave as is".
+    type Patch: Send;
+    /// Validates and applies `patch`, setting `updated_at` to `now`; no I/O.
+    #[doc(hidden)]
+    fn apply(&mut self, patch: Self::Patch, now: DateTime<Utc>) -> Result<()>;
+}
+
+/// A model with `deleted_at`: deleting hides the row and keeps it (clinical data is never erased by a
+/// delete; crypto-shredding is the erasure path).
+pub trait SoftDeletable: Model {}
+
+/// The generic repository of model `M` within a scope.
+pub struct Repo<'s, M> {
+    scope: &'s Scope,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<'s, M: Model> Repo<'s, M> {
+    pub(crate) fn new(scope: &'s Scope) -> Self {
+        Self {
+            scope,
+            _model: PhantomData,
+        }
+    }
+
+    /// The scope this repository works in.
+    pub fn scope(&self) -> &'s Scope {
+        self.scope
+    }
+
+    /// Validates and stores a new row; returns it as stored. Nothing is written when validation fails.
+    pub async fn create(&self, new: M::New) -> Result<M> {
+        let model = M::build(self.scope.organization_id(), Uuid::now_v7(), crate::time::now(), new)?;
+        table::insert(self.scope, &model).await?;
+        Ok(model)
+    }
+
+    /// The row with `id` in this organization (not soft-deleted), or `not_found`.
+    pub async fn get(&self, id: Uuid) -> Result<M> {
+        table::get(self.scope, id).await
+    }
+
+    /// A page of rows, newest first.
+    pub async fn list(&self, page: PageRequest) -> Result<Page<M>> {
+        table::list_where(self.scope, "", Vec::new(), &page).await
+    }
+}
+
+impl<M: Updatable> Repo<'_, M> {
+    /// Applies `patch` to the row with `id` in one transaction (row locked on PostgreSQL); returns the
+    /// updated row. Validation failures write nothing.
+    pub async fn update(&self, id: Uuid, patch: M::Patch) -> Result<M> {
+        table::update(self.scope, id, patch).await
+    }
+}
+
+impl<M: SoftDeletable> Repo<'_, M> {
+    /// Soft-deletes the row with `id`: it disappears from `get` and `list` but stays in the database.
+    pub async fn delete(&self, id: Uuid) -> Result<()> {
+        table::soft_delete::<M>(self.scope, id).await
+    }
+}
+
+impl Scope {
+    /// The repository of any model, e.g. `scope.repo::<Patient>()`.
+    pub fn repo<M: Model>(&self) -> Repo<'_, M> {
+        Repo::new(self)
+    }
+}

@@ -1,0 +1,291 @@
+//! Organizations. Unlike every other table, `organizations` is platform-level (the Citus reference
+//! table): it is managed through [`Database::organizations`], by platform operators, not through a
+//! tenant scope. A scope can read its own organization with [`Scope::organization`].
+//!
+//! Creating an organization also creates its first data key in the same transaction, so its
+//! encrypted settings can be written at once.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::page::{Cursor, Page, PageRequest};
+use crate::crypto::OrgKeys;
+use crate::db::{Database, IntoValue, Query, Row, TxMode};
+use crate::error::{Error, Result};
+use crate::model::{Address, NewOrganization, Organization, OrganizationPatch};
+use crate::scope::Scope;
+use crate::validate;
+
+const TABLE: &str = "organizations";
+
+/// Platform-level repository of organizations.
+pub struct Organizations<'d> {
+    db: &'d Database,
+}
+
+impl Database {
+    /// Organizations (platform-level operations).
+    pub fn organizations(&self) -> Organizations<'_> {
+        Organizations { db: self }
+    }
+}
+
+impl Scope {
+    /// The scope's own organization.
+    pub async fn organization(&self) -> Result<Organization> {
+        self.db().organizations().get(self.organization_id()).await
+    }
+}
+
+fn validate_fields(o: &mut Organization) -> Result<()> {
+    o.name = validate::text("name", &o.name, 1, 200)?;
+    o.tax_id = o.tax_id.as_deref().map(|t| validate::cnpj("tax_id", t)).transpose()?;
+    o.phone = o.phone.as_deref().map(|p| validate::phone("phone", p)).transpose()?;
+    o.email = o.email.as_deref().map(|e| validate::email("email", e)).transpose()?;
+    o.compliance_regimes = validate::labels("compliance_regimes", &o.compliance_regimes)?;
+    if !(1..=100).contains(&o.data_retention_years) {
+        return Err(Error::validation("data_retention_years", "must be between 1 and 100"));
+    }
+    if let Some(a) = &o.address {
+        validate::text("address.street", &a.street, 1, 200)?;
+        validate::text("address.city", &a.city, 1, 100)?;
+        validate::text("address.state", &a.state, 1, 50)?;
+    }
+    Ok(())
+}
+
+fn address_json(a: &Option<Address>) -> Result<Option<serde_json::Value>> {
+    a.as_ref()
+        .map(|a| serde_json::to_value(a).map_err(|e| Error::validation("address", e.to_string())))
+        .transpose()
+}
+
+fn columns(o: &Organization, keys: &OrgKeys) -> Result<Vec<(&'static str, crate::db::Value)>> {
+    let c = keys.row(TABLE, o.id);
+    Ok(vec![
+        ("name", o.name.clone().into_value()),
+        ("type", o.organization_type.as_str().into_value()),
+        ("tax_id", o.tax_id.clone().into_value()),
+        ("address", address_json(&o.address)?.into_value()),
+        ("phone", o.phone.clone().into_value()),
+        ("email", o.email.clone().into_value()),
+        ("is_active", o.is_active.into_value()),
+        ("settings", c.opt_json("settings", o.settings.as_ref())?),
+        ("compliance_regimes", serde_json::json!(o.compliance_regimes).into_value()),
+        ("data_retention_years", o.data_retention_years.into_value()),
+        ("updated_at", o.updated_at.into_value()),
+        ("deleted_at", o.deleted_at.into_value()),
+    ])
+}
+
+fn from_row(row: &Row, keys: &OrgKeys) -> Result<Organization> {
+    let id = row.uuid("id")?;
+    let c = keys.row(TABLE, id);
+    Ok(Organization {
+        id,
+        name: row.text("name")?,
+        organization_type: row.enumeration("type")?,
+        tax_id: row.opt_text("tax_id")?,
+        address: row
+            .opt_json("address")?
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| Error::CorruptData(format!("organizations.address: {e}")))?,
+        phone: row.opt_text("phone")?,
+        email: row.opt_text("email")?,
+        is_active: row.bool("is_active")?,
+        settings: c.open_opt_json(row, "settings")?,
+        compliance_regimes: row.string_list("compliance_regimes")?,
+        data_retention_years: row.int("data_retention_years")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+        deleted_at: row.opt_time("deleted_at")?,
+    })
+}
+
+impl Organizations<'_> {
+    /// Creates an organization and its first data key in one transaction.
+    pub async fn create(&self, new: NewOrganization) -> Result<Organization> {
+        self.create_with_id(Uuid::now_v7(), new).await
+    }
+
+    pub(crate) async fn create_with_id(&self, id: Uuid, new: NewOrganization) -> Result<Organization> {
+        let now = crate::time::now();
+        let mut org = Organization {
+            id,
+            name: new.name,
+            organization_type: new.organization_type,
+            tax_id: new.tax_id,
+            address: new.address,
+            phone: new.phone,
+            email: new.email,
+            is_active: true,
+            settings: new.settings,
+            compliance_regimes: new.compliance_regimes.unwrap_or_else(|| vec!["LGPD".to_string()]),
+            data_retention_years: new.data_retention_years.unwrap_or(20),
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        };
+        validate_fields(&mut org)?;
+        let (key_row, keys) = self.db.new_org_keys(id)?;
+        let cols = columns(&org, &keys)?;
+        let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
+        let sql = format!(
+            "INSERT INTO organizations (id, created_at, {}) VALUES ($1, $2, {})",
+            names.join(", "),
+            (3..cols.len() + 3).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+        );
+        let insert = cols
+            .into_iter()
+            .fold(Query::new(sql).bind(id).bind(now), |q, (_, v)| q.bind(v));
+        let mut tx = self.db.begin(Some(id), TxMode::Write).await?;
+        tx.execute(insert).await?;
+        tx.execute(key_row).await?;
+        tx.commit().await?;
+        self.db.cache_org_keys(id, keys);
+        Ok(org)
+    }
+
+    /// The organization with `id` (not soft-deleted), or `not_found`.
+    pub async fn get(&self, id: Uuid) -> Result<Organization> {
+        let mut tx = self.db.begin(Some(id), TxMode::Read).await?;
+        let row = tx
+            .fetch_optional(
+                Query::new("SELECT * FROM organizations WHERE id = $1 AND deleted_at IS NULL").bind(id),
+            )
+            .await?;
+        tx.commit().await?;
+        let row = row.ok_or_else(|| Error::not_found("organization"))?;
+        let keys = self.db.org_keys(id).await?;
+        from_row(&row, &keys)
+    }
+
+    /// The organization with this CNPJ, if any.
+    pub async fn find_by_tax_id(&self, cnpj: &str) -> Result<Option<Organization>> {
+        let digits = validate::cnpj("tax_id", cnpj)?;
+        let mut tx = self.db.begin(None, TxMode::Read).await?;
+        let row = tx
+            .fetch_optional(
+                Query::new("SELECT id FROM organizations WHERE tax_id = $1 AND deleted_at IS NULL").bind(digits),
+            )
+            .await?;
+        tx.commit().await?;
+        match row {
+            Some(r) => self.get(r.uuid("id")?).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Applies `patch` in one transaction; returns the updated organization.
+    pub async fn update(&self, id: Uuid, patch: OrganizationPatch) -> Result<Organization> {
+        let mut org = self.get(id).await?;
+        let keys = self.db.org_keys(id).await?;
+        apply(&mut org, patch, crate::time::now())?;
+        let cols = columns(&org, &keys)?;
+        let n = cols.len();
+        let sets: Vec<String> = cols.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 1)).collect();
+        let sql = format!(
+            "UPDATE organizations SET {} WHERE id = ${} AND deleted_at IS NULL",
+            sets.join(", "),
+            n + 1
+        );
+        let q = cols.into_iter().fold(Query::new(sql), |q, (_, v)| q.bind(v)).bind(id);
+        let mut tx = self.db.begin(Some(id), TxMode::Write).await?;
+        if tx.execute(q).await? == 0 {
+            return Err(Error::not_found("organization"));
+        }
+        tx.commit().await?;
+        Ok(org)
+    }
+
+    /// Soft-deletes an organization: scopes can no longer be opened for it; its data stays.
+    pub async fn delete(&self, id: Uuid) -> Result<()> {
+        let now = crate::time::now();
+        let mut tx = self.db.begin(Some(id), TxMode::Write).await?;
+        let n = tx
+            .execute(
+                Query::new(
+                    "UPDATE organizations SET deleted_at = $1, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL",
+                )
+                .bind(now)
+                .bind(id),
+            )
+            .await?;
+        if n == 0 {
+            return Err(Error::not_found("organization"));
+        }
+        tx.commit().await
+    }
+
+    /// A page of organizations, newest first.
+    pub async fn list(&self, page: PageRequest) -> Result<Page<Organization>> {
+        let limit = page.checked_limit()?;
+        let after = page
+            .after
+            .as_ref()
+            .map(|c| {
+                c.decode()?
+                    .parse::<Uuid>()
+                    .map_err(|_| Error::validation("cursor", "is not a cursor returned by this library"))
+            })
+            .transpose()?;
+        let mut tx = self.db.begin(None, TxMode::Read).await?;
+        let rows = tx
+            .fetch_all(
+                Query::new(
+                    "SELECT id FROM organizations WHERE deleted_at IS NULL AND ($1 IS NULL OR id < $1) \
+                     ORDER BY id DESC LIMIT $2",
+                )
+                .bind(after)
+                .bind(i64::from(limit) + 1),
+            )
+            .await?;
+        tx.commit().await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in rows.iter().take(limit as usize) {
+            items.push(self.get(r.uuid("id")?).await?);
+        }
+        let next = if rows.len() > limit as usize {
+            items.last().map(|o| Cursor::encode(&o.id.to_string()))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+}
+
+fn apply(o: &mut Organization, p: OrganizationPatch, now: DateTime<Utc>) -> Result<()> {
+    if let Some(v) = p.name {
+        o.name = v;
+    }
+    if let Some(v) = p.organization_type {
+        o.organization_type = v;
+    }
+    if let Some(v) = p.tax_id {
+        o.tax_id = v;
+    }
+    if let Some(v) = p.address {
+        o.address = v;
+    }
+    if let Some(v) = p.phone {
+        o.phone = v;
+    }
+    if let Some(v) = p.email {
+        o.email = v;
+    }
+    if let Some(v) = p.is_active {
+        o.is_active = v;
+    }
+    if let Some(v) = p.settings {
+        o.settings = v;
+    }
+    if let Some(v) = p.compliance_regimes {
+        o.compliance_regimes = v;
+    }
+    if let Some(v) = p.data_retention_years {
+        o.data_retention_years = v;
+    }
+    o.updated_at = now;
+    validate_fields(o)
+}

@@ -1,0 +1,251 @@
+//! Patients: the generic operations plus lookups by phone, CPF, e-mail and WhatsApp id, each through
+//! its blind index (the ciphertext itself is never searched).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use super::{table, Model, Repo, Sealed, SoftDeletable, Updatable};
+use crate::crypto::{BlindIndexKind, RowCrypto, Sensitive};
+use crate::db::{IntoValue, Row, Value};
+use crate::error::{Error, Result};
+use crate::model::{EmergencyContact, Gender, NewPatient, Patient, PatientPatch};
+use crate::scope::Scope;
+use crate::validate;
+
+/// Repository of patients.
+pub type Patients<'s> = Repo<'s, Patient>;
+
+impl Scope {
+    /// Patients of this scope's organization.
+    pub fn patients(&self) -> Patients<'_> {
+        Repo::new(self)
+    }
+}
+
+fn name(field: &str, v: &Sensitive<String>) -> Result<Sensitive<String>> {
+    validate::text(field, v.expose(), 1, 100).map(Sensitive::new)
+}
+
+fn phone(v: &Sensitive<String>) -> Result<Sensitive<String>> {
+    validate::phone("phone", v.expose()).map(Sensitive::new)
+}
+
+fn email(v: Option<&Sensitive<String>>) -> Result<Option<Sensitive<String>>> {
+    v.map(|e| validate::email("email", e.expose()).map(Sensitive::new)).transpose()
+}
+
+fn cpf(v: Option<&Sensitive<String>>) -> Result<Option<Sensitive<String>>> {
+    v.map(|c| validate::cpf("cpf", c.expose()).map(Sensitive::new)).transpose()
+}
+
+fn whatsapp_id(v: Option<&Sensitive<String>>) -> Result<Option<Sensitive<String>>> {
+    v.map(|w| validate::whatsapp_id("whatsapp_id", w.expose()).map(Sensitive::new))
+        .transpose()
+}
+
+fn date_of_birth(v: Option<&Sensitive<NaiveDate>>, today: NaiveDate) -> Result<()> {
+    if let Some(d) = v {
+        let earliest = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(NaiveDate::MIN);
+        if *d.expose() > today || *d.expose() < earliest {
+            return Err(Error::validation("date_of_birth", "must be between 1900-01-01 and today"));
+        }
+    }
+    Ok(())
+}
+
+fn emergency_contact(v: Option<Sensitive<EmergencyContact>>) -> Result<Option<Sensitive<EmergencyContact>>> {
+    v.map(|c| {
+        let c = c.expose();
+        Ok(Sensitive::new(EmergencyContact {
+            name: validate::text("emergency_contact.name", &c.name, 1, 200)?,
+            phone: validate::phone("emergency_contact.phone", &c.phone)?,
+            relationship: validate::text("emergency_contact.relationship", &c.relationship, 1, 50)?,
+        }))
+    })
+    .transpose()
+}
+
+impl Sealed for Patient {}
+
+impl Model for Patient {
+    type New = NewPatient;
+    const TABLE: &'static str = "patients";
+    const ENTITY: &'static str = "patient";
+    const SOFT_DELETE: bool = true;
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewPatient) -> Result<Self> {
+        date_of_birth(new.date_of_birth.as_ref(), now.date_naive())?;
+        Ok(Patient {
+            id,
+            organization_id: organization,
+            first_name: name("first_name", &new.first_name)?,
+            last_name: name("last_name", &new.last_name)?,
+            email: email(new.email.as_ref())?,
+            phone: phone(&new.phone)?,
+            cpf: cpf(new.cpf.as_ref())?,
+            date_of_birth: new.date_of_birth,
+            gender: new.gender,
+            whatsapp_id: whatsapp_id(new.whatsapp_id.as_ref())?,
+            preferred_language: validate::language_tag(
+                "preferred_language",
+                new.preferred_language.as_deref().unwrap_or("pt-BR"),
+            )?,
+            timezone: validate::timezone("timezone", new.timezone.as_deref().unwrap_or("America/Sao_Paulo"))?,
+            is_active: true,
+            is_verified: new.is_verified,
+            last_active_at: now,
+            emergency_contact: emergency_contact(new.emergency_contact)?,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        })
+    }
+
+    fn columns(&self, c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
+        let bidx = |kind, v: Option<&Sensitive<String>>| -> Result<Value> {
+            match v {
+                Some(v) => c.blind(kind, v.expose()),
+                None => Ok(Value::Bytes(None)),
+            }
+        };
+        Ok(vec![
+            ("id", self.id.into_value()),
+            ("first_name", c.text("first_name", &self.first_name)?),
+            ("last_name", c.text("last_name", &self.last_name)?),
+            ("email", c.opt_text("email", self.email.as_ref())?),
+            ("email_bidx", bidx(BlindIndexKind::Email, self.email.as_ref())?),
+            ("phone", c.text("phone", &self.phone)?),
+            ("phone_bidx", bidx(BlindIndexKind::Phone, Some(&self.phone))?),
+            ("cpf", c.opt_text("cpf", self.cpf.as_ref())?),
+            ("cpf_bidx", bidx(BlindIndexKind::Cpf, self.cpf.as_ref())?),
+            ("date_of_birth", c.opt_json("date_of_birth", self.date_of_birth.as_ref())?),
+            ("gender", c.opt_json("gender", self.gender.as_ref())?),
+            ("whatsapp_id", c.opt_text("whatsapp_id", self.whatsapp_id.as_ref())?),
+            ("whatsapp_id_bidx", bidx(BlindIndexKind::WhatsappId, self.whatsapp_id.as_ref())?),
+            ("preferred_language", self.preferred_language.clone().into_value()),
+            ("timezone", self.timezone.clone().into_value()),
+            ("is_active", self.is_active.into_value()),
+            ("is_verified", self.is_verified.into_value()),
+            ("last_active_at", self.last_active_at.into_value()),
+            ("emergency_contact", c.opt_json("emergency_contact", self.emergency_contact.as_ref())?),
+            ("created_at", self.created_at.into_value()),
+            ("updated_at", self.updated_at.into_value()),
+            ("deleted_at", self.deleted_at.into_value()),
+        ])
+    }
+
+    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
+        Ok(Patient {
+            id: row.uuid("id")?,
+            organization_id: row.uuid("organization_id")?,
+            first_name: c.open_text(row, "first_name")?,
+            last_name: c.open_text(row, "last_name")?,
+            email: c.open_opt_text(row, "email")?,
+            phone: c.open_text(row, "phone")?,
+            cpf: c.open_opt_text(row, "cpf")?,
+            date_of_birth: c.open_opt_json(row, "date_of_birth")?,
+            gender: c.open_opt_json::<Gender>(row, "gender")?,
+            whatsapp_id: c.open_opt_text(row, "whatsapp_id")?,
+            preferred_language: row.text("preferred_language")?,
+            timezone: row.text("timezone")?,
+            is_active: row.bool("is_active")?,
+            is_verified: row.bool("is_verified")?,
+            last_active_at: row.time("last_active_at")?,
+            emergency_contact: c.open_opt_json(row, "emergency_contact")?,
+            created_at: row.time("created_at")?,
+            updated_at: row.time("updated_at")?,
+            deleted_at: row.opt_time("deleted_at")?,
+        })
+    }
+}
+
+impl Updatable for Patient {
+    type Patch = PatientPatch;
+
+    fn apply(&mut self, p: PatientPatch, now: DateTime<Utc>) -> Result<()> {
+        if let Some(v) = p.first_name {
+            self.first_name = name("first_name", &v)?;
+        }
+        if let Some(v) = p.last_name {
+            self.last_name = name("last_name", &v)?;
+        }
+        if let Some(v) = p.phone {
+            self.phone = phone(&v)?;
+        }
+        if let Some(v) = p.email {
+            self.email = email(v.as_ref())?;
+        }
+        if let Some(v) = p.cpf {
+            self.cpf = cpf(v.as_ref())?;
+        }
+        if let Some(v) = p.date_of_birth {
+            date_of_birth(v.as_ref(), now.date_naive())?;
+            self.date_of_birth = v;
+        }
+        if let Some(v) = p.gender {
+            self.gender = v;
+        }
+        if let Some(v) = p.whatsapp_id {
+            self.whatsapp_id = whatsapp_id(v.as_ref())?;
+        }
+        if let Some(v) = p.preferred_language {
+            self.preferred_language = validate::language_tag("preferred_language", &v)?;
+        }
+        if let Some(v) = p.timezone {
+            self.timezone = validate::timezone("timezone", &v)?;
+        }
+        if let Some(v) = p.is_active {
+            self.is_active = v;
+        }
+        if let Some(v) = p.is_verified {
+            self.is_verified = v;
+        }
+        if let Some(v) = p.last_active_at {
+            self.last_active_at = crate::time::truncate(v);
+        }
+        if let Some(v) = p.emergency_contact {
+            self.emergency_contact = emergency_contact(v)?;
+        }
+        self.updated_at = now;
+        Ok(())
+    }
+}
+
+impl SoftDeletable for Patient {}
+
+impl Patients<'_> {
+    async fn find_by(&self, column: &str, kind: BlindIndexKind, normalized: &str) -> Result<Option<Patient>> {
+        let scope = self.scope();
+        let keys = scope.db().org_keys(scope.organization_id()).await?;
+        let digest = keys.blind(kind, normalized)?;
+        table::find_where(scope, &format!(" AND {column} = $2"), vec![digest.into_value()]).await
+    }
+
+    /// The patient with this phone (any format [`validate::phone`] accepts), if any.
+    pub async fn find_by_phone(&self, phone: &str) -> Result<Option<Patient>> {
+        let normalized = validate::phone("phone", phone)?;
+        self.find_by("phone_bidx", BlindIndexKind::Phone, &normalized).await
+    }
+
+    /// The patient with this CPF (formatted or digits), if any.
+    pub async fn find_by_cpf(&self, cpf: &str) -> Result<Option<Patient>> {
+        let normalized = validate::cpf("cpf", cpf)?;
+        self.find_by("cpf_bidx", BlindIndexKind::Cpf, &normalized).await
+    }
+
+    /// The patient with this e-mail (case-insensitive), if any.
+    pub async fn find_by_email(&self, email: &str) -> Result<Option<Patient>> {
+        let normalized = validate::email("email", email)?;
+        self.find_by("email_bidx", BlindIndexKind::Email, &normalized).await
+    }
+
+    /// The patient with this WhatsApp user id, if any.
+    pub async fn find_by_whatsapp_id(&self, whatsapp_id: &str) -> Result<Option<Patient>> {
+        let normalized = validate::whatsapp_id("whatsapp_id", whatsapp_id)?;
+        self.find_by("whatsapp_id_bidx", BlindIndexKind::WhatsappId, &normalized).await
+    }
+}

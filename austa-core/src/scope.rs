@@ -1,0 +1,173 @@
+//! Who is asking: the [`Scope`] every tenant operation goes through.
+//!
+//! A scope binds an organization, an actor (kind and id), and the request context (purpose, request
+//! id, IP, user agent). It can only be created by [`Database::scope`], which checks that the
+//! organization exists; its fields are private, so code holding a scope for organization A has no way
+//! to address organization B. Every repository hangs off a scope and every statement it runs is
+//! filtered by the scope's organization (and, on PostgreSQL, runs in a transaction bound to it).
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::db::{Database, Query, TxMode};
+use crate::error::{Error, Result};
+
+/// The kind of actor behind a request; also its role in the access matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    /// A patient acting on their own record.
+    Patient,
+    /// A healthcare provider of the organization.
+    Provider,
+    /// An organization administrator.
+    Admin,
+    /// A named integration (WhatsApp webhook, Tasy sync, AI annotator).
+    System,
+}
+
+impl Role {
+    /// The stored name (`PATIENT`, `PROVIDER`, `ADMIN`, `SYSTEM`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Patient => "PATIENT",
+            Role::Provider => "PROVIDER",
+            Role::Admin => "ADMIN",
+            Role::System => "SYSTEM",
+        }
+    }
+}
+
+/// The actor behind a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    role: Role,
+    id: Option<Uuid>,
+    name: Option<String>,
+}
+
+impl Actor {
+    /// A patient (their patient id).
+    pub fn patient(id: Uuid) -> Self {
+        Self { role: Role::Patient, id: Some(id), name: None }
+    }
+
+    /// A provider (their provider id).
+    pub fn provider(id: Uuid) -> Self {
+        Self { role: Role::Provider, id: Some(id), name: None }
+    }
+
+    /// An administrator (an id from the caller's identity system, if any).
+    pub fn admin(id: Option<Uuid>) -> Self {
+        Self { role: Role::Admin, id, name: None }
+    }
+
+    /// A named integration, e.g. `whatsapp-webhook`, `tasy-sync`, `seed`.
+    pub fn system(name: impl Into<String>) -> Self {
+        Self { role: Role::System, id: None, name: Some(name.into()) }
+    }
+
+    /// The actor's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The actor's id, if it has one.
+    pub fn id(&self) -> Option<Uuid> {
+        self.id
+    }
+
+    /// The integration name of a system actor.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+/// Request metadata recorded with the work (audit trail).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    /// Why the data is accessed (e.g. `treatment`, `billing`).
+    pub purpose: Option<String>,
+    /// Correlation id of the request.
+    pub request_id: Option<String>,
+    /// Client IP address.
+    pub ip_address: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+}
+
+/// An organization plus an actor: the only way to reach tenant data.
+#[derive(Clone)]
+pub struct Scope {
+    inner: Arc<ScopeInner>,
+}
+
+struct ScopeInner {
+    db: Database,
+    organization: Uuid,
+    actor: Actor,
+    request: RequestContext,
+}
+
+impl std::fmt::Debug for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope")
+            .field("organization", &self.inner.organization)
+            .field("actor", &self.inner.actor)
+            .field("request", &self.inner.request)
+            .finish()
+    }
+}
+
+impl Database {
+    /// A scope for `actor` in `organization`. Fails with `not_found` when the organization does not
+    /// exist or is soft-deleted.
+    pub async fn scope(&self, organization: Uuid, actor: Actor) -> Result<Scope> {
+        self.scope_with(organization, actor, RequestContext::default()).await
+    }
+
+    /// Like [`Database::scope`], with request metadata.
+    pub async fn scope_with(&self, organization: Uuid, actor: Actor, request: RequestContext) -> Result<Scope> {
+        let mut tx = self.begin(Some(organization), TxMode::Read).await?;
+        let found = tx
+            .fetch_optional(
+                Query::new("SELECT id FROM organizations WHERE id = $1 AND deleted_at IS NULL")
+                    .bind(organization),
+            )
+            .await?;
+        tx.commit().await?;
+        if found.is_none() {
+            return Err(Error::not_found("organization"));
+        }
+        Ok(Scope {
+            inner: Arc::new(ScopeInner {
+                db: self.clone(),
+                organization,
+                actor,
+                request,
+            }),
+        })
+    }
+}
+
+impl Scope {
+    /// The organization every operation of this scope is confined to.
+    pub fn organization_id(&self) -> Uuid {
+        self.inner.organization
+    }
+
+    /// The actor.
+    pub fn actor(&self) -> &Actor {
+        &self.inner.actor
+    }
+
+    /// The request metadata.
+    pub fn request(&self) -> &RequestContext {
+        &self.inner.request
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.inner.db
+    }
+}

@@ -1,0 +1,211 @@
+//! Shared test support: one fresh, migrated database per backend.
+//!
+//! SQLite always runs (a file in a temporary directory). PostgreSQL runs when
+//! `AUSTA_TEST_DATABASE_URL` names a server where the user may create databases: each call creates a
+//! database of its own and drops it afterwards. With `CI=true`, a missing PostgreSQL is a failure, never
+//! a silent skip.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use austa_core::crypto::{DataKey, KeyProvider, LocalKeyProvider};
+use austa_core::model::{NewOrganization, OrganizationType};
+use austa_core::{Actor, Database, Scope};
+
+/// Which backend a [`TestDb`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A migrated, empty database and what is needed to reach it with raw SQL.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    pub db: Database,
+    pub keys: Arc<dyn KeyProvider>,
+    guard: Guard,
+}
+
+enum Guard {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    PgDatabase { admin_url: String, name: String },
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Guard::PgDatabase { admin_url, name } = &self.guard {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs outside async context: use a short-lived runtime on its own thread.
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(async {
+                        if let Ok(pool) = sqlx::PgPool::connect(&admin_url).await {
+                            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&pool)
+                                .await;
+                            pool.close().await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// The PostgreSQL admin URL, or None; panics under `CI=true` when it is missing.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("AUSTA_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true but AUSTA_TEST_DATABASE_URL is not set: PostgreSQL tests must run in CI");
+            }
+            eprintln!("note: AUSTA_TEST_DATABASE_URL not set; PostgreSQL tests skipped (set CI=true to fail instead)");
+            None
+        }
+    }
+}
+
+fn test_keys() -> Arc<dyn KeyProvider> {
+    Arc::new(LocalKeyProvider::from_key(&DataKey::generate(), "test"))
+}
+
+/// A fresh migrated SQLite database.
+pub async fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let keys = test_keys();
+    let db = Database::connect_with(&url, keys.clone()).await.expect("connect sqlite");
+    db.migrate().await.expect("migrate sqlite");
+    TestDb { backend: Backend::Sqlite, url, db, keys, guard: Guard::Dir(dir) }
+}
+
+/// A fresh migrated PostgreSQL database, when one is configured.
+pub async fn postgres() -> Option<TestDb> {
+    let admin_url = postgres_url()?;
+    let name = format!("austa_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&admin_url).await.expect("connect to AUSTA_TEST_DATABASE_URL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .expect("create test database");
+    admin.close().await;
+    let (base, query) = match admin_url.split_once('?') {
+        Some((b, q)) => (b.to_string(), format!("?{q}")),
+        None => (admin_url.clone(), String::new()),
+    };
+    let prefix = match base.rsplit_once('/') {
+        Some((p, _)) if p.contains("//") && p.len() > p.find("//").unwrap_or(0) + 2 => p.to_string(),
+        _ => base.clone(),
+    };
+    let url = format!("{prefix}/{name}{query}");
+    let keys = test_keys();
+    let db = Database::connect_with(&url, keys.clone()).await.expect("connect postgres");
+    db.migrate().await.expect("migrate postgres");
+    Some(TestDb { backend: Backend::Postgres, url, db, keys, guard: Guard::PgDatabase { admin_url, name } })
+}
+
+/// One migrated, empty database per available backend.
+pub async fn backends() -> Vec<TestDb> {
+    let mut v = vec![sqlite().await];
+    if let Some(pg) = postgres().await {
+        v.push(pg);
+    }
+    v
+}
+
+impl TestDb {
+    /// A raw SQLite pool on the same file (panics on PostgreSQL).
+    pub async fn sqlite_pool(&self) -> sqlx::SqlitePool {
+        assert_eq!(self.backend, Backend::Sqlite);
+        sqlx::SqlitePool::connect(&self.url).await.expect("raw sqlite pool")
+    }
+
+    /// A raw PostgreSQL pool on the same database (panics on SQLite).
+    pub async fn pg_pool(&self) -> sqlx::PgPool {
+        assert_eq!(self.backend, Backend::Postgres);
+        sqlx::PgPool::connect(&self.url).await.expect("raw postgres pool")
+    }
+
+    /// A new organization and a system scope in it.
+    pub async fn org(&self, name: &str) -> Scope {
+        let org = self
+            .db
+            .organizations()
+            .create(NewOrganization::new(name, OrganizationType::Hospital))
+            .await
+            .expect("create organization");
+        self.db.scope(org.id, Actor::system("test")).await.expect("scope")
+    }
+
+    /// Runs raw SQL (no binds) on the same database, for tampering tests.
+    pub async fn raw_execute(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let p = self.sqlite_pool().await;
+                sqlx::query(sql).execute(&p).await.expect("raw sql");
+                p.close().await;
+            }
+            Backend::Postgres => {
+                let p = self.pg_pool().await;
+                sqlx::query(sql).execute(&p).await.expect("raw sql");
+                p.close().await;
+            }
+        }
+    }
+
+    /// Reads a BLOB/BYTEA column of one row with raw SQL (`SELECT col FROM table WHERE id = '...'`).
+    pub async fn raw_bytes(&self, table: &str, column: &str, id: uuid::Uuid) -> Option<Vec<u8>> {
+        match self.backend {
+            Backend::Sqlite => {
+                let p = self.sqlite_pool().await;
+                let v: Option<Vec<u8>> = sqlx::query_scalar(&format!("SELECT {column} FROM {table} WHERE id = $1"))
+                    .bind(id.to_string())
+                    .fetch_one(&p)
+                    .await
+                    .expect("raw select");
+                p.close().await;
+                v
+            }
+            Backend::Postgres => {
+                let p = self.pg_pool().await;
+                let v: Option<Vec<u8>> = sqlx::query_scalar(&format!("SELECT {column} FROM {table} WHERE id = $1"))
+                    .bind(id)
+                    .fetch_one(&p)
+                    .await
+                    .expect("raw select");
+                p.close().await;
+                v
+            }
+        }
+    }
+
+    /// Overwrites a BLOB/BYTEA column of one row with raw SQL.
+    pub async fn raw_set_bytes(&self, table: &str, column: &str, id: uuid::Uuid, value: Option<Vec<u8>>) {
+        match self.backend {
+            Backend::Sqlite => {
+                let p = self.sqlite_pool().await;
+                sqlx::query(&format!("UPDATE {table} SET {column} = $1 WHERE id = $2"))
+                    .bind(value)
+                    .bind(id.to_string())
+                    .execute(&p)
+                    .await
+                    .expect("raw update");
+                p.close().await;
+            }
+            Backend::Postgres => {
+                let p = self.pg_pool().await;
+                sqlx::query(&format!("UPDATE {table} SET {column} = $1 WHERE id = $2"))
+                    .bind(value)
+                    .bind(id)
+                    .execute(&p)
+                    .await
+                    .expect("raw update");
+                p.close().await;
+            }
+        }
+    }
+}
