@@ -1,0 +1,250 @@
+//! Conversations: the generic operations plus a patient's active and complete conversation lists and
+//! the open conversation of a WhatsApp chat (looked up through the chat id's blind index).
+//!
+//! A partial unique index keeps at most one open (ACTIVE, PAUSED, ESCALATED) conversation per chat in
+//! an organization: creating or reopening a second one is `conflict` on `whatsapp_chat_id`.
+//! `message_count` and `last_message_at` are written by `scope.messages().append` only; `update`
+//! rewrites them with the values read under the row lock, so it never loses an append.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use crate::crypto::{BlindIndexKind, RowCrypto, Sensitive};
+use crate::db::{IntoValue, Row, Value};
+use crate::error::{Error, Result};
+use crate::model::{Conversation, ConversationPatch, ConversationStatus, ConversationType, NewConversation, Priority};
+use crate::scope::Scope;
+use crate::time::truncate;
+use crate::validate;
+
+/// Repository of conversations.
+pub type Conversations<'s> = Repo<'s, Conversation>;
+
+impl Scope {
+    /// Conversations of this scope's organization.
+    pub fn conversations(&self) -> Conversations<'_> {
+        Repo::new(self)
+    }
+}
+
+fn chat_id(v: &str) -> Result<String> {
+    validate::whatsapp_id("whatsapp_chat_id", v)
+}
+
+fn secret_text(field: &str, v: Option<&Sensitive<String>>, max: usize) -> Result<Option<Sensitive<String>>> {
+    v.map(|s| validate::text(field, s.expose(), 1, max).map(Sensitive::new)).transpose()
+}
+
+fn secret_labels(field: &str, v: Option<&Sensitive<Vec<String>>>) -> Result<Option<Sensitive<Vec<String>>>> {
+    v.map(|l| validate::labels(field, l.expose()).map(Sensitive::new)).transpose()
+}
+
+fn avg_response(v: Option<f64>) -> Result<Option<f64>> {
+    validate::opt_range("avg_response_time_minutes", v, 0.0, f64::MAX)
+}
+
+fn satisfaction(v: Option<f64>) -> Result<Option<f64>> {
+    validate::opt_range("satisfaction_score", v, 1.0, 5.0)
+}
+
+fn ended_at(started_at: DateTime<Utc>, v: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>> {
+    let v = v.map(truncate);
+    validate::ordered("ended_at", Some(&started_at), v.as_ref())?;
+    Ok(v)
+}
+
+impl Sealed for Conversation {}
+
+impl Model for Conversation {
+    type New = NewConversation;
+    const TABLE: &'static str = "conversations";
+    const ENTITY: &'static str = "conversation";
+    const SOFT_DELETE: bool = true;
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewConversation) -> Result<Self> {
+        if new.patient_id.is_nil() {
+            return Err(Error::validation("patient_id", "is required"));
+        }
+        let started_at = new.started_at.map(truncate).unwrap_or(now);
+        Ok(Conversation {
+            id,
+            organization_id: organization,
+            patient_id: new.patient_id,
+            whatsapp_chat_id: Sensitive::new(chat_id(new.whatsapp_chat_id.expose())?),
+            status: new.status.unwrap_or(ConversationStatus::Active),
+            conversation_type: new.conversation_type.unwrap_or(ConversationType::Support),
+            title: secret_text("title", new.title.as_ref(), 200)?,
+            summary: secret_text("summary", new.summary.as_ref(), 10_000)?,
+            tags: validate::labels("tags", &new.tags)?,
+            priority: new.priority.unwrap_or(Priority::Normal),
+            bot_enabled: new.bot_enabled.unwrap_or(true),
+            ai_context: new.ai_context,
+            last_bot_response_at: new.last_bot_response_at.map(truncate),
+            health_topics: secret_labels("health_topics", new.health_topics.as_ref())?,
+            medications_mentioned: secret_labels("medications_mentioned", new.medications_mentioned.as_ref())?,
+            symptoms_reported: secret_labels("symptoms_reported", new.symptoms_reported.as_ref())?,
+            message_count: 0,
+            avg_response_time_minutes: avg_response(new.avg_response_time_minutes)?,
+            satisfaction_score: satisfaction(new.satisfaction_score)?,
+            started_at,
+            last_message_at: started_at,
+            ended_at: ended_at(started_at, new.ended_at)?,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        })
+    }
+
+    fn columns(&self, c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
+        Ok(vec![
+            ("id", self.id.into_value()),
+            ("patient_id", self.patient_id.into_value()),
+            ("whatsapp_chat_id", c.text("whatsapp_chat_id", &self.whatsapp_chat_id)?),
+            ("whatsapp_chat_id_bidx", c.blind(BlindIndexKind::WhatsappChatId, self.whatsapp_chat_id.expose())?),
+            ("status", self.status.as_str().into_value()),
+            ("type", self.conversation_type.as_str().into_value()),
+            ("title", c.opt_text("title", self.title.as_ref())?),
+            ("summary", c.opt_text("summary", self.summary.as_ref())?),
+            ("tags", serde_json::json!(self.tags).into_value()),
+            ("priority", self.priority.as_str().into_value()),
+            ("bot_enabled", self.bot_enabled.into_value()),
+            ("ai_context", c.opt_json("ai_context", self.ai_context.as_ref())?),
+            ("last_bot_response_at", self.last_bot_response_at.into_value()),
+            ("health_topics", c.opt_json("health_topics", self.health_topics.as_ref())?),
+            ("medications_mentioned", c.opt_json("medications_mentioned", self.medications_mentioned.as_ref())?),
+            ("symptoms_reported", c.opt_json("symptoms_reported", self.symptoms_reported.as_ref())?),
+            ("message_count", self.message_count.into_value()),
+            ("avg_response_time_minutes", self.avg_response_time_minutes.into_value()),
+            ("satisfaction_score", self.satisfaction_score.into_value()),
+            ("started_at", self.started_at.into_value()),
+            ("last_message_at", self.last_message_at.into_value()),
+            ("ended_at", self.ended_at.into_value()),
+            ("created_at", self.created_at.into_value()),
+            ("updated_at", self.updated_at.into_value()),
+            ("deleted_at", self.deleted_at.into_value()),
+        ])
+    }
+
+    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
+        Ok(Conversation {
+            id: row.uuid("id")?,
+            organization_id: row.uuid("organization_id")?,
+            patient_id: row.uuid("patient_id")?,
+            whatsapp_chat_id: c.open_text(row, "whatsapp_chat_id")?,
+            status: row.enumeration("status")?,
+            conversation_type: row.enumeration("type")?,
+            title: c.open_opt_text(row, "title")?,
+            summary: c.open_opt_text(row, "summary")?,
+            tags: row.string_list("tags")?,
+            priority: row.enumeration("priority")?,
+            bot_enabled: row.bool("bot_enabled")?,
+            ai_context: c.open_opt_json(row, "ai_context")?,
+            last_bot_response_at: row.opt_time("last_bot_response_at")?,
+            health_topics: c.open_opt_json(row, "health_topics")?,
+            medications_mentioned: c.open_opt_json(row, "medications_mentioned")?,
+            symptoms_reported: c.open_opt_json(row, "symptoms_reported")?,
+            message_count: row.int("message_count")?,
+            avg_response_time_minutes: row.opt_float("avg_response_time_minutes")?,
+            satisfaction_score: row.opt_float("satisfaction_score")?,
+            started_at: row.time("started_at")?,
+            last_message_at: row.time("last_message_at")?,
+            ended_at: row.opt_time("ended_at")?,
+            created_at: row.time("created_at")?,
+            updated_at: row.time("updated_at")?,
+            deleted_at: row.opt_time("deleted_at")?,
+        })
+    }
+}
+
+impl Updatable for Conversation {
+    type Patch = ConversationPatch;
+
+    fn apply(&mut self, p: ConversationPatch, now: DateTime<Utc>) -> Result<()> {
+        if let Some(v) = p.status {
+            self.status = v;
+        }
+        if let Some(v) = p.conversation_type {
+            self.conversation_type = v;
+        }
+        if let Some(v) = p.title {
+            self.title = secret_text("title", v.as_ref(), 200)?;
+        }
+        if let Some(v) = p.summary {
+            self.summary = secret_text("summary", v.as_ref(), 10_000)?;
+        }
+        if let Some(v) = p.tags {
+            self.tags = validate::labels("tags", &v)?;
+        }
+        if let Some(v) = p.priority {
+            self.priority = v;
+        }
+        if let Some(v) = p.bot_enabled {
+            self.bot_enabled = v;
+        }
+        if let Some(v) = p.ai_context {
+            self.ai_context = v;
+        }
+        if let Some(v) = p.last_bot_response_at {
+            self.last_bot_response_at = v.map(truncate);
+        }
+        if let Some(v) = p.health_topics {
+            self.health_topics = secret_labels("health_topics", v.as_ref())?;
+        }
+        if let Some(v) = p.medications_mentioned {
+            self.medications_mentioned = secret_labels("medications_mentioned", v.as_ref())?;
+        }
+        if let Some(v) = p.symptoms_reported {
+            self.symptoms_reported = secret_labels("symptoms_reported", v.as_ref())?;
+        }
+        if let Some(v) = p.avg_response_time_minutes {
+            self.avg_response_time_minutes = avg_response(v)?;
+        }
+        if let Some(v) = p.satisfaction_score {
+            self.satisfaction_score = satisfaction(v)?;
+        }
+        if let Some(v) = p.ended_at {
+            self.ended_at = ended_at(self.started_at, v)?;
+        }
+        self.updated_at = now;
+        Ok(())
+    }
+}
+
+impl SoftDeletable for Conversation {}
+
+impl Conversations<'_> {
+    /// A page of the patient's ACTIVE conversations, newest first.
+    pub async fn active_for_patient(&self, patient_id: Uuid, page: PageRequest) -> Result<Page<Conversation>> {
+        table::list_where(
+            self.scope(),
+            " AND patient_id = $2 AND status = $3",
+            vec![patient_id.into_value(), ConversationStatus::Active.as_str().into_value()],
+            &page,
+        )
+        .await
+    }
+
+    /// A page of all the patient's conversations (any status), newest first.
+    pub async fn list_for_patient(&self, patient_id: Uuid, page: PageRequest) -> Result<Page<Conversation>> {
+        table::list_where(self.scope(), " AND patient_id = $2", vec![patient_id.into_value()], &page).await
+    }
+
+    /// The open (ACTIVE, PAUSED or ESCALATED) conversation of this WhatsApp chat, if any.
+    pub async fn open_for_chat(&self, whatsapp_chat_id: &str) -> Result<Option<Conversation>> {
+        let normalized = chat_id(whatsapp_chat_id)?;
+        let scope = self.scope();
+        let keys = scope.db().org_keys(scope.organization_id()).await?;
+        let digest = keys.blind(BlindIndexKind::WhatsappChatId, &normalized)?;
+        table::find_where(
+            scope,
+            " AND whatsapp_chat_id_bidx = $2 AND status IN ('ACTIVE','PAUSED','ESCALATED')",
+            vec![digest.into_value()],
+        )
+        .await
+    }
+}

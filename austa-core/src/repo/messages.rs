@@ -1,0 +1,392 @@
+//! Messages: [`Messages::append`] (the only way to create one), the conversation history with a
+//! `(sent_at, id)` cursor, the lookup by WhatsApp message id, and the generic get, update and delete.
+//!
+//! `append` runs in one transaction: it locks the conversation row (`FOR UPDATE` on PostgreSQL; SQLite
+//! write transactions hold the database's write lock), inserts the message with the conversation's
+//! patient, and increments the conversation's `message_count` and moves its `last_message_at` forward
+//! to the message's `sent_at` if later. A conversation of another organization, a missing one and a
+//! soft-deleted one are all `not_found`, and nothing is written. `message_count` counts every message
+//! appended: soft-deleting a message hides it but does not un-send it, so the counters keep it.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use uuid::Uuid;
+
+use super::{table, Cursor, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use crate::crypto::{RowCrypto, Sensitive};
+use crate::db::{IntoValue, Query, Row, TxMode, Value};
+use crate::error::{Error, Result};
+use crate::model::{
+    Message, MessageDirection, MessagePatch, MessageStatus, MessageType, NewMessage, SenderKind, UrgencyLevel,
+    UseAppend,
+};
+use crate::scope::Scope;
+use crate::time::truncate;
+use crate::validate;
+
+/// Repository of messages.
+pub type Messages<'s> = Repo<'s, Message>;
+
+impl Scope {
+    /// Messages of this scope's organization. Create them with [`Messages::append`].
+    pub fn messages(&self) -> Messages<'_> {
+        Repo::new(self)
+    }
+}
+
+fn wa_message_id(v: &str) -> Result<String> {
+    let id = validate::text("whatsapp_message_id", v, 1, 256)?;
+    if id.chars().any(char::is_whitespace) {
+        return Err(Error::validation("whatsapp_message_id", "must not contain spaces"));
+    }
+    Ok(id)
+}
+
+/// Message text is kept exactly as sent (not trimmed): 1 to `max` characters, not blank, no control
+/// characters other than line breaks and tabs.
+fn body(field: &str, v: Option<&Sensitive<String>>, max: usize) -> Result<()> {
+    if let Some(s) = v {
+        let s = s.expose();
+        let n = s.chars().count();
+        if s.trim().is_empty() || n > max {
+            return Err(Error::validation(field, format!("must be 1 to {max} characters and not blank")));
+        }
+        if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            return Err(Error::validation(field, "must not contain control characters"));
+        }
+    }
+    Ok(())
+}
+
+fn media_type(v: Option<&str>) -> Result<Option<String>> {
+    v.map(|m| {
+        let m = validate::text("media_type", m, 3, 255)?;
+        if !m.contains('/') || m.chars().any(char::is_whitespace) {
+            return Err(Error::validation("media_type", "must be a MIME type like image/jpeg"));
+        }
+        Ok(m)
+    })
+    .transpose()
+}
+
+fn ai_confidence(v: Option<f64>) -> Result<Option<f64>> {
+    validate::opt_range("ai_confidence", v, 0.0, 1.0)
+}
+
+fn ai_intent(v: Option<&Sensitive<String>>) -> Result<Option<Sensitive<String>>> {
+    v.map(|s| validate::text("ai_intent", s.expose(), 1, 200).map(Sensitive::new)).transpose()
+}
+
+fn health_keywords(v: Option<&Sensitive<Vec<String>>>) -> Result<Option<Sensitive<Vec<String>>>> {
+    v.map(|l| validate::labels("health_keywords", l.expose()).map(Sensitive::new)).transpose()
+}
+
+fn bot_response_time(v: Option<f64>) -> Result<Option<f64>> {
+    validate::opt_range("bot_response_time_seconds", v, 0.0, f64::MAX)
+}
+
+/// Who may send in which direction, and who needs a provider id.
+fn sender(kind: SenderKind, provider: Option<Uuid>, direction: MessageDirection) -> Result<()> {
+    match (kind, provider) {
+        (SenderKind::Provider, None) => {
+            return Err(Error::validation("sender_provider_id", "is required when the sender is a provider"))
+        }
+        (SenderKind::Patient | SenderKind::Bot | SenderKind::System, Some(_)) => {
+            return Err(Error::validation("sender_provider_id", "is only allowed when the sender is a provider"))
+        }
+        _ => {}
+    }
+    match (kind, direction) {
+        (SenderKind::Patient, MessageDirection::Outbound)
+        | (SenderKind::Bot | SenderKind::Provider, MessageDirection::Inbound) => {
+            Err(Error::validation("direction", "patients send INBOUND messages, bots and providers OUTBOUND ones"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Validates `new` into a message. `patient_id` is left nil: [`Messages::append`] sets it from the
+/// conversation, under the conversation's lock.
+fn build_message(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewMessage) -> Result<Message> {
+    sender(new.sender_kind, new.sender_provider_id, new.direction)?;
+    body("content", new.content.as_ref(), 65_536)?;
+    if new.message_type == MessageType::Text && new.content.is_none() {
+        return Err(Error::validation("content", "is required for TEXT messages"));
+    }
+    let media_url = new
+        .media_url
+        .as_ref()
+        .map(|u| validate::text("media_url", u.expose(), 1, 2048).map(Sensitive::new))
+        .transpose()?;
+    Ok(Message {
+        id,
+        organization_id: organization,
+        conversation_id: new.conversation_id,
+        patient_id: Uuid::nil(),
+        whatsapp_message_id: new.whatsapp_message_id.as_deref().map(wa_message_id).transpose()?,
+        direction: new.direction,
+        message_type: new.message_type,
+        sender_kind: new.sender_kind,
+        sender_provider_id: new.sender_provider_id,
+        content: new.content,
+        media_url,
+        media_type: media_type(new.media_type.as_deref())?,
+        metadata: new.metadata,
+        ai_processed: new.ai_processed,
+        ai_confidence: ai_confidence(new.ai_confidence)?,
+        ai_intent: ai_intent(new.ai_intent.as_ref())?,
+        ai_entities: new.ai_entities,
+        health_keywords: health_keywords(new.health_keywords.as_ref())?,
+        urgency_level: new.urgency_level.unwrap_or(UrgencyLevel::Low),
+        requires_response: new.requires_response,
+        is_bot: new.sender_kind == SenderKind::Bot,
+        bot_response_time_seconds: bot_response_time(new.bot_response_time_seconds)?,
+        status: new.status.unwrap_or(MessageStatus::Delivered),
+        read_at: new.read_at.map(truncate),
+        processed_at: new.processed_at.map(truncate),
+        sent_at: new.sent_at.map(truncate).unwrap_or(now),
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    })
+}
+
+impl Sealed for Message {}
+
+impl Model for Message {
+    /// Uninhabited: messages are created with [`Messages::append`] only.
+    type New = UseAppend;
+    const TABLE: &'static str = "messages";
+    const ENTITY: &'static str = "message";
+    const SOFT_DELETE: bool = true;
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn build(_organization: Uuid, _id: Uuid, _now: DateTime<Utc>, new: UseAppend) -> Result<Self> {
+        match new {}
+    }
+
+    fn columns(&self, c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
+        Ok(vec![
+            ("id", self.id.into_value()),
+            ("conversation_id", self.conversation_id.into_value()),
+            ("patient_id", self.patient_id.into_value()),
+            ("whatsapp_message_id", self.whatsapp_message_id.clone().into_value()),
+            ("direction", self.direction.as_str().into_value()),
+            ("type", self.message_type.as_str().into_value()),
+            ("sender_kind", self.sender_kind.as_str().into_value()),
+            ("sender_provider_id", self.sender_provider_id.into_value()),
+            ("content", c.opt_text("content", self.content.as_ref())?),
+            ("media_url", c.opt_text("media_url", self.media_url.as_ref())?),
+            ("media_type", self.media_type.clone().into_value()),
+            ("metadata", c.opt_json("metadata", self.metadata.as_ref())?),
+            ("ai_processed", self.ai_processed.into_value()),
+            ("ai_confidence", self.ai_confidence.into_value()),
+            ("ai_intent", c.opt_text("ai_intent", self.ai_intent.as_ref())?),
+            ("ai_entities", c.opt_json("ai_entities", self.ai_entities.as_ref())?),
+            ("health_keywords", c.opt_json("health_keywords", self.health_keywords.as_ref())?),
+            ("urgency_level", self.urgency_level.as_str().into_value()),
+            ("requires_response", self.requires_response.into_value()),
+            ("is_bot", self.is_bot.into_value()),
+            ("bot_response_time_seconds", self.bot_response_time_seconds.into_value()),
+            ("status", self.status.as_str().into_value()),
+            ("read_at", self.read_at.into_value()),
+            ("processed_at", self.processed_at.into_value()),
+            ("sent_at", self.sent_at.into_value()),
+            ("created_at", self.created_at.into_value()),
+            ("updated_at", self.updated_at.into_value()),
+            ("deleted_at", self.deleted_at.into_value()),
+        ])
+    }
+
+    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
+        Ok(Message {
+            id: row.uuid("id")?,
+            organization_id: row.uuid("organization_id")?,
+            conversation_id: row.uuid("conversation_id")?,
+            patient_id: row.uuid("patient_id")?,
+            whatsapp_message_id: row.opt_text("whatsapp_message_id")?,
+            direction: row.enumeration("direction")?,
+            message_type: row.enumeration("type")?,
+            sender_kind: row.enumeration("sender_kind")?,
+            sender_provider_id: row.opt_uuid("sender_provider_id")?,
+            content: c.open_opt_text(row, "content")?,
+            media_url: c.open_opt_text(row, "media_url")?,
+            media_type: row.opt_text("media_type")?,
+            metadata: c.open_opt_json(row, "metadata")?,
+            ai_processed: row.bool("ai_processed")?,
+            ai_confidence: row.opt_float("ai_confidence")?,
+            ai_intent: c.open_opt_text(row, "ai_intent")?,
+            ai_entities: c.open_opt_json(row, "ai_entities")?,
+            health_keywords: c.open_opt_json(row, "health_keywords")?,
+            urgency_level: row.enumeration("urgency_level")?,
+            requires_response: row.bool("requires_response")?,
+            is_bot: row.bool("is_bot")?,
+            bot_response_time_seconds: row.opt_float("bot_response_time_seconds")?,
+            status: row.enumeration("status")?,
+            read_at: row.opt_time("read_at")?,
+            processed_at: row.opt_time("processed_at")?,
+            sent_at: row.time("sent_at")?,
+            created_at: row.time("created_at")?,
+            updated_at: row.time("updated_at")?,
+            deleted_at: row.opt_time("deleted_at")?,
+        })
+    }
+}
+
+impl Updatable for Message {
+    type Patch = MessagePatch;
+
+    fn apply(&mut self, p: MessagePatch, now: DateTime<Utc>) -> Result<()> {
+        if let Some(v) = p.status {
+            self.status = v;
+        }
+        if let Some(v) = p.read_at {
+            self.read_at = v.map(truncate);
+        }
+        if let Some(v) = p.processed_at {
+            self.processed_at = v.map(truncate);
+        }
+        if let Some(v) = p.ai_processed {
+            self.ai_processed = v;
+        }
+        if let Some(v) = p.ai_confidence {
+            self.ai_confidence = ai_confidence(v)?;
+        }
+        if let Some(v) = p.ai_intent {
+            self.ai_intent = ai_intent(v.as_ref())?;
+        }
+        if let Some(v) = p.ai_entities {
+            self.ai_entities = v;
+        }
+        if let Some(v) = p.health_keywords {
+            self.health_keywords = health_keywords(v.as_ref())?;
+        }
+        if let Some(v) = p.urgency_level {
+            self.urgency_level = v;
+        }
+        if let Some(v) = p.requires_response {
+            self.requires_response = v;
+        }
+        if let Some(v) = p.bot_response_time_seconds {
+            self.bot_response_time_seconds = bot_response_time(v)?;
+        }
+        self.updated_at = now;
+        Ok(())
+    }
+}
+
+impl SoftDeletable for Message {}
+
+fn encode_cursor(m: &Message) -> Cursor {
+    Cursor::encode(&format!("{}|{}", m.sent_at.to_rfc3339_opts(SecondsFormat::Micros, true), m.id))
+}
+
+fn decode_cursor(c: &Cursor) -> Result<(DateTime<Utc>, Uuid)> {
+    let invalid = || Error::validation("cursor", "is not a cursor returned by this library");
+    let raw = c.decode()?;
+    let (sent_at, id) = raw.split_once('|').ok_or_else(invalid)?;
+    let sent_at = DateTime::parse_from_rfc3339(sent_at).map_err(|_| invalid())?.with_timezone(&Utc);
+    let id = Uuid::parse_str(id).map_err(|_| invalid())?;
+    Ok((sent_at, id))
+}
+
+impl Messages<'_> {
+    /// Validates `new` and, in one transaction, inserts the message with the conversation's patient and
+    /// updates the conversation: `message_count + 1`, `last_message_at` moved forward to `sent_at` if
+    /// later, `updated_at` now. This is the only way to create a message.
+    ///
+    /// Errors: `validation` before any I/O; `not_found` when the conversation is not a live
+    /// conversation of this organization; `conflict` on a repeated `whatsapp_message_id`; `validation`
+    /// on a `sender_provider_id` that is not a provider of this organization. Nothing is written on
+    /// error.
+    pub async fn append(&self, new: NewMessage) -> Result<Message> {
+        self.append_with_id(Uuid::now_v7(), new).await
+    }
+
+    /// [`Messages::append`] with a caller-chosen id (the development seed's stable ids).
+    pub(crate) async fn append_with_id(&self, id: Uuid, new: NewMessage) -> Result<Message> {
+        let scope = self.scope();
+        let org = scope.organization_id();
+        let now = crate::time::now();
+        let mut message = build_message(org, id, now, new)?;
+        let keys = scope.db().org_keys(org).await?;
+        let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
+        let lock = table::lock_clause(&tx);
+        let conversation = tx
+            .fetch_optional(
+                Query::new(format!(
+                    "SELECT patient_id FROM conversations \
+                     WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{lock}"
+                ))
+                .bind(org)
+                .bind(message.conversation_id),
+            )
+            .await?
+            .ok_or_else(|| Error::not_found("conversation"))?;
+        message.patient_id = conversation.uuid("patient_id")?;
+        tx.execute(table::insert_query(&keys, org, &message)?).await?;
+        let updated = tx
+            .execute(
+                Query::new(
+                    "UPDATE conversations SET message_count = message_count + 1, \
+                     last_message_at = CASE WHEN last_message_at < $1 THEN $1 ELSE last_message_at END, \
+                     updated_at = $2 \
+                     WHERE organization_id = $3 AND id = $4 AND deleted_at IS NULL",
+                )
+                .bind(message.sent_at)
+                .bind(now)
+                .bind(org)
+                .bind(message.conversation_id),
+            )
+            .await?;
+        if updated != 1 {
+            // Unreachable while the row is locked; dropping `tx` rolls the insert back.
+            return Err(Error::not_found("conversation"));
+        }
+        tx.commit().await?;
+        Ok(message)
+    }
+
+    /// A page of the conversation's messages, newest first by `(sent_at, id)`. A conversation of
+    /// another organization has no messages here.
+    pub async fn history(&self, conversation_id: Uuid, page: PageRequest) -> Result<Page<Message>> {
+        let limit = page.checked_limit()?;
+        let after = page.after.as_ref().map(decode_cursor).transpose()?;
+        let scope = self.scope();
+        let org = scope.organization_id();
+        let keys = scope.db().org_keys(org).await?;
+        let base = "SELECT * FROM messages \
+                    WHERE organization_id = $1 AND conversation_id = $2 AND deleted_at IS NULL";
+        let order = "ORDER BY sent_at DESC, id DESC";
+        let query = match after {
+            Some((sent_at, id)) => {
+                Query::new(format!("{base} AND (sent_at < $3 OR (sent_at = $3 AND id < $4)) {order} LIMIT $5"))
+                    .bind(org)
+                    .bind(conversation_id)
+                    .bind(sent_at)
+                    .bind(id)
+            }
+            None => Query::new(format!("{base} {order} LIMIT $3")).bind(org).bind(conversation_id),
+        }
+        .bind(i64::from(limit) + 1);
+        let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
+        let rows = tx.fetch_all(query).await?;
+        tx.commit().await?;
+        let mut items = rows.iter().map(|r| table::decode::<Message>(&keys, r)).collect::<Result<Vec<_>>>()?;
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(encode_cursor)
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    /// The message with this WhatsApp message id, if any.
+    pub async fn find_by_whatsapp_message_id(&self, whatsapp_message_id: &str) -> Result<Option<Message>> {
+        let normalized = wa_message_id(whatsapp_message_id)?;
+        table::find_where(self.scope(), " AND whatsapp_message_id = $2", vec![normalized.into_value()]).await
+    }
+}
