@@ -1,0 +1,375 @@
+//! Documents: the generic operations plus a patient's documents.
+//!
+//! Validation runs on the final state of a document (after defaults on create, after the patch on
+//! update), so the cross-field rules hold whichever fields a caller touched: OCR output requires
+//! `has_ocr`, a storage key reference requires `is_encrypted`, retention does not end before the upload.
+//!
+//! `storage_key_ref` must be a reference, never key material (the original kept the key in the row).
+//! It is accepted when it is 1 to 200 characters of `A-Z a-z 0-9 : / . _ - # @` and either a UUID or a
+//! structured reference (containing `:` or `/`, e.g. `kms:alias/austa-docs`,
+//! `vault:transit/keys/documentos#3`) whose segments are at most 40 characters. This rejects PEM
+//! blocks, standard base64 (`+`, `=`), and raw 256-bit keys in hex or base64url (64 and 43 characters
+//! without a separator); it is a guard against mistakes, not a proof that a string holds no secret.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::health_data::json_payload;
+use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use crate::crypto::{RowCrypto, Sensitive};
+use crate::db::{IntoValue, Row, Value};
+use crate::error::{Error, Result};
+use crate::model::{AccessLevel, Document, DocumentPatch, NewDocument, SensitivityLevel, StorageProvider};
+use crate::scope::Scope;
+use crate::time::truncate;
+use crate::validate;
+
+/// Repository of documents.
+pub type Documents<'s> = Repo<'s, Document>;
+
+impl Scope {
+    /// Documents of this scope's organization.
+    pub fn documents(&self) -> Documents<'_> {
+        Repo::new(self)
+    }
+}
+
+/// Largest OCR text, in characters.
+const MAX_OCR_CHARS: usize = 1_000_000;
+/// Largest serialized extracted data.
+const MAX_EXTRACTED_BYTES: usize = 1024 * 1024;
+/// Longest segment of a storage key reference.
+const MAX_KEY_REF_SEGMENT: usize = 40;
+
+fn secret_text(field: &str, v: &Sensitive<String>, min: usize, max: usize) -> Result<Sensitive<String>> {
+    validate::text(field, v.expose(), min, max).map(Sensitive::new)
+}
+
+fn opt_secret_text(field: &str, v: Option<&Sensitive<String>>, max: usize) -> Result<Option<Sensitive<String>>> {
+    v.map(|s| secret_text(field, s, 1, max)).transpose()
+}
+
+/// OCR output is free text (any line endings, form feeds): only trimmed and bounded.
+fn ocr_text(v: Option<Sensitive<String>>) -> Result<Option<Sensitive<String>>> {
+    v.map(|s| {
+        let trimmed = s.expose().trim();
+        let n = trimmed.chars().count();
+        if n == 0 || n > MAX_OCR_CHARS {
+            return Err(Error::validation("ocr_text", format!("must be 1 to {MAX_OCR_CHARS} characters")));
+        }
+        Ok(Sensitive::new(trimmed.to_string()))
+    })
+    .transpose()
+}
+
+/// A MIME type `type/subtype` (RFC 6838 restricted names), lower case, without parameters.
+fn mime_type(v: &str) -> Result<String> {
+    let normalized = v.trim().to_ascii_lowercase();
+    let name_ok = |part: &str| {
+        (1..=127).contains(&part.len())
+            && part.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c))
+    };
+    match normalized.split_once('/') {
+        Some((t, s)) if name_ok(t) && name_ok(s) => Ok(normalized),
+        _ => Err(Error::validation("mime_type", "must be a MIME type like application/pdf")),
+    }
+}
+
+fn health_keywords(v: Option<Sensitive<Vec<String>>>) -> Result<Option<Sensitive<Vec<String>>>> {
+    v.map(|k| validate::labels("health_keywords", k.expose()).map(Sensitive::new)).transpose()
+}
+
+/// A reference to a wrapped storage key; see the module documentation for the accepted shape.
+fn storage_key_ref(v: Option<&str>) -> Result<Option<String>> {
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    const SHAPE: &str = "must be a key reference (a UUID or e.g. kms:alias/name), never key material";
+    let r = validate::text("storage_key_ref", v, 1, 200)?;
+    let separators = [':', '/', '.', '#', '@'];
+    if !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || separators.contains(&c)) {
+        return Err(Error::validation("storage_key_ref", SHAPE));
+    }
+    if Uuid::parse_str(&r).is_ok() {
+        return Ok(Some(r));
+    }
+    let structured = r.contains(':') || r.contains('/');
+    let short_segments = r.split(&separators[..]).all(|s| s.len() <= MAX_KEY_REF_SEGMENT);
+    if !structured || !short_segments {
+        return Err(Error::validation("storage_key_ref", SHAPE));
+    }
+    Ok(Some(r))
+}
+
+impl Document {
+    /// Cross-field rules on the final state.
+    fn check(&self) -> Result<()> {
+        if !self.has_ocr && (self.ocr_text.is_some() || self.ocr_confidence.is_some()) {
+            return Err(Error::validation("has_ocr", "must be true when OCR text or confidence is present"));
+        }
+        if !self.is_encrypted && self.storage_key_ref.is_some() {
+            return Err(Error::validation("storage_key_ref", "requires is_encrypted"));
+        }
+        validate::ordered("retention_until", Some(&self.uploaded_at), self.retention_until.as_ref())
+    }
+}
+
+impl Sealed for Document {}
+
+impl Model for Document {
+    type New = NewDocument;
+    const TABLE: &'static str = "documents";
+    const ENTITY: &'static str = "document";
+    const SOFT_DELETE: bool = true;
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewDocument) -> Result<Self> {
+        let model = Document {
+            id,
+            organization_id: organization,
+            patient_id: new.patient_id,
+            filename: secret_text("filename", &new.filename, 1, 255)?,
+            original_name: secret_text("original_name", &new.original_name, 1, 255)?,
+            mime_type: mime_type(&new.mime_type)?,
+            size_bytes: validate::non_negative("size_bytes", new.size_bytes)?,
+            storage_provider: new.storage_provider.unwrap_or(StorageProvider::Local),
+            storage_path: secret_text("storage_path", &new.storage_path, 1, 1024)?,
+            download_url: opt_secret_text("download_url", new.download_url.as_ref(), 2048)?,
+            thumbnail_url: opt_secret_text("thumbnail_url", new.thumbnail_url.as_ref(), 2048)?,
+            document_type: new.document_type,
+            category: new.category,
+            tags: validate::labels("tags", &new.tags)?,
+            has_ocr: new.has_ocr,
+            ocr_text: ocr_text(new.ocr_text)?,
+            ocr_confidence: validate::opt_range("ocr_confidence", new.ocr_confidence, 0.0, 1.0)?,
+            processed_at: new.processed_at.map(truncate),
+            extracted_data: json_payload("extracted_data", new.extracted_data, MAX_EXTRACTED_BYTES)?,
+            health_keywords: health_keywords(new.health_keywords)?,
+            is_encrypted: new.is_encrypted,
+            storage_key_ref: storage_key_ref(new.storage_key_ref.as_deref())?,
+            access_level: new.access_level.unwrap_or(AccessLevel::PatientOnly),
+            sensitivity_level: new.sensitivity_level.unwrap_or(SensitivityLevel::Normal),
+            is_active: true,
+            archived_at: new.archived_at.map(truncate),
+            retention_until: new.retention_until.map(truncate),
+            uploaded_at: new.uploaded_at.map(truncate).unwrap_or(now),
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        };
+        model.check()?;
+        Ok(model)
+    }
+
+    fn columns(&self, c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
+        Ok(vec![
+            ("id", self.id.into_value()),
+            ("patient_id", self.patient_id.into_value()),
+            ("filename", c.text("filename", &self.filename)?),
+            ("original_name", c.text("original_name", &self.original_name)?),
+            ("mime_type", self.mime_type.clone().into_value()),
+            ("size_bytes", self.size_bytes.into_value()),
+            ("storage_provider", self.storage_provider.as_str().into_value()),
+            ("storage_path", c.text("storage_path", &self.storage_path)?),
+            ("download_url", c.opt_text("download_url", self.download_url.as_ref())?),
+            ("thumbnail_url", c.opt_text("thumbnail_url", self.thumbnail_url.as_ref())?),
+            ("type", self.document_type.as_str().into_value()),
+            ("category", self.category.as_str().into_value()),
+            ("tags", serde_json::json!(self.tags).into_value()),
+            ("has_ocr", self.has_ocr.into_value()),
+            ("ocr_text", c.opt_text("ocr_text", self.ocr_text.as_ref())?),
+            ("ocr_confidence", self.ocr_confidence.into_value()),
+            ("processed_at", self.processed_at.into_value()),
+            ("extracted_data", c.opt_json("extracted_data", self.extracted_data.as_ref())?),
+            ("health_keywords", c.opt_json("health_keywords", self.health_keywords.as_ref())?),
+            ("is_encrypted", self.is_encrypted.into_value()),
+            ("storage_key_ref", self.storage_key_ref.clone().into_value()),
+            ("access_level", self.access_level.as_str().into_value()),
+            ("sensitivity_level", self.sensitivity_level.as_str().into_value()),
+            ("is_active", self.is_active.into_value()),
+            ("archived_at", self.archived_at.into_value()),
+            ("retention_until", self.retention_until.into_value()),
+            ("uploaded_at", self.uploaded_at.into_value()),
+            ("created_at", self.created_at.into_value()),
+            ("updated_at", self.updated_at.into_value()),
+            ("deleted_at", self.deleted_at.into_value()),
+        ])
+    }
+
+    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
+        Ok(Document {
+            id: row.uuid("id")?,
+            organization_id: row.uuid("organization_id")?,
+            patient_id: row.uuid("patient_id")?,
+            filename: c.open_text(row, "filename")?,
+            original_name: c.open_text(row, "original_name")?,
+            mime_type: row.text("mime_type")?,
+            size_bytes: row.int("size_bytes")?,
+            storage_provider: row.enumeration("storage_provider")?,
+            storage_path: c.open_text(row, "storage_path")?,
+            download_url: c.open_opt_text(row, "download_url")?,
+            thumbnail_url: c.open_opt_text(row, "thumbnail_url")?,
+            document_type: row.enumeration("type")?,
+            category: row.enumeration("category")?,
+            tags: row.string_list("tags")?,
+            has_ocr: row.bool("has_ocr")?,
+            ocr_text: c.open_opt_text(row, "ocr_text")?,
+            ocr_confidence: row.opt_float("ocr_confidence")?,
+            processed_at: row.opt_time("processed_at")?,
+            extracted_data: c.open_opt_json(row, "extracted_data")?,
+            health_keywords: c.open_opt_json(row, "health_keywords")?,
+            is_encrypted: row.bool("is_encrypted")?,
+            storage_key_ref: row.opt_text("storage_key_ref")?,
+            access_level: row.enumeration("access_level")?,
+            sensitivity_level: row.enumeration("sensitivity_level")?,
+            is_active: row.bool("is_active")?,
+            archived_at: row.opt_time("archived_at")?,
+            retention_until: row.opt_time("retention_until")?,
+            uploaded_at: row.time("uploaded_at")?,
+            created_at: row.time("created_at")?,
+            updated_at: row.time("updated_at")?,
+            deleted_at: row.opt_time("deleted_at")?,
+        })
+    }
+}
+
+impl Updatable for Document {
+    type Patch = DocumentPatch;
+
+    fn apply(&mut self, p: DocumentPatch, now: DateTime<Utc>) -> Result<()> {
+        if let Some(v) = p.filename {
+            self.filename = secret_text("filename", &v, 1, 255)?;
+        }
+        if let Some(v) = p.original_name {
+            self.original_name = secret_text("original_name", &v, 1, 255)?;
+        }
+        if let Some(v) = p.mime_type {
+            self.mime_type = mime_type(&v)?;
+        }
+        if let Some(v) = p.size_bytes {
+            self.size_bytes = validate::non_negative("size_bytes", v)?;
+        }
+        if let Some(v) = p.storage_provider {
+            self.storage_provider = v;
+        }
+        if let Some(v) = p.storage_path {
+            self.storage_path = secret_text("storage_path", &v, 1, 1024)?;
+        }
+        if let Some(v) = p.download_url {
+            self.download_url = opt_secret_text("download_url", v.as_ref(), 2048)?;
+        }
+        if let Some(v) = p.thumbnail_url {
+            self.thumbnail_url = opt_secret_text("thumbnail_url", v.as_ref(), 2048)?;
+        }
+        if let Some(v) = p.document_type {
+            self.document_type = v;
+        }
+        if let Some(v) = p.category {
+            self.category = v;
+        }
+        if let Some(v) = p.tags {
+            self.tags = validate::labels("tags", &v)?;
+        }
+        if let Some(v) = p.has_ocr {
+            self.has_ocr = v;
+        }
+        if let Some(v) = p.ocr_text {
+            self.ocr_text = ocr_text(v)?;
+        }
+        if let Some(v) = p.ocr_confidence {
+            self.ocr_confidence = validate::opt_range("ocr_confidence", v, 0.0, 1.0)?;
+        }
+        if let Some(v) = p.processed_at {
+            self.processed_at = v.map(truncate);
+        }
+        if let Some(v) = p.extracted_data {
+            self.extracted_data = json_payload("extracted_data", v, MAX_EXTRACTED_BYTES)?;
+        }
+        if let Some(v) = p.health_keywords {
+            self.health_keywords = health_keywords(v)?;
+        }
+        if let Some(v) = p.is_encrypted {
+            self.is_encrypted = v;
+        }
+        if let Some(v) = p.storage_key_ref {
+            self.storage_key_ref = storage_key_ref(v.as_deref())?;
+        }
+        if let Some(v) = p.access_level {
+            self.access_level = v;
+        }
+        if let Some(v) = p.sensitivity_level {
+            self.sensitivity_level = v;
+        }
+        if let Some(v) = p.is_active {
+            self.is_active = v;
+        }
+        if let Some(v) = p.archived_at {
+            self.archived_at = v.map(truncate);
+        }
+        if let Some(v) = p.retention_until {
+            self.retention_until = v.map(truncate);
+        }
+        self.check()?;
+        self.updated_at = now;
+        Ok(())
+    }
+}
+
+impl SoftDeletable for Document {}
+
+impl Documents<'_> {
+    /// A page of the patient's active documents, newest first.
+    pub async fn for_patient(&self, patient_id: Uuid, page: PageRequest) -> Result<Page<Document>> {
+        table::list_where(
+            self.scope(),
+            " AND patient_id = $2 AND is_active = $3",
+            vec![patient_id.into_value(), true.into_value()],
+            &page,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_references_accepted_and_key_material_rejected() {
+        for good in [
+            "kms:alias/austa-documentos",
+            "arn:aws:kms:sa-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "vault:transit/keys/documentos#3",
+            "https://austa.vault.azure.net/keys/docs/0123456789abcdef0123456789abcdef",
+            "0190f3c4-5b6a-7c8d-9e0f-a1b2c3d4e5f6",
+        ] {
+            assert_eq!(storage_key_ref(Some(good)).unwrap().as_deref(), Some(good), "{good}");
+        }
+        for bad in [
+            "3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "kms:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "kms:q3J_5kZ2bWx4c1p0Y2F0ZWxsYW5vLWNoYXZlLXNlY3JldGE",
+            "-----BEGIN PRIVATE KEY-----",
+            "documentos",
+            "",
+        ] {
+            let e = storage_key_ref(Some(bad)).unwrap_err();
+            assert_eq!(e.field(), Some("storage_key_ref"));
+            assert!(bad.is_empty() || !e.to_string().contains(bad));
+        }
+        assert_eq!(storage_key_ref(Some(&format!("kms:{}", "a/".repeat(100)))).unwrap_err().code(), "validation");
+    }
+
+    #[test]
+    fn mime_types() {
+        assert_eq!(mime_type(" Application/PDF ").unwrap(), "application/pdf");
+        assert_eq!(mime_type("image/svg+xml").unwrap(), "image/svg+xml");
+        for bad in ["pdf", "application/", "/pdf", "text/plain; charset=utf-8", "a/b/c", "imagem/jpeg é"] {
+            assert_eq!(mime_type(bad).unwrap_err().field(), Some("mime_type"), "{bad}");
+        }
+    }
+}

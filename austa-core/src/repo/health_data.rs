@@ -1,0 +1,319 @@
+//! Health data: the generic operations plus the patient's records by type and a `verify` shortcut.
+//!
+//! Validation happens on the final state of a record (after defaults on create, after the patch on
+//! update), so that the cross-field rules (at least one payload, verification all or nothing, expiry
+//! not before the observation) hold whichever fields a caller touched. References to the patient and
+//! the verifying provider are checked by the database's composite foreign keys: an id of another
+//! organization is reported as a validation error on the field, exactly like a missing one.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use crate::crypto::{RowCrypto, Sensitive};
+use crate::db::{IntoValue, Row, Value};
+use crate::error::{Error, Result};
+use crate::model::{
+    AccessLevel, DataSource, HealthData, HealthDataPatch, HealthDataType, NewHealthData, ReliabilityLevel,
+    SensitivityLevel,
+};
+use crate::scope::Scope;
+use crate::time::truncate;
+use crate::validate;
+
+/// Repository of health data.
+pub type HealthDataRepo<'s> = Repo<'s, HealthData>;
+
+impl Scope {
+    /// Health data of this scope's organization.
+    pub fn health_data(&self) -> HealthDataRepo<'_> {
+        Repo::new(self)
+    }
+}
+
+/// Largest serialized size of one clinical payload.
+const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+
+/// Counts serialized bytes without keeping a plaintext copy.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Checks an encrypted JSON value: not JSON `null` (omit it instead), at most `max_bytes` once
+/// serialized.
+pub(super) fn json_payload(
+    field: &str,
+    v: Option<Sensitive<serde_json::Value>>,
+    max_bytes: usize,
+) -> Result<Option<Sensitive<serde_json::Value>>> {
+    if let Some(p) = &v {
+        if p.expose().is_null() {
+            return Err(Error::validation(field, "must not be JSON null (omit it instead)"));
+        }
+        let mut counter = ByteCounter(0);
+        serde_json::to_writer(&mut counter, p.expose())
+            .map_err(|_| Error::validation(field, "is not serializable JSON"))?;
+        if counter.0 > max_bytes {
+            return Err(Error::validation(field, format!("must be at most {max_bytes} bytes of JSON")));
+        }
+    }
+    Ok(v)
+}
+
+/// Checks one clinical payload.
+fn payload(field: &str, v: Option<Sensitive<serde_json::Value>>) -> Result<Option<Sensitive<serde_json::Value>>> {
+    json_payload(field, v, MAX_PAYLOAD_BYTES)
+}
+
+impl HealthData {
+    /// Cross-field rules on the final state; fills `verified_at` with `now` for a verified record
+    /// without one.
+    fn check(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let payloads = [
+            &self.conditions,
+            &self.medications,
+            &self.allergies,
+            &self.symptoms,
+            &self.vital_signs,
+            &self.lab_results,
+        ];
+        if payloads.iter().all(|p| p.is_none()) {
+            return Err(Error::validation(
+                "payload",
+                "at least one of conditions, medications, allergies, symptoms, vital_signs, lab_results is required",
+            ));
+        }
+        if self.is_verified {
+            if self.verified_by_provider_id.is_none() {
+                return Err(Error::validation("verified_by_provider_id", "is required when is_verified is true"));
+            }
+            if self.verified_at.is_none() {
+                self.verified_at = Some(now);
+            }
+        } else if self.verified_by_provider_id.is_some() {
+            return Err(Error::validation("verified_by_provider_id", "requires is_verified"));
+        } else if self.verified_at.is_some() {
+            return Err(Error::validation("verified_at", "requires is_verified"));
+        }
+        validate::ordered("expires_at", Some(&self.recorded_at), self.expires_at.as_ref())
+    }
+}
+
+impl Sealed for HealthData {}
+
+impl Model for HealthData {
+    type New = NewHealthData;
+    const TABLE: &'static str = "health_data";
+    const ENTITY: &'static str = "health_data";
+    const SOFT_DELETE: bool = true;
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewHealthData) -> Result<Self> {
+        let mut model = HealthData {
+            id,
+            organization_id: organization,
+            patient_id: new.patient_id,
+            data_type: new.data_type,
+            category: new.category,
+            conditions: payload("conditions", new.conditions)?,
+            medications: payload("medications", new.medications)?,
+            allergies: payload("allergies", new.allergies)?,
+            symptoms: payload("symptoms", new.symptoms)?,
+            vital_signs: payload("vital_signs", new.vital_signs)?,
+            lab_results: payload("lab_results", new.lab_results)?,
+            source: new.source.unwrap_or(DataSource::UserReported),
+            reliability: new.reliability.unwrap_or(ReliabilityLevel::Medium),
+            is_verified: new.is_verified,
+            verified_by_provider_id: new.verified_by_provider_id,
+            verified_at: new.verified_at.map(truncate),
+            sensitivity_level: new.sensitivity_level.unwrap_or(SensitivityLevel::Normal),
+            access_level: new.access_level.unwrap_or(AccessLevel::PatientOnly),
+            expires_at: new.expires_at.map(truncate),
+            is_active: true,
+            recorded_at: new.recorded_at.map(truncate).unwrap_or(now),
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        };
+        model.check(now)?;
+        Ok(model)
+    }
+
+    fn columns(&self, c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
+        Ok(vec![
+            ("id", self.id.into_value()),
+            ("patient_id", self.patient_id.into_value()),
+            ("type", self.data_type.as_str().into_value()),
+            ("category", self.category.as_str().into_value()),
+            ("conditions", c.opt_json("conditions", self.conditions.as_ref())?),
+            ("medications", c.opt_json("medications", self.medications.as_ref())?),
+            ("allergies", c.opt_json("allergies", self.allergies.as_ref())?),
+            ("symptoms", c.opt_json("symptoms", self.symptoms.as_ref())?),
+            ("vital_signs", c.opt_json("vital_signs", self.vital_signs.as_ref())?),
+            ("lab_results", c.opt_json("lab_results", self.lab_results.as_ref())?),
+            ("source", self.source.as_str().into_value()),
+            ("reliability", self.reliability.as_str().into_value()),
+            ("is_verified", self.is_verified.into_value()),
+            ("verified_by_provider_id", self.verified_by_provider_id.into_value()),
+            ("verified_at", self.verified_at.into_value()),
+            ("sensitivity_level", self.sensitivity_level.as_str().into_value()),
+            ("access_level", self.access_level.as_str().into_value()),
+            ("expires_at", self.expires_at.into_value()),
+            ("is_active", self.is_active.into_value()),
+            ("recorded_at", self.recorded_at.into_value()),
+            ("created_at", self.created_at.into_value()),
+            ("updated_at", self.updated_at.into_value()),
+            ("deleted_at", self.deleted_at.into_value()),
+        ])
+    }
+
+    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
+        Ok(HealthData {
+            id: row.uuid("id")?,
+            organization_id: row.uuid("organization_id")?,
+            patient_id: row.uuid("patient_id")?,
+            data_type: row.enumeration("type")?,
+            category: row.enumeration("category")?,
+            conditions: c.open_opt_json(row, "conditions")?,
+            medications: c.open_opt_json(row, "medications")?,
+            allergies: c.open_opt_json(row, "allergies")?,
+            symptoms: c.open_opt_json(row, "symptoms")?,
+            vital_signs: c.open_opt_json(row, "vital_signs")?,
+            lab_results: c.open_opt_json(row, "lab_results")?,
+            source: row.enumeration("source")?,
+            reliability: row.enumeration("reliability")?,
+            is_verified: row.bool("is_verified")?,
+            verified_by_provider_id: row.opt_uuid("verified_by_provider_id")?,
+            verified_at: row.opt_time("verified_at")?,
+            sensitivity_level: row.enumeration("sensitivity_level")?,
+            access_level: row.enumeration("access_level")?,
+            expires_at: row.opt_time("expires_at")?,
+            is_active: row.bool("is_active")?,
+            recorded_at: row.time("recorded_at")?,
+            created_at: row.time("created_at")?,
+            updated_at: row.time("updated_at")?,
+            deleted_at: row.opt_time("deleted_at")?,
+        })
+    }
+}
+
+impl Updatable for HealthData {
+    type Patch = HealthDataPatch;
+
+    fn apply(&mut self, p: HealthDataPatch, now: DateTime<Utc>) -> Result<()> {
+        if let Some(v) = p.data_type {
+            self.data_type = v;
+        }
+        if let Some(v) = p.category {
+            self.category = v;
+        }
+        if let Some(v) = p.conditions {
+            self.conditions = payload("conditions", v)?;
+        }
+        if let Some(v) = p.medications {
+            self.medications = payload("medications", v)?;
+        }
+        if let Some(v) = p.allergies {
+            self.allergies = payload("allergies", v)?;
+        }
+        if let Some(v) = p.symptoms {
+            self.symptoms = payload("symptoms", v)?;
+        }
+        if let Some(v) = p.vital_signs {
+            self.vital_signs = payload("vital_signs", v)?;
+        }
+        if let Some(v) = p.lab_results {
+            self.lab_results = payload("lab_results", v)?;
+        }
+        if let Some(v) = p.source {
+            self.source = v;
+        }
+        if let Some(v) = p.reliability {
+            self.reliability = v;
+        }
+        if let Some(v) = p.is_verified {
+            if !v {
+                // Unverifying drops the verifier; setting one again in the same patch is an error below.
+                self.verified_by_provider_id = None;
+                self.verified_at = None;
+            }
+            self.is_verified = v;
+        }
+        if let Some(v) = p.verified_by_provider_id {
+            if v != self.verified_by_provider_id {
+                // A new verifier is a new verification: its time is the patch's, or now.
+                self.verified_at = None;
+            }
+            self.verified_by_provider_id = v;
+        }
+        if let Some(v) = p.verified_at {
+            self.verified_at = v.map(truncate);
+        }
+        if let Some(v) = p.sensitivity_level {
+            self.sensitivity_level = v;
+        }
+        if let Some(v) = p.access_level {
+            self.access_level = v;
+        }
+        if let Some(v) = p.expires_at {
+            self.expires_at = v.map(truncate);
+        }
+        if let Some(v) = p.is_active {
+            self.is_active = v;
+        }
+        if let Some(v) = p.recorded_at {
+            self.recorded_at = truncate(v);
+        }
+        self.check(now)?;
+        self.updated_at = now;
+        Ok(())
+    }
+}
+
+impl SoftDeletable for HealthData {}
+
+impl HealthDataRepo<'_> {
+    /// A page of the patient's active health data, optionally of one type, newest first.
+    pub async fn for_patient(
+        &self,
+        patient_id: Uuid,
+        data_type: Option<HealthDataType>,
+        page: PageRequest,
+    ) -> Result<Page<HealthData>> {
+        let mut filter = String::from(" AND patient_id = $2 AND is_active = $3");
+        let mut args = vec![patient_id.into_value(), true.into_value()];
+        if let Some(t) = data_type {
+            filter.push_str(" AND type = $4");
+            args.push(t.as_str().into_value());
+        }
+        table::list_where(self.scope(), &filter, args, &page).await
+    }
+
+    /// Marks the record verified by `provider_id` now (`is_verified`, `verified_by_provider_id`,
+    /// `verified_at`); returns the updated record. A provider of another organization is a validation
+    /// error on `verified_by_provider_id` and changes nothing.
+    pub async fn verify(&self, id: Uuid, provider_id: Uuid) -> Result<HealthData> {
+        self.update(
+            id,
+            HealthDataPatch {
+                is_verified: Some(true),
+                verified_by_provider_id: Some(Some(provider_id)),
+                verified_at: Some(Some(crate::time::now())),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+}
