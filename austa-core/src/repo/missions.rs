@@ -1,0 +1,478 @@
+//! Missions: the generic operations, the currently active missions, and prerequisites.
+//!
+//! Prerequisites live in `mission_prerequisites`, a join table with composite foreign keys. The API:
+//! * [`Missions::create_with_prerequisites`] validates the mission, checks every prerequisite (a live
+//!   mission of this organization, else `validation` on `prerequisites`), and writes the mission and
+//!   its prerequisite rows in one transaction: on any error nothing is written. The generic
+//!   [`Repo::create`] inserts only the mission row, so it rejects a non-empty `prerequisites` list
+//!   (`validation` on `prerequisites`) rather than silently dropping it.
+//! * [`Missions::add_prerequisite`] / [`Missions::remove_prerequisite`] edit one edge; adding rejects
+//!   a self-reference and any edge that would close a cycle (a mission that can never be started).
+//!   Graph edits are serialized per organization (an advisory lock on PostgreSQL; SQLite write
+//!   transactions already are serialized), so two concurrent edits cannot build a cycle together.
+//! * [`Missions::prerequisites`] lists the live prerequisites: a soft-deleted mission can no longer be
+//!   completed, so it stops counting as a requirement.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use crate::crypto::RowCrypto;
+use crate::db::{IntoValue, Query, Row, Tx, TxMode, Value};
+use crate::error::{Error, Result};
+use crate::model::{Mission, MissionPatch, NewMission};
+use crate::scope::Scope;
+use crate::validate;
+
+/// Repository of missions.
+pub type Missions<'s> = Repo<'s, Mission>;
+
+impl Scope {
+    /// Missions of this scope's organization.
+    pub fn missions(&self) -> Missions<'_> {
+        Repo::new(self)
+    }
+}
+
+/// Most prerequisites a mission may have.
+const MAX_PREREQUISITES: usize = 100;
+/// Largest serialized `required_actions` accepted, in bytes.
+const MAX_REQUIRED_ACTIONS_BYTES: usize = 16 * 1024;
+
+fn title(v: &str) -> Result<String> {
+    validate::text("title", v, 1, 200)
+}
+
+fn description(v: &str) -> Result<String> {
+    validate::text("description", v, 1, 2000)
+}
+
+fn badge_reward(v: Option<&str>) -> Result<Option<String>> {
+    validate::opt_text("badge_reward", v, 1, 100)
+}
+
+fn unlock_reward(v: Option<&str>) -> Result<Option<String>> {
+    validate::opt_text("unlock_reward", v, 1, 200)
+}
+
+fn opt_minutes(v: Option<i64>) -> Result<Option<i64>> {
+    v.map(|m| validate::non_negative("estimated_time_minutes", m)).transpose()
+}
+
+/// A JSON object of bounded size; its `steps`, when present, a list of objects with unique string
+/// ids and optional boolean `completed`.
+fn required_actions(v: serde_json::Value) -> Result<serde_json::Value> {
+    const FIELD: &str = "required_actions";
+    let Some(object) = v.as_object() else {
+        return Err(Error::validation(FIELD, "must be a JSON object"));
+    };
+    if v.to_string().len() > MAX_REQUIRED_ACTIONS_BYTES {
+        return Err(Error::validation(FIELD, "must be at most 16 KiB of JSON"));
+    }
+    if let Some(steps) = object.get("steps") {
+        let Some(steps) = steps.as_array() else {
+            return Err(Error::validation(FIELD, "steps must be a list"));
+        };
+        let mut seen = BTreeSet::new();
+        for step in steps {
+            let id = step
+                .get("id")
+                .and_then(|i| i.as_str())
+                .ok_or_else(|| Error::validation(FIELD, "every step must be an object with a string id"))?;
+            validate::text(FIELD, id, 1, 100)?;
+            if !seen.insert(id) {
+                return Err(Error::validation(FIELD, "step ids must be unique"));
+            }
+            if step.get("completed").is_some_and(|c| !c.is_boolean()) {
+                return Err(Error::validation(FIELD, "a step's completed must be a boolean"));
+            }
+        }
+    }
+    Ok(v)
+}
+
+fn check_dates(m: &Mission) -> Result<()> {
+    validate::ordered("end_date", m.start_date.as_ref(), m.end_date.as_ref())
+}
+
+impl Sealed for Mission {}
+
+impl Model for Mission {
+    type New = NewMission;
+    const TABLE: &'static str = "missions";
+    const ENTITY: &'static str = "mission";
+    const SOFT_DELETE: bool = true;
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewMission) -> Result<Self> {
+        if !new.prerequisites.is_empty() {
+            return Err(Error::validation(
+                "prerequisites",
+                "create only inserts the mission: use create_with_prerequisites",
+            ));
+        }
+        let mission = Mission {
+            id,
+            organization_id: organization,
+            title: title(&new.title)?,
+            description: description(&new.description)?,
+            category: new.category,
+            difficulty: new.difficulty.unwrap_or(crate::model::DifficultyLevel::Easy),
+            points_reward: validate::non_negative("points_reward", new.points_reward)?,
+            badge_reward: badge_reward(new.badge_reward.as_deref())?,
+            unlock_reward: unlock_reward(new.unlock_reward.as_deref())?,
+            required_actions: required_actions(new.required_actions)?,
+            is_active: new.is_active.unwrap_or(true),
+            start_date: new.start_date.map(crate::time::truncate),
+            end_date: new.end_date.map(crate::time::truncate),
+            estimated_time_minutes: opt_minutes(new.estimated_time_minutes)?,
+            tags: validate::labels("tags", &new.tags)?,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        };
+        check_dates(&mission)?;
+        Ok(mission)
+    }
+
+    fn columns(&self, _c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
+        Ok(vec![
+            ("id", self.id.into_value()),
+            ("title", self.title.clone().into_value()),
+            ("description", self.description.clone().into_value()),
+            ("category", self.category.as_str().into_value()),
+            ("difficulty", self.difficulty.as_str().into_value()),
+            ("points_reward", self.points_reward.into_value()),
+            ("badge_reward", self.badge_reward.clone().into_value()),
+            ("unlock_reward", self.unlock_reward.clone().into_value()),
+            ("required_actions", self.required_actions.clone().into_value()),
+            ("is_active", self.is_active.into_value()),
+            ("start_date", self.start_date.into_value()),
+            ("end_date", self.end_date.into_value()),
+            ("estimated_time_minutes", self.estimated_time_minutes.into_value()),
+            ("tags", serde_json::Value::from(self.tags.clone()).into_value()),
+            ("created_at", self.created_at.into_value()),
+            ("updated_at", self.updated_at.into_value()),
+            ("deleted_at", self.deleted_at.into_value()),
+        ])
+    }
+
+    fn from_row(row: &Row, _c: &RowCrypto<'_>) -> Result<Self> {
+        Ok(Mission {
+            id: row.uuid("id")?,
+            organization_id: row.uuid("organization_id")?,
+            title: row.text("title")?,
+            description: row.text("description")?,
+            category: row.enumeration("category")?,
+            difficulty: row.enumeration("difficulty")?,
+            points_reward: row.int("points_reward")?,
+            badge_reward: row.opt_text("badge_reward")?,
+            unlock_reward: row.opt_text("unlock_reward")?,
+            required_actions: row.json("required_actions")?,
+            is_active: row.bool("is_active")?,
+            start_date: row.opt_time("start_date")?,
+            end_date: row.opt_time("end_date")?,
+            estimated_time_minutes: row.opt_int("estimated_time_minutes")?,
+            tags: row.string_list("tags")?,
+            created_at: row.time("created_at")?,
+            updated_at: row.time("updated_at")?,
+            deleted_at: row.opt_time("deleted_at")?,
+        })
+    }
+}
+
+impl Updatable for Mission {
+    type Patch = MissionPatch;
+
+    fn apply(&mut self, p: MissionPatch, now: DateTime<Utc>) -> Result<()> {
+        if let Some(v) = p.title {
+            self.title = title(&v)?;
+        }
+        if let Some(v) = p.description {
+            self.description = description(&v)?;
+        }
+        if let Some(v) = p.category {
+            self.category = v;
+        }
+        if let Some(v) = p.difficulty {
+            self.difficulty = v;
+        }
+        if let Some(v) = p.points_reward {
+            self.points_reward = validate::non_negative("points_reward", v)?;
+        }
+        if let Some(v) = p.badge_reward {
+            self.badge_reward = badge_reward(v.as_deref())?;
+        }
+        if let Some(v) = p.unlock_reward {
+            self.unlock_reward = unlock_reward(v.as_deref())?;
+        }
+        if let Some(v) = p.required_actions {
+            self.required_actions = required_actions(v)?;
+        }
+        if let Some(v) = p.is_active {
+            self.is_active = v;
+        }
+        if let Some(v) = p.start_date {
+            self.start_date = v.map(crate::time::truncate);
+        }
+        if let Some(v) = p.end_date {
+            self.end_date = v.map(crate::time::truncate);
+        }
+        if let Some(v) = p.estimated_time_minutes {
+            self.estimated_time_minutes = opt_minutes(v)?;
+        }
+        if let Some(v) = p.tags {
+            self.tags = validate::labels("tags", &v)?;
+        }
+        check_dates(self)?;
+        self.updated_at = now;
+        Ok(())
+    }
+}
+
+impl SoftDeletable for Mission {}
+
+/// Whether `id` is a live mission of `organization`, locking it (PostgreSQL) so it cannot be
+/// soft-deleted before the transaction ends.
+async fn live_mission_locked(tx: &mut Tx, organization: Uuid, id: Uuid) -> Result<bool> {
+    let sql = format!(
+        "SELECT id FROM missions WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{}",
+        table::lock_clause(tx)
+    );
+    Ok(tx.fetch_optional(Query::new(sql).bind(organization).bind(id)).await?.is_some())
+}
+
+fn insert_edge(organization: Uuid, mission: Uuid, prerequisite: Uuid, now: DateTime<Utc>) -> Query {
+    Query::new(
+        "INSERT INTO mission_prerequisites \
+         (organization_id, mission_id, prerequisite_mission_id, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(organization)
+    .bind(mission)
+    .bind(prerequisite)
+    .bind(now)
+}
+
+/// Serializes prerequisite-graph edits of one organization until the transaction ends (PostgreSQL;
+/// SQLite write transactions hold the database's write lock already).
+async fn lock_graph(tx: &mut Tx, organization: Uuid) -> Result<()> {
+    if let Tx::Postgres(_) = tx {
+        tx.execute(Query::new("SELECT pg_advisory_xact_lock(1836278131, hashtext($1))").bind(organization.to_string()))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Marks a live mission changed (which also locks its row); `not_found` when there is none.
+async fn touch_mission(tx: &mut Tx, organization: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+    let affected = tx
+        .execute(
+            Query::new(
+                "UPDATE missions SET updated_at = $1 \
+                 WHERE organization_id = $2 AND id = $3 AND deleted_at IS NULL",
+            )
+            .bind(now)
+            .bind(organization)
+            .bind(id),
+        )
+        .await?;
+    if affected == 0 {
+        return Err(Error::not_found(Mission::ENTITY));
+    }
+    Ok(())
+}
+
+impl Missions<'_> {
+    /// Validates `new` and stores the mission and its prerequisite rows in one transaction; returns
+    /// the mission. Every prerequisite must be a live mission of this organization, else the error is
+    /// `validation` on `prerequisites` and nothing is written (not even the mission). Duplicate
+    /// prerequisite ids are ignored.
+    pub async fn create_with_prerequisites(&self, new: NewMission) -> Result<Mission> {
+        self.create_with_prerequisites_and_id(Uuid::now_v7(), new).await
+    }
+
+    /// [`Missions::create_with_prerequisites`] with a caller-chosen id (the development seed's stable
+    /// ids).
+    pub(crate) async fn create_with_prerequisites_and_id(&self, id: Uuid, mut new: NewMission) -> Result<Mission> {
+        let prerequisites: Vec<Uuid> =
+            std::mem::take(&mut new.prerequisites).into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+        if prerequisites.len() > MAX_PREREQUISITES {
+            return Err(Error::validation("prerequisites", "must have at most 100 entries"));
+        }
+        if prerequisites.contains(&id) {
+            return Err(Error::validation("prerequisites", "a mission cannot be its own prerequisite"));
+        }
+        let scope = self.scope();
+        let org = scope.organization_id();
+        let now = crate::time::now();
+        let mission = Mission::build(org, id, now, new)?;
+        let keys = scope.db().org_keys(org).await?;
+        let insert = table::insert_query(&keys, org, &mission)?;
+        let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
+        // Sorted ids: concurrent creations lock shared prerequisites in the same order.
+        for p in &prerequisites {
+            if !live_mission_locked(&mut tx, org, *p).await? {
+                return Err(Error::validation(
+                    "prerequisites",
+                    "refers to a mission that does not exist in this organization",
+                ));
+            }
+        }
+        tx.execute(insert).await?;
+        for p in &prerequisites {
+            tx.execute(insert_edge(org, mission.id, *p, now)).await?;
+        }
+        tx.commit().await?;
+        Ok(mission)
+    }
+
+    /// The live prerequisites of a live mission, ordered by when they were added, then by id;
+    /// `not_found` when the mission does not exist in this organization.
+    pub async fn prerequisites(&self, mission_id: Uuid) -> Result<Vec<Uuid>> {
+        let scope = self.scope();
+        let org = scope.organization_id();
+        let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
+        let exists = tx
+            .fetch_optional(
+                Query::new(
+                    "SELECT id FROM missions \
+                     WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL",
+                )
+                .bind(org)
+                .bind(mission_id),
+            )
+            .await?
+            .is_some();
+        if !exists {
+            return Err(Error::not_found(Mission::ENTITY));
+        }
+        let rows = tx
+            .fetch_all(
+                Query::new(
+                    "SELECT p.prerequisite_mission_id FROM mission_prerequisites p \
+                     JOIN missions m ON m.organization_id = p.organization_id \
+                      AND m.id = p.prerequisite_mission_id AND m.deleted_at IS NULL \
+                     WHERE p.organization_id = $1 AND p.mission_id = $2 \
+                     ORDER BY p.created_at, p.prerequisite_mission_id",
+                )
+                .bind(org)
+                .bind(mission_id),
+            )
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(|r| r.uuid("prerequisite_mission_id")).collect()
+    }
+
+    /// Makes `prerequisite_id` a prerequisite of `mission_id`. Returns false when it already was.
+    /// Errors: `not_found` when `mission_id` is not a live mission of this organization; `validation`
+    /// on `prerequisite_mission_id` for a self-reference, a prerequisite that is not a live mission of
+    /// this organization, or an edge that would make a cycle.
+    pub async fn add_prerequisite(&self, mission_id: Uuid, prerequisite_id: Uuid) -> Result<bool> {
+        const FIELD: &str = "prerequisite_mission_id";
+        if mission_id == prerequisite_id {
+            return Err(Error::validation(FIELD, "a mission cannot be its own prerequisite"));
+        }
+        let scope = self.scope();
+        let org = scope.organization_id();
+        let now = crate::time::now();
+        let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
+        lock_graph(&mut tx, org).await?;
+        touch_mission(&mut tx, org, mission_id, now).await?;
+        if !live_mission_locked(&mut tx, org, prerequisite_id).await? {
+            return Err(Error::validation(FIELD, "refers to a mission that does not exist in this organization"));
+        }
+        // A cycle appears if the prerequisite already (transitively) requires the mission.
+        let cycle = tx
+            .fetch_optional(
+                Query::new(
+                    "WITH RECURSIVE reach(id) AS ( \
+                       SELECT prerequisite_mission_id FROM mission_prerequisites \
+                       WHERE organization_id = $1 AND mission_id = $2 \
+                       UNION \
+                       SELECT p.prerequisite_mission_id FROM mission_prerequisites p \
+                       JOIN reach r ON p.mission_id = r.id WHERE p.organization_id = $1 \
+                     ) SELECT id FROM reach WHERE id = $3 LIMIT 1",
+                )
+                .bind(org)
+                .bind(prerequisite_id)
+                .bind(mission_id),
+            )
+            .await?
+            .is_some();
+        if cycle {
+            return Err(Error::validation(FIELD, "would make a cycle: the prerequisite already requires this mission"));
+        }
+        let count = tx
+            .fetch_optional(
+                Query::new(
+                    "SELECT COUNT(*) AS n FROM mission_prerequisites \
+                     WHERE organization_id = $1 AND mission_id = $2",
+                )
+                .bind(org)
+                .bind(mission_id),
+            )
+            .await?
+            .map(|r| r.int("n"))
+            .transpose()?
+            .unwrap_or(0);
+        let added = tx.execute(insert_edge(org, mission_id, prerequisite_id, now)).await? > 0;
+        if added && count >= MAX_PREREQUISITES as i64 {
+            return Err(Error::validation("prerequisites", "must have at most 100 entries"));
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Removes `prerequisite_id` from the prerequisites of `mission_id`. Returns false when it was not
+    /// one; `not_found` when `mission_id` is not a live mission of this organization.
+    pub async fn remove_prerequisite(&self, mission_id: Uuid, prerequisite_id: Uuid) -> Result<bool> {
+        let scope = self.scope();
+        let org = scope.organization_id();
+        let now = crate::time::now();
+        let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
+        touch_mission(&mut tx, org, mission_id, now).await?;
+        let removed = tx
+            .execute(
+                Query::new(
+                    "DELETE FROM mission_prerequisites \
+                     WHERE organization_id = $1 AND mission_id = $2 AND prerequisite_mission_id = $3",
+                )
+                .bind(org)
+                .bind(mission_id)
+                .bind(prerequisite_id),
+            )
+            .await?
+            > 0;
+        if !removed {
+            // Nothing changed: do not bump the mission's updated_at.
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Missions patients can take now: active, not deleted, and now within the start and end dates
+    /// where they are set. Newest first.
+    pub async fn active(&self, page: PageRequest) -> Result<Page<Mission>> {
+        self.active_at(crate::time::now(), page).await
+    }
+
+    /// Missions that are (or were, or will be) available at `at`: active, not deleted, and `at`
+    /// within the start and end dates where they are set. Newest first.
+    pub async fn active_at(&self, at: DateTime<Utc>, page: PageRequest) -> Result<Page<Mission>> {
+        table::list_where(
+            self.scope(),
+            " AND is_active = $2 AND (start_date IS NULL OR start_date <= $3) \
+             AND (end_date IS NULL OR end_date >= $3)",
+            vec![true.into_value(), crate::time::truncate(at).into_value()],
+            &page,
+        )
+        .await
+    }
+}
