@@ -117,17 +117,11 @@ impl Error {
     }
 
     pub(crate) fn validation(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::Validation {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Self::Validation { field: field.into(), reason: reason.into() }
     }
 
     pub(crate) fn crypto(kind: CryptoErrorKind, context: impl Into<String>) -> Self {
-        Self::Crypto {
-            kind,
-            context: context.into(),
-        }
+        Self::Crypto { kind, context: context.into() }
     }
 
     pub(crate) fn not_found(entity: &'static str) -> Self {
@@ -141,9 +135,7 @@ impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &err {
             if db.is_unique_violation() {
-                return Error::Conflict {
-                    field: conflict_field(db.constraint().unwrap_or(""), db.message()),
-                };
+                return Error::Conflict { field: conflict_field(db.constraint().unwrap_or(""), db.message()) };
             }
             if db.is_foreign_key_violation() {
                 // Same answer whether the referenced row is missing or belongs to another
@@ -162,10 +154,20 @@ impl From<sqlx::Error> for Error {
 /// name the constraint.
 fn reference_field(constraint: &str) -> String {
     const COLUMNS: [&str; 14] = [
-        "verified_by_provider_id", "requested_by_provider_id", "reviewed_by_provider_id",
-        "approved_by_provider_id", "sender_provider_id", "prerequisite_mission_id", "source_mission_id",
-        "source_conversation_id", "health_points_id", "conversation_id", "health_data_id",
-        "integration_id", "authorization_id", "document_id",
+        "verified_by_provider_id",
+        "requested_by_provider_id",
+        "reviewed_by_provider_id",
+        "approved_by_provider_id",
+        "sender_provider_id",
+        "prerequisite_mission_id",
+        "source_mission_id",
+        "source_conversation_id",
+        "health_points_id",
+        "conversation_id",
+        "health_data_id",
+        "integration_id",
+        "authorization_id",
+        "document_id",
     ];
     const SHORT: [&str; 4] = ["patient_id", "provider_id", "mission_id", "organization_id"];
     COLUMNS
@@ -220,9 +222,6 @@ mod tests {
     #[test]
     fn conflict_field_from_index_names() {
         assert_eq!(conflict_field("patients_phone_bidx_key", ""), "phone");
-        assert_eq!(
-            conflict_field("", "UNIQUE constraint failed: patients.organization_id, patients.cpf_bidx"),
-            "cpf"
-        );
+        assert_eq!(conflict_field("", "UNIQUE constraint failed: patients.organization_id, patients.cpf_bidx"), "cpf");
     }
 }

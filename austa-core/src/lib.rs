@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod classification;
 pub mod crypto;
 pub mod db;
 mod error;
@@ -37,3 +38,8 @@ pub mod validate;
 pub use db::{Backend, Database};
 pub use error::{CryptoErrorKind, Error, Result};
 pub use scope::{Actor, RequestContext, Role, Scope};
+
+/// The README's Rust examples are compiled as doctests, so the manual cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

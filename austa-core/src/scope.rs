@@ -132,22 +132,14 @@ impl Database {
         let mut tx = self.begin(Some(organization), TxMode::Read).await?;
         let found = tx
             .fetch_optional(
-                Query::new("SELECT id FROM organizations WHERE id = $1 AND deleted_at IS NULL")
-                    .bind(organization),
+                Query::new("SELECT id FROM organizations WHERE id = $1 AND deleted_at IS NULL").bind(organization),
             )
             .await?;
         tx.commit().await?;
         if found.is_none() {
             return Err(Error::not_found("organization"));
         }
-        Ok(Scope {
-            inner: Arc::new(ScopeInner {
-                db: self.clone(),
-                organization,
-                actor,
-                request,
-            }),
-        })
+        Ok(Scope { inner: Arc::new(ScopeInner { db: self.clone(), organization, actor, request }) })
     }
 }
 

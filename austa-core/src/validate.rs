@@ -42,18 +42,16 @@ fn phone_is_possible(number: &phonenumber::PhoneNumber) -> bool {
     let Ok(len) = u16::try_from(len) else {
         return false;
     };
-    phonenumber::metadata::DATABASE
-        .by_code(&number.code().value())
-        .is_some_and(|regions| {
-            regions.iter().any(|m| {
-                let d = m.descriptors();
-                // Compact metadata leaves the general lengths empty; they are the union of the types'.
-                [Some(d.general()), d.fixed_line(), d.mobile()]
-                    .into_iter()
-                    .flatten()
-                    .any(|desc| desc.possible_length().contains(&len))
-            })
+    phonenumber::metadata::DATABASE.by_code(&number.code().value()).is_some_and(|regions| {
+        regions.iter().any(|m| {
+            let d = m.descriptors();
+            // Compact metadata leaves the general lengths empty; they are the union of the types'.
+            [Some(d.general()), d.fixed_line(), d.mobile()]
+                .into_iter()
+                .flatten()
+                .any(|desc| desc.possible_length().contains(&len))
         })
+    })
 }
 
 /// Normalizes a CPF to its 11 digits after checking the check digits. Accepts `123.456.789-09` and

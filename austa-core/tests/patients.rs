@@ -32,12 +32,7 @@ fn carlos() -> NewPatient {
 }
 
 fn patient(first: &str, phone: &str) -> NewPatient {
-    NewPatient {
-        first_name: first.into(),
-        last_name: "Silva".into(),
-        phone: phone.into(),
-        ..Default::default()
-    }
+    NewPatient { first_name: first.into(), last_name: "Silva".into(), phone: phone.into(), ..Default::default() }
 }
 
 async fn count_patients(scope: &Scope) -> usize {
@@ -110,7 +105,11 @@ async fn uniqueness_is_per_organization() {
         // The same person may be a patient of another organization.
         b.patients().create(carlos()).await.unwrap();
         // Within one organization the phone (and CPF) are unique.
-        let err = a.patients().create(NewPatient { cpf: None, email: None, whatsapp_id: None, ..carlos() }).await.unwrap_err();
+        let err = a
+            .patients()
+            .create(NewPatient { cpf: None, email: None, whatsapp_id: None, ..carlos() })
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "conflict");
         assert_eq!(err.field(), Some("phone"));
         let err = a.patients().create(NewPatient { phone: "+5511876543210".into(), ..carlos() }).await.unwrap_err();
@@ -126,7 +125,10 @@ async fn update_clear_and_soft_delete() {
         let p = scope.patients().create(carlos()).await.unwrap();
         let updated = scope
             .patients()
-            .update(p.id, PatientPatch { last_name: Some("Mendes Filho".into()), cpf: Some(None), ..Default::default() })
+            .update(
+                p.id,
+                PatientPatch { last_name: Some("Mendes Filho".into()), cpf: Some(None), ..Default::default() },
+            )
             .await
             .unwrap();
         assert_eq!(updated.last_name.expose(), "Mendes Filho");
@@ -137,7 +139,10 @@ async fn update_clear_and_soft_delete() {
 
         let err = scope
             .patients()
-            .update(p.id, PatientPatch { first_name: Some("Novo".into()), phone: Some("0".into()), ..Default::default() })
+            .update(
+                p.id,
+                PatientPatch { first_name: Some("Novo".into()), phone: Some("0".into()), ..Default::default() },
+            )
             .await
             .unwrap_err();
         assert_eq!(err.field(), Some("phone"));
@@ -157,7 +162,9 @@ async fn list_pages_newest_first_exactly_once() {
         let scope = tdb.org("Hospital").await;
         let mut ids = Vec::new();
         for i in 0..5 {
-            ids.push(scope.patients().create(patient(&format!("P{i}"), &format!("+55119876543{i:02}"))).await.unwrap().id);
+            ids.push(
+                scope.patients().create(patient(&format!("P{i}"), &format!("+55119876543{i:02}"))).await.unwrap().id,
+            );
         }
         ids.reverse();
         let mut seen = Vec::new();

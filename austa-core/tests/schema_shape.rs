@@ -141,13 +141,11 @@ async fn sqlite_shape(pool: &SqlitePool) -> Shape {
     let mut shape = Shape::new();
     for name in tables {
         let mut table = Table {
-            columns: sqlx::query_as(
-                r#"SELECT name, "notnull" = 0 FROM pragma_table_info(?) ORDER BY cid"#,
-            )
-            .bind(&name)
-            .fetch_all(pool)
-            .await
-            .unwrap(),
+            columns: sqlx::query_as(r#"SELECT name, "notnull" = 0 FROM pragma_table_info(?) ORDER BY cid"#)
+                .bind(&name)
+                .fetch_all(pool)
+                .await
+                .unwrap(),
             ..Table::default()
         };
         let indexes: Vec<(String, bool, String, bool)> =
@@ -157,12 +155,11 @@ async fn sqlite_shape(pool: &SqlitePool) -> Shape {
                 .await
                 .unwrap();
         for (index, unique, origin, partial) in indexes {
-            let columns =
-                sqlx::query_scalar("SELECT name FROM pragma_index_info(?) ORDER BY seqno")
-                    .bind(&index)
-                    .fetch_all(pool)
-                    .await
-                    .unwrap();
+            let columns = sqlx::query_scalar("SELECT name FROM pragma_index_info(?) ORDER BY seqno")
+                .bind(&index)
+                .fetch_all(pool)
+                .await
+                .unwrap();
             table.indexes.insert(Index {
                 // origin: "c" = CREATE INDEX, "pk" = PRIMARY KEY, "u" = UNIQUE constraint.
                 name: (origin == "c").then_some(index),
@@ -199,11 +196,7 @@ async fn pg_shape(pool: &PgPool) -> Shape {
     .await
     .unwrap();
     for (table, column, nullable) in columns {
-        shape
-            .entry(table)
-            .or_default()
-            .columns
-            .push((column, nullable));
+        shape.entry(table).or_default().columns.push((column, nullable));
     }
     #[derive(sqlx::FromRow)]
     struct TableIndex {
@@ -245,15 +238,13 @@ async fn sqlite_foreign_keys(pool: &SqlitePool) -> BTreeSet<ForeignKey> {
     .unwrap();
     let mut keys = BTreeMap::new();
     for (table, id, references, from, to, on_delete) in rows {
-        let key = keys
-            .entry((table.clone(), id))
-            .or_insert_with(|| ForeignKey {
-                table,
-                columns: Vec::new(),
-                references,
-                ref_columns: Vec::new(),
-                on_delete,
-            });
+        let key = keys.entry((table.clone(), id)).or_insert_with(|| ForeignKey {
+            table,
+            columns: Vec::new(),
+            references,
+            ref_columns: Vec::new(),
+            on_delete,
+        });
         key.columns.push(from);
         key.ref_columns.push(to);
     }
@@ -287,29 +278,17 @@ async fn same_tables_columns_and_indexes() {
         let shape = pool.shape().await;
         for (name, table) in &shape {
             let primary = table.indexes.iter().filter(|i| i.primary).count();
-            assert_eq!(
-                primary,
-                1,
-                "{}: {name} has {primary} primary keys",
-                pool.name()
-            );
+            assert_eq!(primary, 1, "{}: {name} has {primary} primary keys", pool.name());
         }
         shapes.insert(pool.name(), shape);
     }
     let sqlite = &shapes["sqlite"];
-    let missing: Vec<_> = TABLES
-        .iter()
-        .filter(|t| !sqlite.contains_key(**t))
-        .collect();
+    let missing: Vec<_> = TABLES.iter().filter(|t| !sqlite.contains_key(**t)).collect();
     assert!(missing.is_empty(), "sqlite lacks tables {missing:?}");
     let Some(pg) = shapes.get("postgres") else {
         return;
     };
-    assert_eq!(
-        sqlite.keys().collect::<Vec<_>>(),
-        pg.keys().collect::<Vec<_>>(),
-        "tables differ"
-    );
+    assert_eq!(sqlite.keys().collect::<Vec<_>>(), pg.keys().collect::<Vec<_>>(), "tables differ");
     let mut diffs = Vec::new();
     for (name, sqlite_table) in sqlite {
         let pg_table = &pg[name];
@@ -320,14 +299,8 @@ async fn same_tables_columns_and_indexes() {
             ));
         }
         let (lite, post) = (&sqlite_table.indexes, &pg_table.indexes);
-        diffs.extend(
-            lite.difference(post)
-                .map(|i| format!("{name}: only on sqlite: {i:?}")),
-        );
-        diffs.extend(
-            post.difference(lite)
-                .map(|i| format!("{name}: only on postgres: {i:?}")),
-        );
+        diffs.extend(lite.difference(post).map(|i| format!("{name}: only on sqlite: {i:?}")));
+        diffs.extend(post.difference(lite).map(|i| format!("{name}: only on postgres: {i:?}")));
     }
     assert!(diffs.is_empty(), "schemas differ:\n{}", diffs.join("\n"));
 }
@@ -337,61 +310,33 @@ async fn all_fifteen_models_have_tables() {
     for (_db, pool) in pools().await {
         let shape = pool.shape().await;
         let missing: Vec<_> = TABLES.iter().filter(|t| !shape.contains_key(**t)).collect();
-        assert!(
-            missing.is_empty(),
-            "{} lacks tables {missing:?}",
-            pool.name()
-        );
+        assert!(missing.is_empty(), "{} lacks tables {missing:?}", pool.name());
     }
 }
 
 #[tokio::test]
 async fn postgres_schema_follows_citus_rules() {
     // Without PostgreSQL there is nothing to check (and with CI=true, `backends` has already panicked).
-    let Some((_db, pool)) = pools()
-        .await
-        .into_iter()
-        .find(|(_, p)| matches!(p, Pool::Postgres(_)))
-    else {
+    let Some((_db, pool)) = pools().await.into_iter().find(|(_, p)| matches!(p, Pool::Postgres(_))) else {
         return;
     };
     const ORG: &str = "organization_id";
     let mut violations = Vec::new();
-    for (name, table) in pool
-        .shape()
-        .await
-        .iter()
-        .filter(|(name, _)| *name != "organizations")
-    {
+    for (name, table) in pool.shape().await.iter().filter(|(name, _)| *name != "organizations") {
         if !table.columns.iter().any(|(column, _)| column == ORG) {
             violations.push(format!("{name}: no {ORG} column"));
         }
-        for index in table
-            .indexes
-            .iter()
-            .filter(|i| i.unique && !i.columns.iter().any(|c| c == ORG))
-        {
-            let kind = if index.primary {
-                "primary key"
-            } else {
-                "unique index"
-            };
+        for index in table.indexes.iter().filter(|i| i.unique && !i.columns.iter().any(|c| c == ORG)) {
+            let kind = if index.primary { "primary key" } else { "unique index" };
             let index_name = index.name.as_deref().unwrap_or("(constraint)");
-            violations.push(format!(
-                "{name}: {kind} {index_name} on {:?} lacks {ORG}",
-                index.columns
-            ));
+            violations.push(format!("{name}: {kind} {index_name} on {:?} lacks {ORG}", index.columns));
         }
     }
     for fk in pool.foreign_keys().await {
         // A reference table may be referenced by any single column; a distributed table only through
         // its distribution column, paired with the referencing table's own distribution column.
         let to_reference_table = fk.references == "organizations" && fk.ref_columns == ["id"];
-        let colocated = fk
-            .columns
-            .iter()
-            .zip(&fk.ref_columns)
-            .any(|(c, r)| c == ORG && r == ORG);
+        let colocated = fk.columns.iter().zip(&fk.ref_columns).any(|(c, r)| c == ORG && r == ORG);
         if !(colocated || (to_reference_table && fk.columns.len() == 1)) {
             violations.push(format!(
                 "{}: foreign key {:?} -> {}{:?} is not co-located",
@@ -399,11 +344,7 @@ async fn postgres_schema_follows_citus_rules() {
             ));
         }
     }
-    assert!(
-        violations.is_empty(),
-        "Citus rule violations:\n{}",
-        violations.join("\n")
-    );
+    assert!(violations.is_empty(), "Citus rule violations:\n{}", violations.join("\n"));
 }
 
 #[tokio::test]
@@ -413,11 +354,7 @@ async fn tenant_tables_have_restrictive_foreign_keys() {
         let keys = pool.foreign_keys().await;
         assert!(!keys.is_empty(), "{}: no foreign keys", pool.name());
         let lax: Vec<_> = keys.iter().filter(|k| k.on_delete != "RESTRICT").collect();
-        assert!(
-            lax.is_empty(),
-            "{}: foreign keys not ON DELETE RESTRICT: {lax:#?}",
-            pool.name()
-        );
+        assert!(lax.is_empty(), "{}: foreign keys not ON DELETE RESTRICT: {lax:#?}", pool.name());
         all.insert(pool.name(), keys);
     }
     if let Some(pg) = all.get("postgres") {
@@ -486,58 +423,22 @@ const DOCUMENT: &str = "INSERT INTO documents (organization_id, id, patient_id, 
 async fn check_constraints_reject_bad_rows() {
     // (what, template, accepted value, rejected value): the rejected row differs only in `{v}`.
     let cases = [
-        (
-            "organizations.tax_id length",
-            ORGANIZATION,
-            "'12345678000195'",
-            "'123'",
-        ),
-        (
-            "health_points total = available + spent",
-            HEALTH_POINTS,
-            "10",
-            "11",
-        ),
-        (
-            "onboarding_progress.progress <= 100",
-            ONBOARDING,
-            "100",
-            "150",
-        ),
-        (
-            "conversations.satisfaction_score <= 5",
-            CONVERSATION,
-            "5",
-            "6",
-        ),
+        ("organizations.tax_id length", ORGANIZATION, "'12345678000195'", "'123'"),
+        ("health_points total = available + spent", HEALTH_POINTS, "10", "11"),
+        ("onboarding_progress.progress <= 100", ONBOARDING, "100", "150"),
+        ("conversations.satisfaction_score <= 5", CONVERSATION, "5", "6"),
         ("documents.size_bytes >= 0", DOCUMENT, "0", "-1"),
-        (
-            "missions start_date <= end_date",
-            MISSION,
-            "'2024-01-01T00:00:00.000000Z'",
-            "'2024-02-01T00:00:00.000000Z'",
-        ),
+        ("missions start_date <= end_date", MISSION, "'2024-01-01T00:00:00.000000Z'", "'2024-02-01T00:00:00.000000Z'"),
         ("messages.ai_confidence <= 1", MESSAGE, "1", "1.5"),
-        (
-            "messages is_bot = (sender_kind = 'BOT')",
-            BOT_MESSAGE,
-            "'BOT'",
-            "'PATIENT'",
-        ),
+        ("messages is_bot = (sender_kind = 'BOT')", BOT_MESSAGE, "'BOT'", "'PATIENT'"),
     ];
     for (_db, pool) in pools().await {
         let backend = pool.name();
-        let parents = [
-            (ORGANIZATION, ORG_ID),
-            (PATIENT, PATIENT_ID),
-            (MISSION, MISSION_ID),
-            (CONVERSATION, CONVERSATION_ID),
-        ];
+        let parents =
+            [(ORGANIZATION, ORG_ID), (PATIENT, PATIENT_ID), (MISSION, MISSION_ID), (CONVERSATION, CONVERSATION_ID)];
         for (template, id) in parents {
             let sql = fill(template, id, "NULL");
-            pool.execute(&sql)
-                .await
-                .unwrap_or_else(|e| panic!("{backend}: {sql}: {e}"));
+            pool.execute(&sql).await.unwrap_or_else(|e| panic!("{backend}: {sql}: {e}"));
         }
         for (i, (what, template, good, bad)) in cases.iter().enumerate() {
             let id = format!("'e0000000-0000-7000-8000-{i:012}'");
@@ -547,10 +448,7 @@ async fn check_constraints_reject_bad_rows() {
                 "{backend}: {what}: {bad} was not rejected by a CHECK: {rejected:?}"
             );
             let accepted = pool.execute(&fill(template, &id, good)).await;
-            assert!(
-                accepted.is_ok(),
-                "{backend}: {what}: {good} was rejected: {accepted:?}"
-            );
+            assert!(accepted.is_ok(), "{backend}: {what}: {good} was rejected: {accepted:?}");
         }
     }
 }

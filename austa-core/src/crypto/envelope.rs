@@ -30,13 +30,7 @@ pub(crate) fn seal(cipher: &Aes256Gcm, key_id: Uuid, context: &[u8], plaintext: 
     let mut nonce = [0u8; NONCE];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let ct = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad: &aad(&out, context),
-            },
-        )
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad(&out, context) })
         .map_err(|_| Error::crypto(CryptoErrorKind::InvalidKey, "encrypting field"))?;
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
@@ -48,29 +42,17 @@ pub(crate) fn key_id(envelope: &[u8]) -> Result<Uuid, CryptoErrorKind> {
     if envelope.len() < HEADER + NONCE + TAG || envelope[0] != VERSION {
         return Err(CryptoErrorKind::MalformedEnvelope);
     }
-    let id: [u8; 16] = envelope[1..HEADER]
-        .try_into()
-        .map_err(|_| CryptoErrorKind::MalformedEnvelope)?;
+    let id: [u8; 16] = envelope[1..HEADER].try_into().map_err(|_| CryptoErrorKind::MalformedEnvelope)?;
     Ok(Uuid::from_bytes(id))
 }
 
 /// Decrypts an envelope whose key id has already been resolved to `cipher`.
-pub(crate) fn open(
-    cipher: &Aes256Gcm,
-    envelope: &[u8],
-    context: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, CryptoErrorKind> {
+pub(crate) fn open(cipher: &Aes256Gcm, envelope: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoErrorKind> {
     key_id(envelope)?;
     let (header, rest) = envelope.split_at(HEADER);
     let (nonce, ct) = rest.split_at(NONCE);
     cipher
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: ct,
-                aad: &aad(header, context),
-            },
-        )
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad(header, context) })
         .map(Zeroizing::new)
         .map_err(|_| CryptoErrorKind::AuthenticationFailed)
 }

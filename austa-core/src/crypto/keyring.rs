@@ -34,11 +34,7 @@ pub struct OrgKeys {
 impl OrgKeys {
     /// The per-row encryption context for `table`, row `row_id`.
     pub(crate) fn row<'a>(&'a self, table: &'static str, row_id: Uuid) -> RowCrypto<'a> {
-        RowCrypto {
-            keys: self,
-            table,
-            row: row_id,
-        }
+        RowCrypto { keys: self, table, row: row_id }
     }
 
     /// The version that encrypts new values and computes blind indexes.
@@ -60,10 +56,7 @@ impl OrgKeys {
         hk.expand(b"austa field encryption v1", enc.as_mut())
             .and_then(|_| hk.expand(b"austa blind index v1", blind.as_mut()))
             .map_err(|_| Error::crypto(CryptoErrorKind::InvalidKey, "deriving subkeys"))?;
-        Ok(KeyVersion {
-            cipher: Aes256Gcm::new(enc.as_ref().into()),
-            blind,
-        })
+        Ok(KeyVersion { cipher: Aes256Gcm::new(enc.as_ref().into()), blind })
     }
 }
 
@@ -82,18 +75,11 @@ fn wrap_context(organization: Uuid, key_id: Uuid) -> Vec<u8> {
 
 impl Keyring {
     pub(crate) fn new(provider: Arc<dyn KeyProvider>) -> Self {
-        Self {
-            provider,
-            cache: Mutex::new(HashMap::new()),
-        }
+        Self { provider, cache: Mutex::new(HashMap::new()) }
     }
 
     fn cached(&self, organization: Uuid) -> Option<Arc<OrgKeys>> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(&organization)
-            .cloned()
+        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&organization).cloned()
     }
 }
 
@@ -109,23 +95,13 @@ impl Database {
         let mut versions = HashMap::new();
         let mut active = None;
         for (id, wrapped) in rows {
-            let key = keyring
-                .provider
-                .unwrap(&wrapped, &wrap_context(organization, id))?;
+            let key = keyring.provider.unwrap(&wrapped, &wrap_context(organization, id))?;
             versions.insert(id, OrgKeys::derive(&key)?);
             active = Some(id);
         }
         let active = active.ok_or_else(|| Error::crypto(CryptoErrorKind::UnknownKey, "organization key"))?;
-        let keys = Arc::new(OrgKeys {
-            organization,
-            active,
-            versions,
-        });
-        keyring
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(organization, keys.clone());
+        let keys = Arc::new(OrgKeys { organization, active, versions });
+        keyring.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(organization, keys.clone());
         Ok(keys)
     }
 
@@ -134,11 +110,7 @@ impl Database {
     pub(crate) fn new_org_keys(&self, organization: Uuid) -> Result<(Query, OrgKeys)> {
         let id = Uuid::now_v7();
         let key = DataKey::generate();
-        let wrapped = self
-            .inner
-            .keyring
-            .provider
-            .wrap(&key, &wrap_context(organization, id))?;
+        let wrapped = self.inner.keyring.provider.wrap(&key, &wrap_context(organization, id))?;
         let insert = Query::new(
             "INSERT INTO organization_keys (organization_id, id, version, wrapped_key, created_at) \
              VALUES ($1, $2, 1, $3, $4)",
@@ -147,11 +119,7 @@ impl Database {
         .bind(id)
         .bind(wrapped)
         .bind(crate::time::now());
-        let keys = OrgKeys {
-            organization,
-            active: id,
-            versions: HashMap::from([(id, OrgKeys::derive(&key)?)]),
-        };
+        let keys = OrgKeys { organization, active: id, versions: HashMap::from([(id, OrgKeys::derive(&key)?)]) };
         Ok((insert, keys))
     }
 
@@ -178,14 +146,7 @@ impl Database {
             )
             .await?;
         tx.commit().await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.uuid("id")?,
-                    r.opt_bytes("wrapped_key")?.unwrap_or_default(),
-                ))
-            })
-            .collect()
+        rows.iter().map(|r| Ok((r.uuid("id")?, r.opt_bytes("wrapped_key")?.unwrap_or_default()))).collect()
     }
 }
 
@@ -221,11 +182,7 @@ impl RowCrypto<'_> {
     fn open(&self, column: &str, envelope_bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let fail = |kind| Error::crypto(kind, self.where_(column));
         let key_id = envelope::key_id(envelope_bytes).map_err(fail)?;
-        let key = self
-            .keys
-            .versions
-            .get(&key_id)
-            .ok_or_else(|| fail(CryptoErrorKind::UnknownKey))?;
+        let key = self.keys.versions.get(&key_id).ok_or_else(|| fail(CryptoErrorKind::UnknownKey))?;
         envelope::open(&key.cipher, envelope_bytes, &self.context(column)).map_err(fail)
     }
 
@@ -244,9 +201,10 @@ impl RowCrypto<'_> {
 
     /// Encrypts any serializable value as JSON.
     pub(crate) fn json<T: Serialize>(&self, column: &str, value: &Sensitive<T>) -> Result<Value> {
-        let bytes = Zeroizing::new(serde_json::to_vec(value.expose()).map_err(|_| {
-            Error::crypto(CryptoErrorKind::InvalidPlaintext, self.where_(column))
-        })?);
+        let bytes = Zeroizing::new(
+            serde_json::to_vec(value.expose())
+                .map_err(|_| Error::crypto(CryptoErrorKind::InvalidPlaintext, self.where_(column)))?,
+        );
         Ok(Value::Bytes(Some(self.seal(column, &bytes)?)))
     }
 
@@ -271,8 +229,7 @@ impl RowCrypto<'_> {
 
     /// Decrypts a NOT NULL text column.
     pub(crate) fn open_text(&self, row: &Row, column: &str) -> Result<Sensitive<String>> {
-        self.open_opt_text(row, column)?
-            .ok_or_else(|| Error::CorruptData(format!("{} is NULL", self.where_(column))))
+        self.open_opt_text(row, column)?.ok_or_else(|| Error::CorruptData(format!("{} is NULL", self.where_(column))))
     }
 
     /// Decrypts an optional JSON column.
@@ -284,12 +241,6 @@ impl RowCrypto<'_> {
         serde_json::from_slice(&pt)
             .map(|v| Some(Sensitive::new(v)))
             .map_err(|_| Error::crypto(CryptoErrorKind::InvalidPlaintext, self.where_(column)))
-    }
-
-    /// Decrypts a NOT NULL JSON column.
-    pub(crate) fn open_json<T: DeserializeOwned>(&self, row: &Row, column: &str) -> Result<Sensitive<T>> {
-        self.open_opt_json(row, column)?
-            .ok_or_else(|| Error::CorruptData(format!("{} is NULL", self.where_(column))))
     }
 
     /// Blind index of a normalized value (see [`BlindIndexKind`]).

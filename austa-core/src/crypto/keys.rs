@@ -26,9 +26,8 @@ impl DataKey {
 
     /// Builds a key from exactly 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| Error::crypto(CryptoErrorKind::InvalidKey, "key must be 32 bytes"))?;
+        let arr: [u8; 32] =
+            bytes.try_into().map_err(|_| Error::crypto(CryptoErrorKind::InvalidKey, "key must be 32 bytes"))?;
         Ok(Self(Zeroizing::new(arr)))
     }
 
@@ -68,9 +67,7 @@ pub struct LocalKeyProvider {
 
 impl fmt::Debug for LocalKeyProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalKeyProvider")
-            .field("origin", &self.origin)
-            .finish_non_exhaustive()
+        f.debug_struct("LocalKeyProvider").field("origin", &self.origin).finish_non_exhaustive()
     }
 }
 
@@ -89,9 +86,7 @@ impl LocalKeyProvider {
             .map_err(|_| Error::Config("master key is not valid base64".into()))?;
         if bytes.len() != 32 {
             bytes.zeroize();
-            return Err(Error::Config(
-                "master key must decode to exactly 32 bytes".into(),
-            ));
+            return Err(Error::Config("master key must decode to exactly 32 bytes".into()));
         }
         let key = DataKey::from_slice(&bytes)?;
         bytes.zeroize();
@@ -100,17 +95,14 @@ impl LocalKeyProvider {
 
     /// From raw key material.
     pub fn from_key(key: &DataKey, origin: impl Into<String>) -> Self {
-        Self {
-            cipher: Aes256Gcm::new(key.expose().into()),
-            origin: origin.into(),
-        }
+        Self { cipher: Aes256Gcm::new(key.expose().into()), origin: origin.into() }
     }
 
     /// From `AUSTA_MASTER_KEY` (base64).
     pub fn from_env() -> Result<Self> {
-        let value = Zeroizing::new(std::env::var(MASTER_KEY_ENV).map_err(|_| {
-            Error::Config(format!("{MASTER_KEY_ENV} is not set"))
-        })?);
+        let value = Zeroizing::new(
+            std::env::var(MASTER_KEY_ENV).map_err(|_| Error::Config(format!("{MASTER_KEY_ENV} is not set")))?,
+        );
         Self::from_base64(&value, format!("env:{MASTER_KEY_ENV}"))
     }
 
@@ -119,9 +111,10 @@ impl LocalKeyProvider {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         check_permissions(path)?;
-        let content = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!("cannot read key file {}: {e}", path.display()))
-        })?);
+        let content = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| Error::Config(format!("cannot read key file {}: {e}", path.display())))?,
+        );
         Self::from_base64(&content, format!("file:{}", path.display()))
     }
 
@@ -129,8 +122,7 @@ impl LocalKeyProvider {
     pub fn create_key_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
         let key = DataKey::generate();
         let encoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.expose()));
@@ -142,8 +134,8 @@ impl LocalKeyProvider {
 #[cfg(unix)]
 fn check_permissions(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::Config(format!("cannot read key file {}: {e}", path.display())))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| Error::Config(format!("cannot read key file {}: {e}", path.display())))?;
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(Error::Config(format!(
             "key file {} is accessible by group or others (mode {:o}); run chmod 600",
@@ -169,14 +161,12 @@ fn write_new_private_file(path: &Path, content: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .map_err(|e| Error::Config(format!("cannot create key file {}: {e}", path.display())))?;
-    f.write_all(content)
-        .map_err(|e| Error::Config(format!("cannot write key file {}: {e}", path.display())))
+    f.write_all(content).map_err(|e| Error::Config(format!("cannot write key file {}: {e}", path.display())))
 }
 
 #[cfg(not(unix))]
 fn write_new_private_file(path: &Path, content: &[u8]) -> Result<()> {
-    std::fs::write(path, content)
-        .map_err(|e| Error::Config(format!("cannot write key file {}: {e}", path.display())))
+    std::fs::write(path, content).map_err(|e| Error::Config(format!("cannot write key file {}: {e}", path.display())))
 }
 
 impl KeyProvider for LocalKeyProvider {
@@ -189,13 +179,7 @@ impl KeyProvider for LocalKeyProvider {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ct = self
             .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: key.expose(),
-                    aad: context,
-                },
-            )
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: key.expose(), aad: context })
             .map_err(|_| Error::crypto(CryptoErrorKind::KeyUnwrap, "wrapping organization key"))?;
         let mut out = Vec::with_capacity(12 + ct.len());
         out.extend_from_slice(&nonce);
@@ -205,21 +189,13 @@ impl KeyProvider for LocalKeyProvider {
 
     fn unwrap(&self, wrapped: &[u8], context: &[u8]) -> Result<DataKey> {
         if wrapped.len() < 12 + 16 {
-            return Err(Error::crypto(
-                CryptoErrorKind::MalformedEnvelope,
-                "wrapped organization key",
-            ));
+            return Err(Error::crypto(CryptoErrorKind::MalformedEnvelope, "wrapped organization key"));
         }
         let (nonce, ct) = wrapped.split_at(12);
         let pt = Zeroizing::new(
-            self.cipher
-                .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: context })
-                .map_err(|_| {
-                    Error::crypto(
-                        CryptoErrorKind::KeyUnwrap,
-                        format!("organization key (master key from {})", self.origin),
-                    )
-                })?,
+            self.cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: context }).map_err(|_| {
+                Error::crypto(CryptoErrorKind::KeyUnwrap, format!("organization key (master key from {})", self.origin))
+            })?,
         );
         DataKey::from_slice(&pt)
     }
@@ -234,9 +210,7 @@ pub fn provider_from_env() -> Result<Arc<dyn KeyProvider>> {
     if let Some(path) = std::env::var_os(MASTER_KEY_FILE_ENV) {
         return Ok(Arc::new(LocalKeyProvider::from_file(PathBuf::from(path))?));
     }
-    Err(Error::Config(format!(
-        "no master key: set {MASTER_KEY_ENV} (base64 of 32 bytes) or {MASTER_KEY_FILE_ENV}"
-    )))
+    Err(Error::Config(format!("no master key: set {MASTER_KEY_ENV} (base64 of 32 bytes) or {MASTER_KEY_FILE_ENV}")))
 }
 
 #[cfg(test)]
@@ -274,10 +248,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("master.key");
         LocalKeyProvider::create_key_file(&path).unwrap();
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         LocalKeyProvider::from_file(&path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(LocalKeyProvider::from_file(&path).unwrap_err().code(), "config");

@@ -72,9 +72,7 @@ pub(crate) struct Inner {
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database")
-            .field("backend", &self.backend())
-            .finish_non_exhaustive()
+        f.debug_struct("Database").field("backend", &self.backend()).finish_non_exhaustive()
     }
 }
 
@@ -97,41 +95,23 @@ impl Database {
             let opts = if memory {
                 opts
             } else {
-                opts.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
+                opts.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal)
             };
             // An in-memory database lives as long as its one connection: keep exactly one, forever.
             let pool_opts = if memory {
-                SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
+                SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
             } else {
                 SqlitePoolOptions::new().max_connections(8)
             };
             Pool::Sqlite(pool_opts.connect_with(opts).await.map_err(Error::Database)?)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let opts = PgConnectOptions::from_str(url)
-                .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
-            Pool::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(16)
-                    .connect_with(opts)
-                    .await
-                    .map_err(Error::Database)?,
-            )
+            let opts =
+                PgConnectOptions::from_str(url).map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
+            Pool::Postgres(PgPoolOptions::new().max_connections(16).connect_with(opts).await.map_err(Error::Database)?)
         } else {
-            return Err(Error::Config(
-                "DATABASE_URL must start with sqlite: or postgres:".into(),
-            ));
+            return Err(Error::Config("DATABASE_URL must start with sqlite: or postgres:".into()));
         };
-        Ok(Self {
-            inner: Arc::new(Inner {
-                pool,
-                keyring: Keyring::new(keys),
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { pool, keyring: Keyring::new(keys) }) })
     }
 
     /// Opens the database named by `DATABASE_URL` (default [`DEFAULT_DATABASE_URL`]) with the master key
@@ -176,10 +156,7 @@ impl Database {
             Pool::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 let org = organization.map(|o| o.to_string()).unwrap_or_default();
-                sqlx::query("SELECT set_config('austa.organization_id', $1, true)")
-                    .bind(org)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query("SELECT set_config('austa.organization_id', $1, true)").bind(org).execute(&mut *tx).await?;
                 Ok(Tx::Postgres(tx))
             }
         }
@@ -235,20 +212,12 @@ impl Tx {
     /// Runs a statement; returns the number of affected rows.
     pub(crate) async fn execute(&mut self, q: Query) -> Result<u64> {
         Ok(match self {
-            Tx::Sqlite(tx) => q
-                .args
-                .into_iter()
-                .fold(sqlx::query(&q.sql), bind_sqlite)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected(),
-            Tx::Postgres(tx) => q
-                .args
-                .into_iter()
-                .fold(sqlx::query(&q.sql), bind_pg)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected(),
+            Tx::Sqlite(tx) => {
+                q.args.into_iter().fold(sqlx::query(&q.sql), bind_sqlite).execute(&mut **tx).await?.rows_affected()
+            }
+            Tx::Postgres(tx) => {
+                q.args.into_iter().fold(sqlx::query(&q.sql), bind_pg).execute(&mut **tx).await?.rows_affected()
+            }
         })
     }
 

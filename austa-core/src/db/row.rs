@@ -27,9 +27,9 @@ impl Row {
     pub(crate) fn opt_uuid(&self, column: &str) -> Result<Option<Uuid>> {
         match self {
             Row::Postgres(r) => r.try_get(column).map_err(|e| corrupt(column, e)),
-            Row::Sqlite(r) => Self::sqlite_text(r, column)?
-                .map(|s| Uuid::parse_str(&s).map_err(|e| corrupt(column, e)))
-                .transpose(),
+            Row::Sqlite(r) => {
+                Self::sqlite_text(r, column)?.map(|s| Uuid::parse_str(&s).map_err(|e| corrupt(column, e))).transpose()
+            }
         }
     }
 
@@ -122,12 +122,6 @@ impl Row {
     pub(crate) fn enumeration<E: std::str::FromStr>(&self, column: &str) -> Result<E> {
         let s = self.text(column)?;
         s.parse().map_err(|_| corrupt(column, "unknown enum value"))
-    }
-
-    pub(crate) fn opt_enumeration<E: std::str::FromStr>(&self, column: &str) -> Result<Option<E>> {
-        self.opt_text(column)?
-            .map(|s| s.parse().map_err(|_| corrupt(column, "unknown enum value")))
-            .transpose()
     }
 
     /// A JSON column holding a list of strings.

@@ -68,10 +68,7 @@ pub struct Query {
 
 impl Query {
     pub(crate) fn new(sql: impl Into<String>) -> Self {
-        Self {
-            sql: sql.into(),
-            args: Vec::new(),
-        }
+        Self { sql: sql.into(), args: Vec::new() }
     }
 
     /// Appends the next positional argument (`$1`, `$2`, ... in order of `bind` calls).

@@ -12,12 +12,12 @@
 mod page;
 pub(crate) mod table;
 
+pub mod audit_logs;
 pub mod authorizations;
 pub mod conversations;
 pub mod documents;
 pub mod gamification;
 pub mod health_data;
-pub mod audit_logs;
 pub mod messages;
 pub mod missions;
 pub mod organizations;
@@ -86,10 +86,7 @@ pub struct Repo<'s, M> {
 
 impl<'s, M: Model> Repo<'s, M> {
     pub(crate) fn new(scope: &'s Scope) -> Self {
-        Self {
-            scope,
-            _model: PhantomData,
-        }
+        Self { scope, _model: PhantomData }
     }
 
     /// The scope this repository works in.
@@ -102,6 +99,18 @@ impl<'s, M: Model> Repo<'s, M> {
         let model = M::build(self.scope.organization_id(), Uuid::now_v7(), crate::time::now(), new)?;
         table::insert(self.scope, &model).await?;
         Ok(model)
+    }
+
+    /// Creates a row with a caller-chosen id (the development seed's stable ids).
+    pub(crate) async fn create_with_id(&self, id: Uuid, new: M::New) -> Result<M> {
+        let model = M::build(self.scope.organization_id(), id, crate::time::now(), new)?;
+        table::insert(self.scope, &model).await?;
+        Ok(model)
+    }
+
+    /// Whether a row with `id` exists in this organization, soft-deleted or not.
+    pub(crate) async fn exists(&self, id: Uuid) -> Result<bool> {
+        table::exists::<M>(self.scope, id).await
     }
 
     /// The row with `id` in this organization (not soft-deleted), or `not_found`.

@@ -55,9 +55,7 @@ fn validate_fields(o: &mut Organization) -> Result<()> {
 }
 
 fn address_json(a: &Option<Address>) -> Result<Option<serde_json::Value>> {
-    a.as_ref()
-        .map(|a| serde_json::to_value(a).map_err(|e| Error::validation("address", e.to_string())))
-        .transpose()
+    a.as_ref().map(|a| serde_json::to_value(a).map_err(|e| Error::validation("address", e.to_string()))).transpose()
 }
 
 fn columns(o: &Organization, keys: &OrgKeys) -> Result<Vec<(&'static str, crate::db::Value)>> {
@@ -136,9 +134,7 @@ impl Organizations<'_> {
             names.join(", "),
             (3..cols.len() + 3).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
         );
-        let insert = cols
-            .into_iter()
-            .fold(Query::new(sql).bind(id).bind(now), |q, (_, v)| q.bind(v));
+        let insert = cols.into_iter().fold(Query::new(sql).bind(id).bind(now), |q, (_, v)| q.bind(v));
         let mut tx = self.db.begin(Some(id), TxMode::Write).await?;
         tx.execute(insert).await?;
         tx.execute(key_row).await?;
@@ -147,13 +143,19 @@ impl Organizations<'_> {
         Ok(org)
     }
 
+    /// Whether an organization with `id` exists, soft-deleted or not.
+    pub(crate) async fn exists(&self, id: Uuid) -> Result<bool> {
+        let mut tx = self.db.begin(Some(id), TxMode::Read).await?;
+        let row = tx.fetch_optional(Query::new("SELECT id FROM organizations WHERE id = $1").bind(id)).await?;
+        tx.commit().await?;
+        Ok(row.is_some())
+    }
+
     /// The organization with `id` (not soft-deleted), or `not_found`.
     pub async fn get(&self, id: Uuid) -> Result<Organization> {
         let mut tx = self.db.begin(Some(id), TxMode::Read).await?;
         let row = tx
-            .fetch_optional(
-                Query::new("SELECT * FROM organizations WHERE id = $1 AND deleted_at IS NULL").bind(id),
-            )
+            .fetch_optional(Query::new("SELECT * FROM organizations WHERE id = $1 AND deleted_at IS NULL").bind(id))
             .await?;
         tx.commit().await?;
         let row = row.ok_or_else(|| Error::not_found("organization"))?;
@@ -185,11 +187,7 @@ impl Organizations<'_> {
         let cols = columns(&org, &keys)?;
         let n = cols.len();
         let sets: Vec<String> = cols.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 1)).collect();
-        let sql = format!(
-            "UPDATE organizations SET {} WHERE id = ${} AND deleted_at IS NULL",
-            sets.join(", "),
-            n + 1
-        );
+        let sql = format!("UPDATE organizations SET {} WHERE id = ${} AND deleted_at IS NULL", sets.join(", "), n + 1);
         let q = cols.into_iter().fold(Query::new(sql), |q, (_, v)| q.bind(v)).bind(id);
         let mut tx = self.db.begin(Some(id), TxMode::Write).await?;
         if tx.execute(q).await? == 0 {
@@ -246,11 +244,8 @@ impl Organizations<'_> {
         for r in rows.iter().take(limit as usize) {
             items.push(self.get(r.uuid("id")?).await?);
         }
-        let next = if rows.len() > limit as usize {
-            items.last().map(|o| Cursor::encode(&o.id.to_string()))
-        } else {
-            None
-        };
+        let next =
+            if rows.len() > limit as usize { items.last().map(|o| Cursor::encode(&o.id.to_string())) } else { None };
         Ok(Page { items, next })
     }
 }

@@ -39,8 +39,7 @@ fn cpf(v: Option<&Sensitive<String>>) -> Result<Option<Sensitive<String>>> {
 }
 
 fn whatsapp_id(v: Option<&Sensitive<String>>) -> Result<Option<Sensitive<String>>> {
-    v.map(|w| validate::whatsapp_id("whatsapp_id", w.expose()).map(Sensitive::new))
-        .transpose()
+    v.map(|w| validate::whatsapp_id("whatsapp_id", w.expose()).map(Sensitive::new)).transpose()
 }
 
 fn date_of_birth(v: Option<&Sensitive<NaiveDate>>, today: NaiveDate) -> Result<()> {

@@ -43,9 +43,7 @@ pub(crate) fn insert_query<M: Model>(keys: &OrgKeys, organization: Uuid, model: 
         names.join(", "),
         placeholders.join(", ")
     );
-    Ok(columns
-        .into_iter()
-        .fold(Query::new(sql).bind(organization), |q, (_, v)| q.bind(v)))
+    Ok(columns.into_iter().fold(Query::new(sql).bind(organization), |q, (_, v)| q.bind(v)))
 }
 
 /// Inserts `model` in its own transaction.
@@ -59,13 +57,15 @@ pub(crate) async fn insert<M: Model>(scope: &Scope, model: &M) -> Result<()> {
 }
 
 /// Reads one live row of `M` by id inside `tx`, optionally locking it.
-pub(crate) async fn get_in<M: Model>(tx: &mut Tx, keys: &OrgKeys, organization: Uuid, id: Uuid, lock: bool) -> Result<M> {
+pub(crate) async fn get_in<M: Model>(
+    tx: &mut Tx,
+    keys: &OrgKeys,
+    organization: Uuid,
+    id: Uuid,
+    lock: bool,
+) -> Result<M> {
     let lock = if lock { lock_clause(tx) } else { "" };
-    let sql = format!(
-        "SELECT * FROM {} WHERE organization_id = $1 AND id = $2{}{lock}",
-        M::TABLE,
-        live_filter::<M>()
-    );
+    let sql = format!("SELECT * FROM {} WHERE organization_id = $1 AND id = $2{}{lock}", M::TABLE, live_filter::<M>());
     let row = tx
         .fetch_optional(Query::new(sql).bind(organization).bind(id))
         .await?
@@ -90,11 +90,7 @@ pub(crate) fn update_query<M: Model>(keys: &OrgKeys, organization: Uuid, model: 
         .into_iter()
         .filter(|(n, _)| *n != "id" && *n != "created_at")
         .collect();
-    let sets: Vec<String> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, (n, _))| format!("{n} = ${}", i + 1))
-        .collect();
+    let sets: Vec<String> = columns.iter().enumerate().map(|(i, (n, _))| format!("{n} = ${}", i + 1)).collect();
     let n = columns.len();
     let sql = format!(
         "UPDATE {} SET {} WHERE organization_id = ${} AND id = ${}{}",
@@ -104,11 +100,7 @@ pub(crate) fn update_query<M: Model>(keys: &OrgKeys, organization: Uuid, model: 
         n + 2,
         live_filter::<M>()
     );
-    Ok(columns
-        .into_iter()
-        .fold(Query::new(sql), |q, (_, v)| q.bind(v))
-        .bind(organization)
-        .bind(model.id()))
+    Ok(columns.into_iter().fold(Query::new(sql), |q, (_, v)| q.bind(v)).bind(organization).bind(model.id()))
 }
 
 /// Writes every column of an already-loaded model back inside `tx`; `not_found` if no live row.
@@ -157,7 +149,12 @@ pub(crate) async fn soft_delete<M: Model>(scope: &Scope, id: Uuid) -> Result<()>
 
 /// A page of live rows of `M` matching `filter` (SQL starting with ` AND ...`, placeholders from `$2`,
 /// arguments in `args`), newest first by id.
-pub(crate) async fn list_where<M: Model>(scope: &Scope, filter: &str, args: Vec<Value>, page: &PageRequest) -> Result<Page<M>> {
+pub(crate) async fn list_where<M: Model>(
+    scope: &Scope,
+    filter: &str,
+    args: Vec<Value>,
+    page: &PageRequest,
+) -> Result<Page<M>> {
     let limit = page.checked_limit()?;
     let after = page
         .after
@@ -178,18 +175,12 @@ pub(crate) async fn list_where<M: Model>(scope: &Scope, filter: &str, args: Vec<
         live_filter::<M>(),
         k + 1
     );
-    let query = args
-        .into_iter()
-        .fold(Query::new(sql).bind(org), |q, v| q.bind(v))
-        .bind(after)
-        .bind(i64::from(limit) + 1);
+    let query =
+        args.into_iter().fold(Query::new(sql).bind(org), |q, v| q.bind(v)).bind(after).bind(i64::from(limit) + 1);
     let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
     let rows = tx.fetch_all(query).await?;
     tx.commit().await?;
-    let mut items = rows
-        .iter()
-        .map(|r| decode::<M>(&keys, r))
-        .collect::<Result<Vec<M>>>()?;
+    let mut items = rows.iter().map(|r| decode::<M>(&keys, r)).collect::<Result<Vec<M>>>()?;
     let next = if items.len() > limit as usize {
         items.truncate(limit as usize);
         items.last().map(|m| Cursor::encode(&m.id().to_string()))
@@ -203,11 +194,7 @@ pub(crate) async fn list_where<M: Model>(scope: &Scope, filter: &str, args: Vec<
 pub(crate) async fn find_where<M: Model>(scope: &Scope, filter: &str, args: Vec<Value>) -> Result<Option<M>> {
     let org = scope.organization_id();
     let keys = scope.db().org_keys(org).await?;
-    let sql = format!(
-        "SELECT * FROM {} WHERE organization_id = $1{}{filter} LIMIT 2",
-        M::TABLE,
-        live_filter::<M>()
-    );
+    let sql = format!("SELECT * FROM {} WHERE organization_id = $1{}{filter} LIMIT 2", M::TABLE, live_filter::<M>());
     let query = args.into_iter().fold(Query::new(sql).bind(org), |q, v| q.bind(v));
     let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
     let rows = tx.fetch_all(query).await?;
@@ -217,4 +204,19 @@ pub(crate) async fn find_where<M: Model>(scope: &Scope, filter: &str, args: Vec<
         [row] => decode(&keys, row).map(Some),
         _ => Err(Error::CorruptData(format!("{} lookup matched more than one row", M::TABLE))),
     }
+}
+
+/// Whether a row of `M` with `id` exists in the scope's organization, soft-deleted or not.
+pub(crate) async fn exists<M: Model>(scope: &Scope, id: Uuid) -> Result<bool> {
+    let org = scope.organization_id();
+    let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
+    let row = tx
+        .fetch_optional(
+            Query::new(format!("SELECT id FROM {} WHERE organization_id = $1 AND id = $2", M::TABLE))
+                .bind(org)
+                .bind(id),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(row.is_some())
 }

@@ -88,10 +88,7 @@ pub async fn postgres() -> Option<TestDb> {
     let admin_url = postgres_url()?;
     let name = format!("austa_test_{}", uuid::Uuid::new_v4().simple());
     let admin = sqlx::PgPool::connect(&admin_url).await.expect("connect to AUSTA_TEST_DATABASE_URL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .expect("create test database");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create test database");
     admin.close().await;
     let (base, query) = match admin_url.split_once('?') {
         Some((b, q)) => (b.to_string(), format!("?{q}")),

@@ -1,0 +1,119 @@
+//! Quickstart: the platform's main path on an embedded SQLite file, with no server and no configuration.
+//!
+//! ```sh
+//! cargo run --example quickstart                                   # SQLite file ./austa.db
+//! DATABASE_URL=postgres://user@127.0.0.1/austa cargo run --example quickstart
+//! ```
+//!
+//! It opens the database, migrates it, loads the development seed (a no-op when already there), then: a
+//! WhatsApp text arrives from +5511987654321; the patient is found by phone through the blind index; the
+//! message is stored encrypted in their open conversation; the conversation history is read back
+//! decrypted. Without a configured master key it creates a development key file (mode 0600).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use austa_core::crypto::{provider_from_env, KeyProvider, LocalKeyProvider};
+use austa_core::model::{MessageDirection, MessageType, NewConversation, NewMessage, SenderKind};
+use austa_core::repo::PageRequest;
+use austa_core::{Actor, Database, Error};
+
+const DEV_KEY_FILE: &str = ".austa/master.key";
+
+/// The configured master key, or the development key file (created on first use).
+fn master_key() -> Result<Arc<dyn KeyProvider>, Error> {
+    if std::env::var_os("AUSTA_MASTER_KEY").is_some() || std::env::var_os("AUSTA_MASTER_KEY_FILE").is_some() {
+        let provider = provider_from_env()?;
+        println!("master key     {}", provider.describe());
+        return Ok(provider);
+    }
+    let path = Path::new(DEV_KEY_FILE);
+    if path.exists() {
+        println!("master key     development key file {DEV_KEY_FILE}");
+        return Ok(Arc::new(LocalKeyProvider::from_file(path)?));
+    }
+    let provider = LocalKeyProvider::create_key_file(path)?;
+    println!("master key     created a development key file {DEV_KEY_FILE} (mode 0600).");
+    println!("               Keep it: without it this database cannot be decrypted. In production set");
+    println!("               AUSTA_MASTER_KEY or AUSTA_MASTER_KEY_FILE instead.");
+    Ok(Arc::new(provider))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| austa_core::db::DEFAULT_DATABASE_URL.to_string());
+    println!("database       {url}");
+    let db = Database::connect_with(&url, master_key()?).await?;
+    db.migrate().await?;
+    println!("migrations     applied ({:?})", db.backend());
+
+    let seed = austa_core::seed::run(&db).await?;
+    println!("seed           {} rows created, {} already present", seed.created(), seed.existing());
+    print!("{seed}");
+
+    // A WhatsApp text arrives at the hospital's number.
+    let scope = db.scope(seed.hospital_id, Actor::system("whatsapp-webhook")).await?;
+    let from = "+5511987654321";
+    let text = "Bom dia! Tomei a Losartana às 8h. Posso tomar um café agora?";
+    let wamid = format!("wamid.quickstart.{}", uuid::Uuid::now_v7().simple());
+    println!("\nincoming       WhatsApp text from {from}");
+
+    // 1. The patient, by phone, through the blind index (the phone column itself is ciphertext).
+    let patient = scope.patients().find_by_phone(from).await?.ok_or(Error::NotFound { entity: "patient" })?;
+    println!(
+        "patient        {} ({} {}.)",
+        patient.id,
+        patient.first_name.expose(),
+        patient.last_name.expose().chars().next().unwrap_or(' ')
+    );
+
+    // 2. Their open conversation, or a new one for this chat.
+    let open = scope.conversations().active_for_patient(patient.id, PageRequest::first(1)).await?;
+    let conversation = match open.items.into_iter().next() {
+        Some(c) => c,
+        None => {
+            let chat = patient.whatsapp_id.as_ref().map(|w| w.expose().clone()).unwrap_or_else(|| from.to_string());
+            scope
+                .conversations()
+                .create(NewConversation { patient_id: patient.id, whatsapp_chat_id: chat.into(), ..Default::default() })
+                .await?
+        }
+    };
+    println!(
+        "conversation   {} ({:?}, {} messages before)",
+        conversation.id, conversation.status, conversation.message_count
+    );
+
+    // 3. Store the message, encrypted, updating the conversation's counters in the same transaction.
+    let stored = scope
+        .messages()
+        .append(NewMessage {
+            whatsapp_message_id: Some(wamid),
+            content: Some(text.into()),
+            requires_response: true,
+            ..NewMessage::new(conversation.id, MessageDirection::Inbound, MessageType::Text, SenderKind::Patient)
+        })
+        .await?;
+    println!("stored         message {} (content encrypted with AES-256-GCM)", stored.id);
+
+    // 4. Read the history back, newest first, decrypted.
+    let history = scope.messages().history(conversation.id, PageRequest::first(5)).await?;
+    println!("\nhistory        latest {} messages, newest first:", history.items.len());
+    for m in &history.items {
+        let who = match m.sender_kind {
+            SenderKind::Patient => "patient",
+            SenderKind::Bot => "bot",
+            SenderKind::Provider => "provider",
+            SenderKind::System => "system",
+        };
+        let body = m.content.as_ref().map(|c| c.expose().as_str()).unwrap_or("(no text)");
+        println!("  {} {:<8} {}", m.sent_at.format("%Y-%m-%d %H:%M:%S"), who, body);
+    }
+    let conversation = scope.conversations().get(conversation.id).await?;
+    println!(
+        "\nconversation   now has {} messages; last at {}",
+        conversation.message_count, conversation.last_message_at
+    );
+    db.close().await;
+    Ok(())
+}
