@@ -63,8 +63,8 @@ async fn main() -> Result<(), Error> {
     println!(
         "patient        {} ({} {}.)",
         patient.id,
-        patient.first_name.expose(),
-        patient.last_name.expose().chars().next().unwrap_or(' ')
+        patient.first_name.expose()?,
+        patient.last_name.expose()?.chars().next().unwrap_or(' ')
     );
 
     // 2. Their open conversation, or a new one for this chat.
@@ -72,7 +72,10 @@ async fn main() -> Result<(), Error> {
     let conversation = match open.items.into_iter().next() {
         Some(c) => c,
         None => {
-            let chat = patient.whatsapp_id.as_ref().map(|w| w.expose().clone()).unwrap_or_else(|| from.to_string());
+            let chat = match &patient.whatsapp_id {
+                Some(w) => w.expose()?.clone(),
+                None => from.to_string(),
+            };
             scope
                 .conversations()
                 .create(NewConversation { patient_id: patient.id, whatsapp_chat_id: chat.into(), ..Default::default() })
@@ -106,7 +109,10 @@ async fn main() -> Result<(), Error> {
             SenderKind::Provider => "provider",
             SenderKind::System => "system",
         };
-        let body = m.content.as_ref().map(|c| c.expose().as_str()).unwrap_or("(no text)");
+        let body = match &m.content {
+            Some(c) => c.expose().map(String::as_str).unwrap_or("(erased)"),
+            None => "(no text)",
+        };
         println!("  {} {:<8} {}", m.sent_at.format("%Y-%m-%d %H:%M:%S"), who, body);
     }
     let conversation = scope.conversations().get(conversation.id).await?;

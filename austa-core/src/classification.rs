@@ -9,7 +9,10 @@
 //!
 //! [`ENCRYPTED_COLUMNS`] lists the first two classes; every other column is operational. The README's
 //! classification table is generated from it ([`markdown_table`]), and a test checks both the README
-//! and the live schema of both backends against it, so the three cannot drift apart.
+//! and the live schema of both backends against it, so the three cannot drift apart. Key rotation and
+//! crypto-shredding are driven by it too: [`table_owner`] says whose key encrypts a table's columns.
+
+use crate::crypto::BlindIndexKind;
 
 /// Class of an encrypted column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +21,19 @@ pub enum Class {
     Identifier,
     /// Encrypted only.
     Sensitive,
+}
+
+/// Whose key encrypts a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOwner {
+    /// The organization's key: organization-level secrets and staff data.
+    Organization,
+    /// The key of the patient the row belongs to (found in the named column), so that destroying that
+    /// one key erases the patient everywhere.
+    Patient {
+        /// The column holding the patient's id (`id` on `patients`, `patient_id` elsewhere).
+        column: &'static str,
+    },
 }
 
 /// One encrypted column: table, column, class, and what it holds.
@@ -31,6 +47,53 @@ pub struct EncryptedColumn {
     pub class: Class,
     /// What the column holds, for the README.
     pub holds: &'static str,
+}
+
+impl EncryptedColumn {
+    /// Whose key encrypts this column.
+    pub const fn owner(&self) -> KeyOwner {
+        table_owner(self.table)
+    }
+
+    /// The blind index kind of an identifier column.
+    pub fn blind_index(&self) -> Option<BlindIndexKind> {
+        match (self.class, self.column) {
+            (Class::Sensitive, _) => None,
+            (_, "phone") => Some(BlindIndexKind::Phone),
+            (_, "cpf") => Some(BlindIndexKind::Cpf),
+            (_, "email") => Some(BlindIndexKind::Email),
+            (_, "whatsapp_id") => Some(BlindIndexKind::WhatsappId),
+            (_, "whatsapp_chat_id") => Some(BlindIndexKind::WhatsappChatId),
+            _ => None,
+        }
+    }
+}
+
+/// Whose key encrypts the sensitive columns of `table`.
+pub const fn table_owner(table: &str) -> KeyOwner {
+    match table.as_bytes() {
+        b"patients" => KeyOwner::Patient { column: "id" },
+        b"conversations" | b"messages" | b"health_data" | b"documents" | b"authorizations" => {
+            KeyOwner::Patient { column: "patient_id" }
+        }
+        _ => KeyOwner::Organization,
+    }
+}
+
+/// The encrypted columns of one table.
+pub fn columns_of(table: &str) -> impl Iterator<Item = &'static EncryptedColumn> + '_ {
+    ENCRYPTED_COLUMNS.iter().filter(move |c| c.table == table)
+}
+
+/// The tables that have encrypted columns, in schema order.
+pub fn encrypted_tables() -> Vec<&'static str> {
+    let mut tables: Vec<&'static str> = Vec::new();
+    for c in ENCRYPTED_COLUMNS {
+        if !tables.contains(&c.table) {
+            tables.push(c.table);
+        }
+    }
+    tables
 }
 
 const fn id(table: &'static str, column: &'static str, holds: &'static str) -> EncryptedColumn {
@@ -93,13 +156,17 @@ pub const ENCRYPTED_COLUMNS: &[EncryptedColumn] = &[
 
 /// The classification as the Markdown table the README carries.
 pub fn markdown_table() -> String {
-    let mut out = String::from("| table | column | class | holds |\n|---|---|---|---|\n");
+    let mut out = String::from("| table | column | class | key | holds |\n|---|---|---|---|---|\n");
     for c in ENCRYPTED_COLUMNS {
         let class = match c.class {
             Class::Identifier => format!("identifier (blind index `{}_bidx`)", c.column),
             Class::Sensitive => "sensitive".to_string(),
         };
-        out.push_str(&format!("| {} | {} | {} | {} |\n", c.table, c.column, class, c.holds));
+        let key = match c.owner() {
+            KeyOwner::Organization => "organization",
+            KeyOwner::Patient { .. } => "patient",
+        };
+        out.push_str(&format!("| {} | {} | {} | {} | {} |\n", c.table, c.column, class, key, c.holds));
     }
     out
 }

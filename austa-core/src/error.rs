@@ -27,6 +27,8 @@ pub enum CryptoErrorKind {
     KeyUnwrap,
     /// A decrypted value did not have the expected shape (e.g. invalid UTF-8 or JSON).
     InvalidPlaintext,
+    /// The master key is not the one the key store was created with (key check value mismatch).
+    WrongMasterKey,
 }
 
 impl fmt::Display for CryptoErrorKind {
@@ -38,6 +40,7 @@ impl fmt::Display for CryptoErrorKind {
             Self::InvalidKey => "invalid key material",
             Self::KeyUnwrap => "data key could not be unwrapped with the master key",
             Self::InvalidPlaintext => "decrypted value has an unexpected shape",
+            Self::WrongMasterKey => "wrong master key",
         })
     }
 }
@@ -78,6 +81,9 @@ pub enum Error {
         /// Where: e.g. `patients.cpf` or `organization key`.
         context: String,
     },
+    /// The data was erased (crypto-shredding): its key no longer exists.
+    #[error("erased: the data's key was destroyed")]
+    Erased,
     /// Configuration is missing or wrong (database URL, master key).
     #[error("configuration error: {0}")]
     Config(String),
@@ -101,6 +107,7 @@ impl Error {
             Self::Conflict { .. } => "conflict",
             Self::PermissionDenied(_) => "permission_denied",
             Self::Crypto { .. } => "crypto",
+            Self::Erased => "erased",
             Self::Config(_) => "config",
             Self::Migration(_) => "migration",
             Self::Database(_) => "database",
@@ -126,6 +133,12 @@ impl Error {
 
     pub(crate) fn not_found(entity: &'static str) -> Self {
         Self::NotFound { entity }
+    }
+}
+
+impl From<crate::crypto::Erased> for Error {
+    fn from(_: crate::crypto::Erased) -> Self {
+        Error::Erased
     }
 }
 

@@ -35,7 +35,7 @@ pub mod seed;
 pub mod time;
 pub mod validate;
 
-pub use db::{Backend, Database};
+pub use db::{Backend, Database, DatabaseOptions};
 pub use error::{CryptoErrorKind, Error, Result};
 pub use scope::{Actor, RequestContext, Role, Scope};
 

@@ -290,7 +290,7 @@ async fn health_data_round_trip_update_and_soft_delete() {
         let before = Utc::now();
         let created = repo.create(medication(o.carlos, o.doctor)).await.unwrap();
         assert_eq!(repo.get(created.id).await.unwrap(), created, "{:?}", tdb.backend);
-        assert_eq!(created.medications.as_ref().unwrap().expose(), &losartana());
+        assert_eq!(created.medications.as_ref().unwrap().expose().unwrap(), &losartana());
         assert!(created.conditions.is_none());
         assert_eq!((created.data_type, created.access_level), (HealthDataType::Medication, AccessLevel::PatientOnly));
         assert_eq!(created.verified_by_provider_id, Some(o.doctor));
@@ -313,7 +313,7 @@ async fn health_data_round_trip_update_and_soft_delete() {
             .unwrap();
         assert_eq!(repo.get(created.id).await.unwrap(), updated);
         assert!(updated.medications.is_none(), "cleared");
-        assert_eq!(updated.conditions.as_ref().unwrap().expose(), &hypertension());
+        assert_eq!(updated.conditions.as_ref().unwrap().expose().unwrap(), &hypertension());
         assert_eq!((updated.category, updated.expires_at), (HealthCategory::Hypertension, Some(expires)));
         assert_eq!(updated.verified_at, created.verified_at, "same verifier keeps its time");
 
@@ -408,9 +408,12 @@ async fn document_round_trip_update_and_soft_delete() {
         let created = repo.create(blood_test(o.carlos)).await.unwrap();
         assert_eq!(repo.get(created.id).await.unwrap(), created, "{:?}", tdb.backend);
         assert_eq!(created.mime_type, "application/pdf", "normalized");
-        assert_eq!(created.original_name.expose(), "Exame de Sangue - Carlos Mendes.pdf");
-        assert_eq!(created.health_keywords.as_ref().unwrap().expose(), &["hemograma", "glicose", "colesterol"]);
-        assert_eq!(created.extracted_data.as_ref().unwrap().expose()[0]["name"], "Glicose");
+        assert_eq!(created.original_name.expose().unwrap(), "Exame de Sangue - Carlos Mendes.pdf");
+        assert_eq!(
+            created.health_keywords.as_ref().unwrap().expose().unwrap(),
+            &["hemograma", "glicose", "colesterol"]
+        );
+        assert_eq!(created.extracted_data.as_ref().unwrap().expose().unwrap()[0]["name"], "Glicose");
         assert_eq!(created.storage_key_ref.as_deref(), Some("kms:alias/austa-documentos"));
         assert!(created.is_active && created.uploaded_at == created.created_at);
 
@@ -518,13 +521,13 @@ async fn authorization_round_trip_update_and_soft_delete() {
             .unwrap();
         assert_eq!(repo.get(created.id).await.unwrap(), created, "{:?}", tdb.backend);
         assert_eq!(created.status, AuthorizationStatus::Pending, "new authorizations are pending");
-        assert_eq!(created.procedure_name.expose(), "Cateterismo cardíaco");
+        assert_eq!(created.procedure_name.expose().unwrap(), "Cateterismo cardíaco");
         assert_eq!(
-            created.clinical_notes.as_ref().unwrap().expose(),
+            created.clinical_notes.as_ref().unwrap().expose().unwrap(),
             "PA 160/100 mmHg\nECG com infradesnivelamento de ST em V4-V6",
             "CRLF normalized"
         );
-        assert_eq!(created.related_conditions.as_ref().unwrap().expose().len(), 2);
+        assert_eq!(created.related_conditions.as_ref().unwrap().expose().unwrap().len(), 2);
         assert_eq!((created.requested_by_provider_id, created.health_data_id), (o.doctor, Some(hd.id)));
         assert_eq!((created.reviewed_by_provider_id, created.approved_at), (None, None));
         assert!(created.requested_at == created.created_at);

@@ -155,8 +155,8 @@ async fn provider_round_trip_update_and_delete() {
         let providers = scope.providers();
         let created =
             providers.create(new_provider(" Ana.Silva@HospitalSaoPaulo.com.br ", "CRM-SP 123456")).await.unwrap();
-        assert_eq!(created.email.expose(), "ana.silva@hospitalsaopaulo.com.br");
-        assert_eq!(created.phone.as_ref().unwrap().expose(), "+5511999991111");
+        assert_eq!(created.email.expose().unwrap(), "ana.silva@hospitalsaopaulo.com.br");
+        assert_eq!(created.phone.as_ref().unwrap().expose().unwrap(), "+5511999991111");
         assert_eq!((created.title.as_deref(), created.first_name.as_str()), (Some("Dra."), "Ana"));
         assert!(created.is_active);
         assert_eq!(providers.get(created.id).await.unwrap(), created);
@@ -267,7 +267,7 @@ async fn conversation_round_trip_update_and_delete() {
         let carlos = patient(&scope, "Carlos", "+5511987654321").await;
         let input = new_conversation(carlos.id, " wa-chat-001 ");
         let created = conversations.create(input.clone()).await.unwrap();
-        assert_eq!(created.whatsapp_chat_id.expose(), "wa-chat-001");
+        assert_eq!(created.whatsapp_chat_id.expose().unwrap(), "wa-chat-001");
         assert_eq!(created.title, input.title);
         assert_eq!(created.ai_context, input.ai_context);
         assert_eq!(created.medications_mentioned, input.medications_mentioned);

@@ -94,7 +94,7 @@ async fn seeded_counters_and_ledgers_add_up() {
         // have a verification time, the bot's message has a bot sender, mission 3 really requires 1.
         for id in [ids::PATIENT_CARLOS, ids::PATIENT_ANA] {
             let p = hospital.patients().get(id).await.unwrap();
-            let cpf = p.cpf.as_ref().unwrap().expose().clone();
+            let cpf = p.cpf.as_ref().unwrap().expose().unwrap().clone();
             assert!(austa_core::validate::cpf("cpf", &cpf).is_ok());
         }
         let ana_silva = hospital.providers().get(ids::PROVIDER_ANA_SILVA).await.unwrap();

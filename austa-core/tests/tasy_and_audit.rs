@@ -83,7 +83,7 @@ async fn integration_round_trip_update_and_soft_delete() {
         let repo = scope.tasy_integrations();
         let created = repo.create(new_integration("HTTPS://Tasy.HospitalSaoLucas.COM.br/api/")).await.unwrap();
         assert_eq!(created.tasy_instance_url, URL);
-        assert_eq!(created.api_key.expose(), API_KEY);
+        assert_eq!(created.api_key.expose().unwrap(), API_KEY);
         assert_eq!(created.api_version, "v1");
         assert_eq!(created.sync_interval_seconds, 300);
         assert!(created.is_active && created.sync_enabled);
@@ -110,7 +110,7 @@ async fn integration_round_trip_update_and_soft_delete() {
             .await
             .unwrap();
         assert_eq!((updated.client_id.as_deref(), updated.filters.as_ref()), (None, None));
-        assert_eq!(updated.api_key.expose(), "tasy-sk-rotacionada-2024");
+        assert_eq!(updated.api_key.expose().unwrap(), "tasy-sk-rotacionada-2024");
         assert_eq!(updated.last_auth_at, Some(austa_core::time::truncate(auth)));
         assert!(updated.updated_at >= created.updated_at);
         assert_eq!(repo.get(created.id).await.unwrap(), updated);
@@ -400,7 +400,7 @@ async fn api_key_is_ciphertext_and_never_printed() {
         assert!(!contains(&raw, API_KEY.as_bytes()));
         assert!(!contains(&raw, b"tasy-sk-"));
         let fetched = scope.tasy_integrations().get(integ.id).await.unwrap();
-        assert_eq!(fetched.api_key.expose(), API_KEY);
+        assert_eq!(fetched.api_key.expose().unwrap(), API_KEY);
         assert!(!format!("{fetched:?}").contains(API_KEY));
         assert!(!serde_json::to_string(&fetched).unwrap().contains(API_KEY));
         let patch = TasyIntegrationPatch { api_key: Some(API_KEY.into()), ..Default::default() };

@@ -28,17 +28,6 @@ CREATE TABLE organizations (
 CREATE UNIQUE INDEX organizations_tax_id_key ON organizations (tax_id);
 CREATE INDEX organizations_type_active_idx ON organizations (type, is_active);
 
--- Per-organization data keys, wrapped by the master key. Never plaintext.
-CREATE TABLE organization_keys (
-    organization_id UUID NOT NULL REFERENCES organizations (id) ON DELETE RESTRICT,
-    id              UUID NOT NULL,
-    version         BIGINT NOT NULL CHECK (version >= 1),
-    wrapped_key     BYTEA NOT NULL,
-    created_at      TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (organization_id, id)
-);
-CREATE UNIQUE INDEX organization_keys_version_key ON organization_keys (organization_id, version);
-
 CREATE TABLE patients (
     organization_id      UUID NOT NULL REFERENCES organizations (id) ON DELETE RESTRICT,
     id                   UUID NOT NULL,

@@ -1,4 +1,8 @@
-//! The ciphertext envelope: `version(1) | key id(16) | nonce(12) | ciphertext | tag(16)`.
+//! The ciphertext envelope: `version(1) | key kind(1) | key id(16) | nonce(12) | ciphertext | tag(16)`.
+//!
+//! The header names the key that decrypts the value: its kind (organization or patient key) and the id
+//! of the exact key version. The whole header is part of the associated data, so swapping the key id
+//! or kind of an envelope fails authentication like any other modification.
 
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -10,9 +14,23 @@ use crate::error::{CryptoErrorKind, Error, Result};
 
 /// Current envelope format.
 const VERSION: u8 = 1;
-const HEADER: usize = 1 + 16;
+const HEADER: usize = 1 + 1 + 16;
 const NONCE: usize = 12;
 const TAG: usize = 16;
+
+/// Which kind of key an envelope names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    Organization = 1,
+    Patient = 2,
+}
+
+/// What an envelope's header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) kind: KeyKind,
+    pub(crate) key_id: Uuid,
+}
 
 /// Associated data: the header (so the key id cannot be swapped) plus the row context.
 fn aad(header: &[u8], context: &[u8]) -> Vec<u8> {
@@ -22,11 +40,12 @@ fn aad(header: &[u8], context: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Encrypts `plaintext` under `cipher` (the key named `key_id`), binding `context`.
-pub(crate) fn seal(cipher: &Aes256Gcm, key_id: Uuid, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+/// Encrypts `plaintext` under `cipher` (the key `header` names), binding `context`.
+pub(crate) fn seal(cipher: &Aes256Gcm, header: Header, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(HEADER + NONCE + plaintext.len() + TAG);
     out.push(VERSION);
-    out.extend_from_slice(key_id.as_bytes());
+    out.push(header.kind as u8);
+    out.extend_from_slice(header.key_id.as_bytes());
     let mut nonce = [0u8; NONCE];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let ct = cipher
@@ -37,22 +56,27 @@ pub(crate) fn seal(cipher: &Aes256Gcm, key_id: Uuid, context: &[u8], plaintext: 
     Ok(out)
 }
 
-/// Reads the key id an envelope names, checking its shape.
-pub(crate) fn key_id(envelope: &[u8]) -> Result<Uuid, CryptoErrorKind> {
+/// Reads an envelope's header, checking its shape.
+pub(crate) fn header(envelope: &[u8]) -> Result<Header, CryptoErrorKind> {
     if envelope.len() < HEADER + NONCE + TAG || envelope[0] != VERSION {
         return Err(CryptoErrorKind::MalformedEnvelope);
     }
-    let id: [u8; 16] = envelope[1..HEADER].try_into().map_err(|_| CryptoErrorKind::MalformedEnvelope)?;
-    Ok(Uuid::from_bytes(id))
+    let kind = match envelope[1] {
+        1 => KeyKind::Organization,
+        2 => KeyKind::Patient,
+        _ => return Err(CryptoErrorKind::MalformedEnvelope),
+    };
+    let id: [u8; 16] = envelope[2..HEADER].try_into().map_err(|_| CryptoErrorKind::MalformedEnvelope)?;
+    Ok(Header { kind, key_id: Uuid::from_bytes(id) })
 }
 
-/// Decrypts an envelope whose key id has already been resolved to `cipher`.
+/// Decrypts an envelope whose key has already been resolved to `cipher`.
 pub(crate) fn open(cipher: &Aes256Gcm, envelope: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoErrorKind> {
-    key_id(envelope)?;
-    let (header, rest) = envelope.split_at(HEADER);
+    header(envelope)?;
+    let (head, rest) = envelope.split_at(HEADER);
     let (nonce, ct) = rest.split_at(NONCE);
     cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad(header, context) })
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad(head, context) })
         .map(Zeroizing::new)
         .map_err(|_| CryptoErrorKind::AuthenticationFailed)
 }
@@ -65,9 +89,9 @@ mod tests {
     #[test]
     fn round_trip_and_tamper_detection() {
         let c = Aes256Gcm::new(&[7u8; 32].into());
-        let id = Uuid::now_v7();
-        let env = seal(&c, id, b"ctx", b"hello").unwrap();
-        assert_eq!(key_id(&env).unwrap(), id);
+        let h = Header { kind: KeyKind::Patient, key_id: Uuid::now_v7() };
+        let env = seal(&c, h, b"ctx", b"hello").unwrap();
+        assert_eq!(header(&env).unwrap(), h);
         assert_eq!(&open(&c, &env, b"ctx").unwrap()[..], b"hello");
         assert_eq!(open(&c, &env, b"other").unwrap_err(), CryptoErrorKind::AuthenticationFailed);
         for i in 0..env.len() {

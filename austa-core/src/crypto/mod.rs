@@ -13,12 +13,14 @@
 //! * [`Sensitive`]: the wrapper every decrypted value travels in; its `Debug` prints a redaction.
 
 mod blind_index;
+mod cache;
 mod envelope;
 mod keyring;
 mod keys;
 mod sensitive;
 
 pub use blind_index::BlindIndexKind;
-pub(crate) use keyring::{Keyring, OrgKeys, RowCrypto};
+pub use cache::{KeyCacheConfig, KeyStats};
+pub(crate) use keyring::{KeySet, Keyring, RowCrypto};
 pub use keys::{provider_from_env, DataKey, KeyProvider, LocalKeyProvider};
-pub use sensitive::Sensitive;
+pub use sensitive::{Erased, Sensitive};

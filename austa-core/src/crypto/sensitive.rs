@@ -1,58 +1,93 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-/// A sensitive plaintext value (a patient's name, CPF, a message body, health data).
+
+/// A sensitive plaintext value (a patient's name, CPF, a message body, health data), or the marker
+/// that it was erased.
 ///
-/// `Debug` prints `Sensitive(<redacted>)`, and there is no `Display`, so a value cannot reach a log line
-/// or an error message by accident; read it with [`Sensitive::expose`]. Serde serialization is
-/// transparent, because serializing is an explicit act (an API response, a binding's `to_dict`).
+/// `Debug` prints `Sensitive(<redacted>)` (or `Sensitive(<erased>)`), and there is no `Display`, so a
+/// value cannot reach a log line or an error message by accident. Read it with [`Sensitive::expose`],
+/// which answers [`Erased`] when the value's key was destroyed by crypto-shredding: a listing of
+/// patients still works after one of them was erased, and the erased fields say so instead of failing
+/// or returning garbage. Serde serialization is transparent (an erased value serializes as `null`),
+/// because serializing is an explicit act (an API response, a binding's `to_dict`).
 ///
 /// ```
 /// use austa_core::crypto::Sensitive;
 /// let cpf: Sensitive<String> = "123.456.789-09".into();
 /// assert_eq!(format!("{cpf:?}"), "Sensitive(<redacted>)");
-/// assert_eq!(cpf.expose(), "123.456.789-09");
+/// assert_eq!(cpf.expose().unwrap(), "123.456.789-09");
+/// assert!(Sensitive::<String>::erased().expose().is_err());
 /// ```
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Sensitive<T>(T);
+pub struct Sensitive<T>(Option<T>);
+
+/// The value is gone: its key was destroyed (crypto-shredding). Converts into
+/// [`Error::Erased`](crate::Error::Erased).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Erased;
+
+impl fmt::Display for Erased {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("value erased: its key was destroyed")
+    }
+}
+
+impl std::error::Error for Erased {}
 
 impl<T> Sensitive<T> {
     /// Wraps a value.
     pub fn new(value: T) -> Self {
-        Self(value)
+        Self(Some(value))
+    }
+
+    /// The erased marker.
+    pub fn erased() -> Self {
+        Self(None)
+    }
+
+    /// Whether the value was erased.
+    pub fn is_erased(&self) -> bool {
+        self.0.is_none()
     }
 
     /// Borrows the plaintext. Every call site is a place where sensitive data leaves the wrapper.
-    pub fn expose(&self) -> &T {
-        &self.0
+    pub fn expose(&self) -> Result<&T, Erased> {
+        self.0.as_ref().ok_or(Erased)
     }
 
     /// Mutable access to the plaintext.
-    pub fn expose_mut(&mut self) -> &mut T {
-        &mut self.0
+    pub fn expose_mut(&mut self) -> Result<&mut T, Erased> {
+        self.0.as_mut().ok_or(Erased)
     }
 
     /// Unwraps the plaintext.
-    pub fn into_inner(self) -> T {
-        self.0
+    pub fn into_inner(self) -> Result<T, Erased> {
+        self.0.ok_or(Erased)
+    }
+}
+
+impl<T: Default> Default for Sensitive<T> {
+    fn default() -> Self {
+        Self(Some(T::default()))
     }
 }
 
 impl<T> fmt::Debug for Sensitive<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Sensitive(<redacted>)")
+        f.write_str(if self.0.is_some() { "Sensitive(<redacted>)" } else { "Sensitive(<erased>)" })
     }
 }
 
 impl<T> From<T> for Sensitive<T> {
     fn from(value: T) -> Self {
-        Self(value)
+        Self::new(value)
     }
 }
 
 impl From<&str> for Sensitive<String> {
     fn from(value: &str) -> Self {
-        Self(value.to_owned())
+        Self::new(value.to_owned())
     }
 }

@@ -24,7 +24,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 use uuid::Uuid;
 
-use crate::crypto::{KeyProvider, Keyring};
+use crate::crypto::{KeyCacheConfig, KeyProvider, Keyring};
 use crate::error::{Error, Result};
 pub(crate) use row::Row;
 pub(crate) use value::{IntoValue, Query, Value};
@@ -78,47 +78,37 @@ impl std::fmt::Debug for Database {
 
 impl Database {
     /// Opens a pool for `url` (`sqlite://file.db`, `sqlite::memory:`, `postgres://...`) with the given
-    /// master key provider. SQLite files are created when missing and use WAL mode with foreign keys on.
+    /// master key provider, the key store in the same database and the default key cache. SQLite files
+    /// are created when missing and use WAL mode with foreign keys on.
     pub async fn connect(url: &str, keys: impl KeyProvider) -> Result<Self> {
         Self::connect_with(url, Arc::new(keys)).await
     }
 
     /// Like [`Database::connect`], with a shared provider.
     pub async fn connect_with(url: &str, keys: Arc<dyn KeyProvider>) -> Result<Self> {
-        let pool = if url.starts_with("sqlite:") {
-            let memory = url.contains(":memory:") || url.contains("mode=memory");
-            let opts = SqliteConnectOptions::from_str(url)
-                .map_err(|e| Error::Config(format!("invalid SQLite URL: {e}")))?
-                .create_if_missing(true)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(30));
-            let opts = if memory {
-                opts
-            } else {
-                opts.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal)
-            };
-            // An in-memory database lives as long as its one connection: keep exactly one, forever.
-            let pool_opts = if memory {
-                SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
-            } else {
-                SqlitePoolOptions::new().max_connections(8)
-            };
-            Pool::Sqlite(pool_opts.connect_with(opts).await.map_err(Error::Database)?)
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let opts =
-                PgConnectOptions::from_str(url).map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
-            Pool::Postgres(PgPoolOptions::new().max_connections(16).connect_with(opts).await.map_err(Error::Database)?)
-        } else {
-            return Err(Error::Config("DATABASE_URL must start with sqlite: or postgres:".into()));
+        Self::open(DatabaseOptions::new(url), keys).await
+    }
+
+    /// Opens the database with explicit options (separate key store, key cache limits). When the key
+    /// store has a key check value, the master key is verified against it now: a wrong master key is a
+    /// `crypto` error (`WrongMasterKey`) here, never garbage later.
+    pub async fn open(options: DatabaseOptions, keys: Arc<dyn KeyProvider>) -> Result<Self> {
+        let pool = open_pool(&options.url).await?;
+        let store = match options.keystore_url.as_deref() {
+            Some(url) if url != options.url => open_pool(url).await?,
+            _ => pool.clone(),
         };
-        Ok(Self { inner: Arc::new(Inner { pool, keyring: Keyring::new(keys) }) })
+        let db = Self { inner: Arc::new(Inner { pool, keyring: Keyring::new(keys, store, options.key_cache) }) };
+        db.verify_master_key().await?;
+        Ok(db)
     }
 
     /// Opens the database named by `DATABASE_URL` (default [`DEFAULT_DATABASE_URL`]) with the master key
-    /// from the environment (see [`crypto::provider_from_env`](crate::crypto::provider_from_env)).
+    /// from the environment (see [`crypto::provider_from_env`](crate::crypto::provider_from_env)), the key
+    /// store named by `AUSTA_KEYSTORE_URL` (default: the same database) and the key cache limits in
+    /// `AUSTA_KEY_CACHE_MAX_ENTRIES` and `AUSTA_KEY_CACHE_TTL_SECONDS`.
     pub async fn from_env() -> Result<Self> {
-        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string());
-        Self::connect_with(&url, crate::crypto::provider_from_env()?).await
+        Self::open(DatabaseOptions::from_env()?, crate::crypto::provider_from_env()?).await
     }
 
     /// Which backend this database runs on.
@@ -129,23 +119,123 @@ impl Database {
         }
     }
 
-    /// Applies every pending embedded migration of this backend (idempotent).
+    /// Applies every pending embedded migration of this backend to the data database and to the key
+    /// store (idempotent), and writes the key store's key check value on first use.
     pub async fn migrate(&self) -> Result<()> {
-        migrate::run(&self.inner.pool).await
+        migrate::run_data(&self.inner.pool).await?;
+        migrate::run_keystore(&self.inner.keyring.store).await?;
+        self.ensure_key_check().await
     }
 
-    /// Closes the pool, waiting for connections to be returned.
+    /// Closes the pools, waiting for connections to be returned.
     pub async fn close(&self) {
-        match &self.inner.pool {
+        self.inner.pool.close().await;
+        self.inner.keyring.store.close().await;
+    }
+
+    /// Opens a transaction on the data database; on PostgreSQL it is bound to `organization` (None: no
+    /// tenant, for platform-level statements).
+    pub(crate) async fn begin(&self, organization: Option<Uuid>, mode: TxMode) -> Result<Tx> {
+        begin_on(&self.inner.pool, organization, mode).await
+    }
+}
+
+impl Pool {
+    async fn close(&self) {
+        match self {
             Pool::Sqlite(p) => p.close().await,
             Pool::Postgres(p) => p.close().await,
         }
     }
+}
 
-    /// Opens a transaction; on PostgreSQL it is bound to `organization` (None: no tenant, for
-    /// platform-level statements).
-    pub(crate) async fn begin(&self, organization: Option<Uuid>, mode: TxMode) -> Result<Tx> {
-        match &self.inner.pool {
+/// How to open a [`Database`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseOptions {
+    /// The data database.
+    pub url: String,
+    /// Where wrapped keys live; `None`: in the data database. A separate key store keeps keys out of
+    /// data backups, so that crypto-shredding a patient also makes old backups unreadable for them.
+    pub keystore_url: Option<String>,
+    /// Limits of the unwrapped-key cache.
+    pub key_cache: KeyCacheConfig,
+}
+
+impl DatabaseOptions {
+    /// Options for `url` with the key store in the same database and the default cache.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), keystore_url: None, key_cache: KeyCacheConfig::default() }
+    }
+
+    /// Puts the key store in a database of its own.
+    pub fn keystore(mut self, url: impl Into<String>) -> Self {
+        self.keystore_url = Some(url.into());
+        self
+    }
+
+    /// Sets the key cache limits.
+    pub fn key_cache(mut self, config: KeyCacheConfig) -> Self {
+        self.key_cache = config;
+        self
+    }
+
+    /// From `DATABASE_URL`, `AUSTA_KEYSTORE_URL`, `AUSTA_KEY_CACHE_MAX_ENTRIES` and
+    /// `AUSTA_KEY_CACHE_TTL_SECONDS`.
+    pub fn from_env() -> Result<Self> {
+        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string());
+        let mut options = Self::new(url);
+        options.keystore_url = std::env::var("AUSTA_KEYSTORE_URL").ok().filter(|s| !s.is_empty());
+        let number = |name: &str| -> Result<Option<u64>> {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().parse::<u64>().map_err(|_| Error::Config(format!("{name} must be a whole number"))))
+                .transpose()
+        };
+        if let Some(n) = number("AUSTA_KEY_CACHE_MAX_ENTRIES")? {
+            options.key_cache.max_entries = usize::try_from(n).unwrap_or(usize::MAX).max(1);
+        }
+        if let Some(n) = number("AUSTA_KEY_CACHE_TTL_SECONDS")? {
+            options.key_cache.ttl = Duration::from_secs(n);
+        }
+        Ok(options)
+    }
+}
+
+/// Opens a pool for a URL.
+async fn open_pool(url: &str) -> Result<Pool> {
+    if url.starts_with("sqlite:") {
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| Error::Config(format!("invalid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let opts = if memory {
+            opts
+        } else {
+            opts.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal)
+        };
+        // An in-memory database lives as long as its one connection: keep exactly one, forever.
+        let pool_opts = if memory {
+            SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(8)
+        };
+        Ok(Pool::Sqlite(pool_opts.connect_with(opts).await.map_err(Error::Database)?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let opts =
+            PgConnectOptions::from_str(url).map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        Ok(Pool::Postgres(PgPoolOptions::new().max_connections(16).connect_with(opts).await.map_err(Error::Database)?))
+    } else {
+        Err(Error::Config("database URLs must start with sqlite: or postgres:".into()))
+    }
+}
+
+/// Opens a transaction on `pool`; on PostgreSQL it is bound to `organization` with a transaction-local
+/// `austa.organization_id`.
+pub(crate) async fn begin_on(pool: &Pool, organization: Option<Uuid>, mode: TxMode) -> Result<Tx> {
+    {
+        match pool {
             Pool::Sqlite(p) => {
                 let tx = match mode {
                     TxMode::Read => p.begin().await?,

@@ -34,7 +34,7 @@ impl Scope {
 }
 
 fn secret_text(field: &str, v: &Sensitive<String>, max: usize) -> Result<Sensitive<String>> {
-    validate::text(field, v.expose(), 1, max).map(Sensitive::new)
+    validate::text(field, v.expose()?, 1, max).map(Sensitive::new)
 }
 
 fn opt_secret_text(field: &str, v: Option<&Sensitive<String>>, max: usize) -> Result<Option<Sensitive<String>>> {
@@ -44,14 +44,14 @@ fn opt_secret_text(field: &str, v: Option<&Sensitive<String>>, max: usize) -> Re
 /// Multi-line text: CRLF normalized to LF, then trimmed and bounded.
 fn prose(field: &str, v: Option<&Sensitive<String>>, max: usize) -> Result<Option<Sensitive<String>>> {
     v.map(|s| {
-        let normalized = zeroize::Zeroizing::new(s.expose().replace("\r\n", "\n"));
+        let normalized = zeroize::Zeroizing::new(s.expose()?.replace("\r\n", "\n"));
         validate::text(field, &normalized, 1, max).map(Sensitive::new)
     })
     .transpose()
 }
 
 fn related_conditions(v: Option<Sensitive<Vec<String>>>) -> Result<Option<Sensitive<Vec<String>>>> {
-    v.map(|c| validate::labels("related_conditions", c.expose()).map(Sensitive::new)).transpose()
+    v.map(|c| validate::labels("related_conditions", c.expose()?).map(Sensitive::new)).transpose()
 }
 
 fn external_id(field: &str, v: Option<&str>) -> Result<Option<String>> {
@@ -75,6 +75,10 @@ impl Model for Authorization {
 
     fn id(&self) -> Uuid {
         self.id
+    }
+
+    fn owner_patient(&self) -> Option<Uuid> {
+        Some(self.patient_id)
     }
 
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewAuthorization) -> Result<Self> {

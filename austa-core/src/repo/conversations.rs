@@ -33,11 +33,11 @@ fn chat_id(v: &str) -> Result<String> {
 }
 
 fn secret_text(field: &str, v: Option<&Sensitive<String>>, max: usize) -> Result<Option<Sensitive<String>>> {
-    v.map(|s| validate::text(field, s.expose(), 1, max).map(Sensitive::new)).transpose()
+    v.map(|s| validate::text(field, s.expose()?, 1, max).map(Sensitive::new)).transpose()
 }
 
 fn secret_labels(field: &str, v: Option<&Sensitive<Vec<String>>>) -> Result<Option<Sensitive<Vec<String>>>> {
-    v.map(|l| validate::labels(field, l.expose()).map(Sensitive::new)).transpose()
+    v.map(|l| validate::labels(field, l.expose()?).map(Sensitive::new)).transpose()
 }
 
 fn avg_response(v: Option<f64>) -> Result<Option<f64>> {
@@ -66,6 +66,10 @@ impl Model for Conversation {
         self.id
     }
 
+    fn owner_patient(&self) -> Option<Uuid> {
+        Some(self.patient_id)
+    }
+
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewConversation) -> Result<Self> {
         if new.patient_id.is_nil() {
             return Err(Error::validation("patient_id", "is required"));
@@ -75,7 +79,7 @@ impl Model for Conversation {
             id,
             organization_id: organization,
             patient_id: new.patient_id,
-            whatsapp_chat_id: Sensitive::new(chat_id(new.whatsapp_chat_id.expose())?),
+            whatsapp_chat_id: Sensitive::new(chat_id(new.whatsapp_chat_id.expose()?)?),
             status: new.status.unwrap_or(ConversationStatus::Active),
             conversation_type: new.conversation_type.unwrap_or(ConversationType::Support),
             title: secret_text("title", new.title.as_ref(), 200)?,
@@ -105,7 +109,7 @@ impl Model for Conversation {
             ("id", self.id.into_value()),
             ("patient_id", self.patient_id.into_value()),
             ("whatsapp_chat_id", c.text("whatsapp_chat_id", &self.whatsapp_chat_id)?),
-            ("whatsapp_chat_id_bidx", c.blind(BlindIndexKind::WhatsappChatId, self.whatsapp_chat_id.expose())?),
+            ("whatsapp_chat_id_bidx", c.blind(BlindIndexKind::WhatsappChatId, self.whatsapp_chat_id.expose()?)?),
             ("status", self.status.as_str().into_value()),
             ("type", self.conversation_type.as_str().into_value()),
             ("title", c.opt_text("title", self.title.as_ref())?),
@@ -237,13 +241,12 @@ impl Conversations<'_> {
     /// The open (ACTIVE, PAUSED or ESCALATED) conversation of this WhatsApp chat, if any.
     pub async fn open_for_chat(&self, whatsapp_chat_id: &str) -> Result<Option<Conversation>> {
         let normalized = chat_id(whatsapp_chat_id)?;
-        let scope = self.scope();
-        let keys = scope.db().org_keys(scope.organization_id()).await?;
-        let digest = keys.blind(BlindIndexKind::WhatsappChatId, &normalized)?;
-        table::find_where(
-            scope,
-            " AND whatsapp_chat_id_bidx = $2 AND status IN ('ACTIVE','PAUSED','ESCALATED')",
-            vec![digest.into_value()],
+        table::find_by_blind(
+            self.scope(),
+            "whatsapp_chat_id_bidx",
+            BlindIndexKind::WhatsappChatId,
+            &normalized,
+            " AND status IN ('ACTIVE','PAUSED','ESCALATED')",
         )
         .await
     }

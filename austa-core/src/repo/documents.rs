@@ -42,7 +42,7 @@ const MAX_EXTRACTED_BYTES: usize = 1024 * 1024;
 const MAX_KEY_REF_SEGMENT: usize = 40;
 
 fn secret_text(field: &str, v: &Sensitive<String>, min: usize, max: usize) -> Result<Sensitive<String>> {
-    validate::text(field, v.expose(), min, max).map(Sensitive::new)
+    validate::text(field, v.expose()?, min, max).map(Sensitive::new)
 }
 
 fn opt_secret_text(field: &str, v: Option<&Sensitive<String>>, max: usize) -> Result<Option<Sensitive<String>>> {
@@ -52,7 +52,7 @@ fn opt_secret_text(field: &str, v: Option<&Sensitive<String>>, max: usize) -> Re
 /// OCR output is free text (any line endings, form feeds): only trimmed and bounded.
 fn ocr_text(v: Option<Sensitive<String>>) -> Result<Option<Sensitive<String>>> {
     v.map(|s| {
-        let trimmed = s.expose().trim();
+        let trimmed = s.expose()?.trim();
         let n = trimmed.chars().count();
         if n == 0 || n > MAX_OCR_CHARS {
             return Err(Error::validation("ocr_text", format!("must be 1 to {MAX_OCR_CHARS} characters")));
@@ -77,7 +77,7 @@ fn mime_type(v: &str) -> Result<String> {
 }
 
 fn health_keywords(v: Option<Sensitive<Vec<String>>>) -> Result<Option<Sensitive<Vec<String>>>> {
-    v.map(|k| validate::labels("health_keywords", k.expose()).map(Sensitive::new)).transpose()
+    v.map(|k| validate::labels("health_keywords", k.expose()?).map(Sensitive::new)).transpose()
 }
 
 /// A reference to a wrapped storage key; see the module documentation for the accepted shape.
@@ -125,6 +125,10 @@ impl Model for Document {
 
     fn id(&self) -> Uuid {
         self.id
+    }
+
+    fn owner_patient(&self) -> Option<Uuid> {
+        Some(self.patient_id)
     }
 
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewDocument) -> Result<Self> {

@@ -590,7 +590,7 @@ impl PointTransactions<'_> {
         let now = crate::time::now();
         // Validate everything that needs no I/O first; the account id is filled in below.
         let mut transaction = build_transaction(org, id, now, Uuid::nil(), new)?;
-        let keys = scope.db().org_keys(org).await?;
+        let keys = scope.db().key_set(org, None).await?;
         let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
         let sql = format!(
             "SELECT * FROM health_points WHERE organization_id = $1 AND patient_id = $2{}",

@@ -56,11 +56,11 @@ pub(super) fn json_payload(
     max_bytes: usize,
 ) -> Result<Option<Sensitive<serde_json::Value>>> {
     if let Some(p) = &v {
-        if p.expose().is_null() {
+        if p.expose()?.is_null() {
             return Err(Error::validation(field, "must not be JSON null (omit it instead)"));
         }
         let mut counter = ByteCounter(0);
-        serde_json::to_writer(&mut counter, p.expose())
+        serde_json::to_writer(&mut counter, p.expose()?)
             .map_err(|_| Error::validation(field, "is not serializable JSON"))?;
         if counter.0 > max_bytes {
             return Err(Error::validation(field, format!("must be at most {max_bytes} bytes of JSON")));
@@ -118,6 +118,10 @@ impl Model for HealthData {
 
     fn id(&self) -> Uuid {
         self.id
+    }
+
+    fn owner_patient(&self) -> Option<Uuid> {
+        Some(self.patient_id)
     }
 
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewHealthData) -> Result<Self> {

@@ -45,7 +45,7 @@ fn wa_message_id(v: &str) -> Result<String> {
 /// characters other than line breaks and tabs.
 fn body(field: &str, v: Option<&Sensitive<String>>, max: usize) -> Result<()> {
     if let Some(s) = v {
-        let s = s.expose();
+        let s = s.expose()?;
         let n = s.chars().count();
         if s.trim().is_empty() || n > max {
             return Err(Error::validation(field, format!("must be 1 to {max} characters and not blank")));
@@ -73,11 +73,11 @@ fn ai_confidence(v: Option<f64>) -> Result<Option<f64>> {
 }
 
 fn ai_intent(v: Option<&Sensitive<String>>) -> Result<Option<Sensitive<String>>> {
-    v.map(|s| validate::text("ai_intent", s.expose(), 1, 200).map(Sensitive::new)).transpose()
+    v.map(|s| validate::text("ai_intent", s.expose()?, 1, 200).map(Sensitive::new)).transpose()
 }
 
 fn health_keywords(v: Option<&Sensitive<Vec<String>>>) -> Result<Option<Sensitive<Vec<String>>>> {
-    v.map(|l| validate::labels("health_keywords", l.expose()).map(Sensitive::new)).transpose()
+    v.map(|l| validate::labels("health_keywords", l.expose()?).map(Sensitive::new)).transpose()
 }
 
 fn bot_response_time(v: Option<f64>) -> Result<Option<f64>> {
@@ -115,7 +115,7 @@ fn build_message(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewMessa
     let media_url = new
         .media_url
         .as_ref()
-        .map(|u| validate::text("media_url", u.expose(), 1, 2048).map(Sensitive::new))
+        .map(|u| validate::text("media_url", u.expose()?, 1, 2048).map(Sensitive::new))
         .transpose()?;
     Ok(Message {
         id,
@@ -161,6 +161,10 @@ impl Model for Message {
 
     fn id(&self) -> Uuid {
         self.id
+    }
+
+    fn owner_patient(&self) -> Option<Uuid> {
+        Some(self.patient_id)
     }
 
     fn build(_organization: Uuid, _id: Uuid, _now: DateTime<Utc>, new: UseAppend) -> Result<Self> {
@@ -311,7 +315,10 @@ impl Messages<'_> {
         let org = scope.organization_id();
         let now = crate::time::now();
         let mut message = build_message(org, id, now, new)?;
-        let keys = scope.db().org_keys(org).await?;
+        // The conversation's patient owns the key; conversations never change patient.
+        let (keys, owner) = table::keys_for_row::<crate::model::Conversation>(scope, message.conversation_id).await?;
+        let patient = owner.ok_or_else(|| Error::not_found("conversation"))?;
+        keys.require_patient(patient, "conversation_id")?;
         let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
         let lock = table::lock_clause(&tx);
         let conversation = tx
@@ -326,6 +333,9 @@ impl Messages<'_> {
             .await?
             .ok_or_else(|| Error::not_found("conversation"))?;
         message.patient_id = conversation.uuid("patient_id")?;
+        if message.patient_id != patient {
+            return Err(Error::not_found("conversation"));
+        }
         tx.execute(table::insert_query(&keys, org, &message)?).await?;
         let updated = tx
             .execute(
@@ -356,7 +366,6 @@ impl Messages<'_> {
         let after = page.after.as_ref().map(decode_cursor).transpose()?;
         let scope = self.scope();
         let org = scope.organization_id();
-        let keys = scope.db().org_keys(org).await?;
         let base = "SELECT * FROM messages \
                     WHERE organization_id = $1 AND conversation_id = $2 AND deleted_at IS NULL";
         let order = "ORDER BY sent_at DESC, id DESC";
@@ -372,15 +381,12 @@ impl Messages<'_> {
         }
         .bind(i64::from(limit) + 1);
         let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
-        let rows = tx.fetch_all(query).await?;
+        let mut rows = tx.fetch_all(query).await?;
         tx.commit().await?;
-        let mut items = rows.iter().map(|r| table::decode::<Message>(&keys, r)).collect::<Result<Vec<_>>>()?;
-        let next = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(encode_cursor)
-        } else {
-            None
-        };
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let items: Vec<Message> = table::decode_rows(scope, &rows).await?;
+        let next = if more { items.last().map(encode_cursor) } else { None };
         Ok(Page { items, next })
     }
 

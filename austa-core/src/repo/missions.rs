@@ -312,7 +312,7 @@ impl Missions<'_> {
         let org = scope.organization_id();
         let now = crate::time::now();
         let mission = Mission::build(org, id, now, new)?;
-        let keys = scope.db().org_keys(org).await?;
+        let keys = scope.db().key_set(org, None).await?;
         let insert = table::insert_query(&keys, org, &mission)?;
         let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
         // Sorted ids: concurrent creations lock shared prerequisites in the same order.

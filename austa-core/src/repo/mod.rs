@@ -32,6 +32,7 @@ use uuid::Uuid;
 
 pub use page::{Cursor, Page, PageRequest};
 
+use crate::classification::KeyOwner;
 use crate::crypto::RowCrypto;
 use crate::db::{Row, Value};
 use crate::error::Result;
@@ -52,8 +53,19 @@ pub trait Model: Sealed + Sized + Send + Sync + 'static {
     const ENTITY: &'static str;
     #[doc(hidden)]
     const SOFT_DELETE: bool;
+    /// Whose key encrypts this model's sensitive columns, from the classification table.
+    #[doc(hidden)]
+    const KEY_OWNER: KeyOwner = crate::classification::table_owner(Self::TABLE);
+    /// Whether creating a row creates its patient's key (only `Patient`).
+    #[doc(hidden)]
+    const CREATES_PATIENT_KEY: bool = false;
     #[doc(hidden)]
     fn id(&self) -> Uuid;
+    /// The patient whose key encrypts this row, for patient-owned models.
+    #[doc(hidden)]
+    fn owner_patient(&self) -> Option<Uuid> {
+        None
+    }
     /// Validates `new` and builds the model; no I/O.
     #[doc(hidden)]
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: Self::New) -> Result<Self>;

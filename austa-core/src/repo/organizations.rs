@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::page::{Cursor, Page, PageRequest};
-use crate::crypto::OrgKeys;
+use crate::crypto::KeySet;
 use crate::db::{Database, IntoValue, Query, Row, TxMode};
 use crate::error::{Error, Result};
 use crate::model::{Address, NewOrganization, Organization, OrganizationPatch};
@@ -58,8 +58,8 @@ fn address_json(a: &Option<Address>) -> Result<Option<serde_json::Value>> {
     a.as_ref().map(|a| serde_json::to_value(a).map_err(|e| Error::validation("address", e.to_string()))).transpose()
 }
 
-fn columns(o: &Organization, keys: &OrgKeys) -> Result<Vec<(&'static str, crate::db::Value)>> {
-    let c = keys.row(TABLE, o.id);
+fn columns(o: &Organization, keys: &KeySet) -> Result<Vec<(&'static str, crate::db::Value)>> {
+    let c = keys.row(TABLE, o.id, None)?;
     Ok(vec![
         ("name", o.name.clone().into_value()),
         ("type", o.organization_type.as_str().into_value()),
@@ -76,9 +76,9 @@ fn columns(o: &Organization, keys: &OrgKeys) -> Result<Vec<(&'static str, crate:
     ])
 }
 
-fn from_row(row: &Row, keys: &OrgKeys) -> Result<Organization> {
+fn from_row(row: &Row, keys: &KeySet) -> Result<Organization> {
     let id = row.uuid("id")?;
-    let c = keys.row(TABLE, id);
+    let c = keys.row(TABLE, id, None)?;
     Ok(Organization {
         id,
         name: row.text("name")?,
@@ -102,7 +102,8 @@ fn from_row(row: &Row, keys: &OrgKeys) -> Result<Organization> {
 }
 
 impl Organizations<'_> {
-    /// Creates an organization and its first data key in one transaction.
+    /// Creates an organization and its first key. The key is created first, in the key store (which
+    /// may be a separate database): a key left behind by a failed insert protects nothing.
     pub async fn create(&self, new: NewOrganization) -> Result<Organization> {
         self.create_with_id(Uuid::now_v7(), new).await
     }
@@ -126,7 +127,11 @@ impl Organizations<'_> {
             deleted_at: None,
         };
         validate_fields(&mut org)?;
-        let (key_row, keys) = self.db.new_org_keys(id)?;
+        if self.exists(id).await? {
+            return Err(Error::Conflict { field: "id".into() });
+        }
+        self.db.create_org_key(id).await?;
+        let keys = self.db.key_set(id, None).await?;
         let cols = columns(&org, &keys)?;
         let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
         let sql = format!(
@@ -137,9 +142,7 @@ impl Organizations<'_> {
         let insert = cols.into_iter().fold(Query::new(sql).bind(id).bind(now), |q, (_, v)| q.bind(v));
         let mut tx = self.db.begin(Some(id), TxMode::Write).await?;
         tx.execute(insert).await?;
-        tx.execute(key_row).await?;
         tx.commit().await?;
-        self.db.cache_org_keys(id, keys);
         Ok(org)
     }
 
@@ -159,8 +162,7 @@ impl Organizations<'_> {
             .await?;
         tx.commit().await?;
         let row = row.ok_or_else(|| Error::not_found("organization"))?;
-        let keys = self.db.org_keys(id).await?;
-        from_row(&row, &keys)
+        from_row(&row, &self.db.key_set(id, None).await?)
     }
 
     /// The organization with this CNPJ, if any.
@@ -179,17 +181,27 @@ impl Organizations<'_> {
         }
     }
 
-    /// Applies `patch` in one transaction; returns the updated organization.
+    /// Applies `patch` in one transaction, with the row locked; returns the updated organization.
     pub async fn update(&self, id: Uuid, patch: OrganizationPatch) -> Result<Organization> {
-        let mut org = self.get(id).await?;
-        let keys = self.db.org_keys(id).await?;
+        if !self.exists(id).await? {
+            return Err(Error::not_found("organization"));
+        }
+        let keys = self.db.key_set(id, None).await?;
+        let mut tx = self.db.begin(Some(id), TxMode::Write).await?;
+        let lock = crate::repo::table::lock_clause(&tx);
+        let row = tx
+            .fetch_optional(
+                Query::new(format!("SELECT * FROM organizations WHERE id = $1 AND deleted_at IS NULL{lock}")).bind(id),
+            )
+            .await?
+            .ok_or_else(|| Error::not_found("organization"))?;
+        let mut org = from_row(&row, &keys)?;
         apply(&mut org, patch, crate::time::now())?;
         let cols = columns(&org, &keys)?;
         let n = cols.len();
         let sets: Vec<String> = cols.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 1)).collect();
         let sql = format!("UPDATE organizations SET {} WHERE id = ${} AND deleted_at IS NULL", sets.join(", "), n + 1);
         let q = cols.into_iter().fold(Query::new(sql), |q, (_, v)| q.bind(v)).bind(id);
-        let mut tx = self.db.begin(Some(id), TxMode::Write).await?;
         if tx.execute(q).await? == 0 {
             return Err(Error::not_found("organization"));
         }
@@ -232,7 +244,7 @@ impl Organizations<'_> {
         let rows = tx
             .fetch_all(
                 Query::new(
-                    "SELECT id FROM organizations WHERE deleted_at IS NULL AND ($1 IS NULL OR id < $1) \
+                    "SELECT * FROM organizations WHERE deleted_at IS NULL AND ($1 IS NULL OR id < $1) \
                      ORDER BY id DESC LIMIT $2",
                 )
                 .bind(after)
@@ -240,9 +252,10 @@ impl Organizations<'_> {
             )
             .await?;
         tx.commit().await?;
+        // Each organization's settings decrypt under its own key.
         let mut items = Vec::with_capacity(rows.len());
         for r in rows.iter().take(limit as usize) {
-            items.push(self.get(r.uuid("id")?).await?);
+            items.push(from_row(r, &self.db.key_set(r.uuid("id")?, None).await?)?);
         }
         let next =
             if rows.len() > limit as usize { items.last().map(|o| Cursor::encode(&o.id.to_string())) } else { None };

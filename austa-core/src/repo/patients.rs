@@ -23,29 +23,29 @@ impl Scope {
 }
 
 fn name(field: &str, v: &Sensitive<String>) -> Result<Sensitive<String>> {
-    validate::text(field, v.expose(), 1, 100).map(Sensitive::new)
+    validate::text(field, v.expose()?, 1, 100).map(Sensitive::new)
 }
 
 fn phone(v: &Sensitive<String>) -> Result<Sensitive<String>> {
-    validate::phone("phone", v.expose()).map(Sensitive::new)
+    validate::phone("phone", v.expose()?).map(Sensitive::new)
 }
 
 fn email(v: Option<&Sensitive<String>>) -> Result<Option<Sensitive<String>>> {
-    v.map(|e| validate::email("email", e.expose()).map(Sensitive::new)).transpose()
+    v.map(|e| validate::email("email", e.expose()?).map(Sensitive::new)).transpose()
 }
 
 fn cpf(v: Option<&Sensitive<String>>) -> Result<Option<Sensitive<String>>> {
-    v.map(|c| validate::cpf("cpf", c.expose()).map(Sensitive::new)).transpose()
+    v.map(|c| validate::cpf("cpf", c.expose()?).map(Sensitive::new)).transpose()
 }
 
 fn whatsapp_id(v: Option<&Sensitive<String>>) -> Result<Option<Sensitive<String>>> {
-    v.map(|w| validate::whatsapp_id("whatsapp_id", w.expose()).map(Sensitive::new)).transpose()
+    v.map(|w| validate::whatsapp_id("whatsapp_id", w.expose()?).map(Sensitive::new)).transpose()
 }
 
 fn date_of_birth(v: Option<&Sensitive<NaiveDate>>, today: NaiveDate) -> Result<()> {
     if let Some(d) = v {
         let earliest = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(NaiveDate::MIN);
-        if *d.expose() > today || *d.expose() < earliest {
+        if *d.expose()? > today || *d.expose()? < earliest {
             return Err(Error::validation("date_of_birth", "must be between 1900-01-01 and today"));
         }
     }
@@ -54,7 +54,7 @@ fn date_of_birth(v: Option<&Sensitive<NaiveDate>>, today: NaiveDate) -> Result<(
 
 fn emergency_contact(v: Option<Sensitive<EmergencyContact>>) -> Result<Option<Sensitive<EmergencyContact>>> {
     v.map(|c| {
-        let c = c.expose();
+        let c = c.expose()?;
         Ok(Sensitive::new(EmergencyContact {
             name: validate::text("emergency_contact.name", &c.name, 1, 200)?,
             phone: validate::phone("emergency_contact.phone", &c.phone)?,
@@ -74,6 +74,12 @@ impl Model for Patient {
 
     fn id(&self) -> Uuid {
         self.id
+    }
+
+    const CREATES_PATIENT_KEY: bool = true;
+
+    fn owner_patient(&self) -> Option<Uuid> {
+        Some(self.id)
     }
 
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewPatient) -> Result<Self> {
@@ -107,7 +113,7 @@ impl Model for Patient {
     fn columns(&self, c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
         let bidx = |kind, v: Option<&Sensitive<String>>| -> Result<Value> {
             match v {
-                Some(v) => c.blind(kind, v.expose()),
+                Some(v) => c.blind(kind, v.expose()?),
                 None => Ok(Value::Bytes(None)),
             }
         };
@@ -218,10 +224,7 @@ impl SoftDeletable for Patient {}
 
 impl Patients<'_> {
     async fn find_by(&self, column: &str, kind: BlindIndexKind, normalized: &str) -> Result<Option<Patient>> {
-        let scope = self.scope();
-        let keys = scope.db().org_keys(scope.organization_id()).await?;
-        let digest = keys.blind(kind, normalized)?;
-        table::find_where(scope, &format!(" AND {column} = $2"), vec![digest.into_value()]).await
+        table::find_by_blind(self.scope(), column, kind, normalized, "").await
     }
 
     /// The patient with this phone (any format [`validate::phone`] accepts), if any.

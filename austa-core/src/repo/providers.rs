@@ -35,11 +35,11 @@ fn license(v: Option<&str>) -> Result<Option<String>> {
 }
 
 fn email(v: &Sensitive<String>) -> Result<Sensitive<String>> {
-    validate::email("email", v.expose()).map(Sensitive::new)
+    validate::email("email", v.expose()?).map(Sensitive::new)
 }
 
 fn phone(v: Option<&Sensitive<String>>) -> Result<Option<Sensitive<String>>> {
-    v.map(|p| validate::phone("phone", p.expose()).map(Sensitive::new)).transpose()
+    v.map(|p| validate::phone("phone", p.expose()?).map(Sensitive::new)).transpose()
 }
 
 impl Sealed for Provider {}
@@ -80,7 +80,7 @@ impl Model for Provider {
             ("first_name", self.first_name.clone().into_value()),
             ("last_name", self.last_name.clone().into_value()),
             ("email", c.text("email", &self.email)?),
-            ("email_bidx", c.blind(BlindIndexKind::Email, self.email.expose())?),
+            ("email_bidx", c.blind(BlindIndexKind::Email, self.email.expose()?)?),
             ("phone", c.opt_text("phone", self.phone.as_ref())?),
             ("license", self.license.clone().into_value()),
             ("specialty", serde_json::json!(self.specialty).into_value()),
@@ -154,10 +154,7 @@ impl Providers<'_> {
     /// The provider with this e-mail (case-insensitive), if any.
     pub async fn find_by_email(&self, email: &str) -> Result<Option<Provider>> {
         let normalized = validate::email("email", email)?;
-        let scope = self.scope();
-        let keys = scope.db().org_keys(scope.organization_id()).await?;
-        let digest = keys.blind(BlindIndexKind::Email, &normalized)?;
-        table::find_where(scope, " AND email_bidx = $2", vec![digest.into_value()]).await
+        table::find_by_blind(self.scope(), "email_bidx", BlindIndexKind::Email, &normalized, "").await
     }
 
     /// The provider with this professional license (surrounding spaces ignored), if any.

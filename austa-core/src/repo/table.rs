@@ -1,12 +1,16 @@
-//! Generic SQL for [`Model`]s: insert, get, update, soft delete, filtered listings. Each operation
-//! loads the organization's keys first (never while holding a transaction), then runs one transaction.
+//! Generic SQL for [`Model`]s: insert, get, update, soft delete, filtered listings.
+//!
+//! Every operation gathers the keys it needs first (the organization's, plus those of the patients
+//! whose rows it touches), never while holding a transaction, then runs one transaction. Rows are
+//! decoded after their transaction commits, with the keys of exactly the patients they belong to.
 
 use uuid::Uuid;
 
 use super::page::{Cursor, Page, PageRequest};
 use super::{Model, Updatable};
-use crate::crypto::OrgKeys;
-use crate::db::{Query, Row, Tx, TxMode, Value};
+use crate::classification::KeyOwner;
+use crate::crypto::{BlindIndexKind, KeySet};
+use crate::db::{IntoValue, Query, Row, Tx, TxMode, Value};
 use crate::error::{Error, Result};
 use crate::scope::Scope;
 
@@ -26,15 +30,51 @@ pub(crate) fn lock_clause(tx: &Tx) -> &'static str {
     }
 }
 
-/// Decodes a row of `M`, decrypting under the row's own id.
-pub(crate) fn decode<M: Model>(keys: &OrgKeys, row: &Row) -> Result<M> {
+/// The patient whose key encrypts `row` of `M`, per the classification.
+fn row_owner<M: Model>(row: &Row) -> Result<Option<Uuid>> {
+    match M::KEY_OWNER {
+        KeyOwner::Organization => Ok(None),
+        KeyOwner::Patient { column } => row.uuid(column).map(Some),
+    }
+}
+
+/// The patient whose key encrypts `model`; a patient-owned model without one is a programming error.
+fn model_owner<M: Model>(model: &M) -> Result<Option<Uuid>> {
+    match (M::KEY_OWNER, model.owner_patient()) {
+        (KeyOwner::Organization, _) => Ok(None),
+        (KeyOwner::Patient { .. }, Some(p)) => Ok(Some(p)),
+        (KeyOwner::Patient { .. }, None) => Err(Error::CorruptData(format!("{} row without its patient", M::TABLE))),
+    }
+}
+
+/// Decodes a row of `M`, decrypting under its owner's key (which `keys` must hold).
+pub(crate) fn decode<M: Model>(keys: &KeySet, row: &Row) -> Result<M> {
     let id = row.uuid("id")?;
-    M::from_row(row, &keys.row(M::TABLE, id))
+    M::from_row(row, &keys.row(M::TABLE, id, row_owner::<M>(row)?)?)
+}
+
+/// Decodes rows of `M`, loading the keys of the patients they belong to in one go.
+pub(crate) async fn decode_rows<M: Model>(scope: &Scope, rows: &[Row]) -> Result<Vec<M>> {
+    let owners = rows.iter().map(row_owner::<M>).collect::<Result<Vec<_>>>()?;
+    let keys = scope.db().key_set(scope.organization_id(), owners.into_iter().flatten()).await?;
+    rows.iter().map(|r| decode(&keys, r)).collect()
+}
+
+/// The keys needed to write `model`: fails with `validation` on `patient_id` when the model belongs to
+/// a patient that has no keys in this organization (a missing patient, or another organization's), and
+/// with `erased` when that patient was crypto-shredded.
+pub(crate) async fn keys_for<M: Model>(scope: &Scope, model: &M) -> Result<KeySet> {
+    let owner = model_owner(model)?;
+    let keys = scope.db().key_set(scope.organization_id(), owner).await?;
+    if let Some(p) = owner {
+        keys.require_patient(p, "patient_id")?;
+    }
+    Ok(keys)
 }
 
 /// The INSERT statement for `model`.
-pub(crate) fn insert_query<M: Model>(keys: &OrgKeys, organization: Uuid, model: &M) -> Result<Query> {
-    let columns = model.columns(&keys.row(M::TABLE, model.id()))?;
+pub(crate) fn insert_query<M: Model>(keys: &KeySet, organization: Uuid, model: &M) -> Result<Query> {
+    let columns = model.columns(&keys.row(M::TABLE, model.id(), model_owner(model)?)?)?;
     let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
     let placeholders: Vec<String> = (1..=columns.len() + 1).map(|i| format!("${i}")).collect();
     let sql = format!(
@@ -46,20 +86,23 @@ pub(crate) fn insert_query<M: Model>(keys: &OrgKeys, organization: Uuid, model: 
     Ok(columns.into_iter().fold(Query::new(sql).bind(organization), |q, (_, v)| q.bind(v)))
 }
 
-/// Inserts `model` in its own transaction.
+/// Inserts `model` in its own transaction (creating the patient's key first for a new patient).
 pub(crate) async fn insert<M: Model>(scope: &Scope, model: &M) -> Result<()> {
     let org = scope.organization_id();
-    let keys = scope.db().org_keys(org).await?;
+    if M::CREATES_PATIENT_KEY {
+        scope.db().create_patient_key(org, model.id()).await?;
+    }
+    let keys = keys_for(scope, model).await?;
     let query = insert_query(&keys, org, model)?;
     let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
     tx.execute(query).await?;
     tx.commit().await
 }
 
-/// Reads one live row of `M` by id inside `tx`, optionally locking it.
+/// Reads one live row of `M` by id inside `tx`, optionally locking it; `keys` must hold its owner's.
 pub(crate) async fn get_in<M: Model>(
     tx: &mut Tx,
-    keys: &OrgKeys,
+    keys: &KeySet,
     organization: Uuid,
     id: Uuid,
     lock: bool,
@@ -76,17 +119,38 @@ pub(crate) async fn get_in<M: Model>(
 /// Reads one live row of `M` by id.
 pub(crate) async fn get<M: Model>(scope: &Scope, id: Uuid) -> Result<M> {
     let org = scope.organization_id();
-    let keys = scope.db().org_keys(org).await?;
+    let sql = format!("SELECT * FROM {} WHERE organization_id = $1 AND id = $2{}", M::TABLE, live_filter::<M>());
     let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
-    let model = get_in(&mut tx, &keys, org, id, false).await?;
+    let row = tx.fetch_optional(Query::new(sql).bind(org).bind(id)).await?;
     tx.commit().await?;
-    Ok(model)
+    let row = row.ok_or_else(|| Error::not_found(M::ENTITY))?;
+    decode_rows(scope, std::slice::from_ref(&row)).await?.pop().ok_or_else(|| Error::not_found(M::ENTITY))
+}
+
+/// The keys needed to rewrite the live row `id` of `M` (its owner's), or `not_found`.
+pub(crate) async fn keys_for_row<M: Model>(scope: &Scope, id: Uuid) -> Result<(KeySet, Option<Uuid>)> {
+    let org = scope.organization_id();
+    let owner = match M::KEY_OWNER {
+        KeyOwner::Organization => None,
+        KeyOwner::Patient { column } => {
+            let sql = format!(
+                "SELECT {column} FROM {} WHERE organization_id = $1 AND id = $2{}",
+                M::TABLE,
+                live_filter::<M>()
+            );
+            let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
+            let row = tx.fetch_optional(Query::new(sql).bind(org).bind(id)).await?;
+            tx.commit().await?;
+            Some(row.ok_or_else(|| Error::not_found(M::ENTITY))?.uuid(column)?)
+        }
+    };
+    Ok((scope.db().key_set(org, owner).await?, owner))
 }
 
 /// The UPDATE statement writing every column of `model` (except its id and creation time).
-pub(crate) fn update_query<M: Model>(keys: &OrgKeys, organization: Uuid, model: &M) -> Result<Query> {
+pub(crate) fn update_query<M: Model>(keys: &KeySet, organization: Uuid, model: &M) -> Result<Query> {
     let columns: Vec<(&str, Value)> = model
-        .columns(&keys.row(M::TABLE, model.id()))?
+        .columns(&keys.row(M::TABLE, model.id(), model_owner(model)?)?)?
         .into_iter()
         .filter(|(n, _)| *n != "id" && *n != "created_at")
         .collect();
@@ -104,7 +168,7 @@ pub(crate) fn update_query<M: Model>(keys: &OrgKeys, organization: Uuid, model: 
 }
 
 /// Writes every column of an already-loaded model back inside `tx`; `not_found` if no live row.
-pub(crate) async fn write_in<M: Model>(tx: &mut Tx, keys: &OrgKeys, organization: Uuid, model: &M) -> Result<()> {
+pub(crate) async fn write_in<M: Model>(tx: &mut Tx, keys: &KeySet, organization: Uuid, model: &M) -> Result<()> {
     let affected = tx.execute(update_query(keys, organization, model)?).await?;
     if affected == 0 {
         return Err(Error::not_found(M::ENTITY));
@@ -115,9 +179,13 @@ pub(crate) async fn write_in<M: Model>(tx: &mut Tx, keys: &OrgKeys, organization
 /// Loads, patches and writes back one row in one transaction.
 pub(crate) async fn update<M: Updatable>(scope: &Scope, id: Uuid, patch: M::Patch) -> Result<M> {
     let org = scope.organization_id();
-    let keys = scope.db().org_keys(org).await?;
+    let (keys, owner) = keys_for_row::<M>(scope, id).await?;
     let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
     let mut model: M = get_in(&mut tx, &keys, org, id, true).await?;
+    if model_owner(&model)? != owner {
+        // The owner column never changes; a mismatch means the row was replaced under us.
+        return Err(Error::not_found(M::ENTITY));
+    }
     model.apply(patch, crate::time::now())?;
     write_in(&mut tx, &keys, org, &model).await?;
     tx.commit().await?;
@@ -166,7 +234,6 @@ pub(crate) async fn list_where<M: Model>(
         })
         .transpose()?;
     let org = scope.organization_id();
-    let keys = scope.db().org_keys(org).await?;
     let k = args.len() + 2;
     let sql = format!(
         "SELECT * FROM {} WHERE organization_id = $1{}{filter} AND (${k} IS NULL OR id < ${k}) \
@@ -178,32 +245,43 @@ pub(crate) async fn list_where<M: Model>(
     let query =
         args.into_iter().fold(Query::new(sql).bind(org), |q, v| q.bind(v)).bind(after).bind(i64::from(limit) + 1);
     let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
-    let rows = tx.fetch_all(query).await?;
+    let mut rows = tx.fetch_all(query).await?;
     tx.commit().await?;
-    let mut items = rows.iter().map(|r| decode::<M>(&keys, r)).collect::<Result<Vec<M>>>()?;
-    let next = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|m| Cursor::encode(&m.id().to_string()))
-    } else {
-        None
-    };
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let items: Vec<M> = decode_rows(scope, &rows).await?;
+    let next = if more { items.last().map(|m| Cursor::encode(&m.id().to_string())) } else { None };
     Ok(Page { items, next })
 }
 
 /// The one live row of `M` matching `filter` (placeholders from `$2`), if any.
 pub(crate) async fn find_where<M: Model>(scope: &Scope, filter: &str, args: Vec<Value>) -> Result<Option<M>> {
     let org = scope.organization_id();
-    let keys = scope.db().org_keys(org).await?;
     let sql = format!("SELECT * FROM {} WHERE organization_id = $1{}{filter} LIMIT 2", M::TABLE, live_filter::<M>());
     let query = args.into_iter().fold(Query::new(sql).bind(org), |q, v| q.bind(v));
     let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
     let rows = tx.fetch_all(query).await?;
     tx.commit().await?;
-    match rows.as_slice() {
-        [] => Ok(None),
-        [row] => decode(&keys, row).map(Some),
-        _ => Err(Error::CorruptData(format!("{} lookup matched more than one row", M::TABLE))),
+    if rows.len() > 1 {
+        return Err(Error::CorruptData(format!("{} lookup matched more than one row", M::TABLE)));
     }
+    Ok(decode_rows(scope, &rows).await?.pop())
+}
+
+/// The one live row of `M` whose blind index `column` matches `normalized` under any live version of
+/// the organization's key (so lookups keep working while a rotation re-indexes rows), plus `filter`.
+pub(crate) async fn find_by_blind<M: Model>(
+    scope: &Scope,
+    column: &str,
+    kind: BlindIndexKind,
+    normalized: &str,
+    filter: &str,
+) -> Result<Option<M>> {
+    let keys = scope.db().key_set(scope.organization_id(), None).await?;
+    let digests = keys.blinds(kind, normalized);
+    let placeholders: Vec<String> = (0..digests.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(" AND {column} IN ({}){filter}", placeholders.join(", "));
+    find_where(scope, &sql, digests.into_iter().map(IntoValue::into_value).collect()).await
 }
 
 /// Whether a row of `M` with `id` exists in the scope's organization, soft-deleted or not.

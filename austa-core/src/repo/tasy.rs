@@ -161,7 +161,7 @@ fn api_version(v: &str) -> Result<String> {
 }
 
 fn api_key(v: &Sensitive<String>) -> Result<Sensitive<String>> {
-    validate::text("api_key", v.expose(), 1, 4096).map(Sensitive::new)
+    validate::text("api_key", v.expose()?, 1, 4096).map(Sensitive::new)
 }
 
 fn client_id(v: Option<&str>) -> Result<Option<String>> {
@@ -489,7 +489,7 @@ impl TasySyncLogs<'_> {
         let org = scope.organization_id();
         let now = crate::time::now();
         let run = TasySyncLog::build(org, Uuid::now_v7(), now, TasySyncStart { integration_id, sync: new })?;
-        let keys = scope.db().org_keys(org).await?;
+        let keys = scope.db().key_set(org, None).await?;
         let insert = table::insert_query(&keys, org, &run)?;
         let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
         let live = tx
@@ -521,7 +521,7 @@ impl TasySyncLogs<'_> {
         let outcome = checked_outcome(outcome)?;
         let scope = self.scope();
         let org = scope.organization_id();
-        let keys = scope.db().org_keys(org).await?;
+        let keys = scope.db().key_set(org, None).await?;
         let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
         let mut run: TasySyncLog = table::get_in(&mut tx, &keys, org, id, true).await?;
         if !matches!(run.status, SyncStatus::Running | SyncStatus::Pending) {
