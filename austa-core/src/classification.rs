@@ -64,6 +64,7 @@ impl EncryptedColumn {
             (_, "email") => Some(BlindIndexKind::Email),
             (_, "whatsapp_id") => Some(BlindIndexKind::WhatsappId),
             (_, "whatsapp_chat_id") => Some(BlindIndexKind::WhatsappChatId),
+            (_, "whatsapp_message_id") => Some(BlindIndexKind::WhatsappMessageId),
             _ => None,
         }
     }
@@ -125,6 +126,7 @@ pub const ENCRYPTED_COLUMNS: &[EncryptedColumn] = &[
     s("conversations", "health_topics", "conditions discussed"),
     s("conversations", "medications_mentioned", "medications mentioned"),
     s("conversations", "symptoms_reported", "symptoms reported"),
+    id("messages", "whatsapp_message_id", "WhatsApp message id (its wamid embeds the sender's phone)"),
     s("messages", "content", "message text"),
     s("messages", "media_url", "media location"),
     s("messages", "metadata", "WhatsApp metadata (contacts, locations)"),

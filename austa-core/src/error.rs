@@ -202,6 +202,7 @@ fn conflict_field(constraint: &str, message: &str) -> String {
         ("whatsapp_id_bidx", "whatsapp_id"),
         ("whatsapp_chat_id_bidx", "whatsapp_chat_id"),
         ("chat", "whatsapp_chat_id"),
+        ("whatsapp_message_id_bidx", "whatsapp_message_id"),
         ("whatsapp_message_id", "whatsapp_message_id"),
         ("license", "license"),
         ("tax_id", "tax_id"),

@@ -592,7 +592,7 @@ async fn documents(hospital: &Scope, report: &mut SeedReport) -> Result<()> {
         thumbnail_url: None,
         document_type: DocumentType::LabResult,
         category: DocumentCategory::Laboratory,
-        tags: vec!["hemograma".into()],
+        tags: vec!["laboratorio".into()],
         has_ocr: true,
         ocr_text: Some("Hemograma completo. Glicose 95 mg/dL, colesterol total 180 mg/dL, triglicérides 120 mg/dL. Todos os valores dentro da normalidade.".into()),
         ocr_confidence: Some(0.95),
@@ -656,8 +656,8 @@ async fn gamification(hospital: &Scope, report: &mut SeedReport) -> Result<()> {
     let points = [
         NewHealthPoints {
             patient_id: ids::PATIENT_CARLOS,
-            current_level: None,
-            next_level_at: None,
+            current_level: Some(2),
+            next_level_at: Some(500),
             badges: vec!["first_steps".into(), "active_user".into()],
             achievements: vec![achievement("first_conversation", "Primeira Conversa")],
             daily_streak: 5,
@@ -667,8 +667,8 @@ async fn gamification(hospital: &Scope, report: &mut SeedReport) -> Result<()> {
         },
         NewHealthPoints {
             patient_id: ids::PATIENT_ANA,
-            current_level: None,
-            next_level_at: None,
+            current_level: Some(3),
+            next_level_at: Some(750),
             badges: vec!["first_steps".into(), "active_user".into(), "health_champion".into()],
             achievements: vec![
                 achievement("profile_complete", "Perfil Completo"),

@@ -138,7 +138,8 @@ CREATE TABLE messages (
     id                        TEXT NOT NULL,
     conversation_id           TEXT NOT NULL,
     patient_id                TEXT NOT NULL,
-    whatsapp_message_id       TEXT CHECK (whatsapp_message_id IS NULL OR length(whatsapp_message_id) BETWEEN 1 AND 256),
+    whatsapp_message_id       BLOB,
+    whatsapp_message_id_bidx  BLOB,
     direction                 TEXT NOT NULL CHECK (direction IN ('INBOUND','OUTBOUND')),
     type                      TEXT NOT NULL CHECK (type IN ('TEXT','AUDIO','IMAGE','VIDEO','DOCUMENT','LOCATION','CONTACT','STICKER','INTERACTIVE','TEMPLATE')),
     sender_kind               TEXT NOT NULL CHECK (sender_kind IN ('PATIENT','BOT','PROVIDER','SYSTEM')),
@@ -169,9 +170,10 @@ CREATE TABLE messages (
     FOREIGN KEY (organization_id, patient_id) REFERENCES patients (organization_id, id) ON DELETE RESTRICT,
     FOREIGN KEY (organization_id, sender_provider_id) REFERENCES providers (organization_id, id) ON DELETE RESTRICT,
     CHECK (sender_kind <> 'PROVIDER' OR sender_provider_id IS NOT NULL),
-    CHECK (is_bot = (sender_kind = 'BOT'))
+    CHECK (is_bot = (sender_kind = 'BOT')),
+    CHECK ((whatsapp_message_id IS NULL) = (whatsapp_message_id_bidx IS NULL))
 ) STRICT;
-CREATE UNIQUE INDEX messages_whatsapp_message_id_key ON messages (organization_id, whatsapp_message_id);
+CREATE UNIQUE INDEX messages_whatsapp_message_id_bidx_key ON messages (organization_id, whatsapp_message_id_bidx);
 CREATE INDEX messages_conversation_sent_idx ON messages (organization_id, conversation_id, sent_at, id);
 CREATE INDEX messages_patient_direction_idx ON messages (organization_id, patient_id, direction);
 CREATE INDEX messages_ai_pending_idx ON messages (organization_id, ai_processed, created_at);

@@ -18,6 +18,8 @@ pub enum BlindIndexKind {
     WhatsappId,
     /// WhatsApp chat id.
     WhatsappChatId,
+    /// WhatsApp message id (`wamid...`).
+    WhatsappMessageId,
 }
 
 impl BlindIndexKind {
@@ -28,6 +30,7 @@ impl BlindIndexKind {
             Self::Email => b"email",
             Self::WhatsappId => b"whatsapp_id",
             Self::WhatsappChatId => b"whatsapp_chat_id",
+            Self::WhatsappMessageId => b"whatsapp_message_id",
         }
     }
 }

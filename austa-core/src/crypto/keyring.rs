@@ -42,7 +42,6 @@ use crate::error::{CryptoErrorKind, Error, Result};
 /// One unwrapped organization key version and its derived subkeys.
 pub(crate) struct OrgVersion {
     pub(crate) id: Uuid,
-    pub(crate) version: i64,
     field: Aes256Gcm,
     blind: Zeroizing<[u8; 32]>,
     wrap: Aes256Gcm,
@@ -80,10 +79,9 @@ fn cipher(key: &Zeroizing<[u8; 32]>) -> Aes256Gcm {
 }
 
 impl OrgVersion {
-    fn derive(id: Uuid, version: i64, root: &DataKey) -> Result<Self> {
+    fn derive(id: Uuid, root: &DataKey) -> Result<Self> {
         Ok(Self {
             id,
-            version,
             field: cipher(&hkdf(root, b"organization field encryption")?),
             blind: hkdf(root, b"organization blind index")?,
             wrap: cipher(&hkdf(root, b"organization key wrapping")?),
@@ -150,7 +148,7 @@ impl PatientKeys {
     }
 }
 
-fn org_wrap_context(organization: Uuid, key_id: Uuid) -> Vec<u8> {
+pub(crate) fn org_wrap_context(organization: Uuid, key_id: Uuid) -> Vec<u8> {
     let mut v = b"austa:organization-key:v1:".to_vec();
     v.extend_from_slice(organization.as_bytes());
     v.extend_from_slice(key_id.as_bytes());
@@ -165,7 +163,7 @@ fn patient_wrap_context(organization: Uuid, patient: Uuid, key_id: Uuid) -> Vec<
     v
 }
 
-const KEY_CHECK_CONTEXT: &[u8] = b"austa:key-check:v1";
+pub(crate) const KEY_CHECK_CONTEXT: &[u8] = b"austa:key-check:v1";
 
 /// The keys an operation needs: its organization's and some of its patients'.
 pub struct KeySet {
@@ -195,11 +193,6 @@ impl KeySet {
             Some(_) => Ok(()),
             None => Err(Error::validation(field, "refers to a row that does not exist in this organization")),
         }
-    }
-
-    /// Blind index of a normalized value under the active organization key version.
-    pub(crate) fn blind(&self, kind: BlindIndexKind, normalized: &str) -> Result<Vec<u8>> {
-        Ok(blind_index::compute(&self.org.active()?.blind, kind, normalized))
     }
 
     /// Blind indexes of a normalized value under every live organization key version: what a lookup
@@ -451,7 +444,7 @@ impl Database {
             let id = r.uuid("id")?;
             let wrapped = r.opt_bytes("wrapped_key")?.unwrap_or_default();
             let key = provider.unwrap(&wrapped, &org_wrap_context(organization, id))?;
-            versions.push(OrgVersion::derive(id, r.int("version")?, &key)?);
+            versions.push(OrgVersion::derive(id, &key)?);
             if r.text("state")? == "ACTIVE" {
                 active = Some(id);
             }
@@ -477,7 +470,7 @@ impl Database {
         .bind(version)
         .bind(wrapped)
         .bind(crate::time::now());
-        Ok((insert, OrgVersion::derive(id, version, &key)?))
+        Ok((insert, OrgVersion::derive(id, &key)?))
     }
 
     /// Creates an organization's first key in the key store.

@@ -201,6 +201,84 @@ impl KeyProvider for LocalKeyProvider {
     }
 }
 
+/// Dual control: a master key made of two independent keys, each held by a different custodian.
+/// Wrapping goes through `first` then `second`; unwrapping needs both. Built only on the public
+/// [`KeyProvider`] trait (any two providers compose, a local key and a KMS included), which is what an
+/// external provider has to work with too.
+///
+/// ```
+/// use austa_core::crypto::{DataKey, DualKeyProvider, KeyProvider, LocalKeyProvider};
+/// let dual = DualKeyProvider::new(
+///     LocalKeyProvider::from_key(&DataKey::generate(), "custodian-a"),
+///     LocalKeyProvider::from_key(&DataKey::generate(), "custodian-b"),
+/// );
+/// let key = DataKey::generate();
+/// let wrapped = dual.wrap(&key, b"ctx").unwrap();
+/// assert_eq!(dual.unwrap(&wrapped, b"ctx").unwrap().expose(), key.expose());
+/// ```
+pub struct DualKeyProvider<A, B> {
+    first: A,
+    second: B,
+}
+
+impl<A: KeyProvider, B: KeyProvider> DualKeyProvider<A, B> {
+    /// Composes two providers.
+    pub fn new(first: A, second: B) -> Self {
+        Self { first, second }
+    }
+}
+
+impl<A: KeyProvider, B: KeyProvider> KeyProvider for DualKeyProvider<A, B> {
+    fn describe(&self) -> String {
+        format!("dual({} + {})", self.first.describe(), self.second.describe())
+    }
+
+    fn wrap(&self, key: &DataKey, context: &[u8]) -> Result<Vec<u8>> {
+        // A provider may return wrapped keys of any size (a KMS ciphertext blob), so the second
+        // provider wraps a fresh transport key, and the transport key encrypts the first layer.
+        let inner = self.first.wrap(key, context)?;
+        let transport = DataKey::generate();
+        let outer_key = self.second.wrap(&transport, context)?;
+        let sealed = seal_with(&transport, &inner, context)?;
+        let mut out = Vec::with_capacity(4 + outer_key.len() + sealed.len());
+        out.extend_from_slice(&u32::try_from(outer_key.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(&outer_key);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    fn unwrap(&self, wrapped: &[u8], context: &[u8]) -> Result<DataKey> {
+        let malformed = || Error::crypto(CryptoErrorKind::MalformedEnvelope, "dual-wrapped key");
+        let (len, rest) = wrapped.split_at_checked(4).ok_or_else(malformed)?;
+        let len =
+            usize::try_from(u32::from_be_bytes(len.try_into().map_err(|_| malformed())?)).map_err(|_| malformed())?;
+        let (outer_key, sealed) = rest.split_at_checked(len).ok_or_else(malformed)?;
+        let transport = self.second.unwrap(outer_key, context)?;
+        let inner = open_with(&transport, sealed, context)?;
+        self.first.unwrap(&inner, context)
+    }
+}
+
+fn seal_with(key: &DataKey, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>> {
+    let mut nonce = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let ct = Aes256Gcm::new(key.expose().into())
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context })
+        .map_err(|_| Error::crypto(CryptoErrorKind::KeyUnwrap, "dual wrap"))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+fn open_with(key: &DataKey, sealed: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let fail = || Error::crypto(CryptoErrorKind::KeyUnwrap, "dual-wrapped key");
+    let (nonce, ct) = sealed.split_at_checked(12).ok_or_else(fail)?;
+    Aes256Gcm::new(key.expose().into())
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: context })
+        .map(Zeroizing::new)
+        .map_err(|_| fail())
+}
+
 /// The master key provider configured by the environment: `AUSTA_MASTER_KEY` (base64 of 32 bytes) or
 /// else `AUSTA_MASTER_KEY_FILE` (path of a 0600 file holding it). Neither set is a configuration error.
 pub fn provider_from_env() -> Result<Arc<dyn KeyProvider>> {

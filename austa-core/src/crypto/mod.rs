@@ -12,6 +12,7 @@
 //!   case) under the organization's blind-index key: equal values in two tenants do not correlate.
 //! * [`Sensitive`]: the wrapper every decrypted value travels in; its `Debug` prints a redaction.
 
+mod admin;
 mod blind_index;
 mod cache;
 mod envelope;
@@ -19,8 +20,9 @@ mod keyring;
 mod keys;
 mod sensitive;
 
+pub use admin::{KeyAdmin, MasterKeyRotation, RotationStatus, RotationTarget, RunOptions, ShredReceipt};
 pub use blind_index::BlindIndexKind;
 pub use cache::{KeyCacheConfig, KeyStats};
 pub(crate) use keyring::{KeySet, Keyring, RowCrypto};
-pub use keys::{provider_from_env, DataKey, KeyProvider, LocalKeyProvider};
+pub use keys::{provider_from_env, DataKey, DualKeyProvider, KeyProvider, LocalKeyProvider};
 pub use sensitive::{Erased, Sensitive};

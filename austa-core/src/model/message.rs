@@ -30,7 +30,7 @@ pub struct Message {
     /// The conversation's patient.
     pub patient_id: Uuid,
     /// WhatsApp Business API message id (unique per organization).
-    pub whatsapp_message_id: Option<String>,
+    pub whatsapp_message_id: Option<Sensitive<String>>,
     /// Inbound (from the patient) or outbound (to the patient).
     pub direction: MessageDirection,
     /// WhatsApp message type.
@@ -94,7 +94,7 @@ pub struct NewMessage {
     /// The conversation (must belong to the scope's organization); the patient is taken from it.
     pub conversation_id: Uuid,
     /// WhatsApp message id, 1 to 256 characters without spaces.
-    pub whatsapp_message_id: Option<String>,
+    pub whatsapp_message_id: Option<Sensitive<String>>,
     /// Direction: PATIENT messages are INBOUND, BOT and PROVIDER messages OUTBOUND.
     pub direction: MessageDirection,
     /// WhatsApp message type.

@@ -49,6 +49,8 @@ pub struct Patient {
     pub updated_at: DateTime<Utc>,
     /// Soft-deletion time.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// When the patient's keys were destroyed (crypto-shredding); their encrypted fields read as erased.
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 /// Whom to call in an emergency. Stored encrypted as one JSON value.

@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
 use super::{table, Cursor, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
-use crate::crypto::{RowCrypto, Sensitive};
+use crate::crypto::{BlindIndexKind, RowCrypto, Sensitive};
 use crate::db::{IntoValue, Query, Row, TxMode, Value};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -122,7 +122,11 @@ fn build_message(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewMessa
         organization_id: organization,
         conversation_id: new.conversation_id,
         patient_id: Uuid::nil(),
-        whatsapp_message_id: new.whatsapp_message_id.as_deref().map(wa_message_id).transpose()?,
+        whatsapp_message_id: new
+            .whatsapp_message_id
+            .as_ref()
+            .map(|w| wa_message_id(w.expose()?).map(Sensitive::new))
+            .transpose()?,
         direction: new.direction,
         message_type: new.message_type,
         sender_kind: new.sender_kind,
@@ -176,7 +180,14 @@ impl Model for Message {
             ("id", self.id.into_value()),
             ("conversation_id", self.conversation_id.into_value()),
             ("patient_id", self.patient_id.into_value()),
-            ("whatsapp_message_id", self.whatsapp_message_id.clone().into_value()),
+            ("whatsapp_message_id", c.opt_text("whatsapp_message_id", self.whatsapp_message_id.as_ref())?),
+            (
+                "whatsapp_message_id_bidx",
+                match &self.whatsapp_message_id {
+                    Some(w) => c.blind(BlindIndexKind::WhatsappMessageId, w.expose()?)?,
+                    None => Value::Bytes(None),
+                },
+            ),
             ("direction", self.direction.as_str().into_value()),
             ("type", self.message_type.as_str().into_value()),
             ("sender_kind", self.sender_kind.as_str().into_value()),
@@ -210,7 +221,7 @@ impl Model for Message {
             organization_id: row.uuid("organization_id")?,
             conversation_id: row.uuid("conversation_id")?,
             patient_id: row.uuid("patient_id")?,
-            whatsapp_message_id: row.opt_text("whatsapp_message_id")?,
+            whatsapp_message_id: c.open_opt_text(row, "whatsapp_message_id")?,
             direction: row.enumeration("direction")?,
             message_type: row.enumeration("type")?,
             sender_kind: row.enumeration("sender_kind")?,
@@ -393,6 +404,13 @@ impl Messages<'_> {
     /// The message with this WhatsApp message id, if any.
     pub async fn find_by_whatsapp_message_id(&self, whatsapp_message_id: &str) -> Result<Option<Message>> {
         let normalized = wa_message_id(whatsapp_message_id)?;
-        table::find_where(self.scope(), " AND whatsapp_message_id = $2", vec![normalized.into_value()]).await
+        table::find_by_blind(
+            self.scope(),
+            "whatsapp_message_id_bidx",
+            BlindIndexKind::WhatsappMessageId,
+            &normalized,
+            "",
+        )
+        .await
     }
 }

@@ -149,6 +149,13 @@ impl<M: SoftDeletable> Repo<'_, M> {
     pub async fn delete(&self, id: Uuid) -> Result<()> {
         table::soft_delete::<M>(self.scope, id).await
     }
+
+    /// Restores a soft-deleted row (`not_found` unless the row exists and is deleted). A returning
+    /// patient is restored rather than registered again: their phone and CPF still belong to the old
+    /// row.
+    pub async fn restore(&self, id: Uuid) -> Result<()> {
+        table::restore::<M>(self.scope, id).await
+    }
 }
 
 impl Scope {

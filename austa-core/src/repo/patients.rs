@@ -107,6 +107,7 @@ impl Model for Patient {
             created_at: now,
             updated_at: now,
             deleted_at: None,
+            erased_at: None,
         })
     }
 
@@ -140,6 +141,7 @@ impl Model for Patient {
             ("created_at", self.created_at.into_value()),
             ("updated_at", self.updated_at.into_value()),
             ("deleted_at", self.deleted_at.into_value()),
+            ("erased_at", self.erased_at.into_value()),
         ])
     }
 
@@ -164,6 +166,7 @@ impl Model for Patient {
             created_at: row.time("created_at")?,
             updated_at: row.time("updated_at")?,
             deleted_at: row.opt_time("deleted_at")?,
+            erased_at: row.opt_time("erased_at")?,
         })
     }
 }

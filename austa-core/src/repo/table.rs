@@ -72,9 +72,24 @@ pub(crate) async fn keys_for<M: Model>(scope: &Scope, model: &M) -> Result<KeySe
     Ok(keys)
 }
 
+/// Timestamps must fall in years 1900 to 9999: beyond them SQLite's fixed-width text form would no
+/// longer sort in time order, and no clinical record is dated outside them.
+fn check_times(columns: &[(&'static str, Value)]) -> Result<()> {
+    use chrono::Datelike;
+    for (name, value) in columns {
+        if let Value::Time(Some(t)) = value {
+            if !(1900..=9999).contains(&t.year()) {
+                return Err(Error::validation(*name, "must be between the years 1900 and 9999"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The INSERT statement for `model`.
 pub(crate) fn insert_query<M: Model>(keys: &KeySet, organization: Uuid, model: &M) -> Result<Query> {
     let columns = model.columns(&keys.row(M::TABLE, model.id(), model_owner(model)?)?)?;
+    check_times(&columns)?;
     let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
     let placeholders: Vec<String> = (1..=columns.len() + 1).map(|i| format!("${i}")).collect();
     let sql = format!(
@@ -154,6 +169,7 @@ pub(crate) fn update_query<M: Model>(keys: &KeySet, organization: Uuid, model: &
         .into_iter()
         .filter(|(n, _)| *n != "id" && *n != "created_at")
         .collect();
+    check_times(&columns)?;
     let sets: Vec<String> = columns.iter().enumerate().map(|(i, (n, _))| format!("{n} = ${}", i + 1)).collect();
     let n = columns.len();
     let sql = format!(
@@ -190,6 +206,28 @@ pub(crate) async fn update<M: Updatable>(scope: &Scope, id: Uuid, patch: M::Patc
     write_in(&mut tx, &keys, org, &model).await?;
     tx.commit().await?;
     Ok(model)
+}
+
+/// Brings a soft-deleted row back (a returning patient keeps their identifiers and history).
+pub(crate) async fn restore<M: Model>(scope: &Scope, id: Uuid) -> Result<()> {
+    let org = scope.organization_id();
+    let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
+    let affected = tx
+        .execute(
+            Query::new(format!(
+                "UPDATE {} SET deleted_at = NULL, updated_at = $1 \
+                 WHERE organization_id = $2 AND id = $3 AND deleted_at IS NOT NULL",
+                M::TABLE
+            ))
+            .bind(crate::time::now())
+            .bind(org)
+            .bind(id),
+        )
+        .await?;
+    if affected == 0 {
+        return Err(Error::not_found(M::ENTITY));
+    }
+    tx.commit().await
 }
 
 /// Marks a live row deleted.

@@ -1,0 +1,716 @@
+//! Key operations: master key rotation, data key rotation, crypto-shredding.
+//!
+//! * **Master key rotation** ([`Database::rotate_master_key`]) re-wraps every organization key under a
+//!   new master key in one key-store transaction, together with the key check value: it touches no
+//!   data, takes time proportional to the number of organization keys, and afterwards the old master key
+//!   opens nothing (the key check refuses it at open time).
+//! * **Data key rotation** ([`KeyAdmin::start_rotation`], [`KeyAdmin::run_rotation`]) creates a new
+//!   version of an organization's or a patient's key and re-encrypts the rows it covers in batches. The
+//!   position (step and last row id) is stored in `key_rotations` in the same transaction as each
+//!   batch, so an interrupted run continues where it stopped; reads and writes keep working throughout,
+//!   because every version decrypts and new writes use the new one. An organization rotation also
+//!   re-wraps its patients' keys and recomputes every blind index; lookups match the indexes of every
+//!   live version meanwhile, so they keep finding every row.
+//! * **Crypto-shredding** ([`KeyAdmin::shred_patient`]) destroys a patient's keys: every ciphertext of
+//!   that patient, in every table and in every backup opened with the current key store, becomes
+//!   unreadable, and reads return erased values instead of failing.
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use uuid::Uuid;
+
+use super::cache::CacheKey;
+use super::keyring::KeySet;
+use super::keys::{DataKey, KeyProvider};
+use crate::classification::{self, Class, KeyOwner};
+use crate::db::{begin_on, Database, Query, Row, TxMode, Value};
+use crate::error::{Error, Result};
+use crate::repo::table::lock_clause;
+use crate::scope::Scope;
+
+/// What a master key rotation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MasterKeyRotation {
+    /// Organization key versions re-wrapped.
+    pub organization_keys: usize,
+}
+
+impl Database {
+    /// Re-wraps every organization key under `new` and replaces the key check value, atomically. On
+    /// success this handle uses `new` from now on; reopen other handles with `new`.
+    pub async fn rotate_master_key(&self, new: std::sync::Arc<dyn KeyProvider>) -> Result<MasterKeyRotation> {
+        let keyring = &self.inner.keyring;
+        let old = keyring.provider();
+        let mut tx = begin_on(&keyring.store, None, TxMode::Write).await?;
+        let lock = lock_clause(&tx);
+        let rows = tx
+            .fetch_all(Query::new(format!("SELECT organization_id, id, wrapped_key FROM organization_keys{lock}")))
+            .await?;
+        for r in &rows {
+            let (org, id) = (r.uuid("organization_id")?, r.uuid("id")?);
+            let context = super::keyring::org_wrap_context(org, id);
+            let key = old.unwrap(&r.opt_bytes("wrapped_key")?.unwrap_or_default(), &context)?;
+            tx.execute(
+                Query::new("UPDATE organization_keys SET wrapped_key = $1 WHERE organization_id = $2 AND id = $3")
+                    .bind(new.wrap(&key, &context)?)
+                    .bind(org)
+                    .bind(id),
+            )
+            .await?;
+        }
+        let check = new.wrap(&DataKey::from_slice(&[0u8; 32])?, super::keyring::KEY_CHECK_CONTEXT)?;
+        tx.execute(
+            Query::new("UPDATE keystore_meta SET key_check = $1, rotated_at = $2 WHERE id = 1")
+                .bind(check)
+                .bind(crate::time::now()),
+        )
+        .await?;
+        tx.commit().await?;
+        keyring.set_provider(new);
+        Ok(MasterKeyRotation { organization_keys: rows.len() })
+    }
+}
+
+/// Whose key a data key rotation replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationTarget {
+    /// The organization's key: re-encrypts organization secrets, re-wraps every patient key,
+    /// recomputes every blind index.
+    Organization,
+    /// One patient's key: re-encrypts that patient's rows.
+    Patient(Uuid),
+}
+
+/// Progress of a data key rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotationStatus {
+    /// The rotation's id.
+    pub id: Uuid,
+    /// What it rotates.
+    pub target: RotationTarget,
+    /// The new key version's id.
+    pub new_key_id: Uuid,
+    /// Whether every row has been processed.
+    pub completed: bool,
+    /// The table being processed (`None` once completed).
+    pub current_step: Option<&'static str>,
+    /// Rows processed so far.
+    pub rows_done: i64,
+    /// Rows to process, counted when the rotation started.
+    pub rows_total: i64,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it completed.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl RotationStatus {
+    /// Rows left, as counted at start (rows written since then already use the new key).
+    pub fn remaining(&self) -> i64 {
+        (self.rows_total - self.rows_done).max(0)
+    }
+}
+
+/// How to run a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Rows per transaction.
+    pub batch_size: u32,
+    /// Stop after this many batches (the rotation stays resumable); `None`: run to completion.
+    pub max_batches: Option<u32>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { batch_size: 500, max_batches: None }
+    }
+}
+
+/// What crypto-shredding a patient did: the record the audit trail keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShredReceipt {
+    /// The organization.
+    pub organization_id: Uuid,
+    /// The erased patient.
+    pub patient_id: Uuid,
+    /// The key versions destroyed by this call (empty when the patient was already erased).
+    pub destroyed_key_ids: Vec<Uuid>,
+    /// When.
+    pub shredded_at: DateTime<Utc>,
+    /// Who (the scope's actor).
+    pub shredded_by: String,
+    /// Why (the stated reason, e.g. an LGPD erasure request id).
+    pub reason: String,
+}
+
+/// Key operations of one organization, reached through [`Scope::keys`].
+pub struct KeyAdmin<'s> {
+    scope: &'s Scope,
+}
+
+impl Scope {
+    /// Key operations for this scope's organization.
+    pub fn keys(&self) -> KeyAdmin<'_> {
+        KeyAdmin { scope: self }
+    }
+}
+
+/// The tables a rotation walks, in order. `patient_keys` (key store) comes first for an organization
+/// rotation: patient keys must be wrapped by the new version before the old one could ever retire.
+fn steps(target: RotationTarget) -> Vec<&'static str> {
+    let tables = classification::encrypted_tables();
+    match target {
+        RotationTarget::Organization => {
+            let mut v = vec!["patient_keys"];
+            v.extend(tables.into_iter().filter(|t| {
+                classification::columns_of(t)
+                    .any(|c| c.owner() == KeyOwner::Organization || c.class == Class::Identifier)
+            }));
+            v
+        }
+        RotationTarget::Patient(_) => {
+            tables.into_iter().filter(|t| matches!(classification::table_owner(t), KeyOwner::Patient { .. })).collect()
+        }
+    }
+}
+
+fn actor_label(scope: &Scope) -> String {
+    let a = scope.actor();
+    match (a.id(), a.name()) {
+        (Some(id), _) => format!("{}:{id}", a.role().as_str()),
+        (None, Some(name)) => format!("{}:{name}", a.role().as_str()),
+        (None, None) => a.role().as_str().to_string(),
+    }
+}
+
+/// The WHERE clause selecting a step's rows (placeholders: `$1` organization, `$2` patient when any).
+fn step_filter(table: &str, target: RotationTarget) -> String {
+    let org = if table == "organizations" { "id = $1" } else { "organization_id = $1" };
+    match (target, classification::table_owner(table)) {
+        (RotationTarget::Patient(_), KeyOwner::Patient { column }) => format!("{org} AND {column} = $2"),
+        (RotationTarget::Patient(_), KeyOwner::Organization) => format!("{org} AND 1 = 0"),
+        _ => org.to_string(),
+    }
+}
+
+fn bind_filter(q: Query, org: Uuid, target: RotationTarget) -> Query {
+    match target {
+        RotationTarget::Patient(p) => q.bind(org).bind(p),
+        RotationTarget::Organization => q.bind(org),
+    }
+}
+
+impl KeyAdmin<'_> {
+    fn db(&self) -> &Database {
+        self.scope.db()
+    }
+
+    fn org(&self) -> Uuid {
+        self.scope.organization_id()
+    }
+
+    /// Starts a rotation: claims the subject (one running rotation per organization or patient: a
+    /// second start is a `conflict` naming `rotation`), creates the new key version, and counts the
+    /// rows to process. Run it with [`KeyAdmin::run_rotation`].
+    pub async fn start_rotation(&self, target: RotationTarget) -> Result<RotationStatus> {
+        let org = self.org();
+        let subject = match target {
+            RotationTarget::Organization => org,
+            RotationTarget::Patient(p) => {
+                let keys = self.db().key_set(org, Some(p)).await?;
+                keys.require_patient(p, "patient_id")?;
+                p
+            }
+        };
+        let id = Uuid::now_v7();
+        let new_key_id = Uuid::now_v7();
+        let mut total = 0i64;
+        for step in steps(target) {
+            total += self.count_step(step, target).await?;
+        }
+        let now = crate::time::now();
+        let mut tx = self.db().begin(Some(org), TxMode::Write).await?;
+        tx.execute(
+            Query::new(
+                "INSERT INTO key_rotations (organization_id, id, target, subject_id, new_key_id, status, \
+                 table_position, last_id, rows_done, rows_total, started_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'RUNNING', 0, $6, 0, $7, $8, $8)",
+            )
+            .bind(org)
+            .bind(id)
+            .bind(if subject == org { "ORGANIZATION" } else { "PATIENT" })
+            .bind(subject)
+            .bind(new_key_id)
+            .bind(None::<Uuid>)
+            .bind(total)
+            .bind(now),
+        )
+        .await
+        .map_err(|e| match e {
+            Error::Conflict { .. } => Error::Conflict { field: "rotation".into() },
+            other => other,
+        })?;
+        tx.commit().await?;
+        self.ensure_new_key(target, new_key_id).await?;
+        self.rotation_status(id).await
+    }
+
+    /// The status of a rotation.
+    pub async fn rotation_status(&self, id: Uuid) -> Result<RotationStatus> {
+        let org = self.org();
+        let mut tx = self.db().begin(Some(org), TxMode::Read).await?;
+        let row = tx
+            .fetch_optional(
+                Query::new("SELECT * FROM key_rotations WHERE organization_id = $1 AND id = $2").bind(org).bind(id),
+            )
+            .await?
+            .ok_or_else(|| Error::not_found("key rotation"))?;
+        tx.commit().await?;
+        status_from_row(&row)
+    }
+
+    /// Runs (or resumes) a rotation batch by batch, calling `progress` after each batch, until it
+    /// completes or `options.max_batches` batches ran. Safe to call again after a crash or from another
+    /// process: each batch and its position commit together.
+    pub async fn run_rotation(
+        &self,
+        id: Uuid,
+        options: RunOptions,
+        mut progress: impl FnMut(&RotationStatus),
+    ) -> Result<RotationStatus> {
+        if options.batch_size == 0 {
+            return Err(Error::validation("batch_size", "must be at least 1"));
+        }
+        let mut status = self.rotation_status(id).await?;
+        self.ensure_new_key(status.target, status.new_key_id).await?;
+        let steps = steps(status.target);
+        let mut batches = 0u32;
+        while !status.completed {
+            if options.max_batches.is_some_and(|max| batches >= max) {
+                break;
+            }
+            self.run_batch(&status, &steps, options.batch_size).await?;
+            batches += 1;
+            status = self.rotation_status(id).await?;
+            progress(&status);
+        }
+        Ok(status)
+    }
+
+    /// Creates the rotation's new key version if it does not exist yet (start crashed after claiming),
+    /// retiring the previous active version in the same key-store transaction.
+    async fn ensure_new_key(&self, target: RotationTarget, new_key_id: Uuid) -> Result<()> {
+        let db = self.db();
+        let org = self.org();
+        // Patient keys are wrapped by the organization's active version: load it before the transaction.
+        let org_keys = db.org_keys(org).await?;
+        let (table, owner) = match target {
+            RotationTarget::Organization => ("organization_keys", ("organization_id", org)),
+            RotationTarget::Patient(p) => ("patient_keys", ("patient_id", p)),
+        };
+        let mut tx = begin_on(&db.inner.keyring.store, Some(org), TxMode::Write).await?;
+        let lock = lock_clause(&tx);
+        let versions = tx
+            .fetch_all(
+                Query::new(format!(
+                    "SELECT id, version FROM {table} WHERE organization_id = $1 AND {} = $2{lock}",
+                    owner.0
+                ))
+                .bind(org)
+                .bind(owner.1),
+            )
+            .await?;
+        let mut next_version = 1;
+        for v in &versions {
+            if v.uuid("id")? == new_key_id {
+                return tx.commit().await;
+            }
+            next_version = next_version.max(v.int("version")? + 1);
+        }
+        let now = crate::time::now();
+        tx.execute(
+            Query::new(format!(
+                "UPDATE {table} SET state = 'RETIRED', retired_at = $1 \
+                 WHERE organization_id = $2 AND {} = $3 AND state = 'ACTIVE'",
+                owner.0
+            ))
+            .bind(now)
+            .bind(org)
+            .bind(owner.1),
+        )
+        .await?;
+        let key = DataKey::generate();
+        let insert = match target {
+            RotationTarget::Organization => {
+                let wrapped =
+                    db.inner.keyring.provider().wrap(&key, &super::keyring::org_wrap_context(org, new_key_id))?;
+                Query::new(
+                    "INSERT INTO organization_keys (organization_id, id, version, wrapped_key, state, created_at) \
+                     VALUES ($1, $2, $3, $4, 'ACTIVE', $5)",
+                )
+                .bind(org)
+                .bind(new_key_id)
+                .bind(next_version)
+                .bind(wrapped)
+                .bind(now)
+            }
+            RotationTarget::Patient(p) => {
+                let (wrapping_key_id, wrapped) = org_keys.wrap_patient_key(p, new_key_id, &key)?;
+                Query::new(
+                    "INSERT INTO patient_keys (organization_id, id, patient_id, version, wrapped_key, \
+                     wrapping_key_id, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'ACTIVE', $7)",
+                )
+                .bind(org)
+                .bind(new_key_id)
+                .bind(p)
+                .bind(next_version)
+                .bind(wrapped)
+                .bind(wrapping_key_id)
+                .bind(now)
+            }
+        };
+        tx.execute(insert).await?;
+        tx.commit().await?;
+        db.inner.keyring.cache.invalidate_org(org);
+        Ok(())
+    }
+
+    async fn count_step(&self, table: &str, target: RotationTarget) -> Result<i64> {
+        let org = self.org();
+        let (pool, sql) = if table == "patient_keys" {
+            (
+                &self.db().inner.keyring.store,
+                "SELECT COUNT(*) AS n FROM patient_keys WHERE organization_id = $1 AND state <> 'DESTROYED'"
+                    .to_string(),
+            )
+        } else {
+            (&self.db().inner.pool, format!("SELECT COUNT(*) AS n FROM {table} WHERE {}", step_filter(table, target)))
+        };
+        let mut tx = begin_on(pool, Some(org), TxMode::Read).await?;
+        let n = tx.fetch_optional(bind_filter(Query::new(sql), org, target)).await?.map(|r| r.int("n")).transpose()?;
+        tx.commit().await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// One batch of the current step; advances the position in the same transaction.
+    async fn run_batch(&self, status: &RotationStatus, steps: &[&'static str], batch: u32) -> Result<()> {
+        let org = self.org();
+        let (position, last_id) = self.position(status.id).await?;
+        let Some(table) = steps.get(position).copied() else {
+            return self.complete(status.id).await;
+        };
+        if table == "patient_keys" {
+            let (done, last) = self.rewrap_patient_keys(last_id, batch).await?;
+            return self.advance(status.id, position, last, done).await;
+        }
+        // Read the batch's ids and owners first, load their keys, then lock and rewrite them.
+        let owner_col = match classification::table_owner(table) {
+            KeyOwner::Patient { column } => column,
+            KeyOwner::Organization => "id",
+        };
+        let filter = step_filter(table, status.target);
+        let k = if matches!(status.target, RotationTarget::Patient(_)) { 3 } else { 2 };
+        let sql = format!(
+            "SELECT id, {owner_col} AS owner FROM {table} WHERE {filter} AND (${k} IS NULL OR id > ${k}) \
+             ORDER BY id LIMIT ${}",
+            k + 1
+        );
+        let mut tx = self.db().begin(Some(org), TxMode::Read).await?;
+        let rows =
+            tx.fetch_all(bind_filter(Query::new(sql), org, status.target).bind(last_id).bind(i64::from(batch))).await?;
+        tx.commit().await?;
+        if rows.is_empty() {
+            return self.advance(status.id, position, None, 0).await;
+        }
+        let owners: Vec<Uuid> = rows.iter().map(|r| r.uuid("owner")).collect::<Result<_>>()?;
+        let is_patient_table = matches!(classification::table_owner(table), KeyOwner::Patient { .. });
+        let keys = self.db().key_set(org, if is_patient_table { owners.clone() } else { Vec::new() }).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.uuid("id")).collect::<Result<_>>()?;
+        let mut tx = self.db().begin(Some(org), TxMode::Write).await?;
+        let lock = lock_clause(&tx);
+        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let id_col = if table == "organizations" { "id" } else { "organization_id" };
+        let select = format!("SELECT * FROM {table} WHERE {id_col} = $1 AND id IN ({}){lock}", placeholders.join(", "));
+        let locked = tx.fetch_all(ids.iter().fold(Query::new(select).bind(org), |q, id| q.bind(*id))).await?;
+        for row in &locked {
+            if let Some(update) = reencrypt_row(&keys, table, status.target, row)? {
+                tx.execute(update).await?;
+            }
+        }
+        let last = ids.last().copied();
+        tx.execute(advance_query(org, status.id, position, last, ids.len() as i64)).await?;
+        tx.commit().await
+    }
+
+    /// Re-wraps a batch of the organization's patient keys under its active key version.
+    async fn rewrap_patient_keys(&self, after: Option<Uuid>, batch: u32) -> Result<(i64, Option<Uuid>)> {
+        let org = self.org();
+        let db = self.db();
+        db.inner.keyring.cache.invalidate(CacheKey::Org(org));
+        let org_keys = db.org_keys(org).await?;
+        let mut tx = begin_on(&db.inner.keyring.store, Some(org), TxMode::Write).await?;
+        let lock = lock_clause(&tx);
+        let rows = tx
+            .fetch_all(
+                Query::new(format!(
+                    "SELECT id, patient_id, wrapped_key, wrapping_key_id FROM patient_keys \
+                     WHERE organization_id = $1 AND state <> 'DESTROYED' AND ($2 IS NULL OR id > $2) \
+                     ORDER BY id LIMIT $3{lock}"
+                ))
+                .bind(org)
+                .bind(after)
+                .bind(i64::from(batch)),
+            )
+            .await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok((0, None));
+        }
+        let active = org_keys.active()?.id;
+        for r in &rows {
+            let (id, patient) = (r.uuid("id")?, r.uuid("patient_id")?);
+            let wrapping = r.uuid("wrapping_key_id")?;
+            if wrapping == active {
+                continue;
+            }
+            let wrapped = r.opt_bytes("wrapped_key")?.unwrap_or_default();
+            let key = org_keys.unwrap_patient_key(patient, id, wrapping, &wrapped)?;
+            let (new_wrapping, rewrapped) = org_keys.wrap_patient_key(patient, id, &key)?;
+            tx.execute(
+                Query::new(
+                    "UPDATE patient_keys SET wrapped_key = $1, wrapping_key_id = $2 \
+                     WHERE organization_id = $3 AND id = $4",
+                )
+                .bind(rewrapped)
+                .bind(new_wrapping)
+                .bind(org)
+                .bind(id),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok((rows.len() as i64, rows.last().map(|r| r.uuid("id")).transpose()?))
+    }
+
+    async fn position(&self, id: Uuid) -> Result<(usize, Option<Uuid>)> {
+        let org = self.org();
+        let mut tx = self.db().begin(Some(org), TxMode::Read).await?;
+        let row = tx
+            .fetch_optional(
+                Query::new("SELECT table_position, last_id FROM key_rotations WHERE organization_id = $1 AND id = $2")
+                    .bind(org)
+                    .bind(id),
+            )
+            .await?
+            .ok_or_else(|| Error::not_found("key rotation"))?;
+        tx.commit().await?;
+        Ok((usize::try_from(row.int("table_position")?).unwrap_or(usize::MAX), row.opt_uuid("last_id")?))
+    }
+
+    /// Records progress of a step that ran outside the data transaction (`last = None`: the step is
+    /// finished, move to the next one).
+    async fn advance(&self, id: Uuid, position: usize, last: Option<Uuid>, done: i64) -> Result<()> {
+        let org = self.org();
+        let mut tx = self.db().begin(Some(org), TxMode::Write).await?;
+        tx.execute(advance_query(org, id, position, last, done)).await?;
+        tx.commit().await
+    }
+
+    async fn complete(&self, id: Uuid) -> Result<()> {
+        let org = self.org();
+        let now = crate::time::now();
+        let mut tx = self.db().begin(Some(org), TxMode::Write).await?;
+        tx.execute(
+            Query::new(
+                "UPDATE key_rotations SET status = 'COMPLETED', completed_at = $1, updated_at = $1 \
+                 WHERE organization_id = $2 AND id = $3 AND status = 'RUNNING'",
+            )
+            .bind(now)
+            .bind(org)
+            .bind(id),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Crypto-shreds a patient: destroys every version of their key in the key store, replaces the
+    /// patient's blind indexes with random bytes (so their phone or CPF neither finds nor blocks anyone),
+    /// and marks the patient erased. Every encrypted field of the patient, in every table, then reads as
+    /// erased; so it does in any copy of the data opened with the current key store.
+    pub async fn shred_patient(&self, patient_id: Uuid, reason: &str) -> Result<ShredReceipt> {
+        let reason = crate::validate::text("reason", reason, 1, 500)?;
+        let org = self.org();
+        let db = self.db();
+        if !crate::repo::table::exists::<crate::model::Patient>(self.scope, patient_id).await? {
+            return Err(Error::not_found("patient"));
+        }
+        let now = crate::time::now();
+        let by = actor_label(self.scope);
+        let mut tx = begin_on(&db.inner.keyring.store, Some(org), TxMode::Write).await?;
+        let destroyed: Vec<Uuid> = tx
+            .fetch_all(
+                Query::new(
+                    "SELECT id FROM patient_keys WHERE organization_id = $1 AND patient_id = $2 AND state <> 'DESTROYED'",
+                )
+                .bind(org)
+                .bind(patient_id),
+            )
+            .await?
+            .iter()
+            .map(|r| r.uuid("id"))
+            .collect::<Result<_>>()?;
+        tx.execute(
+            Query::new(
+                "UPDATE patient_keys SET wrapped_key = NULL, state = 'DESTROYED', destroyed_at = $1, destroyed_by = $2 \
+                 WHERE organization_id = $3 AND patient_id = $4 AND state <> 'DESTROYED'",
+            )
+            .bind(now)
+            .bind(by.clone())
+            .bind(org)
+            .bind(patient_id),
+        )
+        .await?;
+        tx.commit().await?;
+        db.inner.keyring.cache.invalidate(CacheKey::Patient(org, patient_id));
+        self.release_identifiers(patient_id, now).await?;
+        Ok(ShredReceipt {
+            organization_id: org,
+            patient_id,
+            destroyed_key_ids: destroyed,
+            shredded_at: now,
+            shredded_by: by,
+            reason,
+        })
+    }
+
+    /// Overwrites an erased patient's blind indexes with random bytes and records the erasure time.
+    async fn release_identifiers(&self, patient_id: Uuid, now: DateTime<Utc>) -> Result<()> {
+        let org = self.org();
+        let random = || {
+            let mut b = vec![0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut b);
+            b
+        };
+        let mut tx = self.db().begin(Some(org), TxMode::Write).await?;
+        tx.execute(
+            Query::new(
+                "UPDATE patients SET erased_at = COALESCE(erased_at, $1), phone_bidx = $2, \
+                 cpf_bidx = CASE WHEN cpf_bidx IS NULL THEN NULL ELSE $3 END, \
+                 email_bidx = CASE WHEN email_bidx IS NULL THEN NULL ELSE $4 END, \
+                 whatsapp_id_bidx = CASE WHEN whatsapp_id_bidx IS NULL THEN NULL ELSE $5 END \
+                 WHERE organization_id = $6 AND id = $7",
+            )
+            .bind(now)
+            .bind(random())
+            .bind(random())
+            .bind(random())
+            .bind(random())
+            .bind(org)
+            .bind(patient_id),
+        )
+        .await?;
+        let conversations = tx
+            .fetch_all(
+                Query::new("SELECT id FROM conversations WHERE organization_id = $1 AND patient_id = $2")
+                    .bind(org)
+                    .bind(patient_id),
+            )
+            .await?;
+        for c in &conversations {
+            tx.execute(
+                Query::new(
+                    "UPDATE conversations SET whatsapp_chat_id_bidx = $1 WHERE organization_id = $2 AND id = $3",
+                )
+                .bind(random())
+                .bind(org)
+                .bind(c.uuid("id")?),
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+}
+
+fn advance_query(org: Uuid, id: Uuid, position: usize, last: Option<Uuid>, done: i64) -> Query {
+    // A step that returned no rows (`last == None`) is finished: move to the next one.
+    let next_position = if last.is_none() { position as i64 + 1 } else { position as i64 };
+    Query::new(
+        "UPDATE key_rotations SET table_position = $1, last_id = $2, rows_done = rows_done + $3, updated_at = $4 \
+         WHERE organization_id = $5 AND id = $6",
+    )
+    .bind(next_position)
+    .bind(last)
+    .bind(done)
+    .bind(crate::time::now())
+    .bind(org)
+    .bind(id)
+}
+
+/// The UPDATE that re-encrypts one row for a rotation, or `None` when nothing changes (an erased
+/// patient's row, whose keys are gone).
+fn reencrypt_row(keys: &KeySet, table: &'static str, target: RotationTarget, row: &Row) -> Result<Option<Query>> {
+    let id = row.uuid("id")?;
+    let patient = match classification::table_owner(table) {
+        KeyOwner::Patient { column } => Some(row.uuid(column)?),
+        KeyOwner::Organization => None,
+    };
+    if patient.is_some_and(|p| keys.patients.get(&p).is_none_or(|k| k.destroyed())) {
+        return Ok(None);
+    }
+    let mut sets: Vec<(String, Value)> = Vec::new();
+    for c in classification::columns_of(table) {
+        let owned_by_target = match target {
+            RotationTarget::Organization => c.owner() == KeyOwner::Organization,
+            RotationTarget::Patient(_) => c.owner() != KeyOwner::Organization,
+        };
+        let Some(env) = row.opt_bytes(c.column)? else { continue };
+        let crypto = keys.row(table, id, if c.owner() == KeyOwner::Organization { None } else { patient })?;
+        let plain = crypto.open(c.column, &env)?.ok_or(Error::Erased)?;
+        if owned_by_target {
+            sets.push((c.column.to_string(), Value::Bytes(Some(crypto.seal(c.column, &plain)?))));
+        }
+        if let (RotationTarget::Organization, Some(kind)) = (target, c.blind_index()) {
+            let normalized = String::from_utf8(plain.to_vec())
+                .map_err(|_| Error::CorruptData(format!("{table}.{} is not text", c.column)))?;
+            sets.push((format!("{}_bidx", c.column), crypto.blind(kind, &normalized)?));
+        }
+    }
+    if sets.is_empty() {
+        return Ok(None);
+    }
+    let assignments: Vec<String> = sets.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 1)).collect();
+    let n = sets.len();
+    let q = sets.into_iter();
+    Ok(Some(if table == "organizations" {
+        let sql = format!("UPDATE organizations SET {} WHERE id = ${}", assignments.join(", "), n + 1);
+        q.fold(Query::new(sql), |q, (_, v)| q.bind(v)).bind(id)
+    } else {
+        let sql = format!(
+            "UPDATE {table} SET {} WHERE organization_id = ${} AND id = ${}",
+            assignments.join(", "),
+            n + 1,
+            n + 2
+        );
+        q.fold(Query::new(sql), |q, (_, v)| q.bind(v)).bind(keys.org.organization).bind(id)
+    }))
+}
+
+fn status_from_row(row: &Row) -> Result<RotationStatus> {
+    let target = match row.text("target")?.as_str() {
+        "ORGANIZATION" => RotationTarget::Organization,
+        _ => RotationTarget::Patient(row.uuid("subject_id")?),
+    };
+    let completed = row.text("status")? == "COMPLETED";
+    let position = usize::try_from(row.int("table_position")?).unwrap_or(usize::MAX);
+    Ok(RotationStatus {
+        id: row.uuid("id")?,
+        target,
+        new_key_id: row.uuid("new_key_id")?,
+        completed,
+        current_step: if completed { None } else { steps(target).get(position).copied() },
+        rows_done: row.int("rows_done")?,
+        rows_total: row.int("rows_total")?,
+        started_at: row.time("started_at")?,
+        completed_at: row.opt_time("completed_at")?,
+    })
+}
