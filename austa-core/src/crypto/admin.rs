@@ -609,23 +609,31 @@ impl KeyAdmin<'_> {
             .bind(patient_id),
         )
         .await?;
-        let conversations = tx
-            .fetch_all(
-                Query::new("SELECT id FROM conversations WHERE organization_id = $1 AND patient_id = $2")
+        // The blind indexes of the patient's other rows (conversation chat ids, WhatsApp message ids),
+        // taken from the classification so that an identifier column added there is released too.
+        let others =
+            classification::ENCRYPTED_COLUMNS.iter().filter(|c| c.table != "patients" && c.blind_index().is_some());
+        for c in others {
+            let KeyOwner::Patient { column } = c.owner() else { continue };
+            let (table, bidx) = (c.table, format!("{}_bidx", c.column));
+            let rows = tx
+                .fetch_all(
+                    Query::new(format!(
+                        "SELECT id FROM {table} WHERE organization_id = $1 AND {column} = $2 AND {bidx} IS NOT NULL"
+                    ))
                     .bind(org)
                     .bind(patient_id),
-            )
-            .await?;
-        for c in &conversations {
-            tx.execute(
-                Query::new(
-                    "UPDATE conversations SET whatsapp_chat_id_bidx = $1 WHERE organization_id = $2 AND id = $3",
                 )
-                .bind(random())
-                .bind(org)
-                .bind(c.uuid("id")?),
-            )
-            .await?;
+                .await?;
+            for r in &rows {
+                tx.execute(
+                    Query::new(format!("UPDATE {table} SET {bidx} = $1 WHERE organization_id = $2 AND id = $3"))
+                        .bind(random())
+                        .bind(org)
+                        .bind(r.uuid("id")?),
+                )
+                .await?;
+            }
         }
         tx.commit().await
     }

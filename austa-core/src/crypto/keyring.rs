@@ -519,6 +519,45 @@ impl Database {
         Ok(KeySet { org, patients: found })
     }
 
+    /// `keys` reloaded from the key store if it holds a key version they lack, as happens when another
+    /// process started a rotation before this handle's cache expired: rows it re-encrypts name the new
+    /// version. `None` when nothing is missing (a genuinely unknown key stays an error); that check is
+    /// one key-store query and unwraps nothing.
+    pub(crate) async fn refresh_key_set(&self, keys: &KeySet) -> Result<Option<KeySet>> {
+        let org = keys.org.organization;
+        let patients: Vec<Uuid> = keys.patients.keys().copied().collect();
+        let mut tx = begin_on(&self.keyring().store, Some(org), TxMode::Read).await?;
+        let org_rows =
+            tx.fetch_all(Query::new("SELECT id FROM organization_keys WHERE organization_id = $1").bind(org)).await?;
+        let mut patient_rows = Vec::new();
+        for chunk in patients.chunks(200) {
+            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT patient_id, id FROM patient_keys \
+                 WHERE organization_id = $1 AND state <> 'DESTROYED' AND patient_id IN ({})",
+                placeholders.join(", ")
+            );
+            patient_rows.extend(tx.fetch_all(chunk.iter().fold(Query::new(sql).bind(org), |q, p| q.bind(*p))).await?);
+        }
+        tx.commit().await?;
+        let mut stale = false;
+        for r in &org_rows {
+            stale |= keys.org.version(r.uuid("id")?).is_none();
+        }
+        for r in &patient_rows {
+            if let Some(PatientKeyState::Live { versions, .. }) =
+                keys.patients.get(&r.uuid("patient_id")?).map(|k| &k.state)
+            {
+                stale |= !versions.contains_key(&r.uuid("id")?);
+            }
+        }
+        if !stale {
+            return Ok(None);
+        }
+        self.keyring().cache.invalidate_org(org);
+        self.key_set(org, patients).await.map(Some)
+    }
+
     async fn load_patient_keys(&self, org: &OrgKeys, patients: &[Uuid]) -> Result<Vec<Arc<PatientKeys>>> {
         if patients.is_empty() {
             return Ok(Vec::new());
@@ -533,7 +572,9 @@ impl Database {
         let mut tx = begin_on(&self.keyring().store, Some(org.organization), TxMode::Read).await?;
         let rows = tx.fetch_all(query).await?;
         tx.commit().await?;
-        let mut by_patient: HashMap<Uuid, (Option<Uuid>, HashMap<Uuid, Aes256Gcm>, bool)> = HashMap::new();
+        /// Per patient: the active version, every live version's cipher, whether any was destroyed.
+        type Loaded = (Option<Uuid>, HashMap<Uuid, Aes256Gcm>, bool);
+        let mut by_patient: HashMap<Uuid, Loaded> = HashMap::new();
         let mut unwraps = 0u64;
         for r in &rows {
             let patient = r.uuid("patient_id")?;

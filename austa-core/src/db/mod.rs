@@ -127,6 +127,12 @@ impl Database {
         self.ensure_key_check().await
     }
 
+    /// Drops every cached unwrapped key (they are zeroized); the next operations unwrap again. Useful
+    /// after key changes made by another process, and to measure cold-cache costs.
+    pub fn clear_key_cache(&self) {
+        self.inner.keyring.cache.clear();
+    }
+
     /// Closes the pools, waiting for connections to be returned.
     pub async fn close(&self) {
         self.inner.pool.close().await;

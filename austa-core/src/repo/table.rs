@@ -11,7 +11,7 @@ use super::{Model, Updatable};
 use crate::classification::KeyOwner;
 use crate::crypto::{BlindIndexKind, KeySet};
 use crate::db::{IntoValue, Query, Row, Tx, TxMode, Value};
-use crate::error::{Error, Result};
+use crate::error::{CryptoErrorKind, Error, Result};
 use crate::scope::Scope;
 
 fn live_filter<M: Model>() -> &'static str {
@@ -57,7 +57,19 @@ pub(crate) fn decode<M: Model>(keys: &KeySet, row: &Row) -> Result<M> {
 pub(crate) async fn decode_rows<M: Model>(scope: &Scope, rows: &[Row]) -> Result<Vec<M>> {
     let owners = rows.iter().map(row_owner::<M>).collect::<Result<Vec<_>>>()?;
     let keys = scope.db().key_set(scope.organization_id(), owners.into_iter().flatten()).await?;
-    rows.iter().map(|r| decode(&keys, r)).collect()
+    match rows.iter().map(|r| decode(&keys, r)).collect() {
+        Err(e) if is_unknown_key(&e) => match scope.db().refresh_key_set(&keys).await? {
+            Some(fresh) => rows.iter().map(|r| decode(&fresh, r)).collect(),
+            None => Err(e),
+        },
+        decoded => decoded,
+    }
+}
+
+/// A ciphertext names a key version the cached keys lack: maybe one created by a rotation that another
+/// process started, in which case `Database::refresh_key_set` finds it.
+fn is_unknown_key(e: &Error) -> bool {
+    matches!(e, Error::Crypto { kind: CryptoErrorKind::UnknownKey, .. })
 }
 
 /// The keys needed to write `model`: fails with `validation` on `patient_id` when the model belongs to
@@ -195,9 +207,17 @@ pub(crate) async fn write_in<M: Model>(tx: &mut Tx, keys: &KeySet, organization:
 /// Loads, patches and writes back one row in one transaction.
 pub(crate) async fn update<M: Updatable>(scope: &Scope, id: Uuid, patch: M::Patch) -> Result<M> {
     let org = scope.organization_id();
-    let (keys, owner) = keys_for_row::<M>(scope, id).await?;
+    let (mut keys, owner) = keys_for_row::<M>(scope, id).await?;
     let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
-    let mut model: M = get_in(&mut tx, &keys, org, id, true).await?;
+    let mut model: M = match get_in(&mut tx, &keys, org, id, true).await {
+        Err(e) if is_unknown_key(&e) => {
+            drop(tx); // never wait for the key store while holding a transaction
+            keys = scope.db().refresh_key_set(&keys).await?.ok_or(e)?;
+            tx = scope.db().begin(Some(org), TxMode::Write).await?;
+            get_in(&mut tx, &keys, org, id, true).await?
+        }
+        got => got?,
+    };
     if model_owner(&model)? != owner {
         // The owner column never changes; a mismatch means the row was replaced under us.
         return Err(Error::not_found(M::ENTITY));
@@ -315,11 +335,22 @@ pub(crate) async fn find_by_blind<M: Model>(
     normalized: &str,
     filter: &str,
 ) -> Result<Option<M>> {
+    let find = |keys: &KeySet| {
+        let digests = keys.blinds(kind, normalized);
+        let placeholders: Vec<String> = (0..digests.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(" AND {column} IN ({}){filter}", placeholders.join(", "));
+        async move { find_where(scope, &sql, digests.into_iter().map(IntoValue::into_value).collect()).await }
+    };
     let keys = scope.db().key_set(scope.organization_id(), None).await?;
-    let digests = keys.blinds(kind, normalized);
-    let placeholders: Vec<String> = (0..digests.len()).map(|i| format!("${}", i + 2)).collect();
-    let sql = format!(" AND {column} IN ({}){filter}", placeholders.join(", "));
-    find_where(scope, &sql, digests.into_iter().map(IntoValue::into_value).collect()).await
+    let found = find(&keys).await?;
+    if found.is_some() {
+        return Ok(found);
+    }
+    // A miss may be a row re-indexed under a key version this handle has not cached yet.
+    match scope.db().refresh_key_set(&keys).await? {
+        Some(fresh) => find(&fresh).await,
+        None => Ok(None),
+    }
 }
 
 /// Whether a row of `M` with `id` exists in the scope's organization, soft-deleted or not.
