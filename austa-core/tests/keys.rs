@@ -458,6 +458,7 @@ async fn organization_key_rotation_keeps_every_lookup_working_at_every_batch() {
         }
         assert_lookups(&scope, &people, doctor).await;
         assert_lookups(&elsewhere, &people, doctor).await;
+        assert_settings(&bystander, org.id).await;
         assert!(batches > 10 && saw_mixed_index, "{batches} batches; lookups ran while the phone index was mixed");
         let changed: Vec<Vec<u8>> = raw(&tdb, phone_index, org.id).await;
         assert!(changed.iter().zip(&original).all(|(a, b)| a != b), "every phone re-indexed");
@@ -471,6 +472,44 @@ async fn organization_key_rotation_keeps_every_lookup_working_at_every_batch() {
         }
         assert_lookups(&scope_in(&fresh, &people[0]).await, &people, doctor).await;
         assert_settings(&fresh, org.id).await;
+    }
+}
+
+#[tokio::test]
+async fn identifiers_stay_unique_while_an_organization_rotation_runs() {
+    for tdb in support::backends().await {
+        let scope = tdb.org("Hospital").await;
+        let mut people = Vec::new();
+        for i in 0..6 {
+            people.push(person(&scope, i, 1).await);
+        }
+        let status = scope.keys().start_rotation(RotationTarget::Organization).await.unwrap();
+        let status = scope
+            .keys()
+            .run_rotation(status.id, RunOptions { batch_size: 2, max_batches: Some(3) }, |_| {})
+            .await
+            .unwrap();
+        assert!(!status.completed, "the phone index is now half old, half new");
+        for p in &people {
+            let duplicate = NewPatient {
+                first_name: "Outro".into(),
+                last_name: "Paciente".into(),
+                phone: p.phone.as_str().into(),
+                ..Default::default()
+            };
+            assert_code(scope.patients().create(duplicate).await, "conflict", Some("phone"));
+            let wamid = p.wamids[0].clone();
+            assert_code(
+                scope.messages().append(text(p.conversation, "de novo", Some(wamid))).await,
+                "conflict",
+                Some("whatsapp_message_id"),
+            );
+        }
+        let done = scope.keys().run_rotation(status.id, RunOptions::default(), |_| {}).await.unwrap();
+        assert!(done.completed);
+        for p in &people {
+            assert_eq!(scope.patients().find_by_phone(&p.phone).await.unwrap().unwrap().id, p.id);
+        }
     }
 }
 

@@ -43,6 +43,8 @@ impl Database {
         let old = keyring.provider();
         let mut tx = begin_on(&keyring.store, None, TxMode::Write).await?;
         let lock = lock_clause(&tx);
+        // Exclusive hold of the key check row: key creations (which take it shared) wait for us.
+        tx.execute(Query::new(format!("SELECT key_check FROM keystore_meta WHERE id = 1{lock}"))).await?;
         let rows = tx
             .fetch_all(Query::new(format!("SELECT organization_id, id, wrapped_key FROM organization_keys{lock}")))
             .await?;
@@ -342,6 +344,7 @@ impl KeyAdmin<'_> {
         let key = DataKey::generate();
         let insert = match target {
             RotationTarget::Organization => {
+                db.check_master_key_in(&mut tx).await?;
                 let wrapped =
                     db.inner.keyring.provider().wrap(&key, &super::keyring::org_wrap_context(org, new_key_id))?;
                 Query::new(

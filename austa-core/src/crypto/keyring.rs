@@ -36,7 +36,7 @@ use super::cache::{CacheKey, Cached, KeyCache, KeyCacheConfig};
 use super::envelope::{self, Header, KeyKind};
 use super::keys::{DataKey, KeyProvider};
 use super::sensitive::Sensitive;
-use crate::db::{begin_on, Database, Pool, Query, Row, TxMode, Value};
+use crate::db::{begin_on, Database, Pool, Query, Row, Tx, TxMode, Value};
 use crate::error::{CryptoErrorKind, Error, Result};
 
 /// One unwrapped organization key version and its derived subkeys.
@@ -182,7 +182,26 @@ impl KeySet {
                     .ok_or_else(|| Error::crypto(CryptoErrorKind::UnknownKey, format!("patient key for {table}")))?,
             ),
         };
-        Ok(RowCrypto { source, org: &self.org, table, row })
+        Ok(RowCrypto { source, org: &self.org, table, row, recorded: None })
+    }
+
+    /// Like [`KeySet::row`], recording the normalized values the row's blind indexes are computed from.
+    pub(crate) fn recording_row<'a>(
+        &'a self,
+        table: &'static str,
+        row: Uuid,
+        patient: Option<Uuid>,
+        recorded: &'a std::cell::RefCell<Vec<(BlindIndexKind, String)>>,
+    ) -> Result<RowCrypto<'a>> {
+        let mut crypto = self.row(table, row, patient)?;
+        crypto.recorded = Some(recorded);
+        Ok(crypto)
+    }
+
+    /// Whether the organization has more than one key version, i.e. blind indexes may exist under
+    /// several versions at once.
+    pub(crate) fn several_org_versions(&self) -> bool {
+        self.org.versions.len() > 1
     }
 
     /// Fails with a validation error on `field` unless `patient` has keys in this organization (used
@@ -213,6 +232,9 @@ pub struct RowCrypto<'a> {
     org: &'a OrgKeys,
     table: &'static str,
     row: Uuid,
+    /// When set, every normalized value indexed through [`RowCrypto::blind`] is recorded here (the
+    /// uniqueness check during an organization key rotation needs them).
+    recorded: Option<&'a std::cell::RefCell<Vec<(BlindIndexKind, String)>>>,
 }
 
 impl RowCrypto<'_> {
@@ -335,6 +357,9 @@ impl RowCrypto<'_> {
 
     /// Blind index of a normalized value (see [`BlindIndexKind`]) under the active organization key.
     pub(crate) fn blind(&self, kind: BlindIndexKind, normalized: &str) -> Result<Value> {
+        if let Some(recorded) = self.recorded {
+            recorded.borrow_mut().push((kind, normalized.to_string()));
+        }
         Ok(Value::Bytes(Some(blind_index::compute(&self.org.active()?.blind, kind, normalized))))
     }
 }
@@ -394,6 +419,30 @@ impl Database {
             _ => Err(Error::crypto(
                 CryptoErrorKind::WrongMasterKey,
                 format!("the master key from {} is not the one this key store was created with", provider.describe()),
+            )),
+        }
+    }
+
+    /// Inside a key-store transaction that is about to write a key wrapped by the master key: holds the
+    /// key check row (shared; a master key rotation takes it exclusively) and checks that this handle's
+    /// master key is still the store's. Without it, a key created while another handle rotates the master
+    /// key, or by a process still holding the old one, would be wrapped by the wrong key.
+    pub(crate) async fn check_master_key_in(&self, tx: &mut Tx) -> Result<()> {
+        let lock = match tx {
+            Tx::Postgres(_) => " FOR SHARE",
+            Tx::Sqlite(_) => "",
+        };
+        let row = tx
+            .fetch_optional(Query::new(format!("SELECT key_check FROM keystore_meta WHERE id = 1{lock}")))
+            .await?
+            .ok_or_else(|| Error::Config("the key store is not initialized: run Database::migrate".into()))?;
+        let check = row.opt_bytes("key_check")?.unwrap_or_default();
+        let provider = self.keyring().provider();
+        match provider.unwrap(&check, KEY_CHECK_CONTEXT) {
+            Ok(k) if k.expose() == &[0u8; 32] => Ok(()),
+            _ => Err(Error::crypto(
+                CryptoErrorKind::WrongMasterKey,
+                format!("the master key from {} is no longer the key store's", provider.describe()),
             )),
         }
     }
@@ -477,6 +526,7 @@ impl Database {
     pub(crate) async fn create_org_key(&self, organization: Uuid) -> Result<()> {
         let (insert, version) = self.new_org_key(organization, 1)?;
         let mut tx = begin_on(&self.keyring().store, Some(organization), TxMode::Write).await?;
+        self.check_master_key_in(&mut tx).await?;
         tx.execute(insert).await?;
         tx.commit().await?;
         let keys = OrgKeys { organization, active: version.id, versions: vec![version] };

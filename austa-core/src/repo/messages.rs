@@ -347,7 +347,7 @@ impl Messages<'_> {
         if message.patient_id != patient {
             return Err(Error::not_found("conversation"));
         }
-        tx.execute(table::insert_query(&keys, org, &message)?).await?;
+        table::insert_in(&mut tx, &keys, org, &message).await?;
         let updated = tx
             .execute(
                 Query::new(

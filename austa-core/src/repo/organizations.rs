@@ -76,6 +76,19 @@ fn columns(o: &Organization, keys: &KeySet) -> Result<Vec<(&'static str, crate::
     ])
 }
 
+/// Decodes an organization under its keys, reloading them once if another process rotated them.
+async fn decode(db: &Database, row: &Row) -> Result<Organization> {
+    let id = row.uuid("id")?;
+    let keys = db.key_set(id, None).await?;
+    match from_row(row, &keys) {
+        Err(e) if crate::repo::table::is_unknown_key(&e) => match db.refresh_key_set(&keys).await? {
+            Some(fresh) => from_row(row, &fresh),
+            None => Err(e),
+        },
+        decoded => decoded,
+    }
+}
+
 fn from_row(row: &Row, keys: &KeySet) -> Result<Organization> {
     let id = row.uuid("id")?;
     let c = keys.row(TABLE, id, None)?;
@@ -162,7 +175,7 @@ impl Organizations<'_> {
             .await?;
         tx.commit().await?;
         let row = row.ok_or_else(|| Error::not_found("organization"))?;
-        from_row(&row, &self.db.key_set(id, None).await?)
+        decode(self.db, &row).await
     }
 
     /// The organization with this CNPJ, if any.
@@ -255,7 +268,7 @@ impl Organizations<'_> {
         // Each organization's settings decrypt under its own key.
         let mut items = Vec::with_capacity(rows.len());
         for r in rows.iter().take(limit as usize) {
-            items.push(from_row(r, &self.db.key_set(r.uuid("id")?, None).await?)?);
+            items.push(decode(self.db, r).await?);
         }
         let next =
             if rows.len() > limit as usize { items.last().map(|o| Cursor::encode(&o.id.to_string())) } else { None };

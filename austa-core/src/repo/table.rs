@@ -68,7 +68,7 @@ pub(crate) async fn decode_rows<M: Model>(scope: &Scope, rows: &[Row]) -> Result
 
 /// A ciphertext names a key version the cached keys lack: maybe one created by a rotation that another
 /// process started, in which case `Database::refresh_key_set` finds it.
-fn is_unknown_key(e: &Error) -> bool {
+pub(crate) fn is_unknown_key(e: &Error) -> bool {
     matches!(e, Error::Crypto { kind: CryptoErrorKind::UnknownKey, .. })
 }
 
@@ -113,6 +113,59 @@ pub(crate) fn insert_query<M: Model>(keys: &KeySet, organization: Uuid, model: &
     Ok(columns.into_iter().fold(Query::new(sql).bind(organization), |q, (_, v)| q.bind(v)))
 }
 
+/// While an organization key rotation runs, rows are indexed under two key versions at once, and each
+/// unique index only sees one of them. Before writing a row with identifiers, look for another row
+/// indexed under any live version. Open conversations per chat are not covered (their uniqueness is a
+/// partial index on status); documented in the README.
+pub(crate) async fn check_identifiers<M: Model>(
+    tx: &mut Tx,
+    keys: &KeySet,
+    organization: Uuid,
+    model: &M,
+) -> Result<()> {
+    if !keys.several_org_versions() || M::TABLE == "conversations" {
+        return Ok(());
+    }
+    let running = tx
+        .fetch_optional(
+            Query::new(
+                "SELECT id FROM key_rotations WHERE organization_id = $1 AND subject_id = $1 AND status = 'RUNNING'",
+            )
+            .bind(organization),
+        )
+        .await?;
+    if running.is_none() {
+        return Ok(());
+    }
+    let recorded = std::cell::RefCell::new(Vec::new());
+    model.columns(&keys.recording_row(M::TABLE, model.id(), model_owner(model)?, &recorded)?)?;
+    for (kind, normalized) in recorded.into_inner() {
+        let Some(column) = crate::classification::columns_of(M::TABLE).find(|c| c.blind_index() == Some(kind)) else {
+            continue;
+        };
+        let digests = keys.blinds(kind, &normalized);
+        let placeholders: Vec<String> = (0..digests.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT id FROM {} WHERE organization_id = $1 AND id <> $2 AND {}_bidx IN ({}) LIMIT 1",
+            M::TABLE,
+            column.column,
+            placeholders.join(", ")
+        );
+        let query = digests.into_iter().fold(Query::new(sql).bind(organization).bind(model.id()), |q, d| q.bind(d));
+        if tx.fetch_optional(query).await?.is_some() {
+            return Err(Error::Conflict { field: column.column.to_string() });
+        }
+    }
+    Ok(())
+}
+
+/// Checks identifiers (see [`check_identifiers`]) and inserts `model` inside `tx`.
+pub(crate) async fn insert_in<M: Model>(tx: &mut Tx, keys: &KeySet, organization: Uuid, model: &M) -> Result<()> {
+    check_identifiers(tx, keys, organization, model).await?;
+    tx.execute(insert_query(keys, organization, model)?).await?;
+    Ok(())
+}
+
 /// Inserts `model` in its own transaction (creating the patient's key first for a new patient).
 pub(crate) async fn insert<M: Model>(scope: &Scope, model: &M) -> Result<()> {
     let org = scope.organization_id();
@@ -120,9 +173,8 @@ pub(crate) async fn insert<M: Model>(scope: &Scope, model: &M) -> Result<()> {
         scope.db().create_patient_key(org, model.id()).await?;
     }
     let keys = keys_for(scope, model).await?;
-    let query = insert_query(&keys, org, model)?;
     let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
-    tx.execute(query).await?;
+    insert_in(&mut tx, &keys, org, model).await?;
     tx.commit().await
 }
 
@@ -197,6 +249,7 @@ pub(crate) fn update_query<M: Model>(keys: &KeySet, organization: Uuid, model: &
 
 /// Writes every column of an already-loaded model back inside `tx`; `not_found` if no live row.
 pub(crate) async fn write_in<M: Model>(tx: &mut Tx, keys: &KeySet, organization: Uuid, model: &M) -> Result<()> {
+    check_identifiers(tx, keys, organization, model).await?;
     let affected = tx.execute(update_query(keys, organization, model)?).await?;
     if affected == 0 {
         return Err(Error::not_found(M::ENTITY));
