@@ -521,6 +521,10 @@ async fn authorization_round_trip_update_and_soft_delete() {
             .unwrap();
         assert_eq!(repo.get(created.id).await.unwrap(), created, "{:?}", tdb.backend);
         assert_eq!(created.status, AuthorizationStatus::Pending, "new authorizations are pending");
+        // An authorization cites its own patient's health data, never another patient's.
+        let anas = o.scope.health_data().create(condition(o.ana)).await.unwrap();
+        let wrong = NewAuthorization { health_data_id: Some(anas.id), ..catheterization(o.carlos, o.doctor) };
+        assert_reference_err(&tdb, repo.create(wrong).await, "health_data_id");
         assert_eq!(created.procedure_name.expose().unwrap(), "Cateterismo cardíaco");
         assert_eq!(
             created.clinical_notes.as_ref().unwrap().expose().unwrap(),

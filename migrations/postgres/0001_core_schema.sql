@@ -121,6 +121,8 @@ CREATE TABLE conversations (
 CREATE UNIQUE INDEX conversations_open_chat_key ON conversations (organization_id, whatsapp_chat_id_bidx)
     WHERE status IN ('ACTIVE','PAUSED','ESCALATED') AND deleted_at IS NULL;
 CREATE INDEX conversations_patient_status_idx ON conversations (organization_id, patient_id, status);
+-- Lets messages reference (conversation, patient) together, so a message's patient is its conversation's.
+CREATE UNIQUE INDEX conversations_patient_key ON conversations (organization_id, id, patient_id);
 CREATE INDEX conversations_status_idx ON conversations (organization_id, status);
 CREATE INDEX conversations_last_message_idx ON conversations (organization_id, last_message_at);
 
@@ -157,7 +159,7 @@ CREATE TABLE messages (
     deleted_at                TIMESTAMPTZ,
     PRIMARY KEY (organization_id, id),
     FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE RESTRICT,
-    FOREIGN KEY (organization_id, conversation_id) REFERENCES conversations (organization_id, id) ON DELETE RESTRICT,
+    FOREIGN KEY (organization_id, conversation_id, patient_id) REFERENCES conversations (organization_id, id, patient_id) ON DELETE RESTRICT,
     FOREIGN KEY (organization_id, patient_id) REFERENCES patients (organization_id, id) ON DELETE RESTRICT,
     FOREIGN KEY (organization_id, sender_provider_id) REFERENCES providers (organization_id, id) ON DELETE RESTRICT,
     CHECK (sender_kind <> 'PROVIDER' OR sender_provider_id IS NOT NULL),
@@ -202,6 +204,8 @@ CREATE TABLE health_data (
     CHECK (NOT is_verified OR (verified_by_provider_id IS NOT NULL AND verified_at IS NOT NULL))
 );
 CREATE INDEX health_data_patient_type_idx ON health_data (organization_id, patient_id, type, is_active);
+-- Lets authorizations reference (health data, patient) together: an authorization cites its own patient's data.
+CREATE UNIQUE INDEX health_data_patient_key ON health_data (organization_id, id, patient_id);
 CREATE INDEX health_data_category_idx ON health_data (organization_id, category);
 CREATE INDEX health_data_recorded_idx ON health_data (organization_id, recorded_at);
 CREATE INDEX health_data_expires_idx ON health_data (organization_id, expires_at);
@@ -404,7 +408,7 @@ CREATE TABLE authorizations (
     FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE RESTRICT,
     FOREIGN KEY (organization_id, patient_id) REFERENCES patients (organization_id, id) ON DELETE RESTRICT,
     FOREIGN KEY (organization_id, provider_id) REFERENCES providers (organization_id, id) ON DELETE RESTRICT,
-    FOREIGN KEY (organization_id, health_data_id) REFERENCES health_data (organization_id, id) ON DELETE RESTRICT,
+    FOREIGN KEY (organization_id, health_data_id, patient_id) REFERENCES health_data (organization_id, id, patient_id) ON DELETE RESTRICT,
     FOREIGN KEY (organization_id, requested_by_provider_id) REFERENCES providers (organization_id, id) ON DELETE RESTRICT,
     FOREIGN KEY (organization_id, reviewed_by_provider_id) REFERENCES providers (organization_id, id) ON DELETE RESTRICT,
     FOREIGN KEY (organization_id, approved_by_provider_id) REFERENCES providers (organization_id, id) ON DELETE RESTRICT,

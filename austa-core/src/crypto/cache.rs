@@ -63,6 +63,8 @@ pub(crate) struct KeyCache {
     unwraps: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Bumped by every invalidation: a load that started before one must not store what it read.
+    generation: AtomicU64,
 }
 
 impl KeyCache {
@@ -74,6 +76,7 @@ impl KeyCache {
             unwraps: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -101,9 +104,28 @@ impl KeyCache {
         self.lock().put(key, (Instant::now(), value));
     }
 
+    /// The current generation; take it before loading keys from the store.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Stores keys loaded since `generation` unless an invalidation happened meanwhile (the load may
+    /// have read keys a rotation has since replaced).
+    pub(crate) fn put_loaded(&self, generation: u64, key: CacheKey, value: Cached) {
+        let mut entries = self.lock();
+        if self.generation.load(Ordering::SeqCst) == generation {
+            entries.put(key, (Instant::now(), value));
+        }
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Drops an organization's keys and all its patients' keys.
     pub(crate) fn invalidate_org(&self, organization: Uuid) {
         let mut entries = self.lock();
+        self.bump();
         let doomed: Vec<CacheKey> = entries
             .iter()
             .map(|(k, _)| *k)
@@ -115,11 +137,15 @@ impl KeyCache {
     }
 
     pub(crate) fn invalidate(&self, key: CacheKey) {
-        self.lock().pop(&key);
+        let mut entries = self.lock();
+        self.bump();
+        entries.pop(&key);
     }
 
     pub(crate) fn clear(&self) {
-        self.lock().clear();
+        let mut entries = self.lock();
+        self.bump();
+        entries.clear();
     }
 
     pub(crate) fn count_unwraps(&self, n: u64) {

@@ -475,6 +475,7 @@ impl Database {
     }
 
     async fn load_org_keys(&self, organization: Uuid) -> Result<Arc<OrgKeys>> {
+        let generation = self.keyring().cache.generation();
         let mut tx = begin_on(&self.keyring().store, Some(organization), TxMode::Read).await?;
         let rows = tx
             .fetch_all(
@@ -501,7 +502,7 @@ impl Database {
         self.keyring().cache.count_unwraps(rows.len() as u64);
         let active = active.ok_or_else(|| Error::crypto(CryptoErrorKind::UnknownKey, "organization key"))?;
         let keys = Arc::new(OrgKeys { organization, active, versions });
-        self.keyring().cache.put(CacheKey::Org(organization), Cached::Org(keys.clone()));
+        self.keyring().cache.put_loaded(generation, CacheKey::Org(organization), Cached::Org(keys.clone()));
         Ok(keys)
     }
 
@@ -552,6 +553,7 @@ impl Database {
             }
         }
         for chunk in missing.chunks(200) {
+            let generation = self.keyring().cache.generation();
             let loaded = match self.load_patient_keys(&org, chunk).await {
                 // Wrapped by a version this process has not seen yet (a rotation elsewhere): reload.
                 Err(Error::Crypto { kind: CryptoErrorKind::UnknownKey, .. }) => {
@@ -562,7 +564,8 @@ impl Database {
                 other => other?,
             };
             for k in loaded {
-                self.keyring().cache.put(CacheKey::Patient(organization, k.patient), Cached::Patient(k.clone()));
+                let key = CacheKey::Patient(organization, k.patient);
+                self.keyring().cache.put_loaded(generation, key, Cached::Patient(k.clone()));
                 found.insert(k.patient, k);
             }
         }
