@@ -22,7 +22,12 @@ pub enum Backend {
 /// A migrated, empty database and what is needed to reach it with raw SQL.
 pub struct TestDb {
     pub backend: Backend,
+    /// The database as its owner (on PostgreSQL a superuser, which bypasses row-level security): for
+    /// raw inspection and tampering.
     pub url: String,
+    /// On PostgreSQL, the same database as the runtime role `austa_app`, which `db` uses: every
+    /// library call in the tests runs under row-level security.
+    pub app_url: String,
     pub db: Database,
     pub keys: Arc<dyn KeyProvider>,
     guard: Guard,
@@ -80,7 +85,7 @@ pub async fn sqlite() -> TestDb {
     let keys = test_keys();
     let db = Database::connect_with(&url, keys.clone()).await.expect("connect sqlite");
     db.migrate().await.expect("migrate sqlite");
-    TestDb { backend: Backend::Sqlite, url, db, keys, guard: Guard::Dir(dir) }
+    TestDb { backend: Backend::Sqlite, app_url: url.clone(), url, db, keys, guard: Guard::Dir(dir) }
 }
 
 /// A fresh migrated PostgreSQL database, when one is configured.
@@ -100,9 +105,23 @@ pub async fn postgres() -> Option<TestDb> {
     };
     let url = format!("{prefix}/{name}{query}");
     let keys = test_keys();
-    let db = Database::connect_with(&url, keys.clone()).await.expect("connect postgres");
-    db.migrate().await.expect("migrate postgres");
-    Some(TestDb { backend: Backend::Postgres, url, db, keys, guard: Guard::PgDatabase { admin_url, name } })
+    // Migrations run as the owner; the library then runs as the runtime role, under row-level security.
+    let owner = Database::connect_with(&url, keys.clone()).await.expect("connect postgres");
+    owner.migrate().await.expect("migrate postgres");
+    owner.close().await;
+    let admin = sqlx::PgPool::connect(&url).await.expect("connect as owner");
+    sqlx::query("ALTER ROLE austa_app LOGIN").execute(&admin).await.expect("let austa_app log in");
+    admin.close().await;
+    let app_url = as_user(&url, "austa_app");
+    let db = Database::connect_with(&app_url, keys.clone()).await.expect("connect as austa_app");
+    Some(TestDb { backend: Backend::Postgres, url, app_url, db, keys, guard: Guard::PgDatabase { admin_url, name } })
+}
+
+/// `postgres://someone[:pw]@host/db` as `user` (no password: the test cluster trusts local connections).
+pub fn as_user(url: &str, user: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+    format!("{scheme}://{user}@{host}")
 }
 
 /// One migrated, empty database per available backend.
