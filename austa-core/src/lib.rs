@@ -11,7 +11,7 @@
 //! let db = Database::connect("sqlite://austa.db", LocalKeyProvider::from_env()?).await?;
 //! db.migrate().await?;
 //! let seed = austa_core::seed::run(&db).await?;
-//! let scope = db.scope(seed.hospital_id, Actor::system("quickstart")).await?;
+//! let scope = db.scope(seed.hospital_id, Actor::system("whatsapp-webhook")).await?;
 //! if let Some(patient) = scope.patients().find_by_phone("+5511987654321").await? {
 //!     println!("found patient {}", patient.id);
 //! }
@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod classification;
 pub mod crypto;
 pub mod db;

@@ -63,9 +63,16 @@ impl Actor {
         Self { role: Role::Admin, id, name: None }
     }
 
-    /// A named integration, e.g. `whatsapp-webhook`, `tasy-sync`, `seed`.
+    /// A named integration: `whatsapp-webhook`, `tasy-sync`, `ai-annotator` or `platform` (see
+    /// [`SystemIntegration`](crate::access::SystemIntegration)); any other name has no rights.
     pub fn system(name: impl Into<String>) -> Self {
         Self { role: Role::System, id: None, name: Some(name.into()) }
+    }
+
+    /// Operator tooling (migrations, seed, the command line): the `platform` integration, allowed
+    /// everything.
+    pub fn platform() -> Self {
+        Self::system("platform")
     }
 
     /// The actor's role.
@@ -108,6 +115,7 @@ struct ScopeInner {
     organization: Uuid,
     actor: Actor,
     request: RequestContext,
+    emergency: Option<crate::access::EmergencyGrant>,
 }
 
 impl std::fmt::Debug for Scope {
@@ -116,6 +124,7 @@ impl std::fmt::Debug for Scope {
             .field("organization", &self.inner.organization)
             .field("actor", &self.inner.actor)
             .field("request", &self.inner.request)
+            .field("emergency", &self.inner.emergency)
             .finish()
     }
 }
@@ -139,7 +148,7 @@ impl Database {
         if found.is_none() {
             return Err(Error::not_found("organization"));
         }
-        Ok(Scope { inner: Arc::new(ScopeInner { db: self.clone(), organization, actor, request }) })
+        Ok(Scope { inner: Arc::new(ScopeInner { db: self.clone(), organization, actor, request, emergency: None }) })
     }
 }
 
@@ -157,6 +166,25 @@ impl Scope {
     /// The request metadata.
     pub fn request(&self) -> &RequestContext {
         &self.inner.request
+    }
+
+    /// The emergency grant this scope carries, if any (see [`Scope::emergency_access`]); the audit trail
+    /// records operations under it as `EMERGENCY_ACCESS`.
+    pub fn emergency(&self) -> Option<&crate::access::EmergencyGrant> {
+        self.inner.emergency.as_ref()
+    }
+
+    pub(crate) fn with_emergency(&self, grant: crate::access::EmergencyGrant) -> Scope {
+        let i = &self.inner;
+        Scope {
+            inner: Arc::new(ScopeInner {
+                db: i.db.clone(),
+                organization: i.organization,
+                actor: i.actor.clone(),
+                request: i.request.clone(),
+                emergency: Some(grant),
+            }),
+        }
     }
 
     pub(crate) fn db(&self) -> &Database {

@@ -135,8 +135,8 @@ where
 pub async fn run(db: &Database) -> Result<SeedReport> {
     let mut report = SeedReport { hospital_id: ids::HOSPITAL, clinic_id: ids::CLINIC, ..Default::default() };
     organizations(db, &mut report).await?;
-    let hospital = db.scope(ids::HOSPITAL, Actor::system("seed")).await?;
-    let clinic = db.scope(ids::CLINIC, Actor::system("seed")).await?;
+    let hospital = db.scope(ids::HOSPITAL, Actor::platform()).await?;
+    let clinic = db.scope(ids::CLINIC, Actor::platform()).await?;
     providers(&hospital, &clinic, &mut report).await?;
     patients(&hospital, &clinic, &mut report).await?;
     health_data(&hospital, &clinic, &mut report).await?;

@@ -139,7 +139,7 @@ async fn texts(scope: &Scope, conversation: Uuid) -> Vec<Option<String>> {
 }
 
 async fn scope_in(db: &Database, p: &Person) -> Scope {
-    db.scope(p.org, Actor::system("test")).await.unwrap()
+    db.scope(p.org, Actor::platform()).await.unwrap()
 }
 
 /// Everything of `p` decrypts, through `db`, to what was written.
@@ -425,7 +425,7 @@ async fn organization_key_rotation_keeps_every_lookup_working_at_every_batch() {
             ..NewOrganization::new("Hospital", OrganizationType::Hospital)
         };
         let org = tdb.db.organizations().create(new_org).await.unwrap();
-        let scope = tdb.db.scope(org.id, Actor::system("test")).await.unwrap();
+        let scope = tdb.db.scope(org.id, Actor::platform()).await.unwrap();
         let mut people = Vec::new();
         for i in 0..7 {
             people.push(person(&scope, i, 1).await);
@@ -437,7 +437,7 @@ async fn organization_key_rotation_keeps_every_lookup_working_at_every_batch() {
 
         // Another process, whose cache holds the organization key as it was before the rotation.
         let bystander = Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap();
-        let elsewhere = bystander.scope(org.id, Actor::system("elsewhere")).await.unwrap();
+        let elsewhere = bystander.scope(org.id, Actor::platform()).await.unwrap();
         assert_lookups(&elsewhere, &people, doctor).await;
 
         let mut status = scope.keys().start_rotation(RotationTarget::Organization).await.unwrap();
@@ -519,12 +519,16 @@ async fn identifiers_stay_unique_while_an_organization_rotation_runs() {
 #[tokio::test]
 async fn shredding_a_patient_erases_them_everywhere_and_nobody_else() {
     for tdb in support::backends().await {
-        let org = tdb.org("A").await.organization_id();
+        let scope = tdb.org("A").await;
+        let org = scope.organization_id();
         let officer = Uuid::now_v7();
-        let scope = tdb.db.scope(org, Actor::admin(Some(officer))).await.unwrap();
+        let admin = tdb.db.scope(org, Actor::admin(Some(officer))).await.unwrap();
         let (x, y) = (person(&scope, 0, 3).await, person(&scope, 1, 3).await);
 
-        let receipt = scope.keys().shred_patient(x.id, "LGPD erasure request 42").await.unwrap();
+        // Shredding is an administrator's act (the access matrix allows it to ADMIN and platform only).
+        let provider = tdb.db.scope(org, Actor::provider(Uuid::now_v7())).await.unwrap();
+        assert_code(provider.keys().shred_patient(x.id, "not mine to do").await, "permission_denied", None);
+        let receipt = admin.keys().shred_patient(x.id, "LGPD erasure request 42").await.unwrap();
         assert_eq!((receipt.organization_id, receipt.patient_id), (org, x.id));
         assert_eq!(receipt.destroyed_key_ids, distinct(&patient_key_ids(&tdb, x.id).await));
         assert_eq!(receipt.shredded_by, format!("ADMIN:{officer}"));
@@ -580,7 +584,7 @@ async fn a_backup_taken_before_shredding_is_erased_too_when_opened_with_the_curr
     let db = open("data.db").await.unwrap();
     db.migrate().await.unwrap();
     let org = db.organizations().create(NewOrganization::new("Hospital", OrganizationType::Hospital)).await.unwrap();
-    let scope = db.scope(org.id, Actor::system("test")).await.unwrap();
+    let scope = db.scope(org.id, Actor::platform()).await.unwrap();
     let (x, y) = (person(&scope, 0, 3).await, person(&scope, 1, 3).await);
 
     // The data database holds no key material: the key tables live only in keys.db.
@@ -681,7 +685,7 @@ async fn move_to(tdb: &TestDb, keys: Arc<dyn KeyProvider>) -> Person {
     let db = Database::connect_with(&tdb.url, keys).await.unwrap();
     db.migrate().await.unwrap();
     let org = db.organizations().create(NewOrganization::new("Clínica", OrganizationType::Clinic)).await.unwrap();
-    person(&db.scope(org.id, Actor::system("test")).await.unwrap(), 9, 2).await
+    person(&db.scope(org.id, Actor::platform()).await.unwrap(), 9, 2).await
 }
 
 /// Reads `p` twice through a new handle opened with `keys`.

@@ -201,7 +201,7 @@ async fn other_organizations_rows_are_not_found() {
         assert!(a.patients().find_by_cpf("123.456.789-09").await.unwrap().is_none());
         assert_eq!(b.patients().get(theirs.id).await.unwrap(), theirs, "B's row unchanged");
         // A scope cannot even be opened for an organization that does not exist.
-        let err = tdb.db.scope(Uuid::now_v7(), austa_core::Actor::system("t")).await.unwrap_err();
+        let err = tdb.db.scope(Uuid::now_v7(), austa_core::Actor::platform()).await.unwrap_err();
         assert_eq!(err.code(), "not_found");
     }
 }
@@ -294,10 +294,10 @@ async fn organizations_validate_cnpj_and_keep_it_unique_platform_wide() {
         assert_eq!((err.code(), err.field()), ("conflict", Some("tax_id")));
         let raw = tdb.raw_bytes("organizations", "settings", org.id).await.unwrap();
         assert!(!raw.windows(15).any(|w| w == b"wa-business-001"));
-        let scope = tdb.db.scope(org.id, austa_core::Actor::system("t")).await.unwrap();
+        let scope = tdb.db.scope(org.id, austa_core::Actor::platform()).await.unwrap();
         assert_eq!(scope.organization().await.unwrap().id, org.id);
         orgs.delete(org.id).await.unwrap();
         assert_eq!(orgs.get(org.id).await.unwrap_err().code(), "not_found");
-        assert!(tdb.db.scope(org.id, austa_core::Actor::system("t")).await.is_err());
+        assert!(tdb.db.scope(org.id, austa_core::Actor::platform()).await.is_err());
     }
 }

@@ -43,8 +43,8 @@ async fn seed_matches_the_reference_and_is_idempotent() {
         let first = seed::run(&tdb.db).await.unwrap();
         assert_eq!(first.created(), 29);
         assert_eq!(first.existing(), 0);
-        let hospital = tdb.db.scope(ids::HOSPITAL, Actor::system("t")).await.unwrap();
-        let clinic = tdb.db.scope(ids::CLINIC, Actor::system("t")).await.unwrap();
+        let hospital = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
+        let clinic = tdb.db.scope(ids::CLINIC, Actor::platform()).await.unwrap();
         let expected = vec![
             ("providers", 3),
             ("patients", 3),
@@ -71,7 +71,7 @@ async fn seed_matches_the_reference_and_is_idempotent() {
 async fn seeded_counters_and_ledgers_add_up() {
     for tdb in support::backends().await {
         seed::run(&tdb.db).await.unwrap();
-        let hospital = tdb.db.scope(ids::HOSPITAL, Actor::system("t")).await.unwrap();
+        let hospital = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
 
         for conversation in [ids::CONVERSATION_CARLOS, ids::CONVERSATION_ANA] {
             let c = hospital.conversations().get(conversation).await.unwrap();
@@ -115,8 +115,8 @@ async fn seeded_counters_and_ledgers_add_up() {
 async fn quickstart_path_finds_carlos_by_phone_in_the_hospital_only() {
     for tdb in support::backends().await {
         seed::run(&tdb.db).await.unwrap();
-        let hospital = tdb.db.scope(ids::HOSPITAL, Actor::system("t")).await.unwrap();
-        let clinic = tdb.db.scope(ids::CLINIC, Actor::system("t")).await.unwrap();
+        let hospital = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
+        let clinic = tdb.db.scope(ids::CLINIC, Actor::platform()).await.unwrap();
         let carlos = hospital.patients().find_by_phone("+5511987654321").await.unwrap().unwrap();
         assert_eq!(carlos.id, ids::PATIENT_CARLOS);
         assert!(clinic.patients().find_by_phone("+5511987654321").await.unwrap().is_none());

@@ -24,7 +24,7 @@ pub async fn sqlite_fixture() -> Result<Fixture> {
     let db = Database::connect(&url, LocalKeyProvider::from_key(&DataKey::generate(), "bench")).await?;
     db.migrate().await?;
     let org = db.organizations().create(NewOrganization::new("Hospital Bench", OrganizationType::Hospital)).await?;
-    let scope = db.scope(org.id, Actor::system("bench")).await?;
+    let scope = db.scope(org.id, Actor::platform()).await?;
     Ok(Fixture { db, scope, _dir: dir })
 }
 

@@ -22,6 +22,7 @@ use uuid::Uuid;
 use super::cache::CacheKey;
 use super::keyring::KeySet;
 use super::keys::{DataKey, KeyProvider};
+use crate::access::{Action, Resource};
 use crate::classification::{self, Class, KeyOwner};
 use crate::db::{begin_on, Database, Query, Row, TxMode, Value};
 use crate::error::{Error, Result};
@@ -215,6 +216,7 @@ impl KeyAdmin<'_> {
     /// second start is a `conflict` naming `rotation`), creates the new key version, and counts the
     /// rows to process. Run it with [`KeyAdmin::run_rotation`].
     pub async fn start_rotation(&self, target: RotationTarget) -> Result<RotationStatus> {
+        self.scope.authorize(Resource::Keys, Action::Create)?;
         let org = self.org();
         let subject = match target {
             RotationTarget::Organization => org,
@@ -259,6 +261,7 @@ impl KeyAdmin<'_> {
 
     /// The status of a rotation.
     pub async fn rotation_status(&self, id: Uuid) -> Result<RotationStatus> {
+        self.scope.authorize(Resource::Keys, Action::Read)?;
         let org = self.org();
         let mut tx = self.db().begin(Some(org), TxMode::Read).await?;
         let row = tx
@@ -280,6 +283,7 @@ impl KeyAdmin<'_> {
         options: RunOptions,
         mut progress: impl FnMut(&RotationStatus),
     ) -> Result<RotationStatus> {
+        self.scope.authorize(Resource::Keys, Action::Update)?;
         if options.batch_size == 0 {
             return Err(Error::validation("batch_size", "must be at least 1"));
         }
@@ -541,6 +545,7 @@ impl KeyAdmin<'_> {
     /// and marks the patient erased. Every encrypted field of the patient, in every table, then reads as
     /// erased; so it does in any copy of the data opened with the current key store.
     pub async fn shred_patient(&self, patient_id: Uuid, reason: &str) -> Result<ShredReceipt> {
+        self.scope.authorize(Resource::Keys, Action::Delete)?;
         let reason = crate::validate::text("reason", reason, 1, 500)?;
         let org = self.org();
         let db = self.db();

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use crate::access::{Action, Resource};
 use crate::crypto::{RowCrypto, Sensitive};
 use crate::db::{IntoValue, Query, Row, Tx, TxMode, Value};
 use crate::error::{Error, Result};
@@ -285,6 +286,7 @@ impl Authorizations<'_> {
     /// a live row of this organization; a validation error on `document_id` when the document is not a
     /// live document of this organization or belongs to another patient.
     pub async fn attach_document(&self, authorization_id: Uuid, document_id: Uuid) -> Result<()> {
+        self.scope().authorize(Resource::Authorization, Action::Update)?;
         let org = self.scope().organization_id();
         let now = crate::time::now();
         let mut tx = self.scope().db().begin(Some(org), TxMode::Write).await?;
@@ -335,6 +337,7 @@ impl Authorizations<'_> {
     /// Removes a document from the authorization. `not_found` when the authorization is not a live row
     /// of this organization or the document is not attached to it.
     pub async fn detach_document(&self, authorization_id: Uuid, document_id: Uuid) -> Result<()> {
+        self.scope().authorize(Resource::Authorization, Action::Update)?;
         let org = self.scope().organization_id();
         let now = crate::time::now();
         let mut tx = self.scope().db().begin(Some(org), TxMode::Write).await?;
@@ -361,8 +364,12 @@ impl Authorizations<'_> {
     /// the authorization is not a live row of this organization.
     pub async fn attachments(&self, authorization_id: Uuid) -> Result<Vec<Uuid>> {
         let org = self.scope().organization_id();
+        self.scope().authorize(Resource::Authorization, Action::Read)?;
         let mut tx = self.scope().db().begin(Some(org), TxMode::Read).await?;
-        live_patient(&mut tx, org, authorization_id, false).await?;
+        let patient = live_patient(&mut tx, org, authorization_id, false).await?;
+        if self.scope().authorize_patient(Resource::Authorization, Action::Read, patient).is_err() {
+            return Err(Error::not_found("authorization"));
+        }
         let rows = tx
             .fetch_all(
                 Query::new(

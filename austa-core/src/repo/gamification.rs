@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{table, Model, Page, PageRequest, Repo, Sealed, Updatable};
+use crate::access::{Action, Resource};
 use crate::crypto::RowCrypto;
 use crate::db::{IntoValue, Query, Row, TxMode, Value};
 use crate::error::{Error, Result};
@@ -590,6 +591,7 @@ impl PointTransactions<'_> {
         let now = crate::time::now();
         // Validate everything that needs no I/O first; the account id is filled in below.
         let mut transaction = build_transaction(org, id, now, Uuid::nil(), new)?;
+        scope.authorize_patient(Resource::PointTransaction, Action::Create, transaction.patient_id)?;
         let keys = scope.db().key_set(org, None).await?;
         let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
         let sql = format!(
@@ -654,6 +656,7 @@ impl PointTransactions<'_> {
     /// `available_points == earned - spent`. A patient without movements gives `(0, 0)`.
     pub async fn ledger_balance(&self, patient_id: Uuid) -> Result<(i64, i64)> {
         let scope = self.scope();
+        scope.authorize_patient(Resource::PointTransaction, Action::Read, patient_id)?;
         let org = scope.organization_id();
         let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
         let row = tx

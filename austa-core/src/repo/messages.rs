@@ -12,6 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
 use super::{table, Cursor, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use crate::access::{Action, Resource};
 use crate::crypto::{BlindIndexKind, RowCrypto, Sensitive};
 use crate::db::{IntoValue, Query, Row, TxMode, Value};
 use crate::error::{Error, Result};
@@ -323,11 +324,13 @@ impl Messages<'_> {
     /// [`Messages::append`] with a caller-chosen id (the development seed's stable ids).
     pub(crate) async fn append_with_id(&self, id: Uuid, new: NewMessage) -> Result<Message> {
         let scope = self.scope();
+        scope.authorize(Resource::Message, Action::Create)?;
         let org = scope.organization_id();
         let now = crate::time::now();
         let mut message = build_message(org, id, now, new)?;
         // The conversation's patient owns the key; conversations never change patient.
-        let (keys, owner) = table::keys_for_row::<crate::model::Conversation>(scope, message.conversation_id).await?;
+        let (keys, owner) =
+            table::keys_for_row::<crate::model::Conversation>(scope, message.conversation_id, Action::Read).await?;
         let patient = owner.ok_or_else(|| Error::not_found("conversation"))?;
         keys.require_patient(patient, "conversation_id")?;
         let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
@@ -377,8 +380,10 @@ impl Messages<'_> {
         let after = page.after.as_ref().map(decode_cursor).transpose()?;
         let scope = self.scope();
         let org = scope.organization_id();
-        let base = "SELECT * FROM messages \
-                    WHERE organization_id = $1 AND conversation_id = $2 AND deleted_at IS NULL";
+        let access = scope.row_filter("messages", Action::Read)?;
+        let base = format!(
+            "SELECT * FROM messages WHERE organization_id = $1 AND conversation_id = $2 AND deleted_at IS NULL{access}"
+        );
         let order = "ORDER BY sent_at DESC, id DESC";
         let query = match after {
             Some((sent_at, id)) => {

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use crate::access::{Action, Resource};
 use crate::crypto::RowCrypto;
 use crate::db::{IntoValue, Query, Row, Tx, TxMode, Value};
 use crate::error::{Error, Result};
@@ -300,6 +301,7 @@ impl Missions<'_> {
     /// [`Missions::create_with_prerequisites`] with a caller-chosen id (the development seed's stable
     /// ids).
     pub(crate) async fn create_with_prerequisites_and_id(&self, id: Uuid, mut new: NewMission) -> Result<Mission> {
+        self.scope().authorize(Resource::Mission, Action::Create)?;
         let prerequisites: Vec<Uuid> =
             std::mem::take(&mut new.prerequisites).into_iter().collect::<BTreeSet<_>>().into_iter().collect();
         if prerequisites.len() > MAX_PREREQUISITES {
@@ -336,6 +338,7 @@ impl Missions<'_> {
     /// `not_found` when the mission does not exist in this organization.
     pub async fn prerequisites(&self, mission_id: Uuid) -> Result<Vec<Uuid>> {
         let scope = self.scope();
+        scope.authorize(Resource::Mission, Action::Read)?;
         let org = scope.organization_id();
         let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
         let exists = tx
@@ -375,6 +378,7 @@ impl Missions<'_> {
     /// this organization, or an edge that would make a cycle.
     pub async fn add_prerequisite(&self, mission_id: Uuid, prerequisite_id: Uuid) -> Result<bool> {
         const FIELD: &str = "prerequisite_mission_id";
+        self.scope().authorize(Resource::Mission, Action::Update)?;
         if mission_id == prerequisite_id {
             return Err(Error::validation(FIELD, "a mission cannot be its own prerequisite"));
         }
@@ -433,6 +437,7 @@ impl Missions<'_> {
     /// one; `not_found` when `mission_id` is not a live mission of this organization.
     pub async fn remove_prerequisite(&self, mission_id: Uuid, prerequisite_id: Uuid) -> Result<bool> {
         let scope = self.scope();
+        scope.authorize(Resource::Mission, Action::Update)?;
         let org = scope.organization_id();
         let now = crate::time::now();
         let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;

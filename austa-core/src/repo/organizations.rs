@@ -31,8 +31,15 @@ impl Database {
 }
 
 impl Scope {
+    /// Updates the scope's own organization (its administrators manage name, contacts and settings).
+    pub async fn update_organization(&self, patch: OrganizationPatch) -> Result<Organization> {
+        self.authorize(crate::access::Resource::Organization, crate::access::Action::Update)?;
+        self.db().organizations().update(self.organization_id(), patch).await
+    }
+
     /// The scope's own organization.
     pub async fn organization(&self) -> Result<Organization> {
+        self.authorize(crate::access::Resource::Organization, crate::access::Action::Read)?;
         self.db().organizations().get(self.organization_id()).await
     }
 }

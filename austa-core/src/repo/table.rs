@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::page::{Cursor, Page, PageRequest};
 use super::{Model, Updatable};
+use crate::access::{Action, Resource};
 use crate::classification::KeyOwner;
 use crate::crypto::{BlindIndexKind, KeySet};
 use crate::db::{IntoValue, Query, Row, Tx, TxMode, Value};
@@ -166,9 +167,19 @@ pub(crate) async fn insert_in<M: Model>(tx: &mut Tx, keys: &KeySet, organization
     Ok(())
 }
 
+/// Fails with `permission_denied` unless the scope may create `model` (a patient only their own).
+pub(crate) fn authorize_create<M: Model>(scope: &Scope, model: &M) -> Result<()> {
+    let resource = Resource::of_table(M::TABLE).ok_or_else(|| Error::PermissionDenied(M::TABLE.into()))?;
+    match model_owner(model)? {
+        Some(patient) => scope.authorize_patient(resource, Action::Create, patient),
+        None => scope.authorize(resource, Action::Create).map(|_| ()),
+    }
+}
+
 /// Inserts `model` in its own transaction (creating the patient's key first for a new patient).
 pub(crate) async fn insert<M: Model>(scope: &Scope, model: &M) -> Result<()> {
     let org = scope.organization_id();
+    authorize_create(scope, model)?;
     if M::CREATES_PATIENT_KEY {
         scope.db().create_patient_key(org, model.id()).await?;
     }
@@ -184,10 +195,15 @@ pub(crate) async fn get_in<M: Model>(
     keys: &KeySet,
     organization: Uuid,
     id: Uuid,
+    access: &str,
     lock: bool,
 ) -> Result<M> {
     let lock = if lock { lock_clause(tx) } else { "" };
-    let sql = format!("SELECT * FROM {} WHERE organization_id = $1 AND id = $2{}{lock}", M::TABLE, live_filter::<M>());
+    let sql = format!(
+        "SELECT * FROM {} WHERE organization_id = $1 AND id = $2{}{access}{lock}",
+        M::TABLE,
+        live_filter::<M>()
+    );
     let row = tx
         .fetch_optional(Query::new(sql).bind(organization).bind(id))
         .await?
@@ -198,7 +214,9 @@ pub(crate) async fn get_in<M: Model>(
 /// Reads one live row of `M` by id.
 pub(crate) async fn get<M: Model>(scope: &Scope, id: Uuid) -> Result<M> {
     let org = scope.organization_id();
-    let sql = format!("SELECT * FROM {} WHERE organization_id = $1 AND id = $2{}", M::TABLE, live_filter::<M>());
+    let access = scope.row_filter(M::TABLE, Action::Read)?;
+    let sql =
+        format!("SELECT * FROM {} WHERE organization_id = $1 AND id = $2{}{access}", M::TABLE, live_filter::<M>());
     let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
     let row = tx.fetch_optional(Query::new(sql).bind(org).bind(id)).await?;
     tx.commit().await?;
@@ -207,13 +225,14 @@ pub(crate) async fn get<M: Model>(scope: &Scope, id: Uuid) -> Result<M> {
 }
 
 /// The keys needed to rewrite the live row `id` of `M` (its owner's), or `not_found`.
-pub(crate) async fn keys_for_row<M: Model>(scope: &Scope, id: Uuid) -> Result<(KeySet, Option<Uuid>)> {
+pub(crate) async fn keys_for_row<M: Model>(scope: &Scope, id: Uuid, action: Action) -> Result<(KeySet, Option<Uuid>)> {
     let org = scope.organization_id();
+    let access = scope.row_filter(M::TABLE, action)?;
     let owner = match M::KEY_OWNER {
         KeyOwner::Organization => None,
         KeyOwner::Patient { column } => {
             let sql = format!(
-                "SELECT {column} FROM {} WHERE organization_id = $1 AND id = $2{}",
+                "SELECT {column} FROM {} WHERE organization_id = $1 AND id = $2{}{access}",
                 M::TABLE,
                 live_filter::<M>()
             );
@@ -260,14 +279,15 @@ pub(crate) async fn write_in<M: Model>(tx: &mut Tx, keys: &KeySet, organization:
 /// Loads, patches and writes back one row in one transaction.
 pub(crate) async fn update<M: Updatable>(scope: &Scope, id: Uuid, patch: M::Patch) -> Result<M> {
     let org = scope.organization_id();
-    let (mut keys, owner) = keys_for_row::<M>(scope, id).await?;
+    let (mut keys, owner) = keys_for_row::<M>(scope, id, Action::Update).await?;
+    let access = scope.row_filter(M::TABLE, Action::Update)?;
     let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
-    let mut model: M = match get_in(&mut tx, &keys, org, id, true).await {
+    let mut model: M = match get_in(&mut tx, &keys, org, id, &access, true).await {
         Err(e) if is_unknown_key(&e) => {
             drop(tx); // never wait for the key store while holding a transaction
             keys = scope.db().refresh_key_set(&keys).await?.ok_or(e)?;
             tx = scope.db().begin(Some(org), TxMode::Write).await?;
-            get_in(&mut tx, &keys, org, id, true).await?
+            get_in(&mut tx, &keys, org, id, &access, true).await?
         }
         got => got?,
     };
@@ -284,12 +304,13 @@ pub(crate) async fn update<M: Updatable>(scope: &Scope, id: Uuid, patch: M::Patc
 /// Brings a soft-deleted row back (a returning patient keeps their identifiers and history).
 pub(crate) async fn restore<M: Model>(scope: &Scope, id: Uuid) -> Result<()> {
     let org = scope.organization_id();
+    let access = scope.row_filter(M::TABLE, Action::Update)?;
     let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
     let affected = tx
         .execute(
             Query::new(format!(
                 "UPDATE {} SET deleted_at = NULL, updated_at = $1 \
-                 WHERE organization_id = $2 AND id = $3 AND deleted_at IS NOT NULL",
+                 WHERE organization_id = $2 AND id = $3 AND deleted_at IS NOT NULL{access}",
                 M::TABLE
             ))
             .bind(crate::time::now())
@@ -306,13 +327,14 @@ pub(crate) async fn restore<M: Model>(scope: &Scope, id: Uuid) -> Result<()> {
 /// Marks a live row deleted.
 pub(crate) async fn soft_delete<M: Model>(scope: &Scope, id: Uuid) -> Result<()> {
     let org = scope.organization_id();
+    let access = scope.row_filter(M::TABLE, Action::Delete)?;
     let now = crate::time::now();
     let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
     let affected = tx
         .execute(
             Query::new(format!(
                 "UPDATE {} SET deleted_at = $1, updated_at = $1 \
-                 WHERE organization_id = $2 AND id = $3 AND deleted_at IS NULL",
+                 WHERE organization_id = $2 AND id = $3 AND deleted_at IS NULL{access}",
                 M::TABLE
             ))
             .bind(now)
@@ -345,9 +367,10 @@ pub(crate) async fn list_where<M: Model>(
         })
         .transpose()?;
     let org = scope.organization_id();
+    let access = scope.row_filter(M::TABLE, Action::Read)?;
     let k = args.len() + 2;
     let sql = format!(
-        "SELECT * FROM {} WHERE organization_id = $1{}{filter} AND (${k} IS NULL OR id < ${k}) \
+        "SELECT * FROM {} WHERE organization_id = $1{}{filter}{access} AND (${k} IS NULL OR id < ${k}) \
          ORDER BY id DESC LIMIT ${}",
         M::TABLE,
         live_filter::<M>(),
@@ -368,7 +391,9 @@ pub(crate) async fn list_where<M: Model>(
 /// The one live row of `M` matching `filter` (placeholders from `$2`), if any.
 pub(crate) async fn find_where<M: Model>(scope: &Scope, filter: &str, args: Vec<Value>) -> Result<Option<M>> {
     let org = scope.organization_id();
-    let sql = format!("SELECT * FROM {} WHERE organization_id = $1{}{filter} LIMIT 2", M::TABLE, live_filter::<M>());
+    let access = scope.row_filter(M::TABLE, Action::Read)?;
+    let sql =
+        format!("SELECT * FROM {} WHERE organization_id = $1{}{filter}{access} LIMIT 2", M::TABLE, live_filter::<M>());
     let query = args.into_iter().fold(Query::new(sql).bind(org), |q, v| q.bind(v));
     let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
     let rows = tx.fetch_all(query).await?;

@@ -20,6 +20,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use crate::access::{Action, Resource};
 use crate::crypto::{RowCrypto, Sensitive};
 use crate::db::{IntoValue, Query, Row, TxMode, Value};
 use crate::error::{Error, Result};
@@ -486,6 +487,7 @@ impl TasySyncLogs<'_> {
     /// on `integration_id`.
     pub async fn start(&self, integration_id: Uuid, new: NewTasySync) -> Result<TasySyncLog> {
         let scope = self.scope();
+        scope.authorize(Resource::TasySyncLog, Action::Create)?;
         let org = scope.organization_id();
         let now = crate::time::now();
         let run = TasySyncLog::build(org, Uuid::now_v7(), now, TasySyncStart { integration_id, sync: new })?;
@@ -520,10 +522,12 @@ impl TasySyncLogs<'_> {
     pub async fn finish(&self, id: Uuid, outcome: SyncOutcome) -> Result<TasySyncLog> {
         let outcome = checked_outcome(outcome)?;
         let scope = self.scope();
+        let access = scope.row_filter("tasy_sync_logs", Action::Update)?;
+        scope.authorize(Resource::TasyIntegration, Action::Update)?;
         let org = scope.organization_id();
         let keys = scope.db().key_set(org, None).await?;
         let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
-        let mut run: TasySyncLog = table::get_in(&mut tx, &keys, org, id, true).await?;
+        let mut run: TasySyncLog = table::get_in(&mut tx, &keys, org, id, &access, true).await?;
         if !matches!(run.status, SyncStatus::Running | SyncStatus::Pending) {
             return Err(Error::Conflict { field: "status".into() });
         }

@@ -109,9 +109,7 @@ pub async fn postgres() -> Option<TestDb> {
     let owner = Database::connect_with(&url, keys.clone()).await.expect("connect postgres");
     owner.migrate().await.expect("migrate postgres");
     owner.close().await;
-    let admin = sqlx::PgPool::connect(&url).await.expect("connect as owner");
-    sqlx::query("ALTER ROLE austa_app LOGIN").execute(&admin).await.expect("let austa_app log in");
-    admin.close().await;
+    allow_app_login(&url).await;
     let app_url = as_user(&url, "austa_app");
     let db = Database::connect_with(&app_url, keys.clone()).await.expect("connect as austa_app");
     Some(TestDb { backend: Backend::Postgres, url, app_url, db, keys, guard: Guard::PgDatabase { admin_url, name } })
@@ -122,6 +120,27 @@ pub fn as_user(url: &str, user: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("a URL");
     let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
     format!("{scheme}://{user}@{host}")
+}
+
+/// Lets the runtime role log in (a cluster-wide change; once per test process, since concurrent
+/// ALTER ROLE statements on one role fail with "tuple concurrently updated").
+async fn allow_app_login(url: &str) {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let admin = sqlx::PgPool::connect(url).await.expect("connect as owner");
+        for _ in 0..20 {
+            let can: bool = sqlx::query_scalar("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'austa_app'")
+                .fetch_one(&admin)
+                .await
+                .expect("austa_app exists after migrate");
+            if can || sqlx::query("ALTER ROLE austa_app LOGIN").execute(&admin).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        admin.close().await;
+    })
+    .await;
 }
 
 /// One migrated, empty database per available backend.
@@ -154,7 +173,7 @@ impl TestDb {
             .create(NewOrganization::new(name, OrganizationType::Hospital))
             .await
             .expect("create organization");
-        self.db.scope(org.id, Actor::system("test")).await.expect("scope")
+        self.db.scope(org.id, Actor::platform()).await.expect("scope")
     }
 
     /// Runs raw SQL (no binds) on the same database, for tampering tests.
