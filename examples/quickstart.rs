@@ -39,21 +39,10 @@ fn master_key() -> Result<Arc<dyn KeyProvider>, Error> {
     Ok(Arc::new(provider))
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for printing.
-fn redact_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].find(':') {
-            Some(colon) => format!("{}:***{}", &url[..scheme + 3 + colon], &url[at..]),
-            None => url.to_string(),
-        },
-        _ => url.to_string(),
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| austa_core::db::DEFAULT_DATABASE_URL.to_string());
-    println!("database       {}", redact_password(&url));
+    println!("database       {}", austa_core::db::redact_password(&url));
     let db = Database::connect_with(&url, master_key()?).await?;
     db.migrate().await?;
     println!("migrations     applied ({:?})", db.backend());

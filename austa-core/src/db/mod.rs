@@ -155,8 +155,8 @@ impl Pool {
     }
 }
 
-/// How to open a [`Database`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How to open a [`Database`]. `Debug` hides passwords in the URLs.
+#[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseOptions {
     /// The data database.
     pub url: String,
@@ -204,6 +204,33 @@ impl DatabaseOptions {
             options.key_cache.ttl = Duration::from_secs(n);
         }
         Ok(options)
+    }
+}
+
+impl std::fmt::Debug for DatabaseOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseOptions")
+            .field("url", &redact_password(&self.url))
+            .field("keystore_url", &self.keystore_url.as_deref().map(redact_password))
+            .field("key_cache", &self.key_cache)
+            .finish()
+    }
+}
+
+/// A database URL fit for logs: `postgres://user:secret@host/db` becomes `postgres://user:***@host/db`.
+///
+/// ```
+/// use austa_core::db::redact_password;
+/// assert_eq!(redact_password("postgres://app:s3cr3t@db:5432/austa"), "postgres://app:***@db:5432/austa");
+/// assert_eq!(redact_password("sqlite://austa.db"), "sqlite://austa.db");
+/// ```
+pub fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].find(':') {
+            Some(colon) => format!("{}:***{}", &url[..scheme + 3 + colon], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
     }
 }
 

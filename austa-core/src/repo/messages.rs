@@ -300,7 +300,7 @@ fn encode_cursor(m: &Message) -> Cursor {
 }
 
 fn decode_cursor(c: &Cursor) -> Result<(DateTime<Utc>, Uuid)> {
-    let invalid = || Error::validation("cursor", "is not a cursor returned by this library");
+    let invalid = Cursor::invalid;
     let raw = c.decode()?;
     let (sent_at, id) = raw.split_once('|').ok_or_else(invalid)?;
     let sent_at = DateTime::parse_from_rfc3339(sent_at).map_err(|_| invalid())?.with_timezone(&Utc);

@@ -251,15 +251,7 @@ impl Organizations<'_> {
     /// A page of organizations, newest first.
     pub async fn list(&self, page: PageRequest) -> Result<Page<Organization>> {
         let limit = page.checked_limit()?;
-        let after = page
-            .after
-            .as_ref()
-            .map(|c| {
-                c.decode()?
-                    .parse::<Uuid>()
-                    .map_err(|_| Error::validation("cursor", "is not a cursor returned by this library"))
-            })
-            .transpose()?;
+        let after = page.after_id()?;
         let mut tx = self.db.begin(None, TxMode::Read).await?;
         let rows = tx
             .fetch_all(

@@ -26,7 +26,12 @@ impl Cursor {
             .decode(&self.0)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| Error::validation("cursor", "is not a cursor returned by this library"))
+            .ok_or_else(Self::invalid)
+    }
+
+    /// The error for a cursor this library did not produce.
+    pub(crate) fn invalid() -> Error {
+        Error::validation("cursor", "is not a cursor returned by this library")
     }
 
     /// The cursor as a string, for APIs and URLs.
@@ -74,6 +79,11 @@ impl PageRequest {
     /// The page of `limit` rows after `cursor`.
     pub fn after(cursor: Cursor, limit: u32) -> Self {
         Self { limit: Some(limit), after: Some(cursor) }
+    }
+
+    /// The row id the page continues after (listings ordered by id), if any.
+    pub(crate) fn after_id(&self) -> Result<Option<uuid::Uuid>> {
+        self.after.as_ref().map(|c| c.decode()?.parse().map_err(|_| Cursor::invalid())).transpose()
     }
 
     pub(crate) fn checked_limit(&self) -> Result<u32> {

@@ -357,15 +357,7 @@ pub(crate) async fn list_where<M: Model>(
     page: &PageRequest,
 ) -> Result<Page<M>> {
     let limit = page.checked_limit()?;
-    let after = page
-        .after
-        .as_ref()
-        .map(|c| {
-            c.decode()?
-                .parse::<Uuid>()
-                .map_err(|_| Error::validation("cursor", "is not a cursor returned by this library"))
-        })
-        .transpose()?;
+    let after = page.after_id()?;
     let org = scope.organization_id();
     let access = scope.row_filter(M::TABLE, Action::Read)?;
     let k = args.len() + 2;
