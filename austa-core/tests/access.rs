@@ -58,7 +58,9 @@ fn sync() -> NewTasySync {
 }
 
 fn new_patient() -> NewPatient {
-    let n = Uuid::now_v7().as_u128() % 10_000;
+    // A counter, not randomness: every patient of a run needs a distinct phone.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     NewPatient {
         first_name: "Julia".into(),
         last_name: "Ramos".into(),
