@@ -96,6 +96,9 @@ pub enum Error {
     /// The database holds a value the library cannot interpret (e.g. an unknown enum value).
     #[error("corrupt data in {0}")]
     CorruptData(String),
+    /// Writing output (an export) failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl Error {
@@ -112,6 +115,7 @@ impl Error {
             Self::Migration(_) => "migration",
             Self::Database(_) => "database",
             Self::CorruptData(_) => "corrupt_data",
+            Self::Io(_) => "io",
         }
     }
 

@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod audit;
 pub mod classification;
 pub mod crypto;
 pub mod db;

@@ -102,6 +102,8 @@ pub struct RequestContext {
     pub ip_address: Option<String>,
     /// Client user agent.
     pub user_agent: Option<String>,
+    /// The caller's session id (from its identity system).
+    pub session_id: Option<String>,
 }
 
 /// An organization plus an actor: the only way to reach tenant data.
@@ -183,6 +185,21 @@ impl Scope {
                 actor: i.actor.clone(),
                 request: i.request.clone(),
                 emergency: Some(grant),
+            }),
+        }
+    }
+
+    /// A platform scope for `organization`, without the existence check of [`Database::scope`]: for
+    /// platform-level operations on an organization the caller has just found or created, so that
+    /// they are audited in its chain.
+    pub(crate) fn platform_for(db: &Database, organization: Uuid) -> Scope {
+        Scope {
+            inner: Arc::new(ScopeInner {
+                db: db.clone(),
+                organization,
+                actor: Actor::platform(),
+                request: RequestContext::default(),
+                emergency: None,
             }),
         }
     }

@@ -235,9 +235,7 @@ async fn attempt(s: &Scope, f: &Fixture, resource: Resource, action: Action) -> 
             ok(s.tasy_sync_logs().finish(run, SyncOutcome::completed(1, 1, 0, 0)).await)
         }
         (R::AuditLog, Read) => ok(s.audit_logs().list(page()).await),
-        (R::AuditLog, Create) => {
-            ok(s.audit_logs().record(NewAuditLog::new(AuditAction::Login, EntityType::Organization, None)).await)
-        }
+        (R::AuditLog, Create) => ok(s.audit().record(AppEvent::Login).await),
         (R::Keys, Read) => ok(s.keys().rotation_status(f.rotation).await),
         (R::Keys, Create) => {
             let patient = p.patients().create(new_patient()).await.unwrap().id;

@@ -70,10 +70,17 @@ impl Scope {
     /// Opens one patient's data to this provider beyond the access levels, for `duration` (at most
     /// [`MAX_EMERGENCY`]), with a written reason (10 to 500 characters). Returns a new scope carrying the
     /// grant; the original scope is unchanged. Only providers may ask.
+    ///
+    /// The grant is recorded as `EMERGENCY_ACCESS` (high risk, for review) with its reason, and every
+    /// operation under it is flagged `emergency` in its own event; a refused request is recorded as
+    /// `ACCESS_DENIED`.
     pub async fn emergency_access(&self, patient_id: Uuid, reason: &str, duration: Duration) -> Result<Scope> {
-        if self.actor().role() != Role::Provider {
-            return Err(Error::PermissionDenied("only providers may request emergency access".into()));
-        }
+        let allowed = if self.actor().role() == Role::Provider {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied("only providers may request emergency access".into()))
+        };
+        crate::audit::check(self, "patients", Action::Read, Some(patient_id), Some(patient_id), allowed).await?;
         let reason = crate::validate::text("reason", reason, 10, 500)?;
         if duration <= Duration::zero() || duration > MAX_EMERGENCY {
             return Err(Error::validation("duration", "must be between 1 second and 12 hours"));
@@ -82,7 +89,13 @@ impl Scope {
             return Err(Error::not_found("patient"));
         }
         let now = crate::time::now();
-        Ok(self.with_emergency(EmergencyGrant { patient_id, reason, granted_at: now, expires_at: now + duration }))
+        let grant = EmergencyGrant { patient_id, reason, granted_at: now, expires_at: now + duration };
+        let event = crate::audit::Event::on(crate::model::AuditAction::EmergencyAccess, "patients")
+            .entity(patient_id)
+            .patient(Some(patient_id))
+            .reason(grant.reason.clone());
+        crate::audit::record_alone(self, event).await?;
+        Ok(self.with_emergency(grant))
     }
 
     /// Fails with `permission_denied` unless the actor may perform `action` on `resource` at all.

@@ -23,9 +23,11 @@ use super::cache::CacheKey;
 use super::keyring::KeySet;
 use super::keys::{DataKey, KeyProvider};
 use crate::access::{Action, Resource};
+use crate::audit::{check, record_alone, AuditTx, Event};
 use crate::classification::{self, Class, KeyOwner};
 use crate::db::{begin_on, Database, Query, Row, TxMode, Value};
 use crate::error::{Error, Result};
+use crate::model::{AuditAction, RiskLevel};
 use crate::repo::table::lock_clause;
 use crate::scope::Scope;
 
@@ -70,8 +72,34 @@ impl Database {
         .await?;
         tx.commit().await?;
         keyring.set_provider(new);
+        // Recorded in every organization's chain, as the platform.
+        let mut organizations: Vec<Uuid> = rows.iter().map(|r| r.uuid("organization_id")).collect::<Result<_>>()?;
+        organizations.sort();
+        organizations.dedup();
+        for org in organizations {
+            // A key left behind by a failed organization insert has no chain to record in.
+            if !self.organizations().exists(org).await? {
+                continue;
+            }
+            let scope = Scope::platform_for(self, org);
+            let event = Event::on(AuditAction::ConfigChange, "organizations")
+                .entity(org)
+                .changed(["master_key"])
+                .reason("master key rotation")
+                .risk_at_least(RiskLevel::High);
+            record_alone(&scope, event).await?;
+        }
         Ok(MasterKeyRotation { organization_keys: rows.len() })
     }
+}
+
+/// The `CONFIG_CHANGE` event of a key operation on an organization's or a patient's key.
+fn key_event(target: RotationTarget, org: Uuid, what: &str) -> Event {
+    let event = match target {
+        RotationTarget::Organization => Event::on(AuditAction::ConfigChange, "organizations").entity(org),
+        RotationTarget::Patient(p) => Event::on(AuditAction::ConfigChange, "patients").entity(p).patient(Some(p)),
+    };
+    event.changed(["key"]).reason(what).risk_at_least(RiskLevel::High)
 }
 
 /// Whose key a data key rotation replaces.
@@ -216,7 +244,13 @@ impl KeyAdmin<'_> {
     /// second start is a `conflict` naming `rotation`), creates the new key version, and counts the
     /// rows to process. Run it with [`KeyAdmin::run_rotation`].
     pub async fn start_rotation(&self, target: RotationTarget) -> Result<RotationStatus> {
-        self.scope.authorize(Resource::Keys, Action::Create)?;
+        let subject_patient = match target {
+            RotationTarget::Patient(p) => Some(p),
+            RotationTarget::Organization => None,
+        };
+        let allowed = self.scope.authorize(Resource::Keys, Action::Create);
+        let table = if subject_patient.is_some() { "patients" } else { "organizations" };
+        check(self.scope, table, Action::Create, None, subject_patient, allowed).await?;
         let org = self.org();
         let subject = match target {
             RotationTarget::Organization => org,
@@ -233,7 +267,7 @@ impl KeyAdmin<'_> {
             total += self.count_step(step, target).await?;
         }
         let now = crate::time::now();
-        let mut tx = self.db().begin(Some(org), TxMode::Write).await?;
+        let mut tx = AuditTx::begin(self.scope).await?;
         tx.execute(
             Query::new(
                 "INSERT INTO key_rotations (organization_id, id, target, subject_id, new_key_id, status, \
@@ -254,6 +288,7 @@ impl KeyAdmin<'_> {
             Error::Conflict { .. } => Error::Conflict { field: "rotation".into() },
             other => other,
         })?;
+        tx.record(key_event(target, org, "data key rotation started").records([id])).await?;
         tx.commit().await?;
         self.ensure_new_key(target, new_key_id).await?;
         self.rotation_status(id).await
@@ -261,7 +296,15 @@ impl KeyAdmin<'_> {
 
     /// The status of a rotation.
     pub async fn rotation_status(&self, id: Uuid) -> Result<RotationStatus> {
-        self.scope.authorize(Resource::Keys, Action::Read)?;
+        check(
+            self.scope,
+            "organizations",
+            Action::Read,
+            None,
+            None,
+            self.scope.authorize(Resource::Keys, Action::Read),
+        )
+        .await?;
         let org = self.org();
         let mut tx = self.db().begin(Some(org), TxMode::Read).await?;
         let row = tx
@@ -283,11 +326,20 @@ impl KeyAdmin<'_> {
         options: RunOptions,
         mut progress: impl FnMut(&RotationStatus),
     ) -> Result<RotationStatus> {
-        self.scope.authorize(Resource::Keys, Action::Update)?;
+        check(
+            self.scope,
+            "organizations",
+            Action::Update,
+            None,
+            None,
+            self.scope.authorize(Resource::Keys, Action::Update),
+        )
+        .await?;
         if options.batch_size == 0 {
             return Err(Error::validation("batch_size", "must be at least 1"));
         }
         let mut status = self.rotation_status(id).await?;
+        let was_completed = status.completed;
         self.ensure_new_key(status.target, status.new_key_id).await?;
         let steps = steps(status.target);
         let mut batches = 0u32;
@@ -299,6 +351,10 @@ impl KeyAdmin<'_> {
             batches += 1;
             status = self.rotation_status(id).await?;
             progress(&status);
+        }
+        if status.completed && !was_completed {
+            let event = key_event(status.target, self.org(), "data key rotation completed").records([id]);
+            record_alone(self.scope, event).await?;
         }
         Ok(status)
     }
@@ -545,7 +601,8 @@ impl KeyAdmin<'_> {
     /// and marks the patient erased. Every encrypted field of the patient, in every table, then reads as
     /// erased; so it does in any copy of the data opened with the current key store.
     pub async fn shred_patient(&self, patient_id: Uuid, reason: &str) -> Result<ShredReceipt> {
-        self.scope.authorize(Resource::Keys, Action::Delete)?;
+        let allowed = self.scope.authorize(Resource::Keys, Action::Delete);
+        check(self.scope, "patients", Action::Delete, Some(patient_id), Some(patient_id), allowed).await?;
         let reason = crate::validate::text("reason", reason, 1, 500)?;
         let org = self.org();
         let db = self.db();
@@ -580,7 +637,7 @@ impl KeyAdmin<'_> {
         .await?;
         tx.commit().await?;
         db.inner.keyring.cache.invalidate(CacheKey::Patient(org, patient_id));
-        self.release_identifiers(patient_id, now).await?;
+        self.release_identifiers(patient_id, now, &reason).await?;
         Ok(ShredReceipt {
             organization_id: org,
             patient_id,
@@ -592,14 +649,15 @@ impl KeyAdmin<'_> {
     }
 
     /// Overwrites an erased patient's blind indexes with random bytes and records the erasure time.
-    async fn release_identifiers(&self, patient_id: Uuid, now: DateTime<Utc>) -> Result<()> {
+    /// Records the shredding (`DELETE` of the patient, critical risk) in the same transaction.
+    async fn release_identifiers(&self, patient_id: Uuid, now: DateTime<Utc>, reason: &str) -> Result<()> {
         let org = self.org();
         let random = || {
             let mut b = vec![0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut b);
             b
         };
-        let mut tx = self.db().begin(Some(org), TxMode::Write).await?;
+        let mut tx = AuditTx::begin(self.scope).await?;
         tx.execute(
             Query::new(
                 "UPDATE patients SET erased_at = COALESCE(erased_at, $1), phone_bidx = $2, \
@@ -643,6 +701,14 @@ impl KeyAdmin<'_> {
                 .await?;
             }
         }
+        let event = Event::on(AuditAction::Delete, "patients")
+            .entity(patient_id)
+            .records([patient_id])
+            .patient(Some(patient_id))
+            .changed(["keys", "erased_at"])
+            .reason(format!("crypto-shredding: {reason}"))
+            .risk_at_least(RiskLevel::Critical);
+        tx.record(event).await?;
         tx.commit().await
     }
 }

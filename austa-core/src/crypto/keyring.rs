@@ -45,6 +45,8 @@ pub(crate) struct OrgVersion {
     field: Aes256Gcm,
     blind: Zeroizing<[u8; 32]>,
     wrap: Aes256Gcm,
+    /// HMAC key of the audit chain (events and links are MACed under it).
+    audit: Zeroizing<[u8; 32]>,
 }
 
 /// Every live version of one organization's key.
@@ -85,6 +87,7 @@ impl OrgVersion {
             field: cipher(&hkdf(root, b"organization field encryption")?),
             blind: hkdf(root, b"organization blind index")?,
             wrap: cipher(&hkdf(root, b"organization key wrapping")?),
+            audit: hkdf(root, b"organization audit chain")?,
         })
     }
 }
@@ -96,6 +99,25 @@ fn patient_cipher(root: &DataKey) -> Result<Aes256Gcm> {
 impl OrgKeys {
     fn version(&self, id: Uuid) -> Option<&OrgVersion> {
         self.versions.iter().find(|v| v.id == id)
+    }
+
+    /// HMAC-SHA-256 of `parts` (each length-prefixed, so part boundaries are unambiguous) under the
+    /// audit key of version `key_id`; `UnknownKey` when that version is gone.
+    pub(crate) fn audit_mac(&self, key_id: Uuid, parts: &[&[u8]]) -> Result<[u8; 32]> {
+        use hmac::{Hmac, Mac};
+        let v = self.version(key_id).ok_or_else(|| Error::crypto(CryptoErrorKind::UnknownKey, "audit key"))?;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&v.audit[..])
+            .map_err(|_| Error::crypto(CryptoErrorKind::InvalidKey, "audit key"))?;
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        Ok(mac.finalize().into_bytes().into())
+    }
+
+    /// The version that MACs new audit events and links.
+    pub(crate) fn active_id(&self) -> Uuid {
+        self.active
     }
 
     pub(crate) fn active(&self) -> Result<&OrgVersion> {
@@ -182,7 +204,21 @@ impl KeySet {
                     .ok_or_else(|| Error::crypto(CryptoErrorKind::UnknownKey, format!("patient key for {table}")))?,
             ),
         };
-        Ok(RowCrypto { source, org: &self.org, table, row, recorded: None })
+        Ok(RowCrypto { source, org: &self.org, table, row, recorded: None, fingerprint: false })
+    }
+
+    /// Like [`KeySet::row`], but "sealing" yields a SHA-256 fingerprint of the plaintext instead of a
+    /// ciphertext: deterministic, so two versions of a row can be compared column by column (the audit
+    /// trail's changed-field names). Fingerprints never leave memory.
+    pub(crate) fn fingerprint_row(
+        &self,
+        table: &'static str,
+        row: Uuid,
+        patient: Option<Uuid>,
+    ) -> Result<RowCrypto<'_>> {
+        let mut crypto = self.row(table, row, patient)?;
+        crypto.fingerprint = true;
+        Ok(crypto)
     }
 
     /// Like [`KeySet::row`], recording the normalized values the row's blind indexes are computed from.
@@ -235,6 +271,8 @@ pub struct RowCrypto<'a> {
     /// When set, every normalized value indexed through [`RowCrypto::blind`] is recorded here (the
     /// uniqueness check during an organization key rotation needs them).
     recorded: Option<&'a std::cell::RefCell<Vec<(BlindIndexKind, String)>>>,
+    /// When set, `seal` returns a fingerprint (see [`KeySet::fingerprint_row`]).
+    fingerprint: bool,
 }
 
 impl RowCrypto<'_> {
@@ -256,6 +294,10 @@ impl RowCrypto<'_> {
 
     /// Encrypts raw bytes under the active key of the row's owner.
     pub(crate) fn seal(&self, column: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        if self.fingerprint {
+            use sha2::Digest;
+            return Ok(Sha256::digest(plaintext).to_vec());
+        }
         let (cipher, header) = match &self.source {
             Source::Org(k) => {
                 let v = k.active()?;
@@ -474,7 +516,7 @@ impl Database {
         self.load_org_keys(organization).await
     }
 
-    async fn load_org_keys(&self, organization: Uuid) -> Result<Arc<OrgKeys>> {
+    pub(crate) async fn load_org_keys(&self, organization: Uuid) -> Result<Arc<OrgKeys>> {
         let generation = self.keyring().cache.generation();
         let mut tx = begin_on(&self.keyring().store, Some(organization), TxMode::Read).await?;
         let rows = tx

@@ -23,6 +23,6 @@ mod sensitive;
 pub use admin::{KeyAdmin, MasterKeyRotation, RotationStatus, RotationTarget, RunOptions, ShredReceipt};
 pub use blind_index::BlindIndexKind;
 pub use cache::{KeyCacheConfig, KeyStats};
-pub(crate) use keyring::{KeySet, Keyring, RowCrypto};
+pub(crate) use keyring::{KeySet, Keyring, OrgKeys, RowCrypto};
 pub use keys::{provider_from_env, DataKey, DualKeyProvider, KeyProvider, LocalKeyProvider};
 pub use sensitive::{Erased, Sensitive};

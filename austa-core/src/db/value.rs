@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// A typed, possibly NULL bind value.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub enum Value {
     Uuid(Option<Uuid>),
     Text(Option<String>),
@@ -20,6 +20,23 @@ pub enum Value {
     Time(Option<DateTime<Utc>>),
     Json(Option<serde_json::Value>),
     Bytes(Option<Vec<u8>>),
+}
+
+impl Value {
+    /// Whether the value is SQL NULL.
+    pub(crate) fn is_null(&self) -> bool {
+        matches!(
+            self,
+            Value::Uuid(None)
+                | Value::Text(None)
+                | Value::Int(None)
+                | Value::Float(None)
+                | Value::Bool(None)
+                | Value::Time(None)
+                | Value::Json(None)
+                | Value::Bytes(None)
+        )
+    }
 }
 
 /// Conversion into a bind value; implemented for the column types the schema uses and their `Option`s.

@@ -188,6 +188,17 @@ db_enum!(
     RiskLevel { Low = "LOW", Medium = "MEDIUM", High = "HIGH", Critical = "CRITICAL" }
 );
 db_enum!(
+    /// How an audited operation ended: it did its work, it found nothing to work on (a probe for a
+    /// row that is absent or out of the actor's reach), or the access matrix refused it.
+    AuditOutcome { Success = "SUCCESS", NotFound = "NOT_FOUND", Denied = "DENIED" }
+);
+db_enum!(
+    /// How sensitive the data an audit event is about is, derived from the data classification:
+    /// operational (no personal data), personal (identifies people), health (sensitive personal data,
+    /// LGPD Art. 5 II), secret (credentials).
+    Sensitivity { Operational = "OPERATIONAL", Personal = "PERSONAL", Health = "HEALTH", Secret = "SECRET" }
+);
+db_enum!(
     /// Who wrote a message (the original had no sender column: bot messages carried the patient's id).
     SenderKind { Patient = "PATIENT", Bot = "BOT", Provider = "PROVIDER", System = "SYSTEM" }
 );

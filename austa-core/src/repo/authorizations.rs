@@ -16,10 +16,14 @@ use uuid::Uuid;
 
 use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
+use crate::audit::event::read_event;
+use crate::audit::{check, AuditTx, Event};
 use crate::crypto::{RowCrypto, Sensitive};
-use crate::db::{IntoValue, Query, Row, Tx, TxMode, Value};
+use crate::db::{IntoValue, Query, Row, Tx, Value};
 use crate::error::{Error, Result};
-use crate::model::{Authorization, AuthorizationPatch, AuthorizationStatus, NewAuthorization, Priority, UrgencyLevel};
+use crate::model::{
+    AuditAction, Authorization, AuthorizationPatch, AuthorizationStatus, NewAuthorization, Priority, UrgencyLevel,
+};
 use crate::scope::Scope;
 use crate::time::truncate;
 use crate::validate;
@@ -240,17 +244,28 @@ impl Updatable for Authorization {
 
 impl SoftDeletable for Authorization {}
 
-/// The patient of the live authorization `id` inside `tx` (row locked when `lock`), or `not_found`.
-async fn live_patient(tx: &mut Tx, organization: Uuid, id: Uuid, lock: bool) -> Result<Uuid> {
+/// The patient of the live authorization `id` inside `tx` (row locked when `lock`), if there is one.
+async fn find_live_patient(tx: &mut Tx, organization: Uuid, id: Uuid, lock: bool) -> Result<Option<Uuid>> {
     let lock = if lock { table::lock_clause(tx) } else { "" };
     let sql = format!(
         "SELECT patient_id FROM authorizations \
          WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{lock}"
     );
-    tx.fetch_optional(Query::new(sql).bind(organization).bind(id))
-        .await?
-        .ok_or_else(|| Error::not_found(Authorization::ENTITY))?
-        .uuid("patient_id")
+    tx.fetch_optional(Query::new(sql).bind(organization).bind(id)).await?.map(|r| r.uuid("patient_id")).transpose()
+}
+
+/// The patient of the live authorization `id` inside `tx` (row locked when `lock`), or `not_found`.
+async fn live_patient(tx: &mut Tx, organization: Uuid, id: Uuid, lock: bool) -> Result<Uuid> {
+    find_live_patient(tx, organization, id, lock).await?.ok_or_else(|| Error::not_found(Authorization::ENTITY))
+}
+
+/// The event of a change to an authorization's attachments.
+fn attachments_changed(authorization_id: Uuid, patient: Uuid) -> Event {
+    Event::on(AuditAction::Update, Authorization::TABLE)
+        .entity(authorization_id)
+        .records([authorization_id])
+        .patient(Some(patient))
+        .changed(["attachments"])
 }
 
 /// Bumps the authorization's `updated_at` after its attachments changed.
@@ -286,10 +301,19 @@ impl Authorizations<'_> {
     /// a live row of this organization; a validation error on `document_id` when the document is not a
     /// live document of this organization or belongs to another patient.
     pub async fn attach_document(&self, authorization_id: Uuid, document_id: Uuid) -> Result<()> {
-        self.scope().authorize(Resource::Authorization, Action::Update)?;
-        let org = self.scope().organization_id();
+        let scope = self.scope();
+        check(
+            scope,
+            Authorization::TABLE,
+            Action::Update,
+            Some(authorization_id),
+            None,
+            scope.authorize(Resource::Authorization, Action::Update),
+        )
+        .await?;
+        let org = scope.organization_id();
         let now = crate::time::now();
-        let mut tx = self.scope().db().begin(Some(org), TxMode::Write).await?;
+        let mut tx = AuditTx::begin(scope).await?;
         let patient = live_patient(&mut tx, org, authorization_id, true).await?;
         let document_patient = tx
             .fetch_optional(
@@ -330,6 +354,17 @@ impl Authorizations<'_> {
             .await?;
         if inserted > 0 {
             touch(&mut tx, org, authorization_id, now).await?;
+            tx.record(attachments_changed(authorization_id, patient)).await?;
+        } else {
+            // Already attached: nothing written, but the check read the authorization and the
+            // document (confirming they belong together), which is recorded as a read.
+            tx.record(
+                Event::on(AuditAction::Read, Authorization::TABLE)
+                    .entity(authorization_id)
+                    .records([document_id])
+                    .patient(Some(patient)),
+            )
+            .await?;
         }
         tx.commit().await
     }
@@ -337,11 +372,20 @@ impl Authorizations<'_> {
     /// Removes a document from the authorization. `not_found` when the authorization is not a live row
     /// of this organization or the document is not attached to it.
     pub async fn detach_document(&self, authorization_id: Uuid, document_id: Uuid) -> Result<()> {
-        self.scope().authorize(Resource::Authorization, Action::Update)?;
-        let org = self.scope().organization_id();
+        let scope = self.scope();
+        check(
+            scope,
+            Authorization::TABLE,
+            Action::Update,
+            Some(authorization_id),
+            None,
+            scope.authorize(Resource::Authorization, Action::Update),
+        )
+        .await?;
+        let org = scope.organization_id();
         let now = crate::time::now();
-        let mut tx = self.scope().db().begin(Some(org), TxMode::Write).await?;
-        live_patient(&mut tx, org, authorization_id, true).await?;
+        let mut tx = AuditTx::begin(scope).await?;
+        let patient = live_patient(&mut tx, org, authorization_id, true).await?;
         let removed = tx
             .execute(
                 Query::new(
@@ -357,18 +401,48 @@ impl Authorizations<'_> {
             return Err(Error::not_found("authorization_attachment"));
         }
         touch(&mut tx, org, authorization_id, now).await?;
+        tx.record(attachments_changed(authorization_id, patient)).await?;
         tx.commit().await
     }
 
     /// Ids of the live documents attached to the authorization, in attachment order; `not_found` when
     /// the authorization is not a live row of this organization.
     pub async fn attachments(&self, authorization_id: Uuid) -> Result<Vec<Uuid>> {
-        let org = self.scope().organization_id();
-        self.scope().authorize(Resource::Authorization, Action::Read)?;
-        let mut tx = self.scope().db().begin(Some(org), TxMode::Read).await?;
-        let patient = live_patient(&mut tx, org, authorization_id, false).await?;
-        if self.scope().authorize_patient(Resource::Authorization, Action::Read, patient).is_err() {
-            return Err(Error::not_found("authorization"));
+        let scope = self.scope();
+        let org = scope.organization_id();
+        check(
+            scope,
+            Authorization::TABLE,
+            Action::Read,
+            Some(authorization_id),
+            None,
+            scope.authorize(Resource::Authorization, Action::Read),
+        )
+        .await?;
+        let mut tx = AuditTx::begin(scope).await?;
+        let Some(patient) = find_live_patient(&mut tx, org, authorization_id, false).await? else {
+            // Like `get`: a read naming a missing authorization is recorded as NOT_FOUND.
+            tx.record(read_event(Authorization::TABLE, &[], Some(authorization_id))?).await?;
+            tx.commit().await?;
+            return Err(Error::not_found(Authorization::ENTITY));
+        };
+        if let Err(refusal) = scope.authorize_patient(Resource::Authorization, Action::Read, patient) {
+            // Another patient's authorization: recorded as ACCESS_DENIED (in a transaction of its own,
+            // so this one is dropped first), answered as not_found so as not to reveal that it exists.
+            drop(tx);
+            let recorded = check(
+                scope,
+                Authorization::TABLE,
+                Action::Read,
+                Some(authorization_id),
+                Some(patient),
+                Err::<(), _>(refusal),
+            )
+            .await;
+            return match recorded {
+                Err(Error::PermissionDenied(_)) | Ok(()) => Err(Error::not_found(Authorization::ENTITY)),
+                Err(e) => Err(e),
+            };
         }
         let rows = tx
             .fetch_all(
@@ -382,7 +456,15 @@ impl Authorizations<'_> {
                 .bind(authorization_id),
             )
             .await?;
+        let ids = rows.iter().map(|r| r.uuid("document_id")).collect::<Result<Vec<_>>>()?;
+        tx.record(
+            Event::on(AuditAction::Read, Authorization::TABLE)
+                .entity(authorization_id)
+                .records(ids.iter().copied())
+                .patient(Some(patient)),
+        )
+        .await?;
         tx.commit().await?;
-        rows.iter().map(|r| r.uuid("document_id")).collect()
+        Ok(ids)
     }
 }

@@ -30,12 +30,14 @@ use uuid::Uuid;
 
 use super::{table, Model, Page, PageRequest, Repo, Sealed, Updatable};
 use crate::access::{Action, Resource};
+use crate::audit::{check, AuditTx, Event};
 use crate::crypto::RowCrypto;
-use crate::db::{IntoValue, Query, Row, TxMode, Value};
+use crate::db::{IntoValue, Query, Row, Value};
 use crate::error::{Error, Result};
 use crate::model::{
-    Achievement, HealthPoints, HealthPointsPatch, NewHealthPoints, NewOnboardingProgress, NewPointTransaction,
-    OnboardingProgress, OnboardingProgressPatch, PointTransaction, ProgressStatus, SourceType, TransactionType,
+    Achievement, AuditAction, HealthPoints, HealthPointsPatch, NewHealthPoints, NewOnboardingProgress,
+    NewPointTransaction, OnboardingProgress, OnboardingProgressPatch, PointTransaction, ProgressStatus, SourceType,
+    TransactionType,
 };
 use crate::scope::Scope;
 use crate::validate;
@@ -591,9 +593,18 @@ impl PointTransactions<'_> {
         let now = crate::time::now();
         // Validate everything that needs no I/O first; the account id is filled in below.
         let mut transaction = build_transaction(org, id, now, Uuid::nil(), new)?;
-        scope.authorize_patient(Resource::PointTransaction, Action::Create, transaction.patient_id)?;
+        let patient = transaction.patient_id;
+        check(
+            scope,
+            PointTransaction::TABLE,
+            Action::Create,
+            None,
+            Some(patient),
+            scope.authorize_patient(Resource::PointTransaction, Action::Create, patient),
+        )
+        .await?;
         let keys = scope.db().key_set(org, None).await?;
-        let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
+        let mut tx = AuditTx::begin(scope).await?;
         let sql = format!(
             "SELECT * FROM health_points WHERE organization_id = $1 AND patient_id = $2{}",
             table::lock_clause(&tx)
@@ -639,8 +650,11 @@ impl PointTransactions<'_> {
             }
         }
         apply_to_account(&mut account, &transaction, now)?;
-        tx.execute(table::insert_query(&keys, org, &transaction)?).await?;
+        let (insert, event) = table::insert_query(&keys, org, &transaction)?;
+        tx.execute(insert).await?;
         table::write_in(&mut tx, &keys, org, &account).await?;
+        // One operation, one event: the movement (the account's new counters follow from it).
+        tx.record(event.patient(Some(patient))).await?;
         tx.commit().await?;
         Ok(transaction)
     }
@@ -656,20 +670,34 @@ impl PointTransactions<'_> {
     /// `available_points == earned - spent`. A patient without movements gives `(0, 0)`.
     pub async fn ledger_balance(&self, patient_id: Uuid) -> Result<(i64, i64)> {
         let scope = self.scope();
-        scope.authorize_patient(Resource::PointTransaction, Action::Read, patient_id)?;
+        check(
+            scope,
+            PointTransaction::TABLE,
+            Action::Read,
+            None,
+            Some(patient_id),
+            scope.authorize_patient(Resource::PointTransaction, Action::Read, patient_id),
+        )
+        .await?;
         let org = scope.organization_id();
-        let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
+        let mut tx = AuditTx::begin(scope).await?;
         let row = tx
             .fetch_optional(
                 Query::new(
                     "SELECT \
                      CAST(COALESCE(SUM(CASE WHEN type = 'SPENT' THEN 0 ELSE amount END), 0) AS BIGINT) AS earned, \
-                     CAST(COALESCE(SUM(CASE WHEN type = 'SPENT' THEN -amount ELSE 0 END), 0) AS BIGINT) AS spent \
+                     CAST(COALESCE(SUM(CASE WHEN type = 'SPENT' THEN -amount ELSE 0 END), 0) AS BIGINT) AS spent, \
+                     COUNT(*) AS n \
                      FROM point_transactions WHERE organization_id = $1 AND patient_id = $2",
                 )
                 .bind(org)
                 .bind(patient_id),
             )
+            .await?;
+        // An aggregate over the patient's whole ledger: the event names the patient and how many
+        // movements were summed.
+        let summed = row.as_ref().map(|r| r.int("n")).transpose()?.unwrap_or(0);
+        tx.record(Event::on(AuditAction::Read, PointTransaction::TABLE).patient(Some(patient_id)).count(summed))
             .await?;
         tx.commit().await?;
         match row {

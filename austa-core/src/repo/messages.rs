@@ -13,8 +13,10 @@ use uuid::Uuid;
 
 use super::{table, Cursor, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
+use crate::audit::event::read_event;
+use crate::audit::AuditTx;
 use crate::crypto::{BlindIndexKind, RowCrypto, Sensitive};
-use crate::db::{IntoValue, Query, Row, TxMode, Value};
+use crate::db::{IntoValue, Query, Row, Value};
 use crate::error::{Error, Result};
 use crate::model::{
     Message, MessageDirection, MessagePatch, MessageStatus, MessageType, NewMessage, SenderKind, UrgencyLevel,
@@ -324,7 +326,15 @@ impl Messages<'_> {
     /// [`Messages::append`] with a caller-chosen id (the development seed's stable ids).
     pub(crate) async fn append_with_id(&self, id: Uuid, new: NewMessage) -> Result<Message> {
         let scope = self.scope();
-        scope.authorize(Resource::Message, Action::Create)?;
+        crate::audit::check(
+            scope,
+            "messages",
+            Action::Create,
+            None,
+            None,
+            scope.authorize(Resource::Message, Action::Create),
+        )
+        .await?;
         let org = scope.organization_id();
         let now = crate::time::now();
         let mut message = build_message(org, id, now, new)?;
@@ -333,7 +343,7 @@ impl Messages<'_> {
             table::keys_for_row::<crate::model::Conversation>(scope, message.conversation_id, Action::Read).await?;
         let patient = owner.ok_or_else(|| Error::not_found("conversation"))?;
         keys.require_patient(patient, "conversation_id")?;
-        let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
+        let mut tx = AuditTx::begin(scope).await?;
         let lock = table::lock_clause(&tx);
         let conversation = tx
             .fetch_optional(
@@ -350,7 +360,7 @@ impl Messages<'_> {
         if message.patient_id != patient {
             return Err(Error::not_found("conversation"));
         }
-        table::insert_in(&mut tx, &keys, org, &message).await?;
+        let event = table::insert_in(&mut tx, &keys, org, &message).await?;
         let updated = tx
             .execute(
                 Query::new(
@@ -369,6 +379,7 @@ impl Messages<'_> {
             // Unreachable while the row is locked; dropping `tx` rolls the insert back.
             return Err(Error::not_found("conversation"));
         }
+        tx.record(event).await?;
         tx.commit().await?;
         Ok(message)
     }
@@ -380,7 +391,7 @@ impl Messages<'_> {
         let after = page.after.as_ref().map(decode_cursor).transpose()?;
         let scope = self.scope();
         let org = scope.organization_id();
-        let access = scope.row_filter("messages", Action::Read)?;
+        let access = table::access::<Message>(scope, Action::Read, None).await?;
         let base = format!(
             "SELECT * FROM messages WHERE organization_id = $1 AND conversation_id = $2 AND deleted_at IS NULL{access}"
         );
@@ -396,11 +407,12 @@ impl Messages<'_> {
             None => Query::new(format!("{base} {order} LIMIT $3")).bind(org).bind(conversation_id),
         }
         .bind(i64::from(limit) + 1);
-        let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
+        let mut tx = AuditTx::begin(scope).await?;
         let mut rows = tx.fetch_all(query).await?;
-        tx.commit().await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
+        tx.record(read_event("messages", &rows, None)?).await?;
+        tx.commit().await?;
         let items: Vec<Message> = table::decode_rows(scope, &rows).await?;
         let next = if more { items.last().map(encode_cursor) } else { None };
         Ok(Page { items, next })

@@ -20,10 +20,12 @@ use uuid::Uuid;
 
 use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
+use crate::audit::event::read_event;
+use crate::audit::{check, AuditTx, Event};
 use crate::crypto::RowCrypto;
-use crate::db::{IntoValue, Query, Row, Tx, TxMode, Value};
+use crate::db::{IntoValue, Query, Row, Tx, Value};
 use crate::error::{Error, Result};
-use crate::model::{Mission, MissionPatch, NewMission};
+use crate::model::{AuditAction, Mission, MissionPatch, NewMission};
 use crate::scope::Scope;
 use crate::validate;
 
@@ -289,6 +291,11 @@ async fn touch_mission(tx: &mut Tx, organization: Uuid, id: Uuid, now: DateTime<
     Ok(())
 }
 
+/// The event of a change to a mission's prerequisites.
+fn mission_update(mission_id: Uuid) -> Event {
+    Event::on(AuditAction::Update, Mission::TABLE).entity(mission_id).records([mission_id]).changed(["prerequisites"])
+}
+
 impl Missions<'_> {
     /// Validates `new` and stores the mission and its prerequisite rows in one transaction; returns
     /// the mission. Every prerequisite must be a live mission of this organization, else the error is
@@ -301,7 +308,9 @@ impl Missions<'_> {
     /// [`Missions::create_with_prerequisites`] with a caller-chosen id (the development seed's stable
     /// ids).
     pub(crate) async fn create_with_prerequisites_and_id(&self, id: Uuid, mut new: NewMission) -> Result<Mission> {
-        self.scope().authorize(Resource::Mission, Action::Create)?;
+        let scope = self.scope();
+        check(scope, Mission::TABLE, Action::Create, None, None, scope.authorize(Resource::Mission, Action::Create))
+            .await?;
         let prerequisites: Vec<Uuid> =
             std::mem::take(&mut new.prerequisites).into_iter().collect::<BTreeSet<_>>().into_iter().collect();
         if prerequisites.len() > MAX_PREREQUISITES {
@@ -310,13 +319,15 @@ impl Missions<'_> {
         if prerequisites.contains(&id) {
             return Err(Error::validation("prerequisites", "a mission cannot be its own prerequisite"));
         }
-        let scope = self.scope();
         let org = scope.organization_id();
         let now = crate::time::now();
         let mission = Mission::build(org, id, now, new)?;
         let keys = scope.db().key_set(org, None).await?;
-        let insert = table::insert_query(&keys, org, &mission)?;
-        let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
+        let (insert, mut event) = table::insert_query(&keys, org, &mission)?;
+        if !prerequisites.is_empty() {
+            event = event.changed(["prerequisites"]);
+        }
+        let mut tx = AuditTx::begin(scope).await?;
         // Sorted ids: concurrent creations lock shared prerequisites in the same order.
         for p in &prerequisites {
             if !live_mission_locked(&mut tx, org, *p).await? {
@@ -330,6 +341,7 @@ impl Missions<'_> {
         for p in &prerequisites {
             tx.execute(insert_edge(org, mission.id, *p, now)).await?;
         }
+        tx.record(event).await?;
         tx.commit().await?;
         Ok(mission)
     }
@@ -338,9 +350,17 @@ impl Missions<'_> {
     /// `not_found` when the mission does not exist in this organization.
     pub async fn prerequisites(&self, mission_id: Uuid) -> Result<Vec<Uuid>> {
         let scope = self.scope();
-        scope.authorize(Resource::Mission, Action::Read)?;
+        check(
+            scope,
+            Mission::TABLE,
+            Action::Read,
+            Some(mission_id),
+            None,
+            scope.authorize(Resource::Mission, Action::Read),
+        )
+        .await?;
         let org = scope.organization_id();
-        let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
+        let mut tx = AuditTx::begin(scope).await?;
         let exists = tx
             .fetch_optional(
                 Query::new(
@@ -353,6 +373,9 @@ impl Missions<'_> {
             .await?
             .is_some();
         if !exists {
+            // Like `get`: a read naming a missing mission is recorded as NOT_FOUND.
+            tx.record(read_event(Mission::TABLE, &[], Some(mission_id))?).await?;
+            tx.commit().await?;
             return Err(Error::not_found(Mission::ENTITY));
         }
         let rows = tx
@@ -368,8 +391,10 @@ impl Missions<'_> {
                 .bind(mission_id),
             )
             .await?;
+        let ids = rows.iter().map(|r| r.uuid("prerequisite_mission_id")).collect::<Result<Vec<_>>>()?;
+        tx.record(Event::on(AuditAction::Read, Mission::TABLE).entity(mission_id).records(ids.iter().copied())).await?;
         tx.commit().await?;
-        rows.iter().map(|r| r.uuid("prerequisite_mission_id")).collect()
+        Ok(ids)
     }
 
     /// Makes `prerequisite_id` a prerequisite of `mission_id`. Returns false when it already was.
@@ -378,14 +403,22 @@ impl Missions<'_> {
     /// this organization, or an edge that would make a cycle.
     pub async fn add_prerequisite(&self, mission_id: Uuid, prerequisite_id: Uuid) -> Result<bool> {
         const FIELD: &str = "prerequisite_mission_id";
-        self.scope().authorize(Resource::Mission, Action::Update)?;
+        let scope = self.scope();
+        check(
+            scope,
+            Mission::TABLE,
+            Action::Update,
+            Some(mission_id),
+            None,
+            scope.authorize(Resource::Mission, Action::Update),
+        )
+        .await?;
         if mission_id == prerequisite_id {
             return Err(Error::validation(FIELD, "a mission cannot be its own prerequisite"));
         }
-        let scope = self.scope();
         let org = scope.organization_id();
         let now = crate::time::now();
-        let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
+        let mut tx = AuditTx::begin(scope).await?;
         lock_graph(&mut tx, org).await?;
         touch_mission(&mut tx, org, mission_id, now).await?;
         if !live_mission_locked(&mut tx, org, prerequisite_id).await? {
@@ -426,21 +459,35 @@ impl Missions<'_> {
             .transpose()?
             .unwrap_or(0);
         let added = tx.execute(insert_edge(org, mission_id, prerequisite_id, now)).await? > 0;
-        if added && count >= MAX_PREREQUISITES as i64 {
+        if !added {
+            // Already a prerequisite: nothing changed, so the transaction is dropped (rolled back),
+            // leaving the mission's updated_at alone, as remove_prerequisite does.
+            return Ok(false);
+        }
+        if count >= MAX_PREREQUISITES as i64 {
             return Err(Error::validation("prerequisites", "must have at most 100 entries"));
         }
+        tx.record(mission_update(mission_id)).await?;
         tx.commit().await?;
-        Ok(added)
+        Ok(true)
     }
 
     /// Removes `prerequisite_id` from the prerequisites of `mission_id`. Returns false when it was not
     /// one; `not_found` when `mission_id` is not a live mission of this organization.
     pub async fn remove_prerequisite(&self, mission_id: Uuid, prerequisite_id: Uuid) -> Result<bool> {
         let scope = self.scope();
-        scope.authorize(Resource::Mission, Action::Update)?;
+        check(
+            scope,
+            Mission::TABLE,
+            Action::Update,
+            Some(mission_id),
+            None,
+            scope.authorize(Resource::Mission, Action::Update),
+        )
+        .await?;
         let org = scope.organization_id();
         let now = crate::time::now();
-        let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
+        let mut tx = AuditTx::begin(scope).await?;
         touch_mission(&mut tx, org, mission_id, now).await?;
         let removed = tx
             .execute(
@@ -455,9 +502,10 @@ impl Missions<'_> {
             .await?
             > 0;
         if !removed {
-            // Nothing changed: do not bump the mission's updated_at.
+            // Nothing changed: do not bump the mission's updated_at (the transaction is dropped).
             return Ok(false);
         }
+        tx.record(mission_update(mission_id)).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -9,9 +9,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::page::{Cursor, Page, PageRequest};
+use crate::access::{Action, Resource};
+use crate::audit::event::read_event;
+use crate::audit::{check, AuditTx, Event};
 use crate::crypto::KeySet;
 use crate::db::{Database, IntoValue, Query, Row, TxMode};
 use crate::error::{Error, Result};
+use crate::model::AuditAction;
 use crate::model::{Address, NewOrganization, Organization, OrganizationPatch};
 use crate::scope::Scope;
 use crate::validate;
@@ -32,15 +36,24 @@ impl Database {
 
 impl Scope {
     /// Updates the scope's own organization (its administrators manage name, contacts and settings).
+    /// Recorded as `CONFIG_CHANGE` with the names of the fields the patch sets.
     pub async fn update_organization(&self, patch: OrganizationPatch) -> Result<Organization> {
-        self.authorize(crate::access::Resource::Organization, crate::access::Action::Update)?;
-        self.db().organizations().update(self.organization_id(), patch).await
+        let allowed = self.authorize(Resource::Organization, Action::Update);
+        check(self, TABLE, Action::Update, Some(self.organization_id()), None, allowed).await?;
+        self.db().organizations().update_as(self, patch).await
     }
 
-    /// The scope's own organization.
+    /// The scope's own organization (its settings decrypted; recorded as a read).
     pub async fn organization(&self) -> Result<Organization> {
-        self.authorize(crate::access::Resource::Organization, crate::access::Action::Read)?;
-        self.db().organizations().get(self.organization_id()).await
+        let id = self.organization_id();
+        check(self, TABLE, Action::Read, Some(id), None, self.authorize(Resource::Organization, Action::Read)).await?;
+        let mut tx = AuditTx::begin(self).await?;
+        let row = tx
+            .fetch_optional(Query::new("SELECT * FROM organizations WHERE id = $1 AND deleted_at IS NULL").bind(id))
+            .await?;
+        tx.record(read_event(TABLE, row.as_slice(), Some(id))?).await?;
+        tx.commit().await?;
+        decode(self.db(), &row.ok_or_else(|| Error::not_found("organization"))?).await
     }
 }
 
@@ -159,9 +172,13 @@ impl Organizations<'_> {
             names.join(", "),
             (3..cols.len() + 3).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
         );
+        let written: Vec<&'static str> = cols.iter().filter(|(_, v)| !v.is_null()).map(|(n, _)| *n).collect();
         let insert = cols.into_iter().fold(Query::new(sql).bind(id).bind(now), |q, (_, v)| q.bind(v));
-        let mut tx = self.db.begin(Some(id), TxMode::Write).await?;
+        // Audited in the new organization's own chain, as the platform.
+        let scope = Scope::platform_for(self.db, id);
+        let mut tx = AuditTx::begin(&scope).await?;
         tx.execute(insert).await?;
+        tx.record(Event::on(AuditAction::Create, TABLE).entity(id).records([id]).changed(written)).await?;
         tx.commit().await?;
         Ok(org)
     }
@@ -202,12 +219,20 @@ impl Organizations<'_> {
     }
 
     /// Applies `patch` in one transaction, with the row locked; returns the updated organization.
+    /// Recorded as `CONFIG_CHANGE` by the platform in the organization's chain.
     pub async fn update(&self, id: Uuid, patch: OrganizationPatch) -> Result<Organization> {
         if !self.exists(id).await? {
             return Err(Error::not_found("organization"));
         }
+        self.update_as(&Scope::platform_for(self.db, id), patch).await
+    }
+
+    /// [`Organizations::update`] of the scope's organization, recorded under the scope's actor.
+    pub(crate) async fn update_as(&self, scope: &Scope, patch: OrganizationPatch) -> Result<Organization> {
+        let id = scope.organization_id();
+        let changed = patch_fields(&patch);
         let keys = self.db.key_set(id, None).await?;
-        let mut tx = self.db.begin(Some(id), TxMode::Write).await?;
+        let mut tx = AuditTx::begin(scope).await?;
         let lock = crate::repo::table::lock_clause(&tx);
         let row = tx
             .fetch_optional(
@@ -225,6 +250,7 @@ impl Organizations<'_> {
         if tx.execute(q).await? == 0 {
             return Err(Error::not_found("organization"));
         }
+        tx.record(Event::on(AuditAction::ConfigChange, TABLE).entity(id).records([id]).changed(changed)).await?;
         tx.commit().await?;
         Ok(org)
     }
@@ -232,7 +258,11 @@ impl Organizations<'_> {
     /// Soft-deletes an organization: scopes can no longer be opened for it; its data stays.
     pub async fn delete(&self, id: Uuid) -> Result<()> {
         let now = crate::time::now();
-        let mut tx = self.db.begin(Some(id), TxMode::Write).await?;
+        if !self.exists(id).await? {
+            return Err(Error::not_found("organization"));
+        }
+        let scope = Scope::platform_for(self.db, id);
+        let mut tx = AuditTx::begin(&scope).await?;
         let n = tx
             .execute(
                 Query::new(
@@ -245,6 +275,7 @@ impl Organizations<'_> {
         if n == 0 {
             return Err(Error::not_found("organization"));
         }
+        tx.record(Event::on(AuditAction::Delete, TABLE).entity(id).records([id]).changed(["deleted_at"])).await?;
         tx.commit().await
     }
 
@@ -273,6 +304,25 @@ impl Organizations<'_> {
             if rows.len() > limit as usize { items.last().map(|o| Cursor::encode(&o.id.to_string())) } else { None };
         Ok(Page { items, next })
     }
+}
+
+/// Names of the fields a patch sets (for the audit event; never their values).
+fn patch_fields(p: &OrganizationPatch) -> Vec<&'static str> {
+    [
+        ("name", p.name.is_some()),
+        ("type", p.organization_type.is_some()),
+        ("tax_id", p.tax_id.is_some()),
+        ("address", p.address.is_some()),
+        ("phone", p.phone.is_some()),
+        ("email", p.email.is_some()),
+        ("is_active", p.is_active.is_some()),
+        ("settings", p.settings.is_some()),
+        ("compliance_regimes", p.compliance_regimes.is_some()),
+        ("data_retention_years", p.data_retention_years.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(n, set)| set.then_some(n))
+    .collect()
 }
 
 fn apply(o: &mut Organization, p: OrganizationPatch, now: DateTime<Utc>) -> Result<()> {

@@ -1,18 +1,23 @@
 //! Generic SQL for [`Model`]s: insert, get, update, soft delete, filtered listings.
 //!
 //! Every operation gathers the keys it needs first (the organization's, plus those of the patients
-//! whose rows it touches), never while holding a transaction, then runs one transaction. Rows are
-//! decoded after their transaction commits, with the keys of exactly the patients they belong to.
+//! whose rows it touches), never while holding a transaction, then runs one [`AuditTx`]: the work and
+//! its audit event commit together. Rows are decoded after their transaction commits, with the keys of
+//! exactly the patients they belong to. A refused operation records `ACCESS_DENIED` and touches
+//! nothing.
 
 use uuid::Uuid;
 
 use super::page::{Cursor, Page, PageRequest};
 use super::{Model, Updatable};
 use crate::access::{Action, Resource};
+use crate::audit::event::{patient_column, read_event, update_action};
+use crate::audit::{check, AuditTx, Event};
 use crate::classification::KeyOwner;
 use crate::crypto::{BlindIndexKind, KeySet};
 use crate::db::{IntoValue, Query, Row, Tx, TxMode, Value};
 use crate::error::{CryptoErrorKind, Error, Result};
+use crate::model::AuditAction;
 use crate::scope::Scope;
 
 fn live_filter<M: Model>() -> &'static str {
@@ -99,10 +104,50 @@ fn check_times(columns: &[(&'static str, Value)]) -> Result<()> {
     Ok(())
 }
 
-/// The INSERT statement for `model`.
-pub(crate) fn insert_query<M: Model>(keys: &KeySet, organization: Uuid, model: &M) -> Result<Query> {
+/// Column names an audit event lists as written: the model's fields, without keys and bookkeeping.
+fn audited_column(name: &str) -> bool {
+    !matches!(name, "id" | "organization_id" | "created_at" | "updated_at") && !name.ends_with("_bidx")
+}
+
+/// The `CREATE` event of inserting `columns` as row `id` of `M`.
+fn create_event<M: Model>(id: Uuid, columns: &[(&'static str, Value)]) -> Event {
+    let patient = match patient_column(M::TABLE) {
+        Some("id") => Some(id),
+        Some(column) => columns.iter().find_map(|(n, v)| match v {
+            Value::Uuid(Some(p)) if *n == column => Some(*p),
+            _ => None,
+        }),
+        None => None,
+    };
+    let written = columns.iter().filter(|(n, v)| audited_column(n) && !v.is_null()).map(|(n, _)| *n);
+    Event::on(AuditAction::Create, M::TABLE).entity(id).records([id]).patient(patient).changed(written)
+}
+
+/// The names of the fields that differ between two versions of a row, compared on plaintext
+/// fingerprints (ciphertexts differ on every write).
+pub(crate) fn changed_fields<M: Model>(
+    keys: &KeySet,
+    before: &[(&'static str, Value)],
+    after: &M,
+) -> Result<Vec<&'static str>> {
+    let after = after.columns(&keys.fingerprint_row(M::TABLE, after.id(), model_owner(after)?)?)?;
+    Ok(after
+        .iter()
+        .filter(|(n, v)| audited_column(n) && before.iter().find(|(b, _)| b == n).is_none_or(|(_, bv)| bv != v))
+        .map(|(n, _)| *n)
+        .collect())
+}
+
+/// Fingerprints of a row's columns, to compare with [`changed_fields`] after a change.
+pub(crate) fn fingerprints<M: Model>(keys: &KeySet, model: &M) -> Result<Vec<(&'static str, Value)>> {
+    model.columns(&keys.fingerprint_row(M::TABLE, model.id(), model_owner(model)?)?)
+}
+
+/// The INSERT statement for `model`, and the audit event describing it.
+pub(crate) fn insert_query<M: Model>(keys: &KeySet, organization: Uuid, model: &M) -> Result<(Query, Event)> {
     let columns = model.columns(&keys.row(M::TABLE, model.id(), model_owner(model)?)?)?;
     check_times(&columns)?;
+    let event = create_event::<M>(model.id(), &columns);
     let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
     let placeholders: Vec<String> = (1..=columns.len() + 1).map(|i| format!("${i}")).collect();
     let sql = format!(
@@ -111,7 +156,7 @@ pub(crate) fn insert_query<M: Model>(keys: &KeySet, organization: Uuid, model: &
         names.join(", "),
         placeholders.join(", ")
     );
-    Ok(columns.into_iter().fold(Query::new(sql).bind(organization), |q, (_, v)| q.bind(v)))
+    Ok((columns.into_iter().fold(Query::new(sql).bind(organization), |q, (_, v)| q.bind(v)), event))
 }
 
 /// While an organization key rotation runs, rows are indexed under two key versions at once, and each
@@ -160,11 +205,13 @@ pub(crate) async fn check_identifiers<M: Model>(
     Ok(())
 }
 
-/// Checks identifiers (see [`check_identifiers`]) and inserts `model` inside `tx`.
-pub(crate) async fn insert_in<M: Model>(tx: &mut Tx, keys: &KeySet, organization: Uuid, model: &M) -> Result<()> {
+/// Checks identifiers (see [`check_identifiers`]) and inserts `model` inside `tx`; returns the audit
+/// event for the caller to record in the same transaction.
+pub(crate) async fn insert_in<M: Model>(tx: &mut Tx, keys: &KeySet, organization: Uuid, model: &M) -> Result<Event> {
     check_identifiers(tx, keys, organization, model).await?;
-    tx.execute(insert_query(keys, organization, model)?).await?;
-    Ok(())
+    let (query, event) = insert_query(keys, organization, model)?;
+    tx.execute(query).await?;
+    Ok(event)
 }
 
 /// Fails with `permission_denied` unless the scope may create `model` (a patient only their own).
@@ -176,16 +223,28 @@ pub(crate) fn authorize_create<M: Model>(scope: &Scope, model: &M) -> Result<()>
     }
 }
 
+/// [`authorize_create`], recording a refusal.
+pub(crate) async fn check_create<M: Model>(scope: &Scope, model: &M) -> Result<()> {
+    let patient = model_owner(model).ok().flatten();
+    check(scope, M::TABLE, Action::Create, None, patient, authorize_create(scope, model)).await
+}
+
+/// [`Scope::row_filter`], recording a refusal.
+pub(crate) async fn access<M: Model>(scope: &Scope, action: Action, target: Option<Uuid>) -> Result<String> {
+    check(scope, M::TABLE, action, target, None, scope.row_filter(M::TABLE, action)).await
+}
+
 /// Inserts `model` in its own transaction (creating the patient's key first for a new patient).
 pub(crate) async fn insert<M: Model>(scope: &Scope, model: &M) -> Result<()> {
     let org = scope.organization_id();
-    authorize_create(scope, model)?;
+    check_create(scope, model).await?;
     if M::CREATES_PATIENT_KEY {
         scope.db().create_patient_key(org, model.id()).await?;
     }
     let keys = keys_for(scope, model).await?;
-    let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
-    insert_in(&mut tx, &keys, org, model).await?;
+    let mut tx = AuditTx::begin(scope).await?;
+    let event = insert_in(&mut tx, &keys, org, model).await?;
+    tx.record(event).await?;
     tx.commit().await
 }
 
@@ -214,11 +273,12 @@ pub(crate) async fn get_in<M: Model>(
 /// Reads one live row of `M` by id.
 pub(crate) async fn get<M: Model>(scope: &Scope, id: Uuid) -> Result<M> {
     let org = scope.organization_id();
-    let access = scope.row_filter(M::TABLE, Action::Read)?;
+    let access = access::<M>(scope, Action::Read, Some(id)).await?;
     let sql =
         format!("SELECT * FROM {} WHERE organization_id = $1 AND id = $2{}{access}", M::TABLE, live_filter::<M>());
-    let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
+    let mut tx = AuditTx::begin(scope).await?;
     let row = tx.fetch_optional(Query::new(sql).bind(org).bind(id)).await?;
+    tx.record(read_event(M::TABLE, row.as_slice(), Some(id))?).await?;
     tx.commit().await?;
     let row = row.ok_or_else(|| Error::not_found(M::ENTITY))?;
     decode_rows(scope, std::slice::from_ref(&row)).await?.pop().ok_or_else(|| Error::not_found(M::ENTITY))
@@ -227,7 +287,7 @@ pub(crate) async fn get<M: Model>(scope: &Scope, id: Uuid) -> Result<M> {
 /// The keys needed to rewrite the live row `id` of `M` (its owner's), or `not_found`.
 pub(crate) async fn keys_for_row<M: Model>(scope: &Scope, id: Uuid, action: Action) -> Result<(KeySet, Option<Uuid>)> {
     let org = scope.organization_id();
-    let access = scope.row_filter(M::TABLE, action)?;
+    let access = access::<M>(scope, action, Some(id)).await?;
     let owner = match M::KEY_OWNER {
         KeyOwner::Organization => None,
         KeyOwner::Patient { column } => {
@@ -243,6 +303,13 @@ pub(crate) async fn keys_for_row<M: Model>(scope: &Scope, id: Uuid, action: Acti
         }
     };
     Ok((scope.db().key_set(org, owner).await?, owner))
+}
+
+/// The `UPDATE` (or `CONFIG_CHANGE`) event of rewriting row `model` with `changed` fields.
+pub(crate) fn update_event<M: Model>(model: &M, changed: Vec<&'static str>, patient: Option<Uuid>) -> Event {
+    let id = model.id();
+    let patient = if M::TABLE == "patients" { Some(id) } else { patient };
+    Event::on(update_action(M::TABLE), M::TABLE).entity(id).records([id]).patient(patient).changed(changed)
 }
 
 /// The UPDATE statement writing every column of `model` (except its id and creation time).
@@ -281,12 +348,12 @@ pub(crate) async fn update<M: Updatable>(scope: &Scope, id: Uuid, patch: M::Patc
     let org = scope.organization_id();
     let (mut keys, owner) = keys_for_row::<M>(scope, id, Action::Update).await?;
     let access = scope.row_filter(M::TABLE, Action::Update)?;
-    let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
+    let mut tx = AuditTx::begin(scope).await?;
     let mut model: M = match get_in(&mut tx, &keys, org, id, &access, true).await {
         Err(e) if is_unknown_key(&e) => {
             drop(tx); // never wait for the key store while holding a transaction
             keys = scope.db().refresh_key_set(&keys).await?.ok_or(e)?;
-            tx = scope.db().begin(Some(org), TxMode::Write).await?;
+            tx = AuditTx::begin(scope).await?;
             get_in(&mut tx, &keys, org, id, &access, true).await?
         }
         got => got?,
@@ -295,57 +362,63 @@ pub(crate) async fn update<M: Updatable>(scope: &Scope, id: Uuid, patch: M::Patc
         // The owner column never changes; a mismatch means the row was replaced under us.
         return Err(Error::not_found(M::ENTITY));
     }
+    let before = fingerprints(&keys, &model)?;
     model.apply(patch, crate::time::now())?;
+    let changed = changed_fields(&keys, &before, &model)?;
     write_in(&mut tx, &keys, org, &model).await?;
+    tx.record(update_event(&model, changed, row_patient::<M>(&before, owner))).await?;
     tx.commit().await?;
     Ok(model)
 }
 
+/// The patient a row is about, for its audit event: its key owner, or the patient column among its
+/// (fingerprinted) columns for organization-keyed models such as points and onboarding.
+fn row_patient<M: Model>(columns: &[(&'static str, Value)], owner: Option<Uuid>) -> Option<Uuid> {
+    owner.or_else(|| {
+        let column = patient_column(M::TABLE)?;
+        columns.iter().find_map(|(n, v)| match v {
+            Value::Uuid(Some(p)) if *n == column => Some(*p),
+            _ => None,
+        })
+    })
+}
+
 /// Brings a soft-deleted row back (a returning patient keeps their identifiers and history).
 pub(crate) async fn restore<M: Model>(scope: &Scope, id: Uuid) -> Result<()> {
+    let access = access::<M>(scope, Action::Update, Some(id)).await?;
+    set_deleted::<M>(scope, id, &access, false).await
+}
+
+/// Sets or clears `deleted_at` of row `id` (live rows for a delete, deleted ones for a restore) and
+/// records the event; `not_found` (and no event) when there is no such row.
+async fn set_deleted<M: Model>(scope: &Scope, id: Uuid, access: &str, delete: bool) -> Result<()> {
     let org = scope.organization_id();
-    let access = scope.row_filter(M::TABLE, Action::Update)?;
-    let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
-    let affected = tx
-        .execute(
+    let (value, state) = if delete { ("$1", "IS NULL") } else { ("NULL", "IS NOT NULL") };
+    let returning = patient_column(M::TABLE).unwrap_or("id");
+    let mut tx = AuditTx::begin(scope).await?;
+    let row = tx
+        .fetch_optional(
             Query::new(format!(
-                "UPDATE {} SET deleted_at = NULL, updated_at = $1 \
-                 WHERE organization_id = $2 AND id = $3 AND deleted_at IS NOT NULL{access}",
+                "UPDATE {} SET deleted_at = {value}, updated_at = $1 \
+                 WHERE organization_id = $2 AND id = $3 AND deleted_at {state}{access} RETURNING {returning} AS subject",
                 M::TABLE
             ))
             .bind(crate::time::now())
             .bind(org)
             .bind(id),
         )
-        .await?;
-    if affected == 0 {
-        return Err(Error::not_found(M::ENTITY));
-    }
+        .await?
+        .ok_or_else(|| Error::not_found(M::ENTITY))?;
+    let patient = if patient_column(M::TABLE).is_some() { Some(row.uuid("subject")?) } else { None };
+    let action = if delete { AuditAction::Delete } else { update_action(M::TABLE) };
+    tx.record(Event::on(action, M::TABLE).entity(id).records([id]).patient(patient).changed(["deleted_at"])).await?;
     tx.commit().await
 }
 
 /// Marks a live row deleted.
 pub(crate) async fn soft_delete<M: Model>(scope: &Scope, id: Uuid) -> Result<()> {
-    let org = scope.organization_id();
-    let access = scope.row_filter(M::TABLE, Action::Delete)?;
-    let now = crate::time::now();
-    let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
-    let affected = tx
-        .execute(
-            Query::new(format!(
-                "UPDATE {} SET deleted_at = $1, updated_at = $1 \
-                 WHERE organization_id = $2 AND id = $3 AND deleted_at IS NULL{access}",
-                M::TABLE
-            ))
-            .bind(now)
-            .bind(org)
-            .bind(id),
-        )
-        .await?;
-    if affected == 0 {
-        return Err(Error::not_found(M::ENTITY));
-    }
-    tx.commit().await
+    let access = access::<M>(scope, Action::Delete, Some(id)).await?;
+    set_deleted::<M>(scope, id, &access, true).await
 }
 
 /// A page of live rows of `M` matching `filter` (SQL starting with ` AND ...`, placeholders from `$2`,
@@ -359,7 +432,7 @@ pub(crate) async fn list_where<M: Model>(
     let limit = page.checked_limit()?;
     let after = page.after_id()?;
     let org = scope.organization_id();
-    let access = scope.row_filter(M::TABLE, Action::Read)?;
+    let access = access::<M>(scope, Action::Read, None).await?;
     let k = args.len() + 2;
     let sql = format!(
         "SELECT * FROM {} WHERE organization_id = $1{}{filter}{access} AND (${k} IS NULL OR id < ${k}) \
@@ -370,11 +443,12 @@ pub(crate) async fn list_where<M: Model>(
     );
     let query =
         args.into_iter().fold(Query::new(sql).bind(org), |q, v| q.bind(v)).bind(after).bind(i64::from(limit) + 1);
-    let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
+    let mut tx = AuditTx::begin(scope).await?;
     let mut rows = tx.fetch_all(query).await?;
-    tx.commit().await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
+    tx.record(read_event(M::TABLE, &rows, None)?).await?;
+    tx.commit().await?;
     let items: Vec<M> = decode_rows(scope, &rows).await?;
     let next = if more { items.last().map(|m| Cursor::encode(&m.id().to_string())) } else { None };
     Ok(Page { items, next })
@@ -383,12 +457,13 @@ pub(crate) async fn list_where<M: Model>(
 /// The one live row of `M` matching `filter` (placeholders from `$2`), if any.
 pub(crate) async fn find_where<M: Model>(scope: &Scope, filter: &str, args: Vec<Value>) -> Result<Option<M>> {
     let org = scope.organization_id();
-    let access = scope.row_filter(M::TABLE, Action::Read)?;
+    let access = access::<M>(scope, Action::Read, None).await?;
     let sql =
         format!("SELECT * FROM {} WHERE organization_id = $1{}{filter}{access} LIMIT 2", M::TABLE, live_filter::<M>());
     let query = args.into_iter().fold(Query::new(sql).bind(org), |q, v| q.bind(v));
-    let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
+    let mut tx = AuditTx::begin(scope).await?;
     let rows = tx.fetch_all(query).await?;
+    tx.record(read_event(M::TABLE, &rows, None)?).await?;
     tx.commit().await?;
     if rows.len() > 1 {
         return Err(Error::CorruptData(format!("{} lookup matched more than one row", M::TABLE)));

@@ -21,12 +21,13 @@ use uuid::Uuid;
 
 use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
+use crate::audit::{check, AuditTx, Event};
 use crate::crypto::{RowCrypto, Sensitive};
-use crate::db::{IntoValue, Query, Row, TxMode, Value};
+use crate::db::{IntoValue, Query, Row, Value};
 use crate::error::{Error, Result};
 use crate::model::{
-    IntegrationStatus, NewTasyIntegration, NewTasySync, SyncOutcome, SyncStatus, TasyIntegration, TasyIntegrationPatch,
-    TasySyncLog, TasySyncStart,
+    AuditAction, IntegrationStatus, NewTasyIntegration, NewTasySync, SyncOutcome, SyncStatus, TasyIntegration,
+    TasyIntegrationPatch, TasySyncLog, TasySyncStart,
 };
 use crate::scope::Scope;
 use crate::validate;
@@ -487,13 +488,23 @@ impl TasySyncLogs<'_> {
     /// on `integration_id`.
     pub async fn start(&self, integration_id: Uuid, new: NewTasySync) -> Result<TasySyncLog> {
         let scope = self.scope();
-        scope.authorize(Resource::TasySyncLog, Action::Create)?;
+        check(
+            scope,
+            TasySyncLog::TABLE,
+            Action::Create,
+            None,
+            None,
+            scope.authorize(Resource::TasySyncLog, Action::Create),
+        )
+        .await?;
         let org = scope.organization_id();
         let now = crate::time::now();
         let run = TasySyncLog::build(org, Uuid::now_v7(), now, TasySyncStart { integration_id, sync: new })?;
         let keys = scope.db().key_set(org, None).await?;
-        let insert = table::insert_query(&keys, org, &run)?;
-        let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
+        let (insert, created) = table::insert_query(&keys, org, &run)?;
+        // Starting a run is recorded as a SYNC of the new run (with the columns it wrote).
+        let event = Event { action: AuditAction::Sync, ..created };
+        let mut tx = AuditTx::begin(scope).await?;
         let live = tx
             .fetch_optional(
                 Query::new(
@@ -511,6 +522,7 @@ impl TasySyncLogs<'_> {
             ));
         }
         tx.execute(insert).await?;
+        tx.record(event).await?;
         tx.commit().await?;
         Ok(run)
     }
@@ -522,15 +534,24 @@ impl TasySyncLogs<'_> {
     pub async fn finish(&self, id: Uuid, outcome: SyncOutcome) -> Result<TasySyncLog> {
         let outcome = checked_outcome(outcome)?;
         let scope = self.scope();
-        let access = scope.row_filter("tasy_sync_logs", Action::Update)?;
-        scope.authorize(Resource::TasyIntegration, Action::Update)?;
+        let access = table::access::<TasySyncLog>(scope, Action::Update, Some(id)).await?;
+        check(
+            scope,
+            TasyIntegration::TABLE,
+            Action::Update,
+            None,
+            None,
+            scope.authorize(Resource::TasyIntegration, Action::Update),
+        )
+        .await?;
         let org = scope.organization_id();
         let keys = scope.db().key_set(org, None).await?;
-        let mut tx = scope.db().begin(Some(org), TxMode::Write).await?;
+        let mut tx = AuditTx::begin(scope).await?;
         let mut run: TasySyncLog = table::get_in(&mut tx, &keys, org, id, &access, true).await?;
         if !matches!(run.status, SyncStatus::Running | SyncStatus::Pending) {
             return Err(Error::Conflict { field: "status".into() });
         }
+        let before = table::fingerprints(&keys, &run)?;
 
         // The run.
         let completed_at = crate::time::now().max(run.started_at);
@@ -634,6 +655,10 @@ impl TasySyncLogs<'_> {
         if tx.execute(update).await? != 1 {
             return Err(Error::CorruptData("tasy_integrations row vanished during finish".into()));
         }
+        // One event for the finished run; the integration's schedule, counters and status follow from it.
+        let changed = table::changed_fields(&keys, &before, &run)?;
+        tx.record(Event::on(AuditAction::Sync, TasySyncLog::TABLE).entity(run.id).records([run.id]).changed(changed))
+            .await?;
         tx.commit().await?;
         Ok(run)
     }

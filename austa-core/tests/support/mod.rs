@@ -244,3 +244,73 @@ impl TestDb {
         }
     }
 }
+
+impl TestDb {
+    /// A single integer from raw SQL as the database owner.
+    pub async fn raw_i64(&self, sql: &str) -> i64 {
+        match self.backend {
+            Backend::Sqlite => {
+                let p = self.sqlite_pool().await;
+                let v: i64 = sqlx::query_scalar(sql).fetch_one(&p).await.expect("raw scalar");
+                p.close().await;
+                v
+            }
+            Backend::Postgres => {
+                let p = self.pg_pool().await;
+                let v: i64 = sqlx::query_scalar(sql).fetch_one(&p).await.expect("raw scalar");
+                p.close().await;
+                v
+            }
+        }
+    }
+
+    /// A single text value from raw SQL as the database owner (cast non-text columns in the query).
+    pub async fn raw_text(&self, sql: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => {
+                let p = self.sqlite_pool().await;
+                let v: String = sqlx::query_scalar(sql).fetch_one(&p).await.expect("raw text");
+                p.close().await;
+                v
+            }
+            Backend::Postgres => {
+                let p = self.pg_pool().await;
+                let v: String = sqlx::query_scalar(sql).fetch_one(&p).await.expect("raw text");
+                p.close().await;
+                v
+            }
+        }
+    }
+
+    /// Runs a raw SQL script (several statements) as the database owner; returns the error text if
+    /// it fails.
+    pub async fn raw_script(&self, sql: &str) -> Result<(), String> {
+        match self.backend {
+            Backend::Sqlite => {
+                let p = self.sqlite_pool().await;
+                let r = sqlx::raw_sql(sql).execute(&p).await.map(|_| ()).map_err(|e| e.to_string());
+                p.close().await;
+                r
+            }
+            Backend::Postgres => {
+                let p = self.pg_pool().await;
+                let r = sqlx::raw_sql(sql).execute(&p).await.map(|_| ()).map_err(|e| e.to_string());
+                p.close().await;
+                r
+            }
+        }
+    }
+
+    /// Tampers with the audit tables as someone with full database access would: around the
+    /// append-only triggers (PostgreSQL: replica mode for the session; SQLite: the triggers dropped).
+    pub async fn tamper(&self, sql: &str) {
+        let script = match self.backend {
+            Backend::Postgres => format!("SET session_replication_role = replica; {sql}"),
+            Backend::Sqlite => format!(
+                "DROP TRIGGER IF EXISTS audit_logs_no_update; DROP TRIGGER IF EXISTS audit_logs_no_delete; \
+                 DROP TRIGGER IF EXISTS audit_chain_no_update; DROP TRIGGER IF EXISTS audit_chain_no_delete; {sql}"
+            ),
+        };
+        self.raw_script(&script).await.expect("tampering");
+    }
+}

@@ -1,0 +1,227 @@
+//! The sequencer: links committed events into each organization's chain, in order.
+//!
+//! Events are written with their work, each with its own MAC, and listed in `audit_pending`. Linking
+//! takes the organization's chain head (`audit_heads`, locked), then, for each pending event in id
+//! order (UUIDv7: creation order), checks the event's MAC, appends a link
+//!
+//! ```text
+//! link.mac = HMAC(audit key, org ‖ event id ‖ event mac ‖ previous link's mac)
+//! ```
+//!
+//! and finally moves the head, itself under a MAC. A pending event whose MAC does not verify was not
+//! written by the library: it is dropped from the queue unlinked, and verification reports it as
+//! inserted.
+//!
+//! On PostgreSQL linking runs after the work's commit, in a transaction of its own that takes the head
+//! with `SKIP LOCKED`: while one writer links, the others go on, and their events are linked by that
+//! writer's next pass or the next operation. Hence the window documented in the README: an event is
+//! recorded (and durable) at commit, and chained moments later. Verification first links everything
+//! pending, waiting for the lock.
+
+use uuid::Uuid;
+
+use super::event::{decode, event_mac};
+use crate::crypto::OrgKeys;
+use crate::db::{Database, IntoValue, Query, Tx, TxMode};
+use crate::error::{Error, Result};
+
+pub(crate) const LINK_MAC_LABEL: &[u8] = b"austa:audit-link:v1";
+pub(crate) const HEAD_MAC_LABEL: &[u8] = b"austa:audit-head:v1";
+/// The previous mac of the first link.
+pub(crate) const GENESIS: [u8; 32] = [0; 32];
+/// Events linked per statement.
+const BATCH: i64 = 256;
+
+/// Whether to wait for the chain head when another transaction holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    Yes,
+    No,
+}
+
+/// The chain's last link.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    pub(crate) seq: i64,
+    pub(crate) mac: Vec<u8>,
+}
+
+pub(crate) fn link_mac(
+    keys: &OrgKeys,
+    key_id: Uuid,
+    org: Uuid,
+    event: Uuid,
+    event_mac: &[u8],
+    prev: &[u8],
+) -> Result<[u8; 32]> {
+    keys.audit_mac(key_id, &[LINK_MAC_LABEL, org.as_bytes(), event.as_bytes(), event_mac, prev])
+}
+
+pub(crate) fn head_mac(keys: &OrgKeys, key_id: Uuid, org: Uuid, seq: i64, mac: &[u8]) -> Result<[u8; 32]> {
+    keys.audit_mac(key_id, &[HEAD_MAC_LABEL, org.as_bytes(), &seq.to_be_bytes(), mac])
+}
+
+/// Reads the head (locking it on PostgreSQL); `None` when another transaction holds it and `wait` is
+/// `No`. Creates the genesis head on first use.
+pub(crate) async fn lock_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid, wait: Wait) -> Result<Option<Head>> {
+    let lock = match (&*tx, wait) {
+        (Tx::Sqlite(_), _) => "",
+        (Tx::Postgres(_), Wait::Yes) => " FOR UPDATE",
+        (Tx::Postgres(_), Wait::No) => " FOR UPDATE SKIP LOCKED",
+    };
+    let select = format!("SELECT seq, mac FROM audit_heads WHERE organization_id = $1{lock}");
+    let head = |row: crate::db::Row| -> Result<Head> {
+        Ok(Head { seq: row.int("seq")?, mac: row.opt_bytes("mac")?.unwrap_or_default() })
+    };
+    if let Some(row) = tx.fetch_optional(Query::new(select.clone()).bind(org)).await? {
+        return head(row).map(Some);
+    }
+    let key_id = keys.active_id();
+    let genesis = Head { seq: 0, mac: GENESIS.to_vec() };
+    let created = tx
+        .execute(
+            Query::new(
+                "INSERT INTO audit_heads (organization_id, seq, mac, key_id, head_mac, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (organization_id) DO NOTHING",
+            )
+            .bind(org)
+            .bind(genesis.seq)
+            .bind(genesis.mac.clone())
+            .bind(key_id)
+            .bind(head_mac(keys, key_id, org, 0, &GENESIS)?.to_vec())
+            .bind(crate::time::now()),
+        )
+        .await?;
+    if created == 1 {
+        return Ok(Some(genesis));
+    }
+    // It exists: another transaction holds it (or created it concurrently).
+    match wait {
+        Wait::No => Ok(None),
+        Wait::Yes => match tx.fetch_optional(Query::new(select).bind(org)).await? {
+            Some(row) => head(row).map(Some),
+            None => Err(Error::CorruptData("audit head vanished".into())),
+        },
+    }
+}
+
+/// Links every pending event of `org` visible to `tx`; returns how many were linked, or `None` when
+/// another transaction is linking (with `Wait::No`).
+pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid, wait: Wait) -> Result<Option<u64>> {
+    let Some(mut head) = lock_head(tx, keys, org, wait).await? else {
+        return Ok(None);
+    };
+    let start = head.seq;
+    loop {
+        let rows = tx
+            .fetch_all(
+                Query::new(
+                    "SELECT e.* FROM audit_pending p JOIN audit_logs e \
+                     ON e.organization_id = p.organization_id AND e.id = p.event_id \
+                     WHERE p.organization_id = $1 ORDER BY e.id LIMIT $2",
+                )
+                .bind(org)
+                .bind(BATCH),
+            )
+            .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let key_id = keys.active_id();
+        let now = crate::time::now();
+        let mut links = Vec::with_capacity(rows.len());
+        let mut done = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (log, event_key, stored) = decode(row)?;
+            done.push(log.id);
+            // An event the library did not write (no valid MAC) is never linked.
+            let genuine = match event_mac(keys, &log, event_key) {
+                Ok(mac) => mac.as_slice() == stored.as_slice(),
+                Err(_) => false,
+            };
+            if !genuine {
+                continue;
+            }
+            let mac = link_mac(keys, key_id, org, log.id, &stored, &head.mac)?;
+            head.seq += 1;
+            links.push((head.seq, log.id, std::mem::replace(&mut head.mac, mac.to_vec())));
+        }
+        if !links.is_empty() {
+            let mut sql = String::from(
+                "INSERT INTO audit_chain (organization_id, seq, event_id, prev_mac, mac, key_id, chained_at) VALUES ",
+            );
+            let mut query_args = Vec::with_capacity(links.len() * 7);
+            for (i, (seq, event, prev)) in links.iter().enumerate() {
+                let n = i * 7;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7
+                ));
+                // The mac of link i is the prev of link i + 1, or the head's.
+                let mac = links.get(i + 1).map(|l| l.2.clone()).unwrap_or_else(|| head.mac.clone());
+                query_args.extend([
+                    org.into_value(),
+                    seq.into_value(),
+                    event.into_value(),
+                    prev.clone().into_value(),
+                    mac.into_value(),
+                    key_id.into_value(),
+                    now.into_value(),
+                ]);
+            }
+            tx.execute(query_args.into_iter().fold(Query::new(sql), |q, v| q.bind(v))).await?;
+        }
+        let placeholders: Vec<String> = (0..done.len()).map(|i| format!("${}", i + 2)).collect();
+        let delete = format!(
+            "DELETE FROM audit_pending WHERE organization_id = $1 AND event_id IN ({})",
+            placeholders.join(", ")
+        );
+        tx.execute(done.into_iter().fold(Query::new(delete).bind(org), |q, id| q.bind(id))).await?;
+        if (rows.len() as i64) < BATCH {
+            break;
+        }
+    }
+    let linked = (head.seq - start) as u64;
+    if linked > 0 {
+        let key_id = keys.active_id();
+        tx.execute(
+            Query::new(
+                "UPDATE audit_heads SET seq = $1, mac = $2, key_id = $3, head_mac = $4, updated_at = $5 \
+                 WHERE organization_id = $6",
+            )
+            .bind(head.seq)
+            .bind(head.mac.clone())
+            .bind(key_id)
+            .bind(head_mac(keys, key_id, org, head.seq, &head.mac)?.to_vec())
+            .bind(crate::time::now())
+            .bind(org),
+        )
+        .await?;
+    }
+    Ok(Some(linked))
+}
+
+/// Links pending events in a transaction of its own, unless another transaction is already linking.
+pub(crate) async fn link_after_commit(db: &Database, org: Uuid, keys: &OrgKeys) -> Result<Option<u64>> {
+    let mut tx = db.begin(Some(org), TxMode::Write).await?;
+    let linked = link_pending(&mut tx, keys, org, Wait::No).await?;
+    tx.commit().await?;
+    Ok(linked)
+}
+
+/// Links every pending event, waiting for any other linker (verification does this first).
+pub(crate) async fn link_all(db: &Database, org: Uuid, keys: &OrgKeys) -> Result<u64> {
+    let mut tx = db.begin(Some(org), TxMode::Write).await?;
+    let linked = link_pending(&mut tx, keys, org, Wait::Yes).await?.unwrap_or(0);
+    tx.commit().await?;
+    Ok(linked)
+}

@@ -1,0 +1,509 @@
+//! What an audit event says, how its derived fields are computed, and its MAC.
+//!
+//! Operations describe what they did with an [`Event`]; [`Event::into_log`] completes it from the
+//! scope (actor, purpose, request context, emergency grant) and derives sensitivity and risk, so no
+//! caller can understate either. [`canonical`] is the byte string the event's MAC covers: every field,
+//! length-prefixed, in a fixed order, in a form that reads back identically from both backends.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::crypto::OrgKeys;
+use crate::db::{Query, Row};
+use crate::error::{Error, Result};
+use crate::model::{AuditAction, AuditLog, AuditOutcome, EntityType, RiskLevel, Sensitivity, MAX_LISTED_IDS};
+use crate::scope::{Role, Scope};
+
+/// Domain separation of the MACs.
+pub(crate) const EVENT_MAC_LABEL: &[u8] = b"austa:audit-event:v1";
+
+/// What an operation did, before the scope's context is added. Must be recorded: dropping one is a
+/// missing audit event.
+#[derive(Debug, Clone)]
+#[must_use = "an operation's event must be recorded in its transaction"]
+pub(crate) struct Event {
+    pub(crate) action: AuditAction,
+    pub(crate) outcome: AuditOutcome,
+    pub(crate) entity: EntityType,
+    pub(crate) entity_id: Option<Uuid>,
+    pub(crate) records: Vec<Uuid>,
+    pub(crate) count: Option<i64>,
+    pub(crate) patients: Vec<Uuid>,
+    pub(crate) changed: Vec<String>,
+    pub(crate) reason: Option<String>,
+    /// Lowest risk the event may have (key operations raise it).
+    pub(crate) risk_floor: RiskLevel,
+}
+
+impl Event {
+    pub(crate) fn new(action: AuditAction, entity: EntityType) -> Self {
+        Self {
+            action,
+            outcome: AuditOutcome::Success,
+            entity,
+            entity_id: None,
+            records: Vec::new(),
+            count: None,
+            patients: Vec::new(),
+            changed: Vec::new(),
+            reason: None,
+            risk_floor: RiskLevel::Low,
+        }
+    }
+
+    /// An event about rows of `table`.
+    pub(crate) fn on(action: AuditAction, table: &str) -> Self {
+        Self::new(action, entity_of(table))
+    }
+
+    pub(crate) fn entity(mut self, id: Uuid) -> Self {
+        self.entity_id = Some(id);
+        self
+    }
+
+    pub(crate) fn records(mut self, ids: impl IntoIterator<Item = Uuid>) -> Self {
+        self.records.extend(ids);
+        self
+    }
+
+    pub(crate) fn count(mut self, n: i64) -> Self {
+        self.count = Some(n);
+        self
+    }
+
+    pub(crate) fn patients(mut self, ids: impl IntoIterator<Item = Uuid>) -> Self {
+        for id in ids {
+            if !self.patients.contains(&id) {
+                self.patients.push(id);
+            }
+        }
+        self
+    }
+
+    pub(crate) fn patient(self, id: Option<Uuid>) -> Self {
+        self.patients(id)
+    }
+
+    pub(crate) fn changed<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        for n in names {
+            let n = n.into();
+            if !self.changed.contains(&n) {
+                self.changed.push(n);
+            }
+        }
+        self
+    }
+
+    pub(crate) fn outcome(mut self, outcome: AuditOutcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    pub(crate) fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    pub(crate) fn risk_at_least(mut self, risk: RiskLevel) -> Self {
+        self.risk_floor = max_risk(self.risk_floor, risk);
+        self
+    }
+
+    /// The stored event: this description plus the scope's actor and request context, with derived
+    /// sensitivity and risk, MACed under the organization's active audit key.
+    pub(crate) fn into_log(self, scope: &Scope, keys: &OrgKeys) -> Result<(AuditLog, Uuid, [u8; 32])> {
+        let now = crate::time::now();
+        let actor = scope.actor();
+        let request = scope.request();
+        let emergency = scope.emergency().is_some_and(|g| g.active());
+        let sensitivity = sensitivity_of(self.entity);
+        let count = self.count.unwrap_or(self.records.len() as i64).max(0);
+        let mut records = self.records;
+        records.truncate(MAX_LISTED_IDS);
+        let mut patients = self.patients;
+        patients.truncate(MAX_LISTED_IDS);
+        let risk = risk_of(self.action, self.outcome, sensitivity, emergency, patients.len(), self.risk_floor);
+        let reason = match (self.reason, scope.emergency()) {
+            (Some(r), _) => Some(r),
+            (None, Some(g)) if emergency => Some(g.reason.clone()),
+            _ => None,
+        };
+        let log = AuditLog {
+            id: Uuid::now_v7(),
+            organization_id: scope.organization_id(),
+            occurred_at: now,
+            actor_kind: actor.role(),
+            actor_id: actor.id(),
+            actor_name: actor.name().and_then(|n| context_text(Some(n), 100)),
+            action: self.action,
+            outcome: self.outcome,
+            entity_type: self.entity,
+            entity_id: self.entity_id,
+            record_ids: records,
+            record_count: count,
+            patient_id: if patients.len() == 1 { patients.first().copied() } else { None },
+            patient_ids: patients,
+            changed_fields: self.changed,
+            purpose: context_text(request.purpose.as_deref(), 200),
+            reason: context_text(reason.as_deref(), 1000),
+            session_id: context_text(request.session_id.as_deref(), 200),
+            request_id: context_text(request.request_id.as_deref(), 200),
+            ip_address: ip_address(request.ip_address.as_deref()),
+            user_agent: context_text(request.user_agent.as_deref(), 512),
+            emergency,
+            sensitivity,
+            sensitive_data: sensitivity != Sensitivity::Operational,
+            risk_level: risk,
+            requires_review: matches!(risk, RiskLevel::High | RiskLevel::Critical),
+        };
+        let key_id = keys.active_id();
+        let mac = event_mac(keys, &log, key_id)?;
+        Ok((log, key_id, mac))
+    }
+}
+
+/// The column naming the patient a row of `table` is about (`id` for `patients`).
+pub(crate) fn patient_column(table: &str) -> Option<&'static str> {
+    match table {
+        "patients" => Some("id"),
+        "conversations"
+        | "messages"
+        | "health_data"
+        | "documents"
+        | "authorizations"
+        | "onboarding_progress"
+        | "health_points"
+        | "point_transactions" => Some("patient_id"),
+        _ => None,
+    }
+}
+
+/// The action of a generic update: configuration tables record `CONFIG_CHANGE`.
+pub(crate) fn update_action(table: &str) -> AuditAction {
+    match table {
+        "organizations" | "tasy_integrations" => AuditAction::ConfigChange,
+        _ => AuditAction::Update,
+    }
+}
+
+/// The event of a read that returned `rows` of `table` (ids and patients from the rows).
+pub(crate) fn read_event(table: &str, rows: &[Row], target: Option<Uuid>) -> Result<Event> {
+    let mut ids = Vec::with_capacity(rows.len().min(MAX_LISTED_IDS));
+    let mut patients = Vec::new();
+    for row in rows {
+        if ids.len() < MAX_LISTED_IDS {
+            ids.push(row.uuid("id")?);
+        }
+        if let Some(column) = patient_column(table) {
+            let p = row.uuid(column)?;
+            if !patients.contains(&p) && patients.len() < MAX_LISTED_IDS {
+                patients.push(p);
+            }
+        }
+    }
+    let mut event = Event::on(AuditAction::Read, table).records(ids).count(rows.len() as i64).patients(patients);
+    if let Some(id) = target {
+        event = event.entity(id);
+        if rows.is_empty() {
+            event = event.outcome(AuditOutcome::NotFound);
+        }
+    }
+    Ok(event)
+}
+
+/// The audit entity of a table (link tables count as their parent).
+pub(crate) fn entity_of(table: &str) -> EntityType {
+    match table {
+        "organizations" => EntityType::Organization,
+        "patients" => EntityType::Patient,
+        "providers" => EntityType::Provider,
+        "conversations" => EntityType::Conversation,
+        "messages" => EntityType::Message,
+        "health_data" => EntityType::HealthData,
+        "missions" | "mission_prerequisites" => EntityType::Mission,
+        "onboarding_progress" => EntityType::OnboardingProgress,
+        "health_points" => EntityType::HealthPoints,
+        "point_transactions" => EntityType::PointTransaction,
+        "authorizations" | "authorization_attachments" => EntityType::Authorization,
+        "documents" => EntityType::Document,
+        "tasy_integrations" => EntityType::TasyIntegration,
+        "tasy_sync_logs" => EntityType::TasySyncLog,
+        _ => EntityType::AuditLog,
+    }
+}
+
+/// Sensitivity of an entity's data, following the classification: clinical content is health data,
+/// rows that identify or profile a person are personal, integration credentials are secret.
+pub(crate) fn sensitivity_of(entity: EntityType) -> Sensitivity {
+    match entity {
+        EntityType::Conversation
+        | EntityType::Message
+        | EntityType::HealthData
+        | EntityType::Document
+        | EntityType::Authorization => Sensitivity::Health,
+        EntityType::Patient
+        | EntityType::Provider
+        | EntityType::OnboardingProgress
+        | EntityType::HealthPoints
+        | EntityType::PointTransaction
+        | EntityType::AuditLog => Sensitivity::Personal,
+        EntityType::TasyIntegration => Sensitivity::Secret,
+        EntityType::Organization | EntityType::Mission | EntityType::TasySyncLog => Sensitivity::Operational,
+    }
+}
+
+fn rank(r: RiskLevel) -> u8 {
+    match r {
+        RiskLevel::Low => 0,
+        RiskLevel::Medium => 1,
+        RiskLevel::High => 2,
+        RiskLevel::Critical => 3,
+    }
+}
+
+fn max_risk(a: RiskLevel, b: RiskLevel) -> RiskLevel {
+    if rank(a) >= rank(b) {
+        a
+    } else {
+        b
+    }
+}
+
+/// Reads of more patients than this in one operation are at least `MEDIUM` risk (bulk access).
+const BULK_PATIENTS: usize = 50;
+
+/// Risk of an event: from what was done, to how sensitive data, how it ended, and under which grant.
+pub(crate) fn risk_of(
+    action: AuditAction,
+    outcome: AuditOutcome,
+    sensitivity: Sensitivity,
+    emergency: bool,
+    patients: usize,
+    floor: RiskLevel,
+) -> RiskLevel {
+    use AuditAction as A;
+    let sensitive = sensitivity != Sensitivity::Operational;
+    let base = match action {
+        A::EmergencyAccess => RiskLevel::High,
+        A::AccessDenied if sensitive => RiskLevel::High,
+        A::AccessDenied => RiskLevel::Medium,
+        A::Export | A::Backup | A::Restore | A::PermissionChange => RiskLevel::High,
+        A::ConfigChange | A::Import | A::Sync => RiskLevel::Medium,
+        A::Delete => RiskLevel::Medium,
+        A::Login | A::Logout => RiskLevel::Low,
+        A::Read | A::Create | A::Update => match sensitivity {
+            Sensitivity::Health | Sensitivity::Secret => RiskLevel::Medium,
+            Sensitivity::Personal | Sensitivity::Operational => RiskLevel::Low,
+        },
+    };
+    let mut risk = max_risk(base, floor);
+    if outcome == AuditOutcome::Denied {
+        risk = max_risk(risk, RiskLevel::Medium);
+    }
+    if patients > BULK_PATIENTS {
+        risk = max_risk(risk, RiskLevel::Medium);
+    }
+    if emergency && sensitive {
+        risk = max_risk(risk, RiskLevel::High);
+    }
+    risk
+}
+
+/// Request metadata as stored: trimmed, without control characters, at most `max` characters. It
+/// comes from the caller's environment rather than validated input, so it is cleaned, not rejected:
+/// an odd user agent must not make an operation fail.
+fn context_text(v: Option<&str>, max: usize) -> Option<String> {
+    let cleaned: String = v?.trim().chars().filter(|c| !c.is_control()).take(max).collect();
+    let cleaned = cleaned.trim();
+    (!cleaned.is_empty()).then(|| cleaned.to_string())
+}
+
+/// An IP address in canonical form, or the sanitized text when it does not parse.
+fn ip_address(v: Option<&str>) -> Option<String> {
+    let text = context_text(v, 64)?;
+    Some(text.parse::<std::net::IpAddr>().map(|ip| ip.to_string()).unwrap_or(text))
+}
+
+/// Fixed-width UTC time with microseconds: the same text whichever backend the value came from.
+pub(crate) fn time_text(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn opt(v: Option<String>) -> Vec<u8> {
+    match v {
+        None => vec![0],
+        Some(s) => {
+            let mut out = Vec::with_capacity(s.len() + 1);
+            out.push(1);
+            out.extend_from_slice(s.as_bytes());
+            out
+        }
+    }
+}
+
+fn ids(list: &[Uuid]) -> Vec<u8> {
+    list.iter().flat_map(|u| *u.as_bytes()).collect()
+}
+
+/// The fields an event's MAC covers, in order.
+pub(crate) fn canonical(log: &AuditLog, key_id: Uuid) -> Vec<Vec<u8>> {
+    let b = |x: bool| vec![u8::from(x)];
+    vec![
+        EVENT_MAC_LABEL.to_vec(),
+        log.organization_id.as_bytes().to_vec(),
+        log.id.as_bytes().to_vec(),
+        time_text(&log.occurred_at).into_bytes(),
+        log.actor_kind.as_str().as_bytes().to_vec(),
+        opt(log.actor_id.map(|u| u.to_string())),
+        opt(log.actor_name.clone()),
+        log.action.as_str().as_bytes().to_vec(),
+        log.outcome.as_str().as_bytes().to_vec(),
+        log.entity_type.as_str().as_bytes().to_vec(),
+        opt(log.entity_id.map(|u| u.to_string())),
+        ids(&log.record_ids),
+        log.record_count.to_be_bytes().to_vec(),
+        opt(log.patient_id.map(|u| u.to_string())),
+        ids(&log.patient_ids),
+        log.changed_fields.join("\n").into_bytes(),
+        opt(log.purpose.clone()),
+        opt(log.reason.clone()),
+        opt(log.session_id.clone()),
+        opt(log.request_id.clone()),
+        opt(log.ip_address.clone()),
+        opt(log.user_agent.clone()),
+        b(log.emergency),
+        log.sensitivity.as_str().as_bytes().to_vec(),
+        b(log.sensitive_data),
+        log.risk_level.as_str().as_bytes().to_vec(),
+        b(log.requires_review),
+        key_id.as_bytes().to_vec(),
+    ]
+}
+
+/// The MAC of an event under audit key version `key_id`.
+pub(crate) fn event_mac(keys: &OrgKeys, log: &AuditLog, key_id: Uuid) -> Result<[u8; 32]> {
+    let parts = canonical(log, key_id);
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    keys.audit_mac(key_id, &refs)
+}
+
+fn uuid_list(row: &Row, column: &str) -> Result<Vec<Uuid>> {
+    row.string_list(column)?
+        .iter()
+        .map(|s| s.parse::<Uuid>().map_err(|_| Error::CorruptData(format!("audit_logs.{column}: not a uuid"))))
+        .collect()
+}
+
+fn role(s: &str) -> Result<Role> {
+    [Role::Patient, Role::Provider, Role::Admin, Role::System]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| Error::CorruptData("audit_logs.actor_kind: unknown value".into()))
+}
+
+/// Decodes an `audit_logs` row (columns possibly prefixed by a join); also returns its key id and MAC.
+pub(crate) fn decode(row: &Row) -> Result<(AuditLog, Uuid, Vec<u8>)> {
+    let log = AuditLog {
+        id: row.uuid("id")?,
+        organization_id: row.uuid("organization_id")?,
+        occurred_at: row.time("occurred_at")?,
+        actor_kind: role(&row.text("actor_kind")?)?,
+        actor_id: row.opt_uuid("actor_id")?,
+        actor_name: row.opt_text("actor_name")?,
+        action: row.enumeration("action")?,
+        outcome: row.enumeration("outcome")?,
+        entity_type: row.enumeration("entity_type")?,
+        entity_id: row.opt_uuid("entity_id")?,
+        record_ids: uuid_list(row, "record_ids")?,
+        record_count: row.int("record_count")?,
+        patient_id: row.opt_uuid("patient_id")?,
+        patient_ids: uuid_list(row, "patient_ids")?,
+        changed_fields: row.string_list("changed_fields")?,
+        purpose: row.opt_text("purpose")?,
+        reason: row.opt_text("reason")?,
+        session_id: row.opt_text("session_id")?,
+        request_id: row.opt_text("request_id")?,
+        ip_address: row.opt_text("ip_address")?,
+        user_agent: row.opt_text("user_agent")?,
+        emergency: row.bool("emergency")?,
+        sensitivity: row.enumeration("sensitivity")?,
+        sensitive_data: row.bool("sensitive_data")?,
+        risk_level: row.enumeration("risk_level")?,
+        requires_review: row.bool("requires_review")?,
+    };
+    let key_id = row.uuid("key_id")?;
+    let mac = row.opt_bytes("mac")?.ok_or_else(|| Error::CorruptData("audit_logs.mac is NULL".into()))?;
+    Ok((log, key_id, mac))
+}
+
+/// The INSERT of an event.
+pub(crate) fn insert_query(log: &AuditLog, key_id: Uuid, mac: &[u8]) -> Query {
+    let strings = |v: &[Uuid]| serde_json::json!(v.iter().map(Uuid::to_string).collect::<Vec<_>>());
+    Query::new(
+        "INSERT INTO audit_logs (organization_id, id, occurred_at, actor_kind, actor_id, actor_name, action, \
+         outcome, entity_type, entity_id, record_ids, record_count, patient_id, patient_ids, changed_fields, \
+         purpose, reason, session_id, request_id, ip_address, user_agent, emergency, sensitivity, sensitive_data, \
+         risk_level, requires_review, key_id, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+         $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
+    )
+    .bind(log.organization_id)
+    .bind(log.id)
+    .bind(log.occurred_at)
+    .bind(log.actor_kind.as_str())
+    .bind(log.actor_id)
+    .bind(log.actor_name.clone())
+    .bind(log.action.as_str())
+    .bind(log.outcome.as_str())
+    .bind(log.entity_type.as_str())
+    .bind(log.entity_id)
+    .bind(strings(&log.record_ids))
+    .bind(log.record_count)
+    .bind(log.patient_id)
+    .bind(strings(&log.patient_ids))
+    .bind(serde_json::json!(log.changed_fields))
+    .bind(log.purpose.clone())
+    .bind(log.reason.clone())
+    .bind(log.session_id.clone())
+    .bind(log.request_id.clone())
+    .bind(log.ip_address.clone())
+    .bind(log.user_agent.clone())
+    .bind(log.emergency)
+    .bind(log.sensitivity.as_str())
+    .bind(log.sensitive_data)
+    .bind(log.risk_level.as_str())
+    .bind(log.requires_review)
+    .bind(key_id)
+    .bind(mac.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn risk_follows_action_sensitivity_and_grant() {
+        use AuditAction as A;
+        let r = |a, s, e| risk_of(a, AuditOutcome::Success, s, e, 1, RiskLevel::Low);
+        assert_eq!(r(A::Read, Sensitivity::Personal, false), RiskLevel::Low);
+        assert_eq!(r(A::Read, Sensitivity::Health, false), RiskLevel::Medium);
+        assert_eq!(r(A::Read, Sensitivity::Health, true), RiskLevel::High);
+        assert_eq!(r(A::AccessDenied, Sensitivity::Health, false), RiskLevel::High);
+        assert_eq!(r(A::Export, Sensitivity::Operational, false), RiskLevel::High);
+        assert_eq!(
+            risk_of(A::Read, AuditOutcome::Success, Sensitivity::Personal, false, 51, RiskLevel::Low),
+            RiskLevel::Medium
+        );
+        assert_eq!(
+            risk_of(A::Delete, AuditOutcome::Success, Sensitivity::Personal, false, 1, RiskLevel::Critical),
+            RiskLevel::Critical
+        );
+    }
+
+    #[test]
+    fn context_is_cleaned_not_rejected() {
+        assert_eq!(context_text(Some("  a\u{7}b \n"), 10).as_deref(), Some("ab"));
+        assert_eq!(context_text(Some("   "), 10), None);
+        assert_eq!(ip_address(Some("::ffff:10.0.0.1")).as_deref(), Some("::ffff:10.0.0.1"));
+        assert_eq!(ip_address(Some("010.1")).as_deref(), Some("010.1"));
+    }
+}

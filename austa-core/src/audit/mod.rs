@@ -1,0 +1,144 @@
+//! The audit trail: every access recorded in the same transaction, a tamper-evident chain, access
+//! reports and a FHIR export.
+//!
+//! HIPAA (45 CFR 164.312(b), 164.528) and LGPD (Art. 37, Art. 18) require the platform to say who touched
+//! which patient's data, when and why, and to keep anyone, database administrators included, from
+//! quietly rewriting that history. The design, one concern per module:
+//!
+//! * [`event`]: what an event holds. Operations describe what they did (action, entity, the ids
+//!   returned or written, the patients involved, the names of changed fields); actor, purpose and
+//!   request context come from the [`Scope`]; sensitivity and risk are derived from the data
+//!   classification, never passed in. Each event carries an HMAC-SHA-256 under the organization's
+//!   audit key (HKDF of the organization key, so it rotates with it and old versions keep verifying).
+//! * [`record`]: the transaction audited operations run in. The event is inserted with the work, so a
+//!   rolled-back operation leaves none and a committed one always has its event. A read is one event
+//!   listing the ids it returned. Refused operations record `ACCESS_DENIED` on their own.
+//! * [`chain`]: the sequencer that links committed events, in order, into the organization's chain
+//!   (each link: HMAC over the event's MAC and the previous link's), after commit, so that a hospital's
+//!   writers never queue on a chain lock.
+//! * [`verify`]: walks the chain and names the first break: modified, deleted, inserted or reordered.
+//! * [`report`]: the access report of one patient ("who looked at my record"), itself audited.
+//! * [`fhir`]: FHIR R4 `AuditEvent` export, streamed.
+//!
+//! Storage is append-only: triggers reject UPDATE and DELETE of events and links on both backends, the
+//! PostgreSQL runtime role may only SELECT and INSERT them, and this crate has no API that edits or
+//! deletes an event.
+
+mod chain;
+pub(crate) mod event;
+mod fhir;
+pub(crate) mod record;
+mod report;
+mod verify;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub use fhir::to_fhir;
+pub use verify::{ChainBreak, ChainReport, TamperKind};
+
+pub(crate) use event::Event;
+pub(crate) use record::{check, record_alone, AuditTx};
+
+use crate::access::{Action, Resource, Rule};
+use crate::error::{Error, Result};
+use crate::model::{AppEvent, AuditAction, AuditLog, EntityType};
+use crate::repo::{Page, PageRequest};
+use crate::scope::Scope;
+
+/// The audit trail of a scope's organization: application events, verification, reports, export.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditTrail<'s> {
+    scope: &'s Scope,
+}
+
+impl Scope {
+    /// The audit trail of this scope's organization.
+    pub fn audit(&self) -> AuditTrail<'_> {
+        AuditTrail { scope: self }
+    }
+}
+
+impl AuditTrail<'_> {
+    /// Records an application event (login, logout, an export the application made, a permission
+    /// change in its identity system) under the scope's actor and request context; returns the
+    /// event's id. Everything the library does itself is recorded without this call.
+    pub async fn record(&self, event: AppEvent) -> Result<Uuid> {
+        let scope = self.scope;
+        check(scope, "audit_logs", Action::Create, None, None, scope.authorize(Resource::AuditLog, Action::Create))
+            .await?;
+        let e = match event {
+            AppEvent::Login => Event::new(AuditAction::Login, EntityType::Organization).entity(scope.organization_id()),
+            AppEvent::Logout => {
+                Event::new(AuditAction::Logout, EntityType::Organization).entity(scope.organization_id())
+            }
+            AppEvent::Export { entity_type, entity_id, patient_id } => {
+                let e = Event::new(AuditAction::Export, entity_type).patient(patient_id);
+                match entity_id {
+                    Some(id) => e.entity(id),
+                    None => e,
+                }
+            }
+            AppEvent::PermissionChange { provider_id } => {
+                let e = Event::new(AuditAction::PermissionChange, EntityType::Provider);
+                match provider_id {
+                    Some(id) => e.entity(id),
+                    None => e,
+                }
+            }
+        };
+        record_alone(scope, e).await
+    }
+
+    /// Verifies the organization's whole chain (after linking every pending event): every event's and
+    /// link's MAC, the links' order, the head, and that no event sits outside the chain. Needs full
+    /// read access to the audit log (administrators, the platform).
+    pub async fn verify(&self) -> Result<ChainReport> {
+        self.authorize_full().await?;
+        verify::verify(self.scope, 1, None).await
+    }
+
+    /// Verifies links `from..=to` of the chain (sequence numbers), trusting link `from - 1`.
+    pub async fn verify_range(&self, from: i64, to: i64) -> Result<ChainReport> {
+        if from < 1 || to < from {
+            return Err(Error::validation("from", "must be at least 1 and at most to"));
+        }
+        self.authorize_full().await?;
+        verify::verify(self.scope, from, Some(to)).await
+    }
+
+    /// Who accessed `patient_id`'s data between `from` (inclusive) and `to` (exclusive): a page of
+    /// events in time order. A patient may run it on their own record; providers with a stated
+    /// purpose and administrators on any patient of the organization. Running it is recorded.
+    pub async fn access_report(
+        &self,
+        patient_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: PageRequest,
+    ) -> Result<Page<AuditLog>> {
+        report::access_report(self.scope, patient_id, from, to, &page).await
+    }
+
+    /// Writes the events of `[from, to)` to `out` as FHIR R4 `AuditEvent` resources, one JSON object
+    /// per line, in time order, reading them in batches (memory stays flat). Returns how many were
+    /// written. The export is recorded (`EXPORT`) before the first line.
+    pub async fn export_fhir<W: std::io::Write>(
+        &self,
+        out: &mut W,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<u64> {
+        fhir::export(self.scope, out, from, to).await
+    }
+
+    async fn authorize_full(&self) -> Result<()> {
+        let scope = self.scope;
+        let allowed = match scope.authorize(Resource::AuditLog, Action::Read) {
+            Ok(Rule::Allow) => Ok(()),
+            Ok(_) => Err(Error::PermissionDenied("verifying the audit chain needs full read access to it".into())),
+            Err(e) => Err(e),
+        };
+        check(scope, "audit_logs", Action::Read, None, None, allowed).await
+    }
+}

@@ -1,0 +1,144 @@
+//! Recording events in the transaction of the work they describe.
+//!
+//! [`AuditTx`] is the transaction every audited operation runs in: it loads the organization's keys
+//! before opening the transaction (never waiting for the key store while holding one), derefs to the
+//! underlying [`Tx`] for the operation's own statements, and [`AuditTx::record`] adds the event and
+//! its pending-chain entry to the same transaction. A rollback (an error, a dropped future) leaves no
+//! event; a commit always has its event. Committing also links pending events into the chain: inside
+//! the transaction on SQLite (whose writers are serialized anyway), right after the commit on
+//! PostgreSQL (so that writers never queue on the chain; see [`chain`](super::chain)).
+//!
+//! Denied operations never open a transaction of their own work; [`denied`] records their
+//! `ACCESS_DENIED` event in a transaction of its own and hands back the refusal.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::chain;
+use super::event::{insert_query, Event};
+use crate::access::Action;
+use crate::crypto::OrgKeys;
+use crate::db::{Query, Tx, TxMode};
+use crate::error::{Error, Result};
+use crate::model::{AuditAction, AuditOutcome};
+use crate::scope::Scope;
+
+/// A write transaction of one scope that records audit events.
+pub(crate) struct AuditTx<'s> {
+    scope: &'s Scope,
+    keys: Arc<OrgKeys>,
+    tx: Tx,
+    events: usize,
+}
+
+impl Deref for AuditTx<'_> {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        &self.tx
+    }
+}
+
+impl DerefMut for AuditTx<'_> {
+    fn deref_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+}
+
+impl<'s> AuditTx<'s> {
+    /// Opens a write transaction bound to the scope's organization. (Reads write their event too, so
+    /// on SQLite every audited transaction takes the write lock up front.)
+    pub(crate) async fn begin(scope: &'s Scope) -> Result<Self> {
+        let org = scope.organization_id();
+        let keys = scope.db().org_keys(org).await?;
+        let tx = scope.db().begin(Some(org), TxMode::Write).await?;
+        Ok(Self { scope, keys, tx, events: 0 })
+    }
+
+    /// Adds an event to this transaction; returns its id.
+    pub(crate) async fn record(&mut self, event: Event) -> Result<Uuid> {
+        let (log, key_id, mac) = event.into_log(self.scope, &self.keys)?;
+        self.tx.execute(insert_query(&log, key_id, &mac)).await?;
+        self.tx
+            .execute(
+                Query::new("INSERT INTO audit_pending (organization_id, event_id) VALUES ($1, $2)")
+                    .bind(log.organization_id)
+                    .bind(log.id),
+            )
+            .await?;
+        self.events += 1;
+        Ok(log.id)
+    }
+
+    /// Commits the work and its events, then links them into the chain.
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        debug_assert!(self.events > 0, "an audited transaction committed without an event");
+        let org = self.scope.organization_id();
+        match self.tx {
+            Tx::Sqlite(_) => {
+                chain::link_pending(&mut self.tx, &self.keys, org, chain::Wait::Yes).await?;
+                self.tx.commit().await
+            }
+            Tx::Postgres(_) => {
+                self.tx.commit().await?;
+                // The work is committed: a failure to link now leaves the events pending, to be linked
+                // by the next operation or by verification, and must not turn the operation into an
+                // error.
+                let _ = chain::link_after_commit(self.scope.db(), org, &self.keys).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Records one event in a transaction of its own (operations that have no transaction of their own
+/// work: a denied attempt, an application event, a key operation done in the key store).
+pub(crate) async fn record_alone(scope: &Scope, event: Event) -> Result<Uuid> {
+    let mut tx = AuditTx::begin(scope).await?;
+    let id = tx.record(event).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Records an `ACCESS_DENIED` event for a refused `action` on `table` (and the row or patient it
+/// named), then returns `refusal` for the caller to propagate. Anything but `permission_denied` passes
+/// through unrecorded.
+pub(crate) async fn denied(
+    scope: &Scope,
+    table: &str,
+    action: Action,
+    target: Option<Uuid>,
+    patient: Option<Uuid>,
+    refusal: Error,
+) -> Error {
+    if !matches!(refusal, Error::PermissionDenied(_)) {
+        return refusal;
+    }
+    let mut event = super::event::Event::on(AuditAction::AccessDenied, table)
+        .outcome(AuditOutcome::Denied)
+        .patient(patient)
+        .reason(format!("attempted {}", action.as_str()));
+    if let Some(id) = target {
+        event = event.entity(id);
+    }
+    match record_alone(scope, event).await {
+        Ok(_) => refusal,
+        Err(e) => e,
+    }
+}
+
+/// Runs an access check; when it refuses, records the refusal (see [`denied`]).
+pub(crate) async fn check<T>(
+    scope: &Scope,
+    table: &str,
+    action: Action,
+    target: Option<Uuid>,
+    patient: Option<Uuid>,
+    result: Result<T>,
+) -> Result<T> {
+    match result {
+        Ok(v) => Ok(v),
+        Err(e) => Err(denied(scope, table, action, target, patient, e).await),
+    }
+}

@@ -1,0 +1,307 @@
+//! Verification: walks an organization's chain and names the first place where it breaks.
+//!
+//! For each link in sequence order the walk recomputes the event's MAC from its stored content and the
+//! link's MAC from the event's MAC and the previous link's, and checks that the link points at its
+//! predecessor. The first failure is classified:
+//!
+//! | what the walk sees at sequence *n* | kind |
+//! |---|---|
+//! | the event named by link *n* is gone, or sequence numbers skip *n*, or link *n* points at a MAC that no link has | [`TamperKind::Deleted`] |
+//! | link *n* or its event fails its MAC, and link *n + 1* still points at link *n* | [`TamperKind::Modified`] |
+//! | link *n* or its event fails its MAC, and link *n + 1* points past it, at link *n − 1* | [`TamperKind::Inserted`] |
+//! | link *n* is intact but points at a link that sits elsewhere in the chain | [`TamperKind::Reordered`] |
+//!
+//! After the last link the head must name it (else the newest events were removed, or links added
+//! behind the sequencer's back); and, for a whole-chain verification, every event must be linked or
+//! still pending: an event outside the chain was inserted by someone without the key.
+
+use std::collections::VecDeque;
+
+use uuid::Uuid;
+
+use super::chain::{self, head_mac, link_mac, GENESIS};
+use super::event::{decode, event_mac};
+use crate::crypto::OrgKeys;
+use crate::db::{Query, Row, Tx, TxMode};
+use crate::error::Result;
+use crate::scope::Scope;
+
+/// How the chain was tampered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TamperKind {
+    /// An event's content (or its link) was changed.
+    Modified,
+    /// One or more events were removed.
+    Deleted,
+    /// An event that the library did not record was added.
+    Inserted,
+    /// Events were moved to other positions.
+    Reordered,
+}
+
+/// Where and how a chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainBreak {
+    /// The sequence number where the break shows (`None` for an event outside the chain).
+    pub seq: Option<i64>,
+    /// The event involved, when known.
+    pub event_id: Option<Uuid>,
+    /// What happened.
+    pub kind: TamperKind,
+    /// What the verifier saw, in words (ids and numbers only).
+    pub detail: String,
+}
+
+/// The result of verifying (part of) an organization's chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainReport {
+    /// The organization.
+    pub organization_id: Uuid,
+    /// First sequence number checked.
+    pub from_seq: i64,
+    /// Last sequence number checked (0 for an empty chain).
+    pub to_seq: i64,
+    /// Links whose event and MACs verified before the first break (all of them when intact).
+    pub verified: u64,
+    /// Sequence number of the chain's head.
+    pub head_seq: i64,
+    /// Events recorded but not yet linked when verification read the chain (committed meanwhile).
+    pub unchained: u64,
+    /// The first break, if any.
+    pub broken: Option<ChainBreak>,
+}
+
+impl ChainReport {
+    /// Whether the checked part of the chain is intact.
+    pub fn is_intact(&self) -> bool {
+        self.broken.is_none()
+    }
+}
+
+/// One link joined with its event (absent when deleted).
+struct Link {
+    seq: i64,
+    event_id: Uuid,
+    prev: Vec<u8>,
+    mac: Vec<u8>,
+    key_id: Uuid,
+    event: Option<Row>,
+}
+
+const PAGE: i64 = 2000;
+
+async fn fetch_links(tx: &mut Tx, org: Uuid, after: i64, to: i64) -> Result<Vec<Link>> {
+    let rows = tx
+        .fetch_all(
+            Query::new(
+                "SELECT c.seq AS link_seq, c.event_id AS link_event, c.prev_mac AS link_prev, c.mac AS link_mac, \
+                 c.key_id AS link_key, e.* FROM audit_chain c LEFT JOIN audit_logs e \
+                 ON e.organization_id = c.organization_id AND e.id = c.event_id \
+                 WHERE c.organization_id = $1 AND c.seq > $2 AND c.seq <= $3 ORDER BY c.seq LIMIT $4",
+            )
+            .bind(org)
+            .bind(after)
+            .bind(to)
+            .bind(PAGE),
+        )
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let present = row.opt_uuid("id")?.is_some();
+            Ok(Link {
+                seq: row.int("link_seq")?,
+                event_id: row.uuid("link_event")?,
+                prev: row.opt_bytes("link_prev")?.unwrap_or_default(),
+                mac: row.opt_bytes("link_mac")?.unwrap_or_default(),
+                key_id: row.uuid("link_key")?,
+                event: present.then_some(row),
+            })
+        })
+        .collect()
+}
+
+/// Whether a link and its event carry valid MACs.
+fn self_consistent(keys: &OrgKeys, org: Uuid, link: &Link) -> bool {
+    let Some(row) = &link.event else { return false };
+    let Ok((log, key_id, stored)) = decode(row) else { return false };
+    let event_ok = log.id == link.event_id
+        && log.organization_id == org
+        && event_mac(keys, &log, key_id).is_ok_and(|m| m.as_slice() == stored.as_slice());
+    event_ok
+        && link_mac(keys, link.key_id, org, link.event_id, &stored, &link.prev)
+            .is_ok_and(|m| m.as_slice() == link.mac.as_slice())
+}
+
+async fn seq_of_mac(tx: &mut Tx, org: Uuid, mac: &[u8]) -> Result<Option<i64>> {
+    let row = tx
+        .fetch_optional(
+            Query::new("SELECT seq FROM audit_chain WHERE organization_id = $1 AND mac = $2 LIMIT 1")
+                .bind(org)
+                .bind(mac.to_vec()),
+        )
+        .await?;
+    row.map(|r| r.int("seq")).transpose()
+}
+
+fn brk(seq: Option<i64>, event_id: Option<Uuid>, kind: TamperKind, detail: String) -> Option<ChainBreak> {
+    Some(ChainBreak { seq, event_id, kind, detail })
+}
+
+/// Verifies links `from..=to` (clamped to the head) of the scope's organization after linking every
+/// pending event. `whole` adds the head and orphan checks.
+pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<ChainReport> {
+    let org = scope.organization_id();
+    let db = scope.db();
+    // Fresh from the key store: a version created by another process must verify too.
+    let keys = db.load_org_keys(org).await?;
+    chain::link_all(db, org, &keys).await?;
+    let from = from.max(1);
+    let mut tx = db.begin(Some(org), TxMode::Read).await?;
+    let head = tx
+        .fetch_optional(
+            Query::new("SELECT seq, mac, key_id, head_mac FROM audit_heads WHERE organization_id = $1").bind(org),
+        )
+        .await?;
+    let (head_seq, head_mac_ok, head_last) = match &head {
+        None => (0, true, GENESIS.to_vec()),
+        Some(r) => {
+            let (seq, mac, key, hm) =
+                (r.int("seq")?, r.opt_bytes("mac")?.unwrap_or_default(), r.uuid("key_id")?, r.opt_bytes("head_mac")?);
+            let ok = head_mac(&keys, key, org, seq, &mac).is_ok_and(|m| Some(m.to_vec()) == hm);
+            (seq, ok, mac)
+        }
+    };
+    let to = to.unwrap_or(i64::MAX);
+    let whole = from == 1 && to >= head_seq;
+    // The expected predecessor of the first link checked.
+    let mut expected_prev = if from == 1 {
+        GENESIS.to_vec()
+    } else {
+        tx.fetch_optional(
+            Query::new("SELECT mac FROM audit_chain WHERE organization_id = $1 AND seq = $2").bind(org).bind(from - 1),
+        )
+        .await?
+        .and_then(|r| r.opt_bytes("mac").ok().flatten())
+        .unwrap_or_default()
+    };
+    let mut expected_seq = from;
+    let mut verified = 0u64;
+    let mut last_seen = from - 1;
+    let mut broken = None;
+    let mut queue: VecDeque<Link> = VecDeque::new();
+    let mut cursor = from - 1;
+    let mut exhausted = false;
+    loop {
+        if queue.len() < 2 && !exhausted {
+            let page = fetch_links(&mut tx, org, cursor, to.saturating_add(1)).await?;
+            exhausted = (page.len() as i64) < PAGE;
+            if let Some(last) = page.last() {
+                cursor = last.seq;
+            }
+            queue.extend(page);
+        }
+        let Some(link) = queue.pop_front() else { break };
+        if link.seq > to {
+            break;
+        }
+        last_seen = link.seq;
+        if link.event.is_none() {
+            broken =
+                brk(Some(link.seq), Some(link.event_id), TamperKind::Deleted, "the event of this link is gone".into());
+            break;
+        }
+        if !self_consistent(&keys, org, &link) {
+            // Does the chain still vouch for this link (the next link, or the head, points at it)?
+            let next_prev = queue.front().map(|n| n.prev.clone()).unwrap_or_else(|| head_last.clone());
+            let kind = if next_prev == link.mac {
+                TamperKind::Modified
+            } else if next_prev == expected_prev {
+                TamperKind::Inserted
+            } else {
+                TamperKind::Modified
+            };
+            broken = brk(Some(link.seq), Some(link.event_id), kind, "MAC does not match the stored content".into());
+            break;
+        }
+        if link.prev != expected_prev {
+            // An intact link that does not follow its predecessor: what it follows sits elsewhere
+            // (reordered) or nowhere (deleted).
+            let (kind, seq) = match seq_of_mac(&mut tx, org, &link.prev).await? {
+                Some(_) => (TamperKind::Reordered, link.seq),
+                None => (TamperKind::Deleted, expected_seq),
+            };
+            broken = brk(
+                Some(seq),
+                Some(link.event_id),
+                kind,
+                format!("link {} does not follow link {}", link.seq, expected_seq - 1),
+            );
+            break;
+        }
+        if link.seq != expected_seq {
+            // Linked correctly but renumbered: the sequence numbers were edited.
+            broken = brk(
+                Some(expected_seq),
+                Some(link.event_id),
+                TamperKind::Modified,
+                format!("sequence number {} where {} was expected", link.seq, expected_seq),
+            );
+            break;
+        }
+        verified += 1;
+        expected_prev = link.mac;
+        expected_seq += 1;
+    }
+    if broken.is_none() && to >= head_seq {
+        if !head_mac_ok {
+            broken = brk(Some(head_seq), None, TamperKind::Modified, "the chain head fails its MAC".into());
+        } else if last_seen < head_seq {
+            broken = brk(
+                Some(last_seen + 1),
+                None,
+                TamperKind::Deleted,
+                format!("the head names link {head_seq}, the chain ends at {last_seen}"),
+            );
+        } else if last_seen > head_seq {
+            broken = brk(Some(head_seq + 1), None, TamperKind::Inserted, "links beyond the chain head".into());
+        } else if expected_prev != head_last {
+            broken = brk(Some(head_seq), None, TamperKind::Modified, "the chain head names another last link".into());
+        }
+    }
+    let pending = count(&mut tx, "SELECT count(*) AS n FROM audit_pending WHERE organization_id = $1", org).await?;
+    if broken.is_none() && whole {
+        let events = count(&mut tx, "SELECT count(*) AS n FROM audit_logs WHERE organization_id = $1", org).await?;
+        let linked = count(&mut tx, "SELECT count(*) AS n FROM audit_chain WHERE organization_id = $1", org).await?;
+        if events > linked + pending {
+            let orphan = tx
+                .fetch_optional(
+                    Query::new(
+                        "SELECT e.id FROM audit_logs e WHERE e.organization_id = $1 \
+                         AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.organization_id = e.organization_id AND c.event_id = e.id) \
+                         AND NOT EXISTS (SELECT 1 FROM audit_pending p WHERE p.organization_id = e.organization_id AND p.event_id = e.id) \
+                         ORDER BY e.id LIMIT 1",
+                    )
+                    .bind(org),
+                )
+                .await?;
+            let id = orphan.map(|r| r.uuid("id")).transpose()?;
+            broken = brk(None, id, TamperKind::Inserted, "an event outside the chain".into());
+        }
+    }
+    tx.commit().await?;
+    Ok(ChainReport {
+        organization_id: org,
+        from_seq: from,
+        to_seq: last_seen.max(0),
+        verified,
+        head_seq,
+        unchained: pending,
+        broken,
+    })
+}
+
+async fn count(tx: &mut Tx, sql: &str, org: Uuid) -> Result<u64> {
+    let row = tx.fetch_optional(Query::new(sql).bind(org)).await?;
+    Ok(row.map(|r| r.int("n")).transpose()?.unwrap_or(0).max(0) as u64)
+}
