@@ -8,13 +8,16 @@
 //! It opens the database, migrates it, loads the development seed (a no-op when already there), then: a
 //! WhatsApp text arrives from +5511987654321; the patient is found by phone through the blind index; the
 //! message is stored encrypted in their open conversation; the conversation history is read back
-//! decrypted. Without a configured master key it creates a development key file (mode 0600).
+//! decrypted. Then Carlos asks who looked at his record: his access report, built from the audit trail
+//! the library wrote along the way, one of its events as a FHIR `AuditEvent`, and the verification of
+//! the organization's tamper-evident chain. Without a configured master key it creates a development key
+//! file (mode 0600).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use austa_core::crypto::{provider_from_env, KeyProvider, LocalKeyProvider};
-use austa_core::model::{MessageDirection, MessageType, NewConversation, NewMessage, SenderKind};
+use austa_core::model::{AuditLog, MessageDirection, MessageType, NewConversation, NewMessage, SenderKind};
 use austa_core::repo::PageRequest;
 use austa_core::{Actor, Database, Error};
 
@@ -120,6 +123,48 @@ async fn main() -> Result<(), Error> {
         "\nconversation   now has {} messages; last at {}",
         conversation.message_count, conversation.last_message_at
     );
+
+    // 5. "Who looked at my record?": Carlos's own access report over the last hour.
+    let carlos = db.scope(seed.hospital_id, Actor::patient(patient.id)).await?;
+    let now = chrono::Utc::now();
+    let report = carlos
+        .audit()
+        .access_report(patient.id, now - chrono::Duration::hours(1), now, PageRequest::first(500))
+        .await?;
+    let latest = &report.items[report.items.len().saturating_sub(6)..];
+    println!("\naccess report  who touched Carlos's data in the last hour: {} events, the latest:", report.items.len());
+    for e in latest {
+        println!("  {}", describe(e));
+    }
+    if let Some(e) = report.items.iter().rev().find(|e| e.action == austa_core::model::AuditAction::Read) {
+        println!("\nFHIR           {}", austa_core::audit::to_fhir(e));
+    }
+    let admin = db.scope(seed.hospital_id, Actor::platform()).await?;
+    let chain = admin.audit().verify().await?;
+    println!(
+        "\naudit chain    {} events verified, head at {}: {}",
+        chain.verified,
+        chain.head_seq,
+        if chain.is_intact() { "intact" } else { "BROKEN" }
+    );
     db.close().await;
     Ok(())
+}
+
+/// One line of an access report: when, who, what, why.
+fn describe(e: &AuditLog) -> String {
+    let who = match (&e.actor_name, e.actor_id) {
+        (Some(name), _) => format!("{} {name}", e.actor_kind.as_str()),
+        (None, Some(id)) => format!("{} {}", e.actor_kind.as_str(), &id.to_string()[..8]),
+        (None, None) => e.actor_kind.as_str().to_string(),
+    };
+    format!(
+        "{}  {:<26} {:<6} {:<13} {} row(s){}",
+        e.occurred_at.format("%H:%M:%S%.3f"),
+        who,
+        e.action.as_str(),
+        e.entity_type.as_str(),
+        e.record_count,
+        e.purpose.as_deref().map(|p| format!("  purpose: {p}")).unwrap_or_default()
+    )
 }

@@ -393,12 +393,19 @@ async fn sixteen_concurrent_writers_leave_a_valid_chain_without_gaps() {
         for t in tasks {
             t.await.unwrap();
         }
+        // The background sequencer links the events without being asked (SQLite links in-transaction).
+        let org = scope.organization_id();
+        let pending = format!("SELECT count(*) FROM audit_pending WHERE organization_id = '{org}'");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while tdb.raw_i64(&pending).await > 0 {
+            assert!(std::time::Instant::now() < deadline, "events left unlinked");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         let report = scope.audit().verify().await.unwrap();
         assert!(report.is_intact(), "{report:?}");
         let events = event_count(&tdb, &scope).await;
         assert_eq!(report.head_seq, events, "every event linked");
         assert_eq!(report.verified as i64, events);
-        let org = scope.organization_id();
         let (min, max, n) = (
             tdb.raw_i64(&format!("SELECT min(seq) FROM audit_chain WHERE organization_id = '{org}'")).await,
             tdb.raw_i64(&format!("SELECT max(seq) FROM audit_chain WHERE organization_id = '{org}'")).await,

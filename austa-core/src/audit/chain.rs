@@ -12,11 +12,10 @@
 //! written by the library: it is dropped from the queue unlinked, and verification reports it as
 //! inserted.
 //!
-//! On PostgreSQL linking runs after the work's commit, in a transaction of its own that takes the head
-//! with `SKIP LOCKED`: while one writer links, the others go on, and their events are linked by that
-//! writer's next pass or the next operation. Hence the window documented in the README: an event is
-//! recorded (and durable) at commit, and chained moments later. Verification first links everything
-//! pending, waiting for the lock.
+//! On PostgreSQL linking runs after the work's commit, in the background
+//! ([`sequencer`](super::sequencer)), one transaction per batch. Hence the window documented in the
+//! README: an event is recorded (and durable) at commit, and chained moments later. Verification first
+//! links everything pending, waiting for the head.
 
 use uuid::Uuid;
 
@@ -31,13 +30,6 @@ pub(crate) const HEAD_MAC_LABEL: &[u8] = b"austa:audit-head:v1";
 pub(crate) const GENESIS: [u8; 32] = [0; 32];
 /// Events linked per statement.
 const BATCH: i64 = 256;
-
-/// Whether to wait for the chain head when another transaction holds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wait {
-    Yes,
-    No,
-}
 
 /// The chain's last link.
 #[derive(Debug, Clone)]
@@ -61,20 +53,16 @@ pub(crate) fn head_mac(keys: &OrgKeys, key_id: Uuid, org: Uuid, seq: i64, mac: &
     keys.audit_mac(key_id, &[HEAD_MAC_LABEL, org.as_bytes(), &seq.to_be_bytes(), mac])
 }
 
-/// Reads the head (locking it on PostgreSQL); `None` when another transaction holds it and `wait` is
-/// `No`. Creates the genesis head on first use.
-pub(crate) async fn lock_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid, wait: Wait) -> Result<Option<Head>> {
-    let lock = match (&*tx, wait) {
-        (Tx::Sqlite(_), _) => "",
-        (Tx::Postgres(_), Wait::Yes) => " FOR UPDATE",
-        (Tx::Postgres(_), Wait::No) => " FOR UPDATE SKIP LOCKED",
-    };
+/// Reads the head, locked until `tx` ends (SQLite: the write transaction holds the database), creating
+/// the genesis head on first use.
+pub(crate) async fn lock_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Result<Head> {
+    let lock = crate::repo::table::lock_clause(tx);
     let select = format!("SELECT seq, mac FROM audit_heads WHERE organization_id = $1{lock}");
     let head = |row: crate::db::Row| -> Result<Head> {
         Ok(Head { seq: row.int("seq")?, mac: row.opt_bytes("mac")?.unwrap_or_default() })
     };
     if let Some(row) = tx.fetch_optional(Query::new(select.clone()).bind(org)).await? {
-        return head(row).map(Some);
+        return head(row);
     }
     let key_id = keys.active_id();
     let genesis = Head { seq: 0, mac: GENESIS.to_vec() };
@@ -93,24 +81,18 @@ pub(crate) async fn lock_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid, wait: Wait
         )
         .await?;
     if created == 1 {
-        return Ok(Some(genesis));
+        return Ok(genesis);
     }
-    // It exists: another transaction holds it (or created it concurrently).
-    match wait {
-        Wait::No => Ok(None),
-        Wait::Yes => match tx.fetch_optional(Query::new(select).bind(org)).await? {
-            Some(row) => head(row).map(Some),
-            None => Err(Error::CorruptData("audit head vanished".into())),
-        },
+    // Created concurrently by another transaction (which we waited for): read it, locked.
+    match tx.fetch_optional(Query::new(select).bind(org)).await? {
+        Some(row) => head(row),
+        None => Err(Error::CorruptData("audit head vanished".into())),
     }
 }
 
-/// Links every pending event of `org` visible to `tx`; returns how many were linked, or `None` when
-/// another transaction is linking (with `Wait::No`).
-pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid, wait: Wait) -> Result<Option<u64>> {
-    let Some(mut head) = lock_head(tx, keys, org, wait).await? else {
-        return Ok(None);
-    };
+/// Links every pending event of `org` visible to `tx`; returns how many were linked.
+pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Result<u64> {
+    let mut head = lock_head(tx, keys, org).await?;
     let start = head.seq;
     loop {
         let rows = tx
@@ -207,21 +189,13 @@ pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid, wait: W
         )
         .await?;
     }
-    Ok(Some(linked))
-}
-
-/// Links pending events in a transaction of its own, unless another transaction is already linking.
-pub(crate) async fn link_after_commit(db: &Database, org: Uuid, keys: &OrgKeys) -> Result<Option<u64>> {
-    let mut tx = db.begin(Some(org), TxMode::Write).await?;
-    let linked = link_pending(&mut tx, keys, org, Wait::No).await?;
-    tx.commit().await?;
     Ok(linked)
 }
 
 /// Links every pending event, waiting for any other linker (verification does this first).
 pub(crate) async fn link_all(db: &Database, org: Uuid, keys: &OrgKeys) -> Result<u64> {
     let mut tx = db.begin(Some(org), TxMode::Write).await?;
-    let linked = link_pending(&mut tx, keys, org, Wait::Yes).await?.unwrap_or(0);
+    let linked = link_pending(&mut tx, keys, org).await?;
     tx.commit().await?;
     Ok(linked)
 }

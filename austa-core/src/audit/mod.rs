@@ -13,9 +13,10 @@
 //! * [`record`]: the transaction audited operations run in. The event is inserted with the work, so a
 //!   rolled-back operation leaves none and a committed one always has its event. A read is one event
 //!   listing the ids it returned. Refused operations record `ACCESS_DENIED` on their own.
-//! * [`chain`]: the sequencer that links committed events, in order, into the organization's chain
-//!   (each link: HMAC over the event's MAC and the previous link's), after commit, so that a hospital's
-//!   writers never queue on a chain lock.
+//! * [`chain`]: linking committed events, in order, into the organization's chain (each link: HMAC
+//!   over the event's MAC and the previous link's), and [`sequencer`], the background task that does it
+//!   after commit on PostgreSQL so that a hospital's writers never queue on a chain lock (measured
+//!   there: why this design and not a lock held until commit).
 //! * [`verify`]: walks the chain and names the first break: modified, deleted, inserted or reordered.
 //! * [`report`]: the access report of one patient ("who looked at my record"), itself audited.
 //! * [`fhir`]: FHIR R4 `AuditEvent` export, streamed.
@@ -29,6 +30,7 @@ pub(crate) mod event;
 mod fhir;
 pub(crate) mod record;
 mod report;
+mod sequencer;
 mod verify;
 
 use chrono::{DateTime, Utc};
@@ -39,6 +41,7 @@ pub use verify::{ChainBreak, ChainReport, TamperKind};
 
 pub(crate) use event::Event;
 pub(crate) use record::{check, record_alone, AuditTx};
+pub(crate) use sequencer::Sequencer;
 
 use crate::access::{Action, Resource, Rule};
 use crate::error::{Error, Result};

@@ -5,8 +5,9 @@
 //! underlying [`Tx`] for the operation's own statements, and [`AuditTx::record`] adds the event and
 //! its pending-chain entry to the same transaction. A rollback (an error, a dropped future) leaves no
 //! event; a commit always has its event. Committing also links pending events into the chain: inside
-//! the transaction on SQLite (whose writers are serialized anyway), right after the commit on
-//! PostgreSQL (so that writers never queue on the chain; see [`chain`](super::chain)).
+//! the transaction on SQLite (whose writers are serialized anyway), in the background after the
+//! commit on PostgreSQL (so that writers never queue on the chain; see
+//! [`sequencer`](super::sequencer)).
 //!
 //! Denied operations never open a transaction of their own work; [`denied`] records their
 //! `ACCESS_DENIED` event in a transaction of its own and hands back the refusal.
@@ -77,15 +78,14 @@ impl<'s> AuditTx<'s> {
         let org = self.scope.organization_id();
         match self.tx {
             Tx::Sqlite(_) => {
-                chain::link_pending(&mut self.tx, &self.keys, org, chain::Wait::Yes).await?;
+                chain::link_pending(&mut self.tx, &self.keys, org).await?;
                 self.tx.commit().await
             }
             Tx::Postgres(_) => {
                 self.tx.commit().await?;
-                // The work is committed: a failure to link now leaves the events pending, to be linked
-                // by the next operation or by verification, and must not turn the operation into an
-                // error.
-                let _ = chain::link_after_commit(self.scope.db(), org, &self.keys).await;
+                // Linked by the background sequencer: the writer's work ends at its commit.
+                let db = self.scope.db();
+                db.inner.sequencer.schedule(&db.inner, org);
                 Ok(())
             }
         }

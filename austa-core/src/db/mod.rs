@@ -68,6 +68,8 @@ pub struct Database {
 pub(crate) struct Inner {
     pub(crate) pool: Pool,
     pub(crate) keyring: Keyring,
+    /// Links committed audit events into their chains in the background (PostgreSQL).
+    pub(crate) sequencer: crate::audit::Sequencer,
 }
 
 impl std::fmt::Debug for Database {
@@ -98,7 +100,13 @@ impl Database {
             Some(url) if url != options.url => open_pool(url).await?,
             _ => pool.clone(),
         };
-        let db = Self { inner: Arc::new(Inner { pool, keyring: Keyring::new(keys, store, options.key_cache) }) };
+        let db = Self {
+            inner: Arc::new(Inner {
+                pool,
+                keyring: Keyring::new(keys, store, options.key_cache),
+                sequencer: Default::default(),
+            }),
+        };
         db.verify_master_key().await?;
         Ok(db)
     }
@@ -133,8 +141,12 @@ impl Database {
         self.inner.keyring.cache.clear();
     }
 
-    /// Closes the pools, waiting for connections to be returned.
+    /// Links the audit events still waiting for the sequencer, then closes the pools, waiting for
+    /// connections to be returned. (Events that cannot be linked now stay recorded and pending; the
+    /// next verification links them.)
     pub async fn close(&self) {
+        let _ = self.flush_audit().await;
+        self.inner.sequencer.stop();
         self.inner.pool.close().await;
         self.inner.keyring.store.close().await;
     }
