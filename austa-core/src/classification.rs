@@ -154,6 +154,7 @@ pub const ENCRYPTED_COLUMNS: &[EncryptedColumn] = &[
     s("authorizations", "justification", "clinical justification"),
     s("authorizations", "clinical_notes", "clinical notes"),
     s("tasy_integrations", "api_key", "Tasy API key (organization key)"),
+    s("audit_logs", "reason", "an emergency grant's or a shredding's written reason (organization key)"),
 ];
 
 /// The classification as the Markdown table the README carries.

@@ -48,6 +48,11 @@ async fn one_event(tdb: &TestDb, scope: &Scope, reader: &Scope, op: impl std::fu
     reader.audit_logs().get(id.parse().unwrap()).await.unwrap()
 }
 
+/// An event's reason, decrypted.
+fn reason(e: &AuditLog) -> Option<&str> {
+    e.reason.as_ref().map(|r| r.expose().unwrap().as_str())
+}
+
 fn request() -> RequestContext {
     RequestContext {
         purpose: Some("tratamento".into()),
@@ -139,6 +144,20 @@ async fn every_repository_operation_records_exactly_its_event() {
         .await;
         assert_eq!((e.outcome, e.entity_id, e.record_count), (AuditOutcome::NotFound, Some(ghost), 0));
 
+        // A write aimed at a row out of reach is recorded as a NOT_FOUND attempt, and changes nothing.
+        let other = tdb.db.scope(org, Actor::patient(second.id)).await.unwrap();
+        let e = one_event(&tdb, &scope, &platform, async {
+            let patch = PatientPatch { first_name: Some("Intrusa".into()), ..Default::default() };
+            assert_eq!(other.patients().update(p.id, patch).await.unwrap_err().code(), "not_found");
+        })
+        .await;
+        assert_eq!((e.action, e.outcome, e.entity_id), (AuditAction::Update, AuditOutcome::NotFound, Some(p.id)));
+        let e = one_event(&tdb, &scope, &platform, async {
+            assert_eq!(admin.patients().delete(ghost).await.unwrap_err().code(), "not_found");
+        })
+        .await;
+        assert_eq!((e.action, e.outcome), (AuditAction::Delete, AuditOutcome::NotFound));
+
         // Application events.
         let e = one_event(&tdb, &scope, &platform, async {
             scope.audit().record(AppEvent::Login).await.map(|_| ()).unwrap()
@@ -200,7 +219,7 @@ async fn failed_operations_record_nothing_and_refusals_record_access_denied() {
             (AuditAction::AccessDenied, AuditOutcome::Denied, EntityType::Provider)
         );
         assert_eq!((e.actor_kind, e.actor_id), (austa_core::Role::Patient, Some(p.id)));
-        assert_eq!(e.reason.as_deref(), Some("attempted read"));
+        assert_eq!(reason(&e), Some("attempted read"));
         assert!(e.requires_review && e.risk_level == RiskLevel::High);
 
         // An admin without a stated purpose may not read messages.
@@ -236,14 +255,16 @@ async fn emergency_access_and_key_operations_are_recorded() {
             (e.action, e.patient_id, e.risk_level, e.requires_review),
             (AuditAction::EmergencyAccess, Some(p.id), RiskLevel::High, true)
         );
-        assert_eq!(e.reason.as_deref(), Some("paciente inconsciente no pronto-socorro"));
+        assert_eq!(reason(&e), Some("paciente inconsciente no pronto-socorro"));
         let grant = grant.unwrap();
+        let raw = tdb.raw_bytes("audit_logs", "reason", e.id).await.expect("an encrypted reason");
+        assert!(!raw.windows(9).any(|w| w == b"paciente "), "the reason is ciphertext at rest");
         let e = one_event(&tdb, &scope, &scope, async {
             grant.patients().get(p.id).await.unwrap();
         })
         .await;
         assert!(e.emergency && e.requires_review);
-        assert_eq!(e.reason.as_deref(), Some("paciente inconsciente no pronto-socorro"));
+        assert_eq!(reason(&e), Some("paciente inconsciente no pronto-socorro"));
 
         let admin = tdb.db.scope(scope.organization_id(), Actor::admin(None)).await.unwrap();
         let e = one_event(&tdb, &scope, &scope, async {
@@ -390,9 +411,20 @@ async fn sixteen_concurrent_writers_leave_a_valid_chain_without_gaps() {
                 }
             }));
         }
+        // Verification while the writers run sees one consistent snapshot: never a false break.
+        let verifier = {
+            let scope = scope.clone();
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    let report = scope.audit().verify().await.unwrap();
+                    assert!(report.is_intact(), "verification during writes: {report:?}");
+                }
+            })
+        };
         for t in tasks {
             t.await.unwrap();
         }
+        verifier.await.unwrap();
         // The background sequencer links the events without being asked (SQLite links in-transaction).
         let org = scope.organization_id();
         let pending = format!("SELECT count(*) FROM audit_pending WHERE organization_id = '{org}'");
@@ -544,5 +576,53 @@ async fn fhir_export_writes_one_audit_event_per_line() {
         assert!(lines.iter().any(|l| l["type"]["code"] == "110106"), "the export recorded itself");
         let refused = doctor.audit().export_fhir(&mut Vec::new(), from, to).await.unwrap_err();
         assert_eq!(refused.code(), "permission_denied");
+    }
+}
+
+#[tokio::test]
+async fn a_handle_with_stale_keys_links_events_of_a_rotated_key() {
+    for tdb in support::backends().await {
+        let scope = chain_of(&tdb, "Hospital Rotação", 3).await;
+        let org = scope.organization_id();
+        // A second handle caches the organization key before the rotation.
+        let other = austa_core::Database::connect_with(&tdb.app_url, tdb.keys.clone()).await.unwrap();
+        let stale = other.scope(org, Actor::platform()).await.unwrap();
+        stale.patients().list(PageRequest::first(5)).await.unwrap();
+        let status = scope.keys().start_rotation(austa_core::crypto::RotationTarget::Organization).await.unwrap();
+        scope.keys().run_rotation(status.id, Default::default(), |_| {}).await.unwrap();
+        for i in 0..4 {
+            scope.patients().create(patient(&format!("Pós{i}"))).await.unwrap();
+        }
+        stale.patients().create(patient("Velha")).await.unwrap();
+        let report = stale.audit().verify().await.unwrap();
+        assert!(report.is_intact(), "{report:?}");
+        assert_eq!((report.unchained, report.head_seq), (0, event_count(&tdb, &scope).await));
+        other.close().await;
+        // verify_range is clamped to the head and refuses a start beyond it.
+        assert_eq!(
+            scope.audit().verify_range(report.head_seq + 5, report.head_seq + 9).await.unwrap_err().code(),
+            "validation"
+        );
+        assert!(scope.audit().verify_range(2, i64::MAX).await.unwrap().is_intact());
+    }
+}
+
+#[tokio::test]
+async fn a_forged_event_is_found_even_with_a_queue_entry_to_hide_it() {
+    for tdb in support::backends().await {
+        let s = chain_of(&tdb, "Hospital Fila", 4).await;
+        let (org, model) = (s.organization_id(), event_at(&tdb, &s, 2).await);
+        let (forged, stray) = (Uuid::now_v7(), Uuid::now_v7());
+        let columns = "occurred_at, actor_kind, actor_id, actor_name, action, outcome, entity_type, entity_id, \
+             record_ids, record_count, patient_id, patient_ids, changed_fields, purpose, reason, session_id, request_id, \
+             ip_address, user_agent, emergency, sensitivity, sensitive_data, risk_level, requires_review, key_id, mac";
+        tdb.tamper(&format!(
+            "INSERT INTO audit_logs (organization_id, id, {columns}) SELECT organization_id, '{forged}', {columns} \
+             FROM audit_logs WHERE organization_id = '{org}' AND id = '{model}'; \
+             INSERT INTO audit_pending (organization_id, event_id) VALUES ('{org}', '{stray}');"
+        ))
+        .await;
+        let broken = s.audit().verify().await.unwrap().broken.expect("forgery found");
+        assert_eq!((broken.kind, broken.event_id), (TamperKind::Inserted, Some(forged)));
     }
 }

@@ -36,7 +36,7 @@ CREATE TABLE audit_logs (
     patient_ids     JSONB NOT NULL,
     changed_fields  JSONB NOT NULL,
     purpose         TEXT,
-    reason          TEXT,
+    reason          BYTEA,
     session_id      TEXT,
     request_id      TEXT,
     ip_address      TEXT,

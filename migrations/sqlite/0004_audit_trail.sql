@@ -21,7 +21,7 @@ CREATE TABLE audit_logs (
     patient_ids     TEXT NOT NULL CHECK (json_valid(patient_ids)),
     changed_fields  TEXT NOT NULL CHECK (json_valid(changed_fields)),
     purpose         TEXT,
-    reason          TEXT,
+    reason          BLOB,
     session_id      TEXT,
     request_id      TEXT,
     ip_address      TEXT,

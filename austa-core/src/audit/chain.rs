@@ -90,15 +90,45 @@ pub(crate) async fn lock_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Result<
     }
 }
 
-/// Links every pending event of `org` visible to `tx`; returns how many were linked.
-pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Result<u64> {
+/// What a linking pass did.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Linked {
+    /// Events linked.
+    pub(crate) linked: u64,
+    /// Whether it stopped at an event MACed under a key version these keys lack (created by another
+    /// process's rotation): the caller reloads the keys and links again.
+    pub(crate) stalled: bool,
+}
+
+/// Whether an event row is genuine (its MAC verifies), forged (it does not, or the row cannot even be
+/// read), or not checkable with these keys.
+enum Check {
+    Genuine(Uuid, Vec<u8>),
+    Forged,
+    UnknownKey,
+}
+
+fn check_event(keys: &OrgKeys, row: &crate::db::Row) -> Check {
+    let Ok(e) = decode(row) else { return Check::Forged };
+    if !keys.has_version(e.key_id) {
+        return Check::UnknownKey;
+    }
+    match event_mac(keys, &e.log, e.reason.as_deref(), e.key_id) {
+        Ok(mac) if mac.as_slice() == e.mac.as_slice() => Check::Genuine(e.log.id, e.mac),
+        _ => Check::Forged,
+    }
+}
+
+/// Links every pending event of `org` visible to `tx`, in id order.
+pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Result<Linked> {
     let mut head = lock_head(tx, keys, org).await?;
     let start = head.seq;
+    let mut stalled = false;
     loop {
         let rows = tx
             .fetch_all(
                 Query::new(
-                    "SELECT e.* FROM audit_pending p JOIN audit_logs e \
+                    "SELECT p.event_id AS pending_id, e.* FROM audit_pending p JOIN audit_logs e \
                      ON e.organization_id = p.organization_id AND e.id = p.event_id \
                      WHERE p.organization_id = $1 ORDER BY e.id LIMIT $2",
                 )
@@ -114,19 +144,24 @@ pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Resu
         let mut links = Vec::with_capacity(rows.len());
         let mut done = Vec::with_capacity(rows.len());
         for row in &rows {
-            let (log, event_key, stored) = decode(row)?;
-            done.push(log.id);
-            // An event the library did not write (no valid MAC) is never linked.
-            let genuine = match event_mac(keys, &log, event_key) {
-                Ok(mac) => mac.as_slice() == stored.as_slice(),
-                Err(_) => false,
+            let (id, stored) = match check_event(keys, row) {
+                Check::Genuine(id, stored) => (id, stored),
+                // Not written by the library: dequeued unlinked, so verification reports it.
+                Check::Forged => {
+                    done.push(row.uuid("pending_id")?);
+                    continue;
+                }
+                // Order matters: stop here rather than link later events before this one.
+                Check::UnknownKey => {
+                    stalled = true;
+                    break;
+                }
             };
-            if !genuine {
-                continue;
-            }
-            let mac = link_mac(keys, key_id, org, log.id, &stored, &head.mac)?;
+            done.push(id);
+            let log_id = id;
+            let mac = link_mac(keys, key_id, org, log_id, &stored, &head.mac)?;
             head.seq += 1;
-            links.push((head.seq, log.id, std::mem::replace(&mut head.mac, mac.to_vec())));
+            links.push((head.seq, log_id, std::mem::replace(&mut head.mac, mac.to_vec())));
         }
         if !links.is_empty() {
             let mut sql = String::from(
@@ -162,13 +197,15 @@ pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Resu
             }
             tx.execute(query_args.into_iter().fold(Query::new(sql), |q, v| q.bind(v))).await?;
         }
-        let placeholders: Vec<String> = (0..done.len()).map(|i| format!("${}", i + 2)).collect();
-        let delete = format!(
-            "DELETE FROM audit_pending WHERE organization_id = $1 AND event_id IN ({})",
-            placeholders.join(", ")
-        );
-        tx.execute(done.into_iter().fold(Query::new(delete).bind(org), |q, id| q.bind(id))).await?;
-        if (rows.len() as i64) < BATCH {
+        if !done.is_empty() {
+            let placeholders: Vec<String> = (0..done.len()).map(|i| format!("${}", i + 2)).collect();
+            let delete = format!(
+                "DELETE FROM audit_pending WHERE organization_id = $1 AND event_id IN ({})",
+                placeholders.join(", ")
+            );
+            tx.execute(done.into_iter().fold(Query::new(delete).bind(org), |q, id| q.bind(id))).await?;
+        }
+        if stalled || (rows.len() as i64) < BATCH {
             break;
         }
     }
@@ -189,13 +226,23 @@ pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Resu
         )
         .await?;
     }
-    Ok(linked)
+    Ok(Linked { linked, stalled })
 }
 
-/// Links every pending event, waiting for any other linker (verification does this first).
-pub(crate) async fn link_all(db: &Database, org: Uuid, keys: &OrgKeys) -> Result<u64> {
-    let mut tx = db.begin(Some(org), TxMode::Write).await?;
-    let linked = link_pending(&mut tx, keys, org).await?;
-    tx.commit().await?;
-    Ok(linked)
+/// Links every pending event of `org`, waiting for any other linker; when an event names a key version
+/// the cached keys lack, reloads them from the key store and goes on.
+pub(crate) async fn link_all(db: &Database, org: Uuid) -> Result<u64> {
+    let mut keys = db.org_keys(org).await?;
+    let mut total = 0;
+    for attempt in 0..2 {
+        let mut tx = db.begin(Some(org), TxMode::Write).await?;
+        let pass = link_pending(&mut tx, &keys, org).await?;
+        tx.commit().await?;
+        total += pass.linked;
+        if !pass.stalled || attempt == 1 {
+            break;
+        }
+        keys = db.load_org_keys(org).await?;
+    }
+    Ok(total)
 }

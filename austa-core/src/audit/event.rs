@@ -8,7 +8,9 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::crypto::OrgKeys;
+use std::sync::Arc;
+
+use crate::crypto::{KeySet, OrgKeys, Sensitive};
 use crate::db::{Query, Row};
 use crate::error::{Error, Result};
 use crate::model::{AuditAction, AuditLog, AuditOutcome, EntityType, RiskLevel, Sensitivity, MAX_LISTED_IDS};
@@ -110,8 +112,8 @@ impl Event {
     }
 
     /// The stored event: this description plus the scope's actor and request context, with derived
-    /// sensitivity and risk, MACed under the organization's active audit key.
-    pub(crate) fn into_log(self, scope: &Scope, keys: &OrgKeys) -> Result<(AuditLog, Uuid, [u8; 32])> {
+    /// sensitivity and risk, its reason encrypted, MACed under the organization's active audit key.
+    pub(crate) fn into_log(self, scope: &Scope, keys: &Arc<OrgKeys>) -> Result<Sealed> {
         let now = crate::time::now();
         let actor = scope.actor();
         let request = scope.request();
@@ -145,7 +147,7 @@ impl Event {
             patient_ids: patients,
             changed_fields: self.changed,
             purpose: context_text(request.purpose.as_deref(), 200),
-            reason: context_text(reason.as_deref(), 1000),
+            reason: context_text(reason.as_deref(), 1000).map(Sensitive::new),
             session_id: context_text(request.session_id.as_deref(), 200),
             request_id: context_text(request.request_id.as_deref(), 200),
             ip_address: ip_address(request.ip_address.as_deref()),
@@ -157,9 +159,32 @@ impl Event {
             requires_review: matches!(risk, RiskLevel::High | RiskLevel::Critical),
         };
         let key_id = keys.active_id();
-        let mac = event_mac(keys, &log, key_id)?;
-        Ok((log, key_id, mac))
+        let reason = match &log.reason {
+            Some(r) => {
+                let set = KeySet { org: keys.clone(), patients: Default::default() };
+                Some(set.row("audit_logs", log.id, None)?.seal("reason", r.expose()?.as_bytes())?)
+            }
+            None => None,
+        };
+        let mac = event_mac(keys, &log, reason.as_deref(), key_id)?;
+        Ok(Sealed { log, reason, key_id, mac })
     }
+}
+
+/// An event ready to store: its encrypted reason, key version and MAC.
+pub(crate) struct Sealed {
+    pub(crate) log: AuditLog,
+    pub(crate) reason: Option<Vec<u8>>,
+    pub(crate) key_id: Uuid,
+    pub(crate) mac: [u8; 32],
+}
+
+/// A stored event as read back without keys: the reason stays a ciphertext (`log.reason` is `None`).
+pub(crate) struct Stored {
+    pub(crate) log: AuditLog,
+    pub(crate) reason: Option<Vec<u8>>,
+    pub(crate) key_id: Uuid,
+    pub(crate) mac: Vec<u8>,
 }
 
 /// The column naming the patient a row of `table` is about (`id` for `patients`).
@@ -345,8 +370,8 @@ fn ids(list: &[Uuid]) -> Vec<u8> {
     list.iter().flat_map(|u| *u.as_bytes()).collect()
 }
 
-/// The fields an event's MAC covers, in order.
-pub(crate) fn canonical(log: &AuditLog, key_id: Uuid) -> Vec<Vec<u8>> {
+/// The fields an event's MAC covers, in order (the reason as its ciphertext).
+pub(crate) fn canonical(log: &AuditLog, reason: Option<&[u8]>, key_id: Uuid) -> Vec<Vec<u8>> {
     let b = |x: bool| vec![u8::from(x)];
     vec![
         EVENT_MAC_LABEL.to_vec(),
@@ -366,7 +391,10 @@ pub(crate) fn canonical(log: &AuditLog, key_id: Uuid) -> Vec<Vec<u8>> {
         ids(&log.patient_ids),
         log.changed_fields.join("\n").into_bytes(),
         opt(log.purpose.clone()),
-        opt(log.reason.clone()),
+        match reason {
+            None => vec![0],
+            Some(ct) => [&[1u8][..], ct].concat(),
+        },
         opt(log.session_id.clone()),
         opt(log.request_id.clone()),
         opt(log.ip_address.clone()),
@@ -381,8 +409,8 @@ pub(crate) fn canonical(log: &AuditLog, key_id: Uuid) -> Vec<Vec<u8>> {
 }
 
 /// The MAC of an event under audit key version `key_id`.
-pub(crate) fn event_mac(keys: &OrgKeys, log: &AuditLog, key_id: Uuid) -> Result<[u8; 32]> {
-    let parts = canonical(log, key_id);
+pub(crate) fn event_mac(keys: &OrgKeys, log: &AuditLog, reason: Option<&[u8]>, key_id: Uuid) -> Result<[u8; 32]> {
+    let parts = canonical(log, reason, key_id);
     let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
     keys.audit_mac(key_id, &refs)
 }
@@ -401,8 +429,8 @@ fn role(s: &str) -> Result<Role> {
         .ok_or_else(|| Error::CorruptData("audit_logs.actor_kind: unknown value".into()))
 }
 
-/// Decodes an `audit_logs` row (columns possibly prefixed by a join); also returns its key id and MAC.
-pub(crate) fn decode(row: &Row) -> Result<(AuditLog, Uuid, Vec<u8>)> {
+/// Decodes an `audit_logs` row without keys: the reason stays encrypted (see [`Stored`]).
+pub(crate) fn decode(row: &Row) -> Result<Stored> {
     let log = AuditLog {
         id: row.uuid("id")?,
         organization_id: row.uuid("organization_id")?,
@@ -420,7 +448,7 @@ pub(crate) fn decode(row: &Row) -> Result<(AuditLog, Uuid, Vec<u8>)> {
         patient_ids: uuid_list(row, "patient_ids")?,
         changed_fields: row.string_list("changed_fields")?,
         purpose: row.opt_text("purpose")?,
-        reason: row.opt_text("reason")?,
+        reason: None,
         session_id: row.opt_text("session_id")?,
         request_id: row.opt_text("request_id")?,
         ip_address: row.opt_text("ip_address")?,
@@ -433,11 +461,12 @@ pub(crate) fn decode(row: &Row) -> Result<(AuditLog, Uuid, Vec<u8>)> {
     };
     let key_id = row.uuid("key_id")?;
     let mac = row.opt_bytes("mac")?.ok_or_else(|| Error::CorruptData("audit_logs.mac is NULL".into()))?;
-    Ok((log, key_id, mac))
+    Ok(Stored { log, reason: row.opt_bytes("reason")?, key_id, mac })
 }
 
 /// The INSERT of an event.
-pub(crate) fn insert_query(log: &AuditLog, key_id: Uuid, mac: &[u8]) -> Query {
+pub(crate) fn insert_query(sealed: &Sealed) -> Query {
+    let Sealed { log, reason, key_id, mac } = sealed;
     let strings = |v: &[Uuid]| serde_json::json!(v.iter().map(Uuid::to_string).collect::<Vec<_>>());
     Query::new(
         "INSERT INTO audit_logs (organization_id, id, occurred_at, actor_kind, actor_id, actor_name, action, \
@@ -462,7 +491,7 @@ pub(crate) fn insert_query(log: &AuditLog, key_id: Uuid, mac: &[u8]) -> Query {
     .bind(strings(&log.patient_ids))
     .bind(serde_json::json!(log.changed_fields))
     .bind(log.purpose.clone())
-    .bind(log.reason.clone())
+    .bind(reason.clone())
     .bind(log.session_id.clone())
     .bind(log.request_id.clone())
     .bind(log.ip_address.clone())
@@ -472,7 +501,7 @@ pub(crate) fn insert_query(log: &AuditLog, key_id: Uuid, mac: &[u8]) -> Query {
     .bind(log.sensitive_data)
     .bind(log.risk_level.as_str())
     .bind(log.requires_review)
-    .bind(key_id)
+    .bind(*key_id)
     .bind(mac.to_vec())
 }
 

@@ -4,7 +4,8 @@
 //! RESTful operation type for create/read/update/delete), `action` the C/R/U/D/E code, `outcome` the
 //! R4 code (`0` success, `4` minor failure for not-found, `8` serious failure for a denied attempt),
 //! `agent` the actor (with its network address), `source` the library within the organization, and
-//! `entity` the patient(s) and the record the event was about. Ids only: events hold no values.
+//! `entity` the patient(s) and the record the event was about. Ids and codes only: the free-text
+//! `reason` (encrypted at rest) is not exported; the purpose of use is.
 
 use std::io::Write;
 
@@ -168,9 +169,6 @@ pub fn to_fhir(e: &AuditLog) -> Value {
     if e.outcome != AuditOutcome::Success {
         resource["outcomeDesc"] = json!(e.outcome.as_str());
     }
-    if let Some(reason) = &e.reason {
-        resource["purposeOfEvent"] = json!([{ "text": reason }]);
-    }
     resource
 }
 
@@ -227,7 +225,7 @@ pub(crate) async fn export<W: Write>(
             .await?;
         tx.commit().await?;
         for row in &rows {
-            let (log, _, _) = decode(row)?;
+            let log = decode(row)?.log;
             serde_json::to_writer(&mut *out, &to_fhir(&log)).map_err(std::io::Error::from)?;
             out.write_all(b"\n")?;
             after = Some((log.occurred_at, log.id));

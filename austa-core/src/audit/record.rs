@@ -59,8 +59,9 @@ impl<'s> AuditTx<'s> {
 
     /// Adds an event to this transaction; returns its id.
     pub(crate) async fn record(&mut self, event: Event) -> Result<Uuid> {
-        let (log, key_id, mac) = event.into_log(self.scope, &self.keys)?;
-        self.tx.execute(insert_query(&log, key_id, &mac)).await?;
+        let sealed = event.into_log(self.scope, &self.keys)?;
+        self.tx.execute(insert_query(&sealed)).await?;
+        let log = &sealed.log;
         self.tx
             .execute(
                 Query::new("INSERT INTO audit_pending (organization_id, event_id) VALUES ($1, $2)")
@@ -78,6 +79,8 @@ impl<'s> AuditTx<'s> {
         let org = self.scope.organization_id();
         match self.tx {
             Tx::Sqlite(_) => {
+                // Events this transaction's keys cannot check (another process rotated) stay queued
+                // for the next pass with fresh keys.
                 chain::link_pending(&mut self.tx, &self.keys, org).await?;
                 self.tx.commit().await
             }

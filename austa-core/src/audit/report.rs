@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::event::{decode, time_text, Event};
+use super::event::{time_text, Event};
 use super::record::{check, AuditTx};
 use crate::access::{Action, Resource, Rule};
 use crate::db::{Query, Tx};
@@ -76,16 +76,15 @@ pub(crate) async fn access_report(
             Query::new(sql).bind(org).bind(patient).bind(from).bind(to).bind(t).bind(id).bind(i64::from(limit) + 1),
         )
         .await?;
-    let mut items = rows.iter().map(|r| decode(r).map(|(log, _, _)| log)).collect::<Result<Vec<_>>>()?;
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    tx.record(
-        Event::new(AuditAction::Read, crate::model::EntityType::AuditLog)
-            .patient(Some(patient))
-            .records(items.iter().map(|e| e.id)),
-    )
-    .await?;
+    let mut rows = rows;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let ids = rows.iter().map(|r| r.uuid("id")).collect::<Result<Vec<_>>>()?;
+    tx.record(Event::new(AuditAction::Read, crate::model::EntityType::AuditLog).patient(Some(patient)).records(ids))
+        .await?;
     tx.commit().await?;
+    // Decoded with the organization's key: reasons are encrypted.
+    let items: Vec<AuditLog> = crate::repo::table::decode_rows(scope, &rows).await?;
     let next = if more {
         items.last().map(|e| Cursor::encode(&format!("{}|{}", time_text(&e.occurred_at), e.id)))
     } else {

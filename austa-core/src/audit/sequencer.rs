@@ -86,8 +86,7 @@ impl Sequencer {
 
 /// Links the pending events of `org`, waiting for the chain head if another linker holds it.
 async fn link(db: &Database, org: Uuid) -> Result<u64> {
-    let keys = db.org_keys(org).await?;
-    chain::link_all(db, org, &keys).await
+    chain::link_all(db, org).await
 }
 
 async fn run(db: Weak<Inner>, shared: Arc<Shared>) {

@@ -23,7 +23,7 @@ use super::chain::{self, head_mac, link_mac, GENESIS};
 use super::event::{decode, event_mac};
 use crate::crypto::OrgKeys;
 use crate::db::{Query, Row, Tx, TxMode};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::scope::Scope;
 
 /// How the chain was tampered with.
@@ -124,12 +124,12 @@ async fn fetch_links(tx: &mut Tx, org: Uuid, after: i64, to: i64) -> Result<Vec<
 /// Whether a link and its event carry valid MACs.
 fn self_consistent(keys: &OrgKeys, org: Uuid, link: &Link) -> bool {
     let Some(row) = &link.event else { return false };
-    let Ok((log, key_id, stored)) = decode(row) else { return false };
-    let event_ok = log.id == link.event_id
-        && log.organization_id == org
-        && event_mac(keys, &log, key_id).is_ok_and(|m| m.as_slice() == stored.as_slice());
+    let Ok(e) = decode(row) else { return false };
+    let event_ok = e.log.id == link.event_id
+        && e.log.organization_id == org
+        && event_mac(keys, &e.log, e.reason.as_deref(), e.key_id).is_ok_and(|m| m.as_slice() == e.mac.as_slice());
     event_ok
-        && link_mac(keys, link.key_id, org, link.event_id, &stored, &link.prev)
+        && link_mac(keys, link.key_id, org, link.event_id, &e.mac, &link.prev)
             .is_ok_and(|m| m.as_slice() == link.mac.as_slice())
 }
 
@@ -149,22 +149,23 @@ fn brk(seq: Option<i64>, event_id: Option<Uuid>, kind: TamperKind, detail: Strin
 }
 
 /// Verifies links `from..=to` (clamped to the head) of the scope's organization after linking every
-/// pending event. `whole` adds the head and orphan checks.
+/// pending event, reading one snapshot. When the range reaches the head, also checks the head and that
+/// no event sits outside the chain.
 pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<ChainReport> {
     let org = scope.organization_id();
     let db = scope.db();
     // Fresh from the key store: a version created by another process must verify too.
+    chain::link_all(db, org).await?;
     let keys = db.load_org_keys(org).await?;
-    chain::link_all(db, org, &keys).await?;
     let from = from.max(1);
-    let mut tx = db.begin(Some(org), TxMode::Read).await?;
+    let mut tx = db.begin(Some(org), TxMode::Snapshot).await?;
     let head = tx
         .fetch_optional(
             Query::new("SELECT seq, mac, key_id, head_mac FROM audit_heads WHERE organization_id = $1").bind(org),
         )
         .await?;
     let (head_seq, head_mac_ok, head_last) = match &head {
-        None => (0, true, GENESIS.to_vec()),
+        None => (0, false, GENESIS.to_vec()),
         Some(r) => {
             let (seq, mac, key, hm) =
                 (r.int("seq")?, r.opt_bytes("mac")?.unwrap_or_default(), r.uuid("key_id")?, r.opt_bytes("head_mac")?);
@@ -172,8 +173,28 @@ pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<
             (seq, ok, mac)
         }
     };
-    let to = to.unwrap_or(i64::MAX);
-    let whole = from == 1 && to >= head_seq;
+    if from > head_seq.max(1) {
+        tx.commit().await?;
+        return Err(Error::validation("from", "is beyond the chain's head"));
+    }
+    let to = to.unwrap_or(head_seq).min(head_seq);
+    let whole = from == 1 && to == head_seq;
+    let report = |verified, to_seq, unchained, broken| ChainReport {
+        organization_id: org,
+        from_seq: from,
+        to_seq,
+        verified,
+        head_seq,
+        unchained,
+        broken,
+    };
+    if head.is_none() || head_seq == 0 {
+        // Every organization records its own creation, so after linking a chain is never empty: its
+        // events, its links and its head were all removed.
+        tx.commit().await?;
+        let broken = brk(Some(1), None, TamperKind::Deleted, "the chain head is gone".into());
+        return Ok(report(0, 0, 0, broken));
+    }
     // The expected predecessor of the first link checked.
     let mut expected_prev = if from == 1 {
         GENESIS.to_vec()
@@ -194,6 +215,7 @@ pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<
     let mut exhausted = false;
     loop {
         if queue.len() < 2 && !exhausted {
+            // One link past the range (when there is one) tells whether the chain vouches for the last.
             let page = fetch_links(&mut tx, org, cursor, to.saturating_add(1)).await?;
             exhausted = (page.len() as i64) < PAGE;
             if let Some(last) = page.last() {
@@ -202,7 +224,7 @@ pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<
             queue.extend(page);
         }
         let Some(link) = queue.pop_front() else { break };
-        if link.seq > to {
+        if link.seq > to && link.seq <= head_seq {
             break;
         }
         last_seen = link.seq;
@@ -253,7 +275,7 @@ pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<
         expected_prev = link.mac;
         expected_seq += 1;
     }
-    if broken.is_none() && to >= head_seq {
+    if broken.is_none() && to == head_seq {
         if !head_mac_ok {
             broken = brk(Some(head_seq), None, TamperKind::Modified, "the chain head fails its MAC".into());
         } else if last_seen < head_seq {
@@ -271,34 +293,48 @@ pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<
     }
     let pending = count(&mut tx, "SELECT count(*) AS n FROM audit_pending WHERE organization_id = $1", org).await?;
     if broken.is_none() && whole {
-        let events = count(&mut tx, "SELECT count(*) AS n FROM audit_logs WHERE organization_id = $1", org).await?;
-        let linked = count(&mut tx, "SELECT count(*) AS n FROM audit_chain WHERE organization_id = $1", org).await?;
-        if events > linked + pending {
-            let orphan = tx
-                .fetch_optional(
-                    Query::new(
-                        "SELECT e.id FROM audit_logs e WHERE e.organization_id = $1 \
-                         AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.organization_id = e.organization_id AND c.event_id = e.id) \
-                         AND NOT EXISTS (SELECT 1 FROM audit_pending p WHERE p.organization_id = e.organization_id AND p.event_id = e.id) \
-                         ORDER BY e.id LIMIT 1",
-                    )
-                    .bind(org),
-                )
-                .await?;
-            let id = orphan.map(|r| r.uuid("id")).transpose()?;
-            broken = brk(None, id, TamperKind::Inserted, "an event outside the chain".into());
-        }
+        broken = outside_the_chain(&mut tx, org).await?;
     }
     tx.commit().await?;
-    Ok(ChainReport {
-        organization_id: org,
-        from_seq: from,
-        to_seq: last_seen.max(0),
-        verified,
-        head_seq,
-        unchained: pending,
-        broken,
-    })
+    Ok(report(verified, last_seen.max(0), pending, broken))
+}
+
+/// Events that are neither linked nor queued (inserted by someone without the key, or dropped by the
+/// sequencer because their MAC failed), and queue entries whose event is gone (deleted before linking).
+async fn outside_the_chain(tx: &mut Tx, org: Uuid) -> Result<Option<ChainBreak>> {
+    let orphan = tx
+        .fetch_optional(
+            Query::new(
+                "SELECT e.id FROM audit_logs e WHERE e.organization_id = $1 \
+                 AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.organization_id = e.organization_id AND c.event_id = e.id) \
+                 AND NOT EXISTS (SELECT 1 FROM audit_pending p WHERE p.organization_id = e.organization_id AND p.event_id = e.id) \
+                 ORDER BY e.id LIMIT 1",
+            )
+            .bind(org),
+        )
+        .await?;
+    if let Some(row) = orphan {
+        return Ok(brk(None, Some(row.uuid("id")?), TamperKind::Inserted, "an event outside the chain".into()));
+    }
+    let lost = tx
+        .fetch_optional(
+            Query::new(
+                "SELECT p.event_id FROM audit_pending p WHERE p.organization_id = $1 \
+                 AND NOT EXISTS (SELECT 1 FROM audit_logs e WHERE e.organization_id = p.organization_id AND e.id = p.event_id) \
+                 ORDER BY p.event_id LIMIT 1",
+            )
+            .bind(org),
+        )
+        .await?;
+    match lost {
+        Some(row) => Ok(brk(
+            None,
+            Some(row.uuid("event_id")?),
+            TamperKind::Deleted,
+            "a recorded event removed before it was linked".into(),
+        )),
+        None => Ok(None),
+    }
 }
 
 async fn count(tx: &mut Tx, sql: &str, org: Uuid) -> Result<u64> {

@@ -32,10 +32,13 @@ use crate::repo::table::lock_clause;
 use crate::scope::Scope;
 
 /// What a master key rotation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MasterKeyRotation {
     /// Organization key versions re-wrapped.
     pub organization_keys: usize,
+    /// Organizations whose audit chain could not record the rotation (the rotation itself succeeded);
+    /// empty normally.
+    pub unrecorded_organizations: Vec<Uuid>,
 }
 
 impl Database {
@@ -76,6 +79,7 @@ impl Database {
         let mut organizations: Vec<Uuid> = rows.iter().map(|r| r.uuid("organization_id")).collect::<Result<_>>()?;
         organizations.sort();
         organizations.dedup();
+        let mut unrecorded = Vec::new();
         for org in organizations {
             // A key left behind by a failed organization insert has no chain to record in.
             if !self.organizations().exists(org).await? {
@@ -87,9 +91,13 @@ impl Database {
                 .changed(["master_key"])
                 .reason("master key rotation")
                 .risk_at_least(RiskLevel::High);
-            record_alone(&scope, event).await?;
+            // The rotation is done whatever happens here: go on with the other organizations and
+            // report the ones whose chain did not get the event.
+            if record_alone(&scope, event).await.is_err() {
+                unrecorded.push(org);
+            }
         }
-        Ok(MasterKeyRotation { organization_keys: rows.len() })
+        Ok(MasterKeyRotation { organization_keys: rows.len(), unrecorded_organizations: unrecorded })
     }
 }
 
@@ -189,7 +197,10 @@ impl Scope {
 /// The tables a rotation walks, in order. `patient_keys` (key store) comes first for an organization
 /// rotation: patient keys must be wrapped by the new version before the old one could ever retire.
 fn steps(target: RotationTarget) -> Vec<&'static str> {
-    let tables = classification::encrypted_tables();
+    // Audit events are immutable (their MAC covers the ciphertext): their reasons stay under the key
+    // version that sealed them, which a rotation retires but never destroys.
+    let tables: Vec<&'static str> =
+        classification::encrypted_tables().into_iter().filter(|t| *t != "audit_logs").collect();
     match target {
         RotationTarget::Organization => {
             let mut v = vec!["patient_keys"];
@@ -339,7 +350,6 @@ impl KeyAdmin<'_> {
             return Err(Error::validation("batch_size", "must be at least 1"));
         }
         let mut status = self.rotation_status(id).await?;
-        let was_completed = status.completed;
         self.ensure_new_key(status.target, status.new_key_id).await?;
         let steps = steps(status.target);
         let mut batches = 0u32;
@@ -351,10 +361,6 @@ impl KeyAdmin<'_> {
             batches += 1;
             status = self.rotation_status(id).await?;
             progress(&status);
-        }
-        if status.completed && !was_completed {
-            let event = key_event(status.target, self.org(), "data key rotation completed").records([id]);
-            record_alone(self.scope, event).await?;
         }
         Ok(status)
     }
@@ -460,7 +466,7 @@ impl KeyAdmin<'_> {
         let org = self.org();
         let (position, last_id) = self.position(status.id).await?;
         let Some(table) = steps.get(position).copied() else {
-            return self.complete(status.id).await;
+            return self.complete(status).await;
         };
         if table == "patient_keys" {
             let (done, last) = self.rewrap_patient_keys(last_id, batch).await?;
@@ -489,7 +495,7 @@ impl KeyAdmin<'_> {
         let is_patient_table = matches!(classification::table_owner(table), KeyOwner::Patient { .. });
         let keys = self.db().key_set(org, if is_patient_table { owners.clone() } else { Vec::new() }).await?;
         let ids: Vec<Uuid> = rows.iter().map(|r| r.uuid("id")).collect::<Result<_>>()?;
-        let mut tx = self.db().begin(Some(org), TxMode::Write).await?;
+        let mut tx = AuditTx::begin(self.scope).await?;
         let lock = lock_clause(&tx);
         let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
         let id_col = if table == "organizations" { "id" } else { "organization_id" };
@@ -502,6 +508,13 @@ impl KeyAdmin<'_> {
         }
         let last = ids.last().copied();
         tx.execute(advance_query(org, status.id, position, last, ids.len() as i64)).await?;
+        // The batch read and rewrote these rows' encrypted fields: recorded as one update.
+        let event = Event::on(AuditAction::Update, table)
+            .records(ids.iter().copied())
+            .patients(if is_patient_table { owners } else { Vec::new() })
+            .changed(classification::columns_of(table).map(|c| c.column))
+            .reason("data key rotation: re-encryption");
+        tx.record(event).await?;
         tx.commit().await
     }
 
@@ -579,20 +592,26 @@ impl KeyAdmin<'_> {
         tx.commit().await
     }
 
-    async fn complete(&self, id: Uuid) -> Result<()> {
+    /// Marks the rotation completed, recording it in the same transaction.
+    async fn complete(&self, status: &RotationStatus) -> Result<()> {
         let org = self.org();
         let now = crate::time::now();
-        let mut tx = self.db().begin(Some(org), TxMode::Write).await?;
-        tx.execute(
-            Query::new(
-                "UPDATE key_rotations SET status = 'COMPLETED', completed_at = $1, updated_at = $1 \
-                 WHERE organization_id = $2 AND id = $3 AND status = 'RUNNING'",
+        let mut tx = AuditTx::begin(self.scope).await?;
+        let n = tx
+            .execute(
+                Query::new(
+                    "UPDATE key_rotations SET status = 'COMPLETED', completed_at = $1, updated_at = $1 \
+                     WHERE organization_id = $2 AND id = $3 AND status = 'RUNNING'",
+                )
+                .bind(now)
+                .bind(org)
+                .bind(status.id),
             )
-            .bind(now)
-            .bind(org)
-            .bind(id),
-        )
-        .await?;
+            .await?;
+        if n == 0 {
+            return Ok(()); // completed by another run meanwhile: nothing written, nothing to record
+        }
+        tx.record(key_event(status.target, org, "data key rotation completed").records([status.id])).await?;
         tx.commit().await
     }
 

@@ -115,6 +115,11 @@ impl OrgKeys {
         Ok(mac.finalize().into_bytes().into())
     }
 
+    /// Whether version `key_id` is among these keys.
+    pub(crate) fn has_version(&self, key_id: Uuid) -> bool {
+        self.version(key_id).is_some()
+    }
+
     /// The version that MACs new audit events and links.
     pub(crate) fn active_id(&self) -> Uuid {
         self.active

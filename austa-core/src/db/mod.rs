@@ -282,14 +282,18 @@ pub(crate) async fn begin_on(pool: &Pool, organization: Option<Uuid>, mode: TxMo
     {
         match pool {
             Pool::Sqlite(p) => {
+                // A deferred transaction reads one snapshot from its first statement on (WAL).
                 let tx = match mode {
-                    TxMode::Read => p.begin().await?,
+                    TxMode::Read | TxMode::Snapshot => p.begin().await?,
                     TxMode::Write => p.begin_with("BEGIN IMMEDIATE").await?,
                 };
                 Ok(Tx::Sqlite(tx))
             }
             Pool::Postgres(p) => {
-                let mut tx = p.begin().await?;
+                let mut tx = match mode {
+                    TxMode::Snapshot => p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?,
+                    TxMode::Read | TxMode::Write => p.begin().await?,
+                };
                 let org = organization.map(|o| o.to_string()).unwrap_or_default();
                 sqlx::query("SELECT set_config('austa.organization_id', $1, true)").bind(org).execute(&mut *tx).await?;
                 Ok(Tx::Postgres(tx))
@@ -303,6 +307,8 @@ pub(crate) async fn begin_on(pool: &Pool, organization: Option<Uuid>, mode: TxMo
 pub(crate) enum TxMode {
     Read,
     Write,
+    /// Read-only, every statement seeing the same snapshot (PostgreSQL `REPEATABLE READ`).
+    Snapshot,
 }
 
 /// A transaction on the concrete backend.

@@ -7,8 +7,8 @@
 //! * The entity is a typed `(entity_type, entity_id)` pair without foreign keys; events outlive the
 //!   rows they describe. A read lists the ids it returned (`record_ids`) and the patients whose data
 //!   they were (`patient_ids`) in one event per operation.
-//! * Events hold ids and field names, never values: no description or metadata free text, and the
-//!   request context is sanitized.
+//! * Events hold ids and field names, never values: no description or metadata free text, the
+//!   request context is sanitized, and the one free-text field (`reason`) is encrypted.
 //! * Risk level and sensitivity are derived from the action and the data classification, never passed
 //!   in by callers.
 //! * The table is append-only (trigger on both backends) and every event carries a MAC; the chain that
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::enums::{AuditAction, AuditOutcome, EntityType, RiskLevel, Sensitivity};
+use crate::crypto::Sensitive;
 use crate::scope::Role;
 
 /// One audit event, as stored.
@@ -56,8 +57,9 @@ pub struct AuditLog {
     pub changed_fields: Vec<String>,
     /// The purpose stated by the scope (`treatment`, `billing`, ...).
     pub purpose: Option<String>,
-    /// A reason specific to this event (an emergency grant's or a shredding's written reason).
-    pub reason: Option<String>,
+    /// A reason specific to this event (an emergency grant's or a shredding's written reason): free
+    /// text that may name a condition, so it is encrypted under the organization's key.
+    pub reason: Option<Sensitive<String>>,
     /// Session id from the scope.
     pub session_id: Option<String>,
     /// Correlation id from the scope.

@@ -49,8 +49,10 @@ impl Model for AuditLog {
         Err(Error::PermissionDenied("audit events are recorded by the library only".into()))
     }
 
-    fn from_row(row: &Row, _c: &RowCrypto<'_>) -> Result<Self> {
-        crate::audit::event::decode(row).map(|(log, _, _)| log)
+    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
+        let mut log = crate::audit::event::decode(row)?.log;
+        log.reason = c.open_opt_text(row, "reason")?;
+        Ok(log)
     }
 }
 

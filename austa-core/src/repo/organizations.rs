@@ -191,12 +191,18 @@ impl Organizations<'_> {
         Ok(row.is_some())
     }
 
-    /// The organization with `id` (not soft-deleted), or `not_found`.
+    /// The organization with `id` (not soft-deleted), or `not_found`. Its settings are decrypted, so
+    /// the read is recorded in its chain, as the platform.
     pub async fn get(&self, id: Uuid) -> Result<Organization> {
-        let mut tx = self.db.begin(Some(id), TxMode::Read).await?;
+        if !self.exists(id).await? {
+            return Err(Error::not_found("organization"));
+        }
+        let scope = Scope::platform_for(self.db, id);
+        let mut tx = AuditTx::begin(&scope).await?;
         let row = tx
             .fetch_optional(Query::new("SELECT * FROM organizations WHERE id = $1 AND deleted_at IS NULL").bind(id))
             .await?;
+        tx.record(read_event(TABLE, row.as_slice(), Some(id))?).await?;
         tx.commit().await?;
         let row = row.ok_or_else(|| Error::not_found("organization"))?;
         decode(self.db, &row).await
@@ -279,7 +285,7 @@ impl Organizations<'_> {
         tx.commit().await
     }
 
-    /// A page of organizations, newest first.
+    /// A page of organizations, newest first (each one's read recorded in its own chain).
     pub async fn list(&self, page: PageRequest) -> Result<Page<Organization>> {
         let limit = page.checked_limit()?;
         let after = page.after_id()?;
@@ -295,9 +301,13 @@ impl Organizations<'_> {
             )
             .await?;
         tx.commit().await?;
-        // Each organization's settings decrypt under its own key.
+        // Each organization's settings decrypt under its own key; each read is recorded in that
+        // organization's own chain.
         let mut items = Vec::with_capacity(rows.len());
         for r in rows.iter().take(limit as usize) {
+            let id = r.uuid("id")?;
+            let event = read_event(TABLE, std::slice::from_ref(r), Some(id))?;
+            crate::audit::record_alone(&Scope::platform_for(self.db, id), event).await?;
             items.push(decode(self.db, r).await?);
         }
         let next =

@@ -229,6 +229,23 @@ pub(crate) async fn check_create<M: Model>(scope: &Scope, model: &M) -> Result<(
     check(scope, M::TABLE, Action::Create, None, patient, authorize_create(scope, model)).await
 }
 
+/// A write aimed at a row the actor cannot reach (absent, soft-deleted, another patient's, above the
+/// actor's access level): recorded as a `NOT_FOUND` attempt in a transaction of its own, like a read
+/// probe; returns the `not_found` error for the caller.
+pub(crate) async fn missing<M: Model>(scope: &Scope, action: Action, id: Uuid) -> Error {
+    let audit_action = match action {
+        Action::Read => AuditAction::Read,
+        Action::Create => AuditAction::Create,
+        Action::Update => update_action(M::TABLE),
+        Action::Delete => AuditAction::Delete,
+    };
+    let event = Event::on(audit_action, M::TABLE).entity(id).outcome(crate::model::AuditOutcome::NotFound);
+    match crate::audit::record_alone(scope, event).await {
+        Ok(_) => Error::not_found(M::ENTITY),
+        Err(e) => e,
+    }
+}
+
 /// [`Scope::row_filter`], recording a refusal.
 pub(crate) async fn access<M: Model>(scope: &Scope, action: Action, target: Option<Uuid>) -> Result<String> {
     check(scope, M::TABLE, action, target, None, scope.row_filter(M::TABLE, action)).await
@@ -299,7 +316,10 @@ pub(crate) async fn keys_for_row<M: Model>(scope: &Scope, id: Uuid, action: Acti
             let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
             let row = tx.fetch_optional(Query::new(sql).bind(org).bind(id)).await?;
             tx.commit().await?;
-            Some(row.ok_or_else(|| Error::not_found(M::ENTITY))?.uuid(column)?)
+            match row {
+                Some(row) => Some(row.uuid(column)?),
+                None => return Err(missing::<M>(scope, action, id).await),
+            }
         }
     };
     Ok((scope.db().key_set(org, owner).await?, owner))
@@ -349,14 +369,21 @@ pub(crate) async fn update<M: Updatable>(scope: &Scope, id: Uuid, patch: M::Patc
     let (mut keys, owner) = keys_for_row::<M>(scope, id, Action::Update).await?;
     let access = scope.row_filter(M::TABLE, Action::Update)?;
     let mut tx = AuditTx::begin(scope).await?;
-    let mut model: M = match get_in(&mut tx, &keys, org, id, &access, true).await {
+    let found = match get_in(&mut tx, &keys, org, id, &access, true).await {
         Err(e) if is_unknown_key(&e) => {
             drop(tx); // never wait for the key store while holding a transaction
             keys = scope.db().refresh_key_set(&keys).await?.ok_or(e)?;
             tx = AuditTx::begin(scope).await?;
-            get_in(&mut tx, &keys, org, id, &access, true).await?
+            get_in(&mut tx, &keys, org, id, &access, true).await
         }
-        got => got?,
+        got => got,
+    };
+    let mut model: M = match found {
+        Err(Error::NotFound { .. }) => {
+            drop(tx);
+            return Err(missing::<M>(scope, Action::Update, id).await);
+        }
+        other => other?,
     };
     if model_owner(&model)? != owner {
         // The owner column never changes; a mismatch means the row was replaced under us.
@@ -407,8 +434,12 @@ async fn set_deleted<M: Model>(scope: &Scope, id: Uuid, access: &str, delete: bo
             .bind(org)
             .bind(id),
         )
-        .await?
-        .ok_or_else(|| Error::not_found(M::ENTITY))?;
+        .await?;
+    let Some(row) = row else {
+        drop(tx);
+        let action = if delete { Action::Delete } else { Action::Update };
+        return Err(missing::<M>(scope, action, id).await);
+    };
     let patient = if patient_column(M::TABLE).is_some() { Some(row.uuid("subject")?) } else { None };
     let action = if delete { AuditAction::Delete } else { update_action(M::TABLE) };
     tx.record(Event::on(action, M::TABLE).entity(id).records([id]).patient(patient).changed(["deleted_at"])).await?;
@@ -456,6 +487,17 @@ pub(crate) async fn list_where<M: Model>(
 
 /// The one live row of `M` matching `filter` (placeholders from `$2`), if any.
 pub(crate) async fn find_where<M: Model>(scope: &Scope, filter: &str, args: Vec<Value>) -> Result<Option<M>> {
+    find_where_recording::<M>(scope, filter, args, true).await
+}
+
+/// [`find_where`]; with `record_miss` false, a miss rolls back without an event (the caller looks
+/// again and records then), so that one lookup is one event.
+async fn find_where_recording<M: Model>(
+    scope: &Scope,
+    filter: &str,
+    args: Vec<Value>,
+    record_miss: bool,
+) -> Result<Option<M>> {
     let org = scope.organization_id();
     let access = access::<M>(scope, Action::Read, None).await?;
     let sql =
@@ -463,6 +505,9 @@ pub(crate) async fn find_where<M: Model>(scope: &Scope, filter: &str, args: Vec<
     let query = args.into_iter().fold(Query::new(sql).bind(org), |q, v| q.bind(v));
     let mut tx = AuditTx::begin(scope).await?;
     let rows = tx.fetch_all(query).await?;
+    if rows.is_empty() && !record_miss {
+        return Ok(None);
+    }
     tx.record(read_event(M::TABLE, &rows, None)?).await?;
     tx.commit().await?;
     if rows.len() > 1 {
@@ -480,21 +525,26 @@ pub(crate) async fn find_by_blind<M: Model>(
     normalized: &str,
     filter: &str,
 ) -> Result<Option<M>> {
-    let find = |keys: &KeySet| {
+    let find = |keys: &KeySet, record_miss: bool| {
         let digests = keys.blinds(kind, normalized);
         let placeholders: Vec<String> = (0..digests.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(" AND {column} IN ({}){filter}", placeholders.join(", "));
-        async move { find_where(scope, &sql, digests.into_iter().map(IntoValue::into_value).collect()).await }
+        let args = digests.into_iter().map(IntoValue::into_value).collect();
+        async move { find_where_recording(scope, &sql, args, record_miss).await }
     };
     let keys = scope.db().key_set(scope.organization_id(), None).await?;
-    let found = find(&keys).await?;
+    let found = find(&keys, false).await?;
     if found.is_some() {
         return Ok(found);
     }
-    // A miss may be a row re-indexed under a key version this handle has not cached yet.
+    // A miss may be a row re-indexed under a key version this handle has not cached yet. Either way
+    // the lookup is recorded once.
     match scope.db().refresh_key_set(&keys).await? {
-        Some(fresh) => find(&fresh).await,
-        None => Ok(None),
+        Some(fresh) => find(&fresh, true).await,
+        None => {
+            crate::audit::record_alone(scope, read_event(M::TABLE, &[], None)?).await?;
+            Ok(None)
+        }
     }
 }
 
