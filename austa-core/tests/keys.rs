@@ -320,12 +320,21 @@ async fn the_key_cache_is_bounded_in_size_and_time() {
         }
 
         // Warm cache: reading the same patient again unwraps nothing; with a zero TTL it unwraps again.
-        for (ttl, factor) in [(Duration::from_secs(600), 1), (Duration::ZERO, 2)] {
+        // (With a zero TTL the exact count also depends on the audit sequencer, which loads the
+        // organization key in the background after commits on PostgreSQL.)
+        for ttl in [Duration::from_secs(600), Duration::ZERO] {
             let db = open(100, ttl).await.unwrap();
             assert_reads(&db, &people[0]).await;
+            db.flush_audit().await.unwrap();
             let first = db.key_stats().unwraps;
             assert_reads(&db, &people[0]).await;
-            assert_eq!(db.key_stats().unwraps, first * factor, "ttl {ttl:?}");
+            db.flush_audit().await.unwrap();
+            let second = db.key_stats().unwraps;
+            if ttl.is_zero() {
+                assert!(second >= first * 2, "ttl 0: {first} then {second}");
+            } else {
+                assert_eq!(second, first, "ttl {ttl:?}");
+            }
         }
     }
 }
