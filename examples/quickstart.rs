@@ -6,9 +6,9 @@
 //! ```
 //!
 //! It opens the database, migrates it, loads the development seed (a no-op when already there), then: a
-//! WhatsApp text arrives from +5511987654321; the patient is found by phone through the blind index; the
-//! message is stored encrypted in their open conversation; the conversation history is read back
-//! decrypted. Then Carlos asks who looked at his record: his access report, built from the audit trail
+//! WhatsApp Cloud API webhook body arrives with a text from +5511987654321 and goes through the webhook
+//! ingest (organization by number, patient by WhatsApp id or phone through the blind indexes, message
+//! stored encrypted in their open conversation); the conversation history is read back decrypted. Then Carlos asks who looked at his record: his access report, built from the audit trail
 //! the library wrote along the way, one of its events as a FHIR `AuditEvent`, and the verification of
 //! the organization's tamper-evident chain. Without a configured master key it creates a development key
 //! file (mode 0600).
@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use austa_core::crypto::{provider_from_env, KeyProvider, LocalKeyProvider};
-use austa_core::model::{AuditLog, MessageDirection, MessageType, NewConversation, NewMessage, SenderKind};
+use austa_core::model::{AuditLog, SenderKind};
 use austa_core::repo::PageRequest;
 use austa_core::{Actor, Database, Error};
 
@@ -54,52 +54,44 @@ async fn main() -> Result<(), Error> {
     println!("seed           {} rows created, {} already present", seed.created(), seed.existing());
     print!("{seed}");
 
-    // A WhatsApp text arrives at the hospital's number.
-    let scope = db.scope(seed.hospital_id, Actor::system("whatsapp-webhook")).await?;
-    let from = "+5511987654321";
+    // A WhatsApp text arrives at the hospital's number: the body exactly as Meta posts it.
+    let from = "5511987654321";
     let text = "Bom dia! Tomei a Losartana às 8h. Posso tomar um café agora?";
     let wamid = format!("wamid.quickstart.{}", uuid::Uuid::now_v7().simple());
-    println!("\nincoming       WhatsApp text from {from}");
+    let body = serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "551134567890",
+                          "phone_number_id": austa_core::seed::ids::HOSPITAL_WHATSAPP_NUMBER },
+            "contacts": [{ "profile": { "name": "Carlos Mendes" }, "wa_id": from }],
+            "messages": [{ "from": from, "id": wamid, "timestamp": chrono::Utc::now().timestamp().to_string(),
+                           "type": "text", "text": { "body": text } }]
+        }}]}]
+    });
+    println!("\nincoming       WhatsApp webhook: a text from +{from}");
 
-    // 1. The patient, by phone, through the blind index (the phone column itself is ciphertext).
-    let patient = scope.patients().find_by_phone(from).await?.ok_or(Error::NotFound { entity: "patient" })?;
+    // 1-3. One call: organization by the number, patient by WhatsApp id or phone (blind indexes; the
+    // columns themselves are ciphertext), their open conversation for the chat, the message stored
+    // encrypted with the conversation's counters, all in one transaction with its audit events.
+    let body = serde_json::to_vec(&body).map_err(|e| Error::Config(format!("webhook body: {e}")))?;
+    let ingest = db.whatsapp().ingest(&body).await?;
+    println!(
+        "ingest         {} stored, {} duplicates, {} patients created (retrying the same body stores nothing)",
+        ingest.messages_stored, ingest.duplicates_skipped, ingest.patients_created
+    );
+    let scope = db.scope(seed.hospital_id, Actor::system("whatsapp-webhook")).await?;
+    let stored =
+        scope.messages().find_by_whatsapp_message_id(&wamid).await?.ok_or(Error::NotFound { entity: "message" })?;
+    let patient = scope.patients().get(stored.patient_id).await?;
     println!(
         "patient        {} ({} {}.)",
         patient.id,
         patient.first_name.expose()?,
         patient.last_name.expose()?.chars().next().unwrap_or(' ')
     );
-
-    // 2. Their open conversation, or a new one for this chat.
-    let open = scope.conversations().active_for_patient(patient.id, PageRequest::first(1)).await?;
-    let conversation = match open.items.into_iter().next() {
-        Some(c) => c,
-        None => {
-            let chat = match &patient.whatsapp_id {
-                Some(w) => w.expose()?.clone(),
-                None => from.to_string(),
-            };
-            scope
-                .conversations()
-                .create(NewConversation { patient_id: patient.id, whatsapp_chat_id: chat.into(), ..Default::default() })
-                .await?
-        }
-    };
-    println!(
-        "conversation   {} ({:?}, {} messages before)",
-        conversation.id, conversation.status, conversation.message_count
-    );
-
-    // 3. Store the message, encrypted, updating the conversation's counters in the same transaction.
-    let stored = scope
-        .messages()
-        .append(NewMessage {
-            whatsapp_message_id: Some(wamid.into()),
-            content: Some(text.into()),
-            requires_response: true,
-            ..NewMessage::new(conversation.id, MessageDirection::Inbound, MessageType::Text, SenderKind::Patient)
-        })
-        .await?;
+    let conversation = scope.conversations().get(stored.conversation_id).await?;
+    println!("conversation   {} ({:?})", conversation.id, conversation.status);
     println!("stored         message {} (content encrypted with AES-256-GCM)", stored.id);
 
     // 4. Read the history back, newest first, decrypted.

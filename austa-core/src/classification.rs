@@ -74,9 +74,12 @@ impl EncryptedColumn {
 pub const fn table_owner(table: &str) -> KeyOwner {
     match table.as_bytes() {
         b"patients" => KeyOwner::Patient { column: "id" },
-        b"conversations" | b"messages" | b"health_data" | b"documents" | b"authorizations" => {
-            KeyOwner::Patient { column: "patient_id" }
-        }
+        b"conversations"
+        | b"messages"
+        | b"health_data"
+        | b"documents"
+        | b"authorizations"
+        | b"authorization_transitions" => KeyOwner::Patient { column: "patient_id" },
         _ => KeyOwner::Organization,
     }
 }
@@ -153,6 +156,7 @@ pub const ENCRYPTED_COLUMNS: &[EncryptedColumn] = &[
     s("authorizations", "related_conditions", "related conditions"),
     s("authorizations", "justification", "clinical justification"),
     s("authorizations", "clinical_notes", "clinical notes"),
+    s("authorization_transitions", "reason", "denial or cancellation reason"),
     s("tasy_integrations", "api_key", "Tasy API key (organization key)"),
     s("audit_logs", "reason", "an emergency grant's or a shredding's written reason (organization key)"),
 ];

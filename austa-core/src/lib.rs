@@ -36,6 +36,7 @@ pub mod scope;
 pub mod seed;
 pub mod time;
 pub mod validate;
+pub mod whatsapp;
 
 pub use db::{Backend, Database, DatabaseOptions};
 pub use error::{CryptoErrorKind, Error, Result};

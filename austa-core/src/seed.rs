@@ -35,6 +35,9 @@ pub mod ids {
 
     /// Hospital São Paulo.
     pub const HOSPITAL: Uuid = id(1, 1);
+    /// The hospital's WhatsApp Business number id (Meta's `phone_number_id`), registered for webhook
+    /// ingest.
+    pub const HOSPITAL_WHATSAPP_NUMBER: &str = "104857600000001";
     /// Clínica Vida Saudável.
     pub const CLINIC: Uuid = id(1, 2);
     /// Dr. Ana Silva (hospital).
@@ -137,6 +140,8 @@ pub async fn run(db: &Database) -> Result<SeedReport> {
     organizations(db, &mut report).await?;
     let hospital = db.scope(ids::HOSPITAL, Actor::platform()).await?;
     let clinic = db.scope(ids::CLINIC, Actor::platform()).await?;
+    // Idempotent: the webhook finds the hospital by this number.
+    hospital.register_whatsapp_number(ids::HOSPITAL_WHATSAPP_NUMBER).await?;
     providers(&hospital, &clinic, &mut report).await?;
     patients(&hospital, &clinic, &mut report).await?;
     health_data(&hospital, &clinic, &mut report).await?;
@@ -304,7 +309,7 @@ async fn patients(hospital: &Scope, clinic: &Scope, report: &mut SeedReport) -> 
                     "123.456.789-09",
                     (1985, 3, 15),
                     Gender::Male,
-                    "wa-user-001",
+                    "5511987654321",
                 )
             },
         ),
@@ -321,7 +326,7 @@ async fn patients(hospital: &Scope, clinic: &Scope, report: &mut SeedReport) -> 
                     "987.654.321-00",
                     (1992, 7, 22),
                     Gender::Female,
-                    "wa-user-002",
+                    "5511876543210",
                 )
             },
         ),
@@ -336,7 +341,7 @@ async fn patients(hospital: &Scope, clinic: &Scope, report: &mut SeedReport) -> 
                 "456.789.123-64",
                 (1978, 11, 8),
                 Gender::Male,
-                "wa-user-003",
+                "5511765432109",
             ),
         ),
     ];
@@ -506,7 +511,7 @@ async fn conversations(hospital: &Scope, report: &mut SeedReport) -> Result<()> 
     let now = crate::time::now();
     let carlos = NewConversation {
         patient_id: ids::PATIENT_CARLOS,
-        whatsapp_chat_id: "wa-chat-001".into(),
+        whatsapp_chat_id: "5511987654321".into(),
         status: Some(ConversationStatus::Active),
         conversation_type: Some(ConversationType::Support),
         title: Some("Dúvidas sobre medicação".into()),
@@ -518,7 +523,7 @@ async fn conversations(hospital: &Scope, report: &mut SeedReport) -> Result<()> 
     };
     let ana = NewConversation {
         patient_id: ids::PATIENT_ANA,
-        whatsapp_chat_id: "wa-chat-002".into(),
+        whatsapp_chat_id: "5511876543210".into(),
         status: Some(ConversationStatus::Completed),
         conversation_type: Some(ConversationType::Onboarding),
         title: Some("Boas-vindas ao sistema".into()),

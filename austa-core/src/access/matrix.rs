@@ -135,7 +135,7 @@ impl Resource {
             "authorizations" | "authorization_attachments" => Resource::Authorization,
             "documents" => Resource::Document,
             "tasy_integrations" => Resource::TasyIntegration,
-            "tasy_sync_logs" => Resource::TasySyncLog,
+            "tasy_sync_logs" | "tasy_outbox" => Resource::TasySyncLog,
             "audit_logs" => Resource::AuditLog,
             "key_rotations" => Resource::Keys,
             _ => return None,

@@ -196,6 +196,7 @@ pub(crate) fn patient_column(table: &str) -> Option<&'static str> {
         | "health_data"
         | "documents"
         | "authorizations"
+        | "authorization_transitions"
         | "onboarding_progress"
         | "health_points"
         | "point_transactions" => Some("patient_id"),
@@ -249,10 +250,10 @@ pub(crate) fn entity_of(table: &str) -> EntityType {
         "onboarding_progress" => EntityType::OnboardingProgress,
         "health_points" => EntityType::HealthPoints,
         "point_transactions" => EntityType::PointTransaction,
-        "authorizations" | "authorization_attachments" => EntityType::Authorization,
+        "authorizations" | "authorization_attachments" | "authorization_transitions" => EntityType::Authorization,
         "documents" => EntityType::Document,
         "tasy_integrations" => EntityType::TasyIntegration,
-        "tasy_sync_logs" => EntityType::TasySyncLog,
+        "tasy_sync_logs" | "tasy_outbox" => EntityType::TasySyncLog,
         _ => EntityType::AuditLog,
     }
 }

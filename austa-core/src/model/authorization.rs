@@ -9,7 +9,17 @@
 //! * The workflow is not freely editable: a new authorization is always `PENDING`, and neither
 //!   [`NewAuthorization`] nor [`AuthorizationPatch`] carries `status` or the review/approval fields
 //!   (`reviewed_by_provider_id`, `approved_by_provider_id`, `reviewed_at`, `approved_at`). They change
-//!   only through the state transitions (a later addition), so that an approval always has its approver.
+//!   only through the state transitions of the repository (`start_review`, `approve`, `deny`, `cancel`,
+//!   `expire_due`), so that an approval always has its approver. The state machine is
+//!   [`AuthorizationStatus::can_become`]: `PENDING -> UNDER_REVIEW -> APPROVED | DENIED`,
+//!   `PENDING | UNDER_REVIEW -> CANCELLED`, `APPROVED -> EXPIRED`.
+//! * Once decided (any status but `PENDING` and `UNDER_REVIEW`), an authorization's content is frozen:
+//!   what was approved or denied stays what was approved or denied. `update` may then change only the
+//!   external references (`tasy_reference_id`, `insurance_claim_id`).
+//! * Every transition is kept as an [`AuthorizationTransition`] (table `authorization_transitions`): who
+//!   (the provider, and the actor's kind and integration name), when, from which status to which, and
+//!   why (the denial or cancellation reason, encrypted with the patient's key). The row itself keeps only
+//!   the current state, so the history is never overwritten by a later step.
 //! * Attachments are real references to documents (table `authorization_attachments`), managed with
 //!   `attach_document`, `detach_document` and `attachments` on the repository.
 
@@ -19,6 +29,7 @@ use uuid::Uuid;
 
 use super::enums::{AuthorizationStatus, AuthorizationType, Priority, UrgencyLevel};
 use crate::crypto::Sensitive;
+use crate::scope::Role;
 
 /// An authorization request for one patient.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,7 +55,7 @@ pub struct Authorization {
     pub health_data_id: Option<Uuid>,
     /// Related conditions, e.g. ICD-10 codes (encrypted).
     pub related_conditions: Option<Sensitive<Vec<String>>>,
-    /// Workflow state; `PENDING` on creation.
+    /// Workflow state; `PENDING` on creation, changed only by the repository's transitions.
     pub status: AuthorizationStatus,
     /// Priority.
     pub priority: Priority,
@@ -52,19 +63,19 @@ pub struct Authorization {
     pub urgency_level: UrgencyLevel,
     /// The provider who requested it.
     pub requested_by_provider_id: Uuid,
-    /// The provider who reviewed it.
+    /// The provider who took it into review (`start_review`).
     pub reviewed_by_provider_id: Option<Uuid>,
-    /// The provider who approved it.
+    /// The provider who approved it (`approve`).
     pub approved_by_provider_id: Option<Uuid>,
     /// Request time.
     pub requested_at: DateTime<Utc>,
-    /// Review time.
+    /// When the review started.
     pub reviewed_at: Option<DateTime<Utc>>,
     /// Approval time.
     pub approved_at: Option<DateTime<Utc>>,
-    /// Start of validity.
+    /// Start of validity: the requested window until approval, then the approved one.
     pub valid_from: Option<DateTime<Utc>>,
-    /// End of validity (not before `valid_from`).
+    /// End of validity (not before `valid_from`); an approved authorization expires once it has passed.
     pub valid_until: Option<DateTime<Utc>>,
     /// Justification (encrypted).
     pub justification: Option<Sensitive<String>>,
@@ -156,7 +167,9 @@ impl NewAuthorization {
 }
 
 /// Input of `scope.authorizations().update(...)`. Deliberately without `status` and the review and
-/// approval fields (state transitions), and without the patient and the requester (immutable).
+/// approval fields (state transitions), and without the patient and the requester (immutable). Once the
+/// authorization is decided (neither `PENDING` nor `UNDER_REVIEW`), only `tasy_reference_id` and
+/// `insurance_claim_id` may be set; any other field is a `conflict` on `status` that writes nothing.
 #[derive(Debug, Clone, Default)]
 pub struct AuthorizationPatch {
     /// New kind.
@@ -189,4 +202,55 @@ pub struct AuthorizationPatch {
     pub tasy_reference_id: Option<Option<String>>,
     /// New insurance claim id (`Some(None)` clears it).
     pub insurance_claim_id: Option<Option<String>>,
+}
+
+impl AuthorizationStatus {
+    /// Whether the workflow allows moving from `self` to `next`: `PENDING -> UNDER_REVIEW`,
+    /// `UNDER_REVIEW -> APPROVED | DENIED`, `PENDING | UNDER_REVIEW -> CANCELLED`, `APPROVED -> EXPIRED`.
+    /// Nothing else, and never to the same status.
+    pub fn can_become(self, next: AuthorizationStatus) -> bool {
+        use AuthorizationStatus as S;
+        matches!(
+            (self, next),
+            (S::Pending, S::UnderReview)
+                | (S::UnderReview, S::Approved | S::Denied)
+                | (S::Pending | S::UnderReview, S::Cancelled)
+                | (S::Approved, S::Expired)
+        )
+    }
+
+    /// Whether the authorization is still open (`PENDING` or `UNDER_REVIEW`): its content may be edited
+    /// and it may still be decided or cancelled.
+    pub fn is_open(self) -> bool {
+        matches!(self, AuthorizationStatus::Pending | AuthorizationStatus::UnderReview)
+    }
+}
+
+/// One step of an authorization's workflow, as recorded by the transition that made it (read with
+/// `scope.authorizations().history(id)`). Rows are written only by the transitions, never edited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthorizationTransition {
+    /// UUIDv7 id (time-ordered).
+    pub id: Uuid,
+    /// Owning organization.
+    pub organization_id: Uuid,
+    /// The authorization.
+    pub authorization_id: Uuid,
+    /// The authorization's patient (whose key encrypts `reason`).
+    pub patient_id: Uuid,
+    /// Status before the transition.
+    pub from_status: AuthorizationStatus,
+    /// Status after the transition.
+    pub to_status: AuthorizationStatus,
+    /// The provider who reviewed, approved, denied or cancelled (a cancellation by an integration and
+    /// an expiry have none).
+    pub provider_id: Option<Uuid>,
+    /// Kind of actor that made the transition.
+    pub actor_kind: Role,
+    /// The integration's name when the actor was a system (`tasy-sync`, `platform`).
+    pub actor_name: Option<String>,
+    /// Why: the denial or cancellation reason (encrypted); `None` for the other transitions.
+    pub reason: Option<Sensitive<String>>,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
 }

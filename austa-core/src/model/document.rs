@@ -8,13 +8,18 @@
 //! * The original stored the file's encryption key in the row (`encryptionKey`). Here the row holds
 //!   only `storage_key_ref`, a short reference to a wrapped storage key kept elsewhere (a KMS alias, a
 //!   vault path, a key id), and validation rejects anything that looks like key material.
+//! * `checksum_sha256` is the SHA-256 of the stored bytes (64 lower-case hex digits), required by
+//!   `scope.documents().register` and plain (a digest identifies no one by itself).
+//! * Retention follows the organization's policy ([`RetentionPolicy`]), read from its
+//!   `data_retention_years` and the `retention` key of its (encrypted) settings.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Months, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::enums::{AccessLevel, DocumentCategory, DocumentType, SensitivityLevel, StorageProvider};
 use crate::crypto::Sensitive;
+use crate::error::{Error, Result};
 
 /// A stored document of a patient.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +69,9 @@ pub struct Document {
     pub is_encrypted: bool,
     /// Reference to the wrapped storage key (never the key itself); only with `is_encrypted`.
     pub storage_key_ref: Option<String>,
+    /// SHA-256 of the stored bytes, 64 lower-case hex digits (`None` for documents created without
+    /// `register`, e.g. before migration 0008).
+    pub checksum_sha256: Option<String>,
     /// Who may see it.
     pub access_level: AccessLevel,
     /// Data classification.
@@ -224,6 +232,8 @@ pub struct DocumentPatch {
     pub is_encrypted: Option<bool>,
     /// New key reference (`Some(None)` clears it).
     pub storage_key_ref: Option<Option<String>>,
+    /// New SHA-256 of the stored bytes (after replacing them); it cannot be cleared.
+    pub checksum_sha256: Option<String>,
     /// New access level.
     pub access_level: Option<AccessLevel>,
     /// New classification.
@@ -232,6 +242,161 @@ pub struct DocumentPatch {
     pub is_active: Option<bool>,
     /// New archive time (`Some(None)` clears it).
     pub archived_at: Option<Option<DateTime<Utc>>>,
-    /// New retention end (`Some(None)` clears it).
+    /// New retention end: it may be extended (a legal hold), never shortened nor cleared once set.
     pub retention_until: Option<Option<DateTime<Utc>>>,
+}
+
+/// What an OCR run produced, for `scope.documents().record_ocr(...)`.
+#[derive(Debug, Clone)]
+pub struct OcrResult {
+    /// The recognized text (trimmed; up to 1,000,000 characters). A blank page's empty or
+    /// whitespace-only text is recorded as no text, with `has_ocr` still set.
+    pub text: Sensitive<String>,
+    /// The engine's confidence, 0 to 1.
+    pub confidence: f64,
+    /// Structured data extracted from the text (JSON, not `null`, up to 1 MiB serialized).
+    pub extracted_data: Option<Sensitive<serde_json::Value>>,
+}
+
+/// An organization's document retention policy: years to keep each [`DocumentType`], counted from the
+/// document's registration (`created_at`).
+///
+/// Read from the organization: the per-type years of its settings' `retention` object, keyed by
+/// document type name, e.g. `{"retention": {"LAB_RESULT": 5, "ID_DOCUMENT": 2}}`, falling back to its
+/// `data_retention_years` (default 20) for the types not listed. Each value is a whole number of years
+/// from 1 to 100 (the bounds of `data_retention_years`); an unknown type name or any other value makes
+/// the whole policy invalid (a `validation` error on `settings.retention.<KEY>`), rather than being
+/// silently ignored.
+///
+/// **Legal minimum.** Medical records (`MEDICAL_RECORD`) and discharge summaries
+/// (`DISCHARGE_SUMMARY`) are parts of the prontuário, which Lei 13.787/2018 (art. 6) requires to be
+/// kept at least 20 years: a per-type value below 20 for them is refused, and the fallback for them
+/// is `max(data_retention_years, 20)`. Other types (lab results, imaging, ID documents) follow the
+/// organization's choice.
+///
+/// **Start.** Retention counts from the document's registration in the platform, not from a clinical
+/// date (the schema has none): a document is always registered on or after the date of its content,
+/// so this never ends earlier than counting from the clinical date would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    default_years: u32,
+    per_type: Vec<(DocumentType, u32)>,
+}
+
+impl RetentionPolicy {
+    /// The key of the organization settings holding the per-type years.
+    pub const SETTINGS_KEY: &'static str = "retention";
+    /// Minimum years for the document types that are part of the medical record (Lei 13.787/2018).
+    pub const MEDICAL_RECORD_MIN_YEARS: u32 = 20;
+    /// Largest accepted number of years (the bound of `data_retention_years`).
+    pub const MAX_YEARS: u32 = 100;
+
+    /// The legal minimum of `document_type`, if the law sets one.
+    pub fn legal_minimum(document_type: DocumentType) -> Option<u32> {
+        matches!(document_type, DocumentType::MedicalRecord | DocumentType::DischargeSummary)
+            .then_some(Self::MEDICAL_RECORD_MIN_YEARS)
+    }
+
+    /// Parses an organization's policy from its `data_retention_years` and its settings (`None`, or an
+    /// object without `retention`, means the default for every type). Fails with `validation` naming
+    /// the offending setting; use it to check settings before saving them.
+    pub fn from_settings(data_retention_years: i64, settings: Option<&serde_json::Value>) -> Result<Self> {
+        let default_years = u32::try_from(data_retention_years)
+            .ok()
+            .filter(|y| (1..=Self::MAX_YEARS).contains(y))
+            .ok_or_else(|| Error::validation("data_retention_years", "must be between 1 and 100"))?;
+        let mut per_type = Vec::new();
+        let Some(retention) = settings.and_then(|s| s.get(Self::SETTINGS_KEY)) else {
+            return Ok(Self { default_years, per_type });
+        };
+        let map = retention.as_object().ok_or_else(|| {
+            Error::validation("settings.retention", "must be an object of document type names to years")
+        })?;
+        for (key, value) in map {
+            let field = || format!("settings.retention.{}", printable(key));
+            let document_type: DocumentType =
+                key.parse().map_err(|_| Error::validation(field(), "is not a document type"))?;
+            let years = value
+                .as_u64()
+                .and_then(|y| u32::try_from(y).ok())
+                .filter(|y| (1..=Self::MAX_YEARS).contains(y))
+                .ok_or_else(|| Error::validation(field(), "must be a whole number of years from 1 to 100"))?;
+            if let Some(min) = Self::legal_minimum(document_type) {
+                if years < min {
+                    return Err(Error::validation(
+                        field(),
+                        format!("must be at least {min} years: part of the medical record (Lei 13.787/2018)"),
+                    ));
+                }
+            }
+            per_type.push((document_type, years));
+        }
+        Ok(Self { default_years, per_type })
+    }
+
+    /// Years to keep a document of `document_type`.
+    pub fn years_for(&self, document_type: DocumentType) -> u32 {
+        match self.per_type.iter().find(|(t, _)| *t == document_type) {
+            Some((_, years)) => *years,
+            None => self.default_years.max(Self::legal_minimum(document_type).unwrap_or(0)),
+        }
+    }
+
+    /// The end of retention of a document of `document_type` registered at `registered_at`.
+    pub fn retention_until(&self, document_type: DocumentType, registered_at: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        registered_at
+            .checked_add_months(Months::new(self.years_for(document_type) * 12))
+            .ok_or_else(|| Error::validation("retention_until", "is beyond the supported dates"))
+    }
+}
+
+/// A settings key as it may appear in an error: short, printable ASCII (keys are configuration, yet a
+/// typo could be anything).
+fn printable(key: &str) -> String {
+    let cleaned: String = key.chars().filter(|c| c.is_ascii_graphic()).take(40).collect();
+    if cleaned.is_empty() {
+        "?".into()
+    } else {
+        cleaned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn per_type_years_default_and_legal_minimum() {
+        let settings = json!({"retention": {"LAB_RESULT": 5, "ID_DOCUMENT": 2, "MEDICAL_RECORD": 25}, "other": 1});
+        let p = RetentionPolicy::from_settings(10, Some(&settings)).unwrap();
+        assert_eq!(p.years_for(DocumentType::LabResult), 5);
+        assert_eq!(p.years_for(DocumentType::IdDocument), 2);
+        assert_eq!(p.years_for(DocumentType::MedicalRecord), 25);
+        assert_eq!(p.years_for(DocumentType::Prescription), 10);
+        assert_eq!(p.years_for(DocumentType::DischargeSummary), 20, "the legal floor over a shorter default");
+        let none = RetentionPolicy::from_settings(20, None).unwrap();
+        assert!(DocumentType::ALL.iter().all(|t| none.years_for(*t) == 20));
+        let t = "2024-02-29T10:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(p.retention_until(DocumentType::LabResult, t).unwrap().to_rfc3339(), "2029-02-28T10:00:00+00:00");
+    }
+
+    #[test]
+    fn bad_settings_are_refused_by_name() {
+        for (settings, field) in [
+            (json!({"retention": {"LAB_RESULT": 0}}), "settings.retention.LAB_RESULT"),
+            (json!({"retention": {"LAB_RESULT": 101}}), "settings.retention.LAB_RESULT"),
+            (json!({"retention": {"LAB_RESULT": 2.5}}), "settings.retention.LAB_RESULT"),
+            (json!({"retention": {"LAB_RESULT": "5"}}), "settings.retention.LAB_RESULT"),
+            (json!({"retention": {"LAB_RESULT": -3}}), "settings.retention.LAB_RESULT"),
+            (json!({"retention": {"LAB_RESULTS": 5}}), "settings.retention.LAB_RESULTS"),
+            (json!({"retention": {"MEDICAL_RECORD": 19}}), "settings.retention.MEDICAL_RECORD"),
+            (json!({"retention": {"DISCHARGE_SUMMARY": 7}}), "settings.retention.DISCHARGE_SUMMARY"),
+            (json!({"retention": [5]}), "settings.retention"),
+        ] {
+            let e = RetentionPolicy::from_settings(20, Some(&settings)).unwrap_err();
+            assert_eq!((e.code(), e.field()), ("validation", Some(field)), "{settings}");
+        }
+        assert_eq!(RetentionPolicy::from_settings(0, None).unwrap_err().field(), Some("data_retention_years"));
+    }
 }

@@ -13,8 +13,19 @@
 //!   `create` is not callable for it (its `Model::New` is `Infallible`); `record` is the only way in.
 //! * The original's free `sourceId` string is split into real references: `source_mission_id` and
 //!   `source_conversation_id`.
+//! * The mission workflow (`scope.onboarding_progress().start/advance/complete`) is the way missions
+//!   pay out: completing awards the mission's points and badge exactly once per patient (the progress
+//!   row is locked and its status checked, and the database holds at most one `EARNED` transaction with
+//!   source `MISSION` per patient and mission). [`Completion`] says whether a call awarded.
+//! * Levels follow one threshold table ([`level_threshold`]): level `n` needs `50 * n * (n - 1)`
+//!   experience points. The library applies it whenever experience changes, so `current_level` and
+//!   `next_level_at` always follow the ledger after the first earning (a patch may still set them, as an
+//!   administrator's override until the next earning).
+//! * Streaks count the patient's *local* days and ISO weeks (their `timezone`):
+//!   `scope.health_points().record_activity(patient, at)` keeps `daily_streak`, `weekly_streak`,
+//!   `longest_streak` and [`HealthPoints::last_active_local_date`] up to date.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -158,11 +169,12 @@ pub struct HealthPoints {
     pub health_points: i64,
     /// Points earned from achievements (source `ACHIEVEMENT`).
     pub achievement_points: i64,
-    /// Current level (>= 1); set by the caller's level policy through the patch.
+    /// Current level (>= 1): [`level_for_experience`] of `experience_points`, applied whenever
+    /// experience changes.
     pub current_level: i64,
     /// Sum of every positive amount recorded (never decreases).
     pub experience_points: i64,
-    /// Experience needed for the next level; set through the patch.
+    /// Experience needed for the next level: [`level_threshold`] of `current_level + 1`.
     pub next_level_at: i64,
     /// Badge ids earned.
     pub badges: Vec<String>,
@@ -176,10 +188,100 @@ pub struct HealthPoints {
     pub longest_streak: i64,
     /// Last active day.
     pub last_active_date: DateTime<Utc>,
+    /// The patient's local calendar date (in their time zone at the time) of their latest activity
+    /// recorded by `record_activity`; `None` before the first. Streaks are counted from it.
+    pub last_active_local_date: Option<NaiveDate>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+}
+
+impl HealthPoints {
+    /// The daily streak as it stands on the patient's local date `today`: the stored streak while it is
+    /// alive (the last activity was `today` or the day before), 0 once a day has been missed. The stored
+    /// `daily_streak` only changes when an activity is recorded, so read streaks through this.
+    pub fn daily_streak_on(&self, today: NaiveDate) -> i64 {
+        match self.last_active_local_date {
+            Some(last) if today <= last || last.checked_add_days(Days::new(1)) == Some(today) => self.daily_streak,
+            _ => 0,
+        }
+    }
+
+    /// The weekly streak as it stands on the patient's local date `today`: the stored streak while the
+    /// last activity was in today's ISO week or the one before, 0 once a whole week has been missed.
+    pub fn weekly_streak_on(&self, today: NaiveDate) -> i64 {
+        match self.last_active_local_date {
+            Some(last) if week_start(today) <= week_start(last).checked_add_days(Days::new(7)).unwrap_or(last) => {
+                self.weekly_streak
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// The Monday starting `day`'s ISO week.
+pub(crate) fn week_start(day: NaiveDate) -> NaiveDate {
+    day.checked_sub_days(Days::new(u64::from(day.weekday().num_days_from_monday()))).unwrap_or(day)
+}
+
+/// Experience points per level step: level `n` needs `LEVEL_STEP * n * (n - 1)` experience.
+pub const LEVEL_STEP: i64 = 50;
+
+/// The experience needed to reach `level` (levels start at 1): `50 * n * (n - 1)`, so
+///
+/// | level | experience | level | experience |
+/// |---|---|---|---|
+/// | 1 | 0 | 6 | 1,500 |
+/// | 2 | 100 | 7 | 2,100 |
+/// | 3 | 300 | 8 | 2,800 |
+/// | 4 | 600 | 9 | 3,600 |
+/// | 5 | 1,000 | 10 | 4,500 |
+///
+/// Each level costs 100 more than the one before: early levels come quickly, later ones need sustained
+/// engagement. Levels below 1 need 0; a threshold beyond `i64::MAX` is `i64::MAX` (unreachable).
+pub fn level_threshold(level: i64) -> i64 {
+    i64::try_from(threshold(level)).unwrap_or(i64::MAX)
+}
+
+/// [`level_threshold`] in a wider type (exact for every level the table can reach; saturating beyond).
+fn threshold(level: i64) -> i128 {
+    let n = i128::from(level.max(1));
+    n.saturating_mul(n - 1).saturating_mul(i128::from(LEVEL_STEP))
+}
+
+/// The level an account with `experience` points is at: the highest `n` with
+/// `level_threshold(n) <= experience` (1 for zero or negative experience).
+pub fn level_for_experience(experience: i64) -> i64 {
+    if experience <= 0 {
+        return 1;
+    }
+    // Estimate from n^2 - n - xp/50 = 0, then settle exactly with integer thresholds.
+    let estimate = (1.0 + (1.0 + 4.0 * experience as f64 / LEVEL_STEP as f64).sqrt()) / 2.0;
+    let mut level = (estimate.floor() as i64).max(1);
+    let xp = i128::from(experience);
+    while level > 1 && threshold(level) > xp {
+        level -= 1;
+    }
+    while threshold(level + 1) <= xp {
+        level += 1;
+    }
+    level
+}
+
+/// What `scope.onboarding_progress().complete(...)` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    /// The progress after the call (status `COMPLETED`).
+    pub progress: OnboardingProgress,
+    /// True when this call completed the mission: it granted the badge and the points (or, when the
+    /// ledger already held the mission's award, linked that award instead of paying twice). False
+    /// when the mission was already completed (a retried or racing call): nothing was written but the
+    /// call's audit event.
+    pub awarded: bool,
+    /// The `EARNED` transaction this call recorded: `None` when it awarded nothing, when the mission
+    /// awards no points, or when the ledger already held this mission's award for the patient.
+    pub transaction: Option<PointTransaction>,
 }
 
 /// Input of `scope.health_points().create(...)`: the account starts with every counter at zero
@@ -188,9 +290,10 @@ pub struct HealthPoints {
 pub struct NewHealthPoints {
     /// The patient (of the same organization).
     pub patient_id: Uuid,
-    /// Level; default 1.
+    /// Level; default 1 (the threshold table's level for zero experience). Another value is an
+    /// override that lasts until the account's first earning.
     pub current_level: Option<i64>,
-    /// Experience needed for the next level; default 100.
+    /// Experience needed for the next level; default 100 (see `current_level`).
     pub next_level_at: Option<i64>,
     /// Badge ids (each 1 to 100 characters, unique, at most 100).
     pub badges: Vec<String>,
@@ -209,15 +312,16 @@ pub struct NewHealthPoints {
 /// Input of `scope.health_points().update(...)`: only what the ledger does not own.
 #[derive(Debug, Clone, Default)]
 pub struct HealthPointsPatch {
-    /// New level (>= 1).
+    /// New level (>= 1): an administrator's override, replaced by the threshold table's level the next
+    /// time experience changes.
     pub current_level: Option<i64>,
-    /// New next-level threshold (>= 0).
+    /// New next-level threshold (>= 0); an override like `current_level`.
     pub next_level_at: Option<i64>,
     /// New badge list (replaces the old one).
     pub badges: Option<Vec<String>>,
     /// New achievement list (replaces the old one).
     pub achievements: Option<Vec<Achievement>>,
-    /// New daily streak.
+    /// New daily streak (a correction; `record_activity` maintains streaks).
     pub daily_streak: Option<i64>,
     /// New weekly streak.
     pub weekly_streak: Option<i64>,

@@ -58,6 +58,16 @@ pub struct Mission {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
+impl Mission {
+    /// How many steps a patient's progress on this mission has: the entries of
+    /// `required_actions.steps`, or 1 when it lists none. `onboarding_progress().start` sets
+    /// `total_steps` from it.
+    pub fn step_count(&self) -> i64 {
+        let listed = self.required_actions.get("steps").and_then(|s| s.as_array()).map_or(0, Vec::len);
+        i64::try_from(listed).unwrap_or(i64::MAX).max(1)
+    }
+}
+
 /// Input of `scope.missions().create_with_prerequisites(...)` (and of the generic `create` when
 /// `prerequisites` is empty).
 #[derive(Debug, Clone)]

@@ -1,5 +1,18 @@
-//! Authorizations: the generic operations, a patient's authorizations by status, and document
-//! attachments.
+//! Authorizations: the generic operations, a patient's authorizations by status, document
+//! attachments, and the workflow's state machine.
+//!
+//! **Workflow.** `PENDING -> UNDER_REVIEW -> APPROVED | DENIED`, `PENDING | UNDER_REVIEW -> CANCELLED`,
+//! `APPROVED -> EXPIRED` ([`AuthorizationStatus::can_become`]); only [`Authorizations::start_review`],
+//! [`Authorizations::approve`], [`Authorizations::deny`], [`Authorizations::cancel`] and
+//! [`Authorizations::expire_due`] move the status. Each is one transaction: the row is locked, its
+//! status checked (any other move is a `conflict` on `status` that writes nothing), the reviewer or
+//! approver checked to be a live, active provider of the same organization (else a validation error
+//! naming the parameter), the row updated, one `authorization_transitions` row written (who, when,
+//! from, to, and the encrypted reason of a denial or cancellation), and one `UPDATE` audit event
+//! recorded. A provider acts only as themself: a provider scope naming another provider as reviewer or
+//! approver is refused (`permission_denied`, recorded as `ACCESS_DENIED`). The generic `update` cannot
+//! touch the status or the review fields, and once an authorization is decided its content is frozen
+//! (only the external references may change).
 //!
 //! Every reference (patient, providers, health record, attached documents) is a composite foreign key
 //! `(organization_id, id)`: an id of another organization is a validation error naming the field,
@@ -11,20 +24,22 @@
 //! Multi-line texts (description, justification, clinical notes) have their CRLF line endings (what
 //! browsers submit from a textarea) normalized to LF before validation.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use uuid::Uuid;
 
 use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
 use crate::audit::event::read_event;
 use crate::audit::{check, AuditTx, Event};
-use crate::crypto::{RowCrypto, Sensitive};
-use crate::db::{IntoValue, Query, Row, Tx, Value};
+use crate::crypto::{KeySet, RowCrypto, Sensitive};
+use crate::db::{IntoValue, Query, Row, Tx, TxMode, Value};
 use crate::error::{Error, Result};
 use crate::model::{
-    AuditAction, Authorization, AuthorizationPatch, AuthorizationStatus, NewAuthorization, Priority, UrgencyLevel,
+    AuditAction, Authorization, AuthorizationPatch, AuthorizationStatus, AuthorizationTransition, NewAuthorization,
+    Priority, UrgencyLevel,
 };
-use crate::scope::Scope;
+use crate::repo::outbox::OutboxOperation;
+use crate::scope::{Role, Scope};
 use crate::time::truncate;
 use crate::validate;
 
@@ -191,6 +206,10 @@ impl Updatable for Authorization {
     type Patch = AuthorizationPatch;
 
     fn apply(&mut self, p: AuthorizationPatch, now: DateTime<Utc>) -> Result<()> {
+        if !self.status.is_open() && touches_decided_content(&p) {
+            // What was approved or denied stays what was approved or denied.
+            return Err(Error::Conflict { field: "status".into() });
+        }
         if let Some(v) = p.authorization_type {
             self.authorization_type = v;
         }
@@ -243,6 +262,24 @@ impl Updatable for Authorization {
 }
 
 impl SoftDeletable for Authorization {}
+
+/// Whether a patch sets anything but the external references, which alone may change once an
+/// authorization is decided.
+fn touches_decided_content(p: &AuthorizationPatch) -> bool {
+    p.authorization_type.is_some()
+        || p.procedure_name.is_some()
+        || p.procedure_code.is_some()
+        || p.description.is_some()
+        || p.provider_id.is_some()
+        || p.health_data_id.is_some()
+        || p.related_conditions.is_some()
+        || p.priority.is_some()
+        || p.urgency_level.is_some()
+        || p.valid_from.is_some()
+        || p.valid_until.is_some()
+        || p.justification.is_some()
+        || p.clinical_notes.is_some()
+}
 
 /// The patient of the live authorization `id` inside `tx` (row locked when `lock`), if there is one.
 async fn find_live_patient(tx: &mut Tx, organization: Uuid, id: Uuid, lock: bool) -> Result<Option<Uuid>> {
@@ -466,5 +503,579 @@ impl Authorizations<'_> {
         .await?;
         tx.commit().await?;
         Ok(ids)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Workflow
+
+/// The table of workflow transitions, one row per status change.
+const TRANSITIONS: &str = "authorization_transitions";
+
+/// Longest denial or cancellation reason, in characters.
+const MAX_REASON: usize = 2000;
+
+/// Most expired authorizations written per statement by `expire_due` (bounded bind lists).
+const EXPIRE_BATCH: usize = 500;
+
+/// One move of the state machine, with what it needs; validated before any I/O.
+enum Step {
+    StartReview { reviewer: Uuid },
+    Approve { approver: Uuid, valid_from: DateTime<Utc>, valid_until: DateTime<Utc> },
+    Deny { reviewer: Uuid, reason: Sensitive<String> },
+    Cancel { reason: Sensitive<String> },
+}
+
+impl Step {
+    /// The status the step moves to.
+    fn target(&self) -> AuthorizationStatus {
+        match self {
+            Step::StartReview { .. } => AuthorizationStatus::UnderReview,
+            Step::Approve { .. } => AuthorizationStatus::Approved,
+            Step::Deny { .. } => AuthorizationStatus::Denied,
+            Step::Cancel { .. } => AuthorizationStatus::Cancelled,
+        }
+    }
+
+    /// The provider the step names, and the parameter naming it (for errors).
+    fn provider(&self) -> Option<(Uuid, &'static str)> {
+        match self {
+            Step::StartReview { reviewer } | Step::Deny { reviewer, .. } => Some((*reviewer, "reviewer_provider_id")),
+            Step::Approve { approver, .. } => Some((*approver, "approver_provider_id")),
+            Step::Cancel { .. } => None,
+        }
+    }
+
+    /// The written reason of a denial or cancellation.
+    fn reason(&self) -> Option<&Sensitive<String>> {
+        match self {
+            Step::Deny { reason, .. } | Step::Cancel { reason } => Some(reason),
+            Step::StartReview { .. } | Step::Approve { .. } => None,
+        }
+    }
+}
+
+/// A denial or cancellation reason: CRLF normalized to LF, trimmed, 1 to [`MAX_REASON`] characters.
+fn reason_text(reason: &Sensitive<String>) -> Result<Sensitive<String>> {
+    prose("reason", Some(reason), MAX_REASON)?.ok_or_else(|| Error::validation("reason", "is required"))
+}
+
+/// Timestamps must fall in years 1900 to 9999 (see `table::check_times`).
+fn within_years(field: &str, t: &DateTime<Utc>) -> Result<()> {
+    if (1900..=9999).contains(&t.year()) {
+        Ok(())
+    } else {
+        Err(Error::validation(field, "must be between the years 1900 and 9999"))
+    }
+}
+
+/// A provider scope may name only itself as reviewer or approver: a decision is signed by whoever
+/// makes it. Integrations (`tasy-sync`) and the platform may name any provider of the organization.
+fn acting_as(scope: &Scope, provider: Uuid) -> Result<()> {
+    let actor = scope.actor();
+    if actor.role() == Role::Provider && actor.id() != Some(provider) {
+        return Err(Error::PermissionDenied("a provider may review, approve or deny only as themself".into()));
+    }
+    Ok(())
+}
+
+/// The provider id of a provider scope's actor.
+fn acting_provider(scope: &Scope) -> Option<Uuid> {
+    let actor = scope.actor();
+    if actor.role() == Role::Provider {
+        actor.id()
+    } else {
+        None
+    }
+}
+
+/// A system actor's name as stored: without control characters, trimmed, at most 100 characters.
+fn actor_name(scope: &Scope) -> Option<String> {
+    let cleaned: String = scope.actor().name()?.chars().filter(|c| !c.is_control()).collect();
+    let cleaned: String = cleaned.trim().chars().take(100).collect();
+    let cleaned = cleaned.trim();
+    (!cleaned.is_empty()).then(|| cleaned.to_string())
+}
+
+/// Checks, inside `tx`, that `provider` is a live, active provider of the organization, holding a share
+/// lock on PostgreSQL so that it cannot be deactivated or deleted before the transition commits (SQLite
+/// writers are serialized anyway). A validation error on `field` otherwise.
+async fn check_provider(tx: &mut Tx, organization: Uuid, provider: Uuid, field: &str) -> Result<()> {
+    let share = match tx {
+        Tx::Postgres(_) => " FOR SHARE",
+        Tx::Sqlite(_) => "",
+    };
+    let row = tx
+        .fetch_optional(
+            Query::new(format!(
+                "SELECT is_active FROM providers WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{share}"
+            ))
+            .bind(organization)
+            .bind(provider),
+        )
+        .await?;
+    match row {
+        None => Err(Error::validation(field, "refers to no live provider of this organization")),
+        Some(r) if !r.bool("is_active")? => Err(Error::validation(field, "refers to an inactive provider")),
+        Some(_) => Ok(()),
+    }
+}
+
+/// One `authorization_transitions` row, ready to bind.
+struct TransitionRow {
+    id: Uuid,
+    authorization: Uuid,
+    patient: Uuid,
+    from: AuthorizationStatus,
+    to: AuthorizationStatus,
+    provider: Option<Uuid>,
+    reason: Value,
+    at: DateTime<Utc>,
+}
+
+/// The multi-row INSERT of `rows` (at least one), with the scope's actor as who.
+fn insert_transitions(scope: &Scope, rows: &[TransitionRow]) -> Query {
+    const COLUMNS: usize = 11;
+    let values: Vec<String> = (0..rows.len())
+        .map(|r| {
+            let placeholders: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", r * COLUMNS + c)).collect();
+            format!("({})", placeholders.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO {TRANSITIONS} (organization_id, id, authorization_id, patient_id, from_status, to_status, \
+         provider_id, actor_kind, actor_name, reason, occurred_at) VALUES {}",
+        values.join(", ")
+    );
+    let (org, kind, name) = (scope.organization_id(), scope.actor().role().as_str(), actor_name(scope));
+    rows.iter().fold(Query::new(sql), |q, t| {
+        q.bind(org)
+            .bind(t.id)
+            .bind(t.authorization)
+            .bind(t.patient)
+            .bind(t.from.as_str())
+            .bind(t.to.as_str())
+            .bind(t.provider)
+            .bind(kind)
+            .bind(name.clone())
+            .bind(t.reason.clone())
+            .bind(t.at)
+    })
+}
+
+/// Decodes an `authorization_transitions` row, decrypting its reason with the patient's key.
+fn decode_transition(keys: &KeySet, row: &Row) -> Result<AuthorizationTransition> {
+    let id = row.uuid("id")?;
+    let patient_id = row.uuid("patient_id")?;
+    let crypto = keys.row(TRANSITIONS, id, Some(patient_id))?;
+    let kind = row.text("actor_kind")?;
+    let actor_kind = [Role::Patient, Role::Provider, Role::Admin, Role::System]
+        .into_iter()
+        .find(|r| r.as_str() == kind)
+        .ok_or_else(|| Error::CorruptData(format!("{TRANSITIONS}.actor_kind: unknown value")))?;
+    Ok(AuthorizationTransition {
+        id,
+        organization_id: row.uuid("organization_id")?,
+        authorization_id: row.uuid("authorization_id")?,
+        patient_id,
+        from_status: row.enumeration("from_status")?,
+        to_status: row.enumeration("to_status")?,
+        provider_id: row.opt_uuid("provider_id")?,
+        actor_kind,
+        actor_name: row.opt_text("actor_name")?,
+        reason: crypto.open_opt_text(row, "reason")?,
+        occurred_at: row.time("occurred_at")?,
+    })
+}
+
+impl Authorizations<'_> {
+    /// Takes a `PENDING` authorization into review: `UNDER_REVIEW`, with `reviewed_by_provider_id` and
+    /// `reviewed_at` (now) set. Returns the updated authorization.
+    ///
+    /// Errors, each writing nothing: `not_found` (no live authorization `id` in this organization),
+    /// `conflict` on `status` (not `PENDING`), `validation` on `reviewer_provider_id` (not a live,
+    /// active provider of this organization), `permission_denied` (the actor may not update
+    /// authorizations, or is a provider naming another provider).
+    pub async fn start_review(&self, id: Uuid, reviewer_provider_id: Uuid) -> Result<Authorization> {
+        self.transition(id, Step::StartReview { reviewer: reviewer_provider_id }).await
+    }
+
+    /// Approves an authorization `UNDER_REVIEW`: `APPROVED`, with `approved_by_provider_id`,
+    /// `approved_at` (now) and the approved validity window `valid_from..=valid_until` (replacing any
+    /// requested window). The window may lie in the past (a retroactive approval); `expire_due` expires
+    /// the authorization once `valid_until` has passed. Returns the updated authorization.
+    ///
+    /// Errors as [`Authorizations::start_review`] (on `approver_provider_id`), plus `validation` on
+    /// `valid_until` (before `valid_from`) or on either bound (outside the years 1900 to 9999).
+    pub async fn approve(
+        &self,
+        id: Uuid,
+        approver_provider_id: Uuid,
+        valid_from: DateTime<Utc>,
+        valid_until: DateTime<Utc>,
+    ) -> Result<Authorization> {
+        self.transition(id, Step::Approve { approver: approver_provider_id, valid_from, valid_until }).await
+    }
+
+    /// Denies an authorization `UNDER_REVIEW`: `DENIED`. Who denied it, when and why (the reason, 1 to
+    /// 2000 characters, stored encrypted with the patient's key) are kept in its
+    /// [`history`](Authorizations::history); `reviewed_by_provider_id` keeps the provider who took it
+    /// into review. Returns the updated authorization.
+    ///
+    /// Errors as [`Authorizations::start_review`], plus `validation` on `reason`.
+    pub async fn deny(
+        &self,
+        id: Uuid,
+        reviewer_provider_id: Uuid,
+        reason: impl Into<Sensitive<String>>,
+    ) -> Result<Authorization> {
+        self.transition(id, Step::Deny { reviewer: reviewer_provider_id, reason: reason.into() }).await
+    }
+
+    /// Cancels an authorization that is `PENDING` or `UNDER_REVIEW`: `CANCELLED`. The reason (1 to 2000
+    /// characters, encrypted), the time and the actor (the provider, for a provider scope; the
+    /// integration's name otherwise) are kept in its [`history`](Authorizations::history). Returns the
+    /// updated authorization.
+    ///
+    /// Errors, each writing nothing: `not_found`, `conflict` on `status` (already decided),
+    /// `validation` on `reason`, `permission_denied`.
+    pub async fn cancel(&self, id: Uuid, reason: impl Into<Sensitive<String>>) -> Result<Authorization> {
+        self.transition(id, Step::Cancel { reason: reason.into() }).await
+    }
+
+    /// Expires, in one transaction, every live `APPROVED` authorization of the organization whose
+    /// `valid_until` is before `now`; returns how many. Each gets its `EXPIRED` transition; one audit
+    /// event lists them all (and their patients). `now` may not be later than the current time (a
+    /// validation error on `now`), so that nothing is expired before its validity has really ended.
+    pub async fn expire_due(&self, now: DateTime<Utc>) -> Result<u64> {
+        let scope = self.scope();
+        let access = check(
+            scope,
+            Authorization::TABLE,
+            Action::Update,
+            None,
+            None,
+            scope.row_filter(Authorization::TABLE, Action::Update),
+        )
+        .await?;
+        let cutoff = truncate(now);
+        within_years("now", &cutoff)?;
+        let at = crate::time::now();
+        if cutoff > at {
+            return Err(Error::validation("now", "must not be in the future"));
+        }
+        let org = scope.organization_id();
+        let mut tx = AuditTx::begin(scope).await?;
+        let lock = table::lock_clause(&tx);
+        let rows = tx
+            .fetch_all(
+                Query::new(format!(
+                    "SELECT id, patient_id FROM authorizations \
+                     WHERE organization_id = $1 AND status = 'APPROVED' AND deleted_at IS NULL \
+                     AND valid_until < $2{access} ORDER BY id{lock}"
+                ))
+                .bind(org)
+                .bind(cutoff),
+            )
+            .await?;
+        let due = rows.iter().map(|r| Ok((r.uuid("id")?, r.uuid("patient_id")?))).collect::<Result<Vec<_>>>()?;
+        for chunk in due.chunks(EXPIRE_BATCH) {
+            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let update = Query::new(format!(
+                "UPDATE authorizations SET status = 'EXPIRED', updated_at = $1 \
+                 WHERE organization_id = $2 AND status = 'APPROVED' AND id IN ({})",
+                placeholders.join(", ")
+            ));
+            let update = chunk.iter().fold(update.bind(at).bind(org), |q, (id, _)| q.bind(*id));
+            if tx.execute(update).await? != chunk.len() as u64 {
+                // The rows are locked: anything else means they changed under us; write nothing.
+                return Err(Error::Conflict { field: "status".into() });
+            }
+            let history: Vec<TransitionRow> = chunk
+                .iter()
+                .map(|&(authorization, patient)| TransitionRow {
+                    id: Uuid::now_v7(),
+                    authorization,
+                    patient,
+                    from: AuthorizationStatus::Approved,
+                    to: AuthorizationStatus::Expired,
+                    provider: None,
+                    reason: Value::Bytes(None),
+                    at,
+                })
+                .collect();
+            tx.execute(insert_transitions(scope, &history)).await?;
+            for (id, _) in chunk {
+                crate::repo::outbox::enqueue_in(
+                    &mut tx,
+                    org,
+                    crate::model::EntityType::Authorization,
+                    *id,
+                    OutboxOperation::Upsert,
+                )
+                .await?;
+            }
+        }
+        let mut patients: Vec<Uuid> = due.iter().map(|(_, p)| *p).collect();
+        patients.sort_unstable();
+        patients.dedup();
+        tx.record(
+            Event::on(AuditAction::Update, Authorization::TABLE)
+                .records(due.iter().map(|(id, _)| *id))
+                .count(due.len() as i64)
+                .patients(patients)
+                .changed(["status", "transitions"]),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(due.len() as u64)
+    }
+
+    /// The workflow history of a live authorization: every transition, oldest first, with its reason
+    /// decrypted. Readable by whoever may read the authorization (a patient their own); `not_found`
+    /// otherwise. Recorded as one `READ` of the authorization.
+    pub async fn history(&self, authorization_id: Uuid) -> Result<Vec<AuthorizationTransition>> {
+        let scope = self.scope();
+        let org = scope.organization_id();
+        let access = check(
+            scope,
+            Authorization::TABLE,
+            Action::Read,
+            Some(authorization_id),
+            None,
+            scope.row_filter(Authorization::TABLE, Action::Read),
+        )
+        .await?;
+        let (mut keys, patient) = self.row_keys(authorization_id, &access, Action::Read).await?;
+        let mut tx = AuditTx::begin(scope).await?;
+        let live = tx
+            .fetch_optional(
+                Query::new(format!(
+                    "SELECT patient_id FROM authorizations \
+                     WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{access}"
+                ))
+                .bind(org)
+                .bind(authorization_id),
+            )
+            .await?;
+        if live.map(|r| r.uuid("patient_id")).transpose()? != Some(patient) {
+            drop(tx);
+            return Err(table::missing::<Authorization>(scope, Action::Read, authorization_id).await);
+        }
+        let rows = tx
+            .fetch_all(
+                Query::new(format!(
+                    "SELECT * FROM {TRANSITIONS} WHERE organization_id = $1 AND authorization_id = $2 \
+                     ORDER BY occurred_at, id"
+                ))
+                .bind(org)
+                .bind(authorization_id),
+            )
+            .await?;
+        tx.record(
+            Event::on(AuditAction::Read, Authorization::TABLE)
+                .entity(authorization_id)
+                .records([authorization_id])
+                .patient(Some(patient)),
+        )
+        .await?;
+        tx.commit().await?;
+        let decoded: Result<Vec<_>> = rows.iter().map(|r| decode_transition(&keys, r)).collect();
+        match decoded {
+            Err(e) if table::is_unknown_key(&e) => {
+                // A key version created by another process's rotation: reload once.
+                keys = scope.db().refresh_key_set(&keys).await?.ok_or(e)?;
+                rows.iter().map(|r| decode_transition(&keys, r)).collect()
+            }
+            decoded => decoded,
+        }
+    }
+
+    /// The patient of the live authorization `id` (within `access`), read outside any audited
+    /// transaction, and the keys to encrypt and decrypt their rows; `not_found` (recorded) otherwise.
+    async fn row_keys(&self, id: Uuid, access: &str, action: Action) -> Result<(KeySet, Uuid)> {
+        let scope = self.scope();
+        let org = scope.organization_id();
+        let mut tx = scope.db().begin(Some(org), TxMode::Read).await?;
+        let row = tx
+            .fetch_optional(
+                Query::new(format!(
+                    "SELECT patient_id FROM authorizations \
+                     WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{access}"
+                ))
+                .bind(org)
+                .bind(id),
+            )
+            .await?;
+        tx.commit().await?;
+        let Some(row) = row else {
+            return Err(table::missing::<Authorization>(scope, action, id).await);
+        };
+        let patient = row.uuid("patient_id")?;
+        Ok((scope.db().key_set(org, Some(patient)).await?, patient))
+    }
+
+    /// Runs one step of the state machine on authorization `id` (see the module documentation).
+    async fn transition(&self, id: Uuid, step: Step) -> Result<Authorization> {
+        let scope = self.scope();
+        let org = scope.organization_id();
+        let to = step.target();
+        let named = step.provider();
+        // Who may: the access matrix, and a provider only as themself. Refusals are recorded.
+        let allowed = scope.row_filter(Authorization::TABLE, Action::Update).and_then(|filter| {
+            if let Some((provider, _)) = named {
+                acting_as(scope, provider)?;
+            }
+            Ok(filter)
+        });
+        let access = check(scope, Authorization::TABLE, Action::Update, Some(id), None, allowed).await?;
+        // Input, before any I/O.
+        let step = match step {
+            Step::Approve { approver, valid_from, valid_until } => {
+                let (valid_from, valid_until) = (truncate(valid_from), truncate(valid_until));
+                within_years("valid_from", &valid_from)?;
+                within_years("valid_until", &valid_until)?;
+                validate::ordered("valid_until", Some(&valid_from), Some(&valid_until))?;
+                Step::Approve { approver, valid_from, valid_until }
+            }
+            Step::Deny { reviewer, reason } => Step::Deny { reviewer, reason: reason_text(&reason)? },
+            Step::Cancel { reason } => Step::Cancel { reason: reason_text(&reason)? },
+            other => other,
+        };
+        let (keys, patient) = self.row_keys(id, &access, Action::Update).await?;
+        keys.require_patient(patient, "patient_id")?;
+        let transition_id = Uuid::now_v7();
+        let reason = keys.row(TRANSITIONS, transition_id, Some(patient))?.opt_text("reason", step.reason())?;
+
+        let mut tx = AuditTx::begin(scope).await?;
+        let lock = table::lock_clause(&tx);
+        let row = tx
+            .fetch_optional(
+                Query::new(format!(
+                    "SELECT * FROM authorizations \
+                     WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{access}{lock}"
+                ))
+                .bind(org)
+                .bind(id),
+            )
+            .await?;
+        let row = match row {
+            Some(row) if row.uuid("patient_id")? == patient => row,
+            _ => {
+                drop(tx);
+                return Err(table::missing::<Authorization>(scope, Action::Update, id).await);
+            }
+        };
+        let from: AuthorizationStatus = row.enumeration("status")?;
+        if !from.can_become(to) {
+            return Err(Error::Conflict { field: "status".into() });
+        }
+        let now = crate::time::now();
+        if now < row.time("requested_at")? {
+            // The database requires review and approval times not before the request.
+            return Err(Error::Conflict { field: "requested_at".into() });
+        }
+        let provider = named.map(|(p, _)| p).or_else(|| acting_provider(scope));
+        if let Some(p) = provider {
+            if let Err(e) = check_provider(&mut tx, org, p, named.map_or("provider_id", |(_, f)| f)).await {
+                if acting_provider(scope) != Some(p) || !matches!(e, Error::Validation { .. }) {
+                    return Err(e);
+                }
+                // The scope's own provider is not a live, active provider here: a refusal, recorded.
+                drop(tx);
+                let refusal = Error::PermissionDenied("the acting provider is not an active provider here".into());
+                return Err(crate::audit::record::denied(
+                    scope,
+                    Authorization::TABLE,
+                    Action::Update,
+                    Some(id),
+                    Some(patient),
+                    refusal,
+                )
+                .await);
+            }
+        }
+
+        let mut sets: Vec<(&'static str, Value)> = vec![("status", to.as_str().into_value())];
+        let mut changed = vec!["status"];
+        match &step {
+            Step::StartReview { reviewer } => {
+                sets.push(("reviewed_by_provider_id", reviewer.into_value()));
+                sets.push(("reviewed_at", now.into_value()));
+                changed.extend(["reviewed_by_provider_id", "reviewed_at"]);
+            }
+            Step::Approve { approver, valid_from, valid_until } => {
+                sets.push(("approved_by_provider_id", approver.into_value()));
+                sets.push(("approved_at", now.into_value()));
+                sets.push(("valid_from", valid_from.into_value()));
+                sets.push(("valid_until", valid_until.into_value()));
+                changed.extend(["approved_by_provider_id", "approved_at"]);
+                if row.opt_time("valid_from")? != Some(*valid_from) {
+                    changed.push("valid_from");
+                }
+                if row.opt_time("valid_until")? != Some(*valid_until) {
+                    changed.push("valid_until");
+                }
+            }
+            Step::Deny { .. } | Step::Cancel { .. } => {}
+        }
+        changed.push("transitions");
+        sets.push(("updated_at", now.into_value()));
+        let assignments: Vec<String> = sets.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 1)).collect();
+        let n = sets.len();
+        let update = Query::new(format!(
+            "UPDATE authorizations SET {} WHERE organization_id = ${} AND id = ${} AND status = ${} \
+             AND deleted_at IS NULL",
+            assignments.join(", "),
+            n + 1,
+            n + 2,
+            n + 3
+        ));
+        let update = sets.into_iter().fold(update, |q, (_, v)| q.bind(v)).bind(org).bind(id).bind(from.as_str());
+        if tx.execute(update).await? != 1 {
+            // The row is locked: anything else means it changed under us; write nothing.
+            return Err(Error::Conflict { field: "status".into() });
+        }
+        let history =
+            TransitionRow { id: transition_id, authorization: id, patient, from, to, provider, reason, at: now };
+        tx.execute(insert_transitions(scope, std::slice::from_ref(&history))).await?;
+        crate::repo::outbox::enqueue_in(
+            &mut tx,
+            org,
+            crate::model::EntityType::Authorization,
+            id,
+            OutboxOperation::Upsert,
+        )
+        .await?;
+        tx.record(
+            Event::on(AuditAction::Update, Authorization::TABLE)
+                .entity(id)
+                .records([id])
+                .patient(Some(patient))
+                .changed(changed),
+        )
+        .await?;
+        tx.commit().await?;
+
+        let mut model: Authorization = table::decode_rows(scope, std::slice::from_ref(&row))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::not_found(Authorization::ENTITY))?;
+        model.status = to;
+        model.updated_at = now;
+        match step {
+            Step::StartReview { reviewer } => {
+                model.reviewed_by_provider_id = Some(reviewer);
+                model.reviewed_at = Some(now);
+            }
+            Step::Approve { approver, valid_from, valid_until } => {
+                model.approved_by_provider_id = Some(approver);
+                model.approved_at = Some(now);
+                model.valid_from = Some(valid_from);
+                model.valid_until = Some(valid_until);
+            }
+            Step::Deny { .. } | Step::Cancel { .. } => {}
+        }
+        Ok(model)
     }
 }

@@ -1,4 +1,18 @@
-//! Documents: the generic operations plus a patient's documents.
+//! Documents: the generic operations, the document workflow (`register`, `record_ocr`) and a patient's
+//! documents.
+//!
+//! **Workflow.** [`Documents::register`] is the way to add a document: it validates like `create`,
+//! requires the SHA-256 of the stored bytes, and sets `retention_until` from the organization's
+//! [`RetentionPolicy`] (read inside the same transaction as the insert). [`Documents::record_ocr`]
+//! stores an OCR run's text, confidence and extracted data (all but the confidence encrypted under the
+//! patient's key), sets `has_ocr` and `processed_at`, and may be repeated (a later run replaces the
+//! earlier one). Each records exactly one audit event (`CREATE`, `UPDATE`) in its transaction; a
+//! validation failure writes nothing and records nothing; a refusal records `ACCESS_DENIED`.
+//!
+//! **Retention.** Once set, `retention_until` may be extended by `update` (a legal hold) but never
+//! shortened nor cleared. The generic `create` leaves it to the caller (it predates the policy and the
+//! development seed uses it); `register` accepts a caller's date only when it ends no earlier than the
+//! policy's.
 //!
 //! Validation runs on the final state of a document (after defaults on create, after the patch on
 //! update), so the cross-field rules hold whichever fields a caller touched: OCR output requires
@@ -16,10 +30,15 @@ use uuid::Uuid;
 
 use super::health_data::json_payload;
 use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use crate::access::{Action, Resource, Rule};
+use crate::audit::{check, AuditTx};
 use crate::crypto::{RowCrypto, Sensitive};
 use crate::db::{IntoValue, Row, Value};
 use crate::error::{Error, Result};
-use crate::model::{AccessLevel, Document, DocumentPatch, NewDocument, SensitivityLevel, StorageProvider};
+use crate::model::{
+    AccessLevel, Document, DocumentPatch, NewDocument, OcrResult, RetentionPolicy, SensitivityLevel, StorageProvider,
+};
+use crate::repo::outbox::OutboxOperation;
 use crate::scope::Scope;
 use crate::time::truncate;
 use crate::validate;
@@ -78,6 +97,15 @@ fn mime_type(v: &str) -> Result<String> {
 
 fn health_keywords(v: Option<Sensitive<Vec<String>>>) -> Result<Option<Sensitive<Vec<String>>>> {
     v.map(|k| validate::labels("health_keywords", k.expose()?).map(Sensitive::new)).transpose()
+}
+
+/// A SHA-256 digest as 64 hexadecimal digits (either case; stored in lower case).
+fn checksum_sha256(v: &str) -> Result<String> {
+    let d = v.trim();
+    if d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::validation("checksum_sha256", "must be a SHA-256 digest: 64 hexadecimal digits"));
+    }
+    Ok(d.to_ascii_lowercase())
 }
 
 /// A reference to a wrapped storage key; see the module documentation for the accepted shape.
@@ -155,6 +183,7 @@ impl Model for Document {
             health_keywords: health_keywords(new.health_keywords)?,
             is_encrypted: new.is_encrypted,
             storage_key_ref: storage_key_ref(new.storage_key_ref.as_deref())?,
+            checksum_sha256: None,
             access_level: new.access_level.unwrap_or(AccessLevel::PatientOnly),
             sensitivity_level: new.sensitivity_level.unwrap_or(SensitivityLevel::Normal),
             is_active: true,
@@ -192,6 +221,7 @@ impl Model for Document {
             ("health_keywords", c.opt_json("health_keywords", self.health_keywords.as_ref())?),
             ("is_encrypted", self.is_encrypted.into_value()),
             ("storage_key_ref", self.storage_key_ref.clone().into_value()),
+            ("checksum_sha256", self.checksum_sha256.clone().into_value()),
             ("access_level", self.access_level.as_str().into_value()),
             ("sensitivity_level", self.sensitivity_level.as_str().into_value()),
             ("is_active", self.is_active.into_value()),
@@ -228,6 +258,7 @@ impl Model for Document {
             health_keywords: c.open_opt_json(row, "health_keywords")?,
             is_encrypted: row.bool("is_encrypted")?,
             storage_key_ref: row.opt_text("storage_key_ref")?,
+            checksum_sha256: row.opt_text("checksum_sha256")?,
             access_level: row.enumeration("access_level")?,
             sensitivity_level: row.enumeration("sensitivity_level")?,
             is_active: row.bool("is_active")?,
@@ -302,6 +333,9 @@ impl Updatable for Document {
         if let Some(v) = p.storage_key_ref {
             self.storage_key_ref = storage_key_ref(v.as_deref())?;
         }
+        if let Some(v) = p.checksum_sha256 {
+            self.checksum_sha256 = Some(checksum_sha256(&v)?);
+        }
         if let Some(v) = p.access_level {
             self.access_level = v;
         }
@@ -315,7 +349,13 @@ impl Updatable for Document {
             self.archived_at = v.map(truncate);
         }
         if let Some(v) = p.retention_until {
-            self.retention_until = v.map(truncate);
+            let v = v.map(truncate);
+            if let Some(current) = self.retention_until {
+                if v.is_none_or(|t| t < current) {
+                    return Err(Error::validation("retention_until", "may be extended, never shortened nor cleared"));
+                }
+            }
+            self.retention_until = v;
         }
         self.check()?;
         self.updated_at = now;
@@ -325,7 +365,115 @@ impl Updatable for Document {
 
 impl SoftDeletable for Document {}
 
+/// Access levels a provider may see without an emergency grant (the access matrix's "by access level").
+const PROVIDER_LEVELS: [AccessLevel; 3] =
+    [AccessLevel::Public, AccessLevel::ProviderPatient, AccessLevel::Organization];
+
+/// A provider may create only documents it could then see: at a provider-visible access level, or any
+/// level for the patient of its active emergency grant. Other rules are the generic create's.
+fn authorize_register(scope: &Scope, document: &Document) -> Result<()> {
+    table::authorize_create(scope, document)?;
+    if scope.authorize(Resource::Document, Action::Create)? == Rule::ProviderVisible {
+        let granted = scope.emergency().is_some_and(|g| g.active() && g.patient_id == document.patient_id);
+        if !granted && !PROVIDER_LEVELS.contains(&document.access_level) {
+            return Err(Error::PermissionDenied(format!(
+                "providers may create documents only at levels they can see, not {}",
+                document.access_level.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The organization's retention policy, read inside `tx` (no event of its own: the operation's event
+/// covers it). Its settings decrypt under the organization key, which `keys` holds.
+async fn retention_policy(tx: &mut AuditTx<'_>, keys: &crate::crypto::KeySet, org: Uuid) -> Result<RetentionPolicy> {
+    let row = tx
+        .fetch_optional(
+            crate::db::Query::new(
+                "SELECT id, data_retention_years, settings FROM organizations WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .bind(org),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("organization"))?;
+    let settings = keys.row("organizations", org, None)?.open_opt_json(&row, "settings")?;
+    let settings = settings.as_ref().map(|s| s.expose()).transpose()?;
+    RetentionPolicy::from_settings(row.int("data_retention_years")?, settings)
+}
+
 impl Documents<'_> {
+    /// Registers a new document: validates it like `create` (MIME type, size, names, classification,
+    /// ...), requires `checksum`, the SHA-256 of the stored bytes (64 hexadecimal digits, either case;
+    /// stored in lower case as `checksum_sha256`), and
+    /// sets `retention_until` to the registration time plus the organization's [`RetentionPolicy`] years
+    /// for its type. A `retention_until` given in `new` is kept only when it ends no earlier than that
+    /// (a longer hold); an earlier one is a `validation` error. An invalid policy in the organization's
+    /// settings fails with `validation` on `settings.retention.<TYPE>`.
+    ///
+    /// Access: the matrix's document create (providers only at access levels they can see, i.e. not
+    /// the default `PATIENT_ONLY`; the `tasy-sync` integration; the platform). One `CREATE` event;
+    /// nothing is written on any error.
+    pub async fn register(&self, new: NewDocument, checksum: &str) -> Result<Document> {
+        let scope = self.scope();
+        let org = scope.organization_id();
+        let mut model = Document::build(org, Uuid::now_v7(), crate::time::now(), new)?;
+        model.checksum_sha256 = Some(checksum_sha256(checksum)?);
+        check(scope, "documents", Action::Create, None, Some(model.patient_id), authorize_register(scope, &model))
+            .await?;
+        let mut keys = table::keys_for(scope, &model).await?;
+        let mut tx = AuditTx::begin(scope).await?;
+        let policy = match retention_policy(&mut tx, &keys, org).await {
+            Err(e) if table::is_unknown_key(&e) => {
+                drop(tx); // never wait for the key store while holding a transaction
+                keys = scope.db().refresh_key_set(&keys).await?.ok_or(e)?;
+                tx = AuditTx::begin(scope).await?;
+                retention_policy(&mut tx, &keys, org).await?
+            }
+            policy => policy?,
+        };
+        let required = policy.retention_until(model.document_type, model.created_at)?;
+        model.retention_until = match model.retention_until {
+            Some(asked) if asked < required => {
+                return Err(Error::validation(
+                    "retention_until",
+                    "must not end before the organization's retention policy for this document type",
+                ))
+            }
+            Some(asked) => Some(asked),
+            None => Some(required),
+        };
+        model.check()?;
+        let event = table::insert_in(&mut tx, &keys, org, &model).await?;
+        table::to_tasy::<Document>(&mut tx, org, model.id, OutboxOperation::Upsert).await?;
+        tx.record(event).await?;
+        tx.commit().await?;
+        Ok(model)
+    }
+
+    /// Records an OCR run on document `id`: its text and extracted data (encrypted under the patient's
+    /// key) and confidence (0 to 1); sets `has_ocr` and `processed_at` (now). Replaces an earlier run's
+    /// output (an earlier run's extracted data is cleared when this one has none). Validation runs
+    /// before anything is read; a failure writes nothing.
+    ///
+    /// Access: the matrix's document update (providers on documents they can see; the platform). A
+    /// document out of the actor's reach is `not_found`. One `UPDATE` event naming the changed fields.
+    pub async fn record_ocr(&self, id: Uuid, ocr: OcrResult) -> Result<Document> {
+        let text = ocr.text.expose()?;
+        let text = if text.trim().is_empty() { None } else { ocr_text(Some(ocr.text))? };
+        let confidence = validate::range("ocr_confidence", ocr.confidence, 0.0, 1.0)?;
+        let extracted = json_payload("extracted_data", ocr.extracted_data, MAX_EXTRACTED_BYTES)?;
+        let patch = DocumentPatch {
+            has_ocr: Some(true),
+            ocr_text: Some(text),
+            ocr_confidence: Some(Some(confidence)),
+            extracted_data: Some(extracted),
+            processed_at: Some(Some(crate::time::now())),
+            ..Default::default()
+        };
+        table::update(self.scope(), id, patch).await
+    }
+
     /// A page of the patient's active documents, newest first.
     pub async fn for_patient(&self, patient_id: Uuid, page: PageRequest) -> Result<Page<Document>> {
         table::list_where(

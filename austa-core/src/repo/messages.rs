@@ -36,7 +36,7 @@ impl Scope {
     }
 }
 
-fn wa_message_id(v: &str) -> Result<String> {
+pub(crate) fn wa_message_id(v: &str) -> Result<String> {
     let id = validate::text("whatsapp_message_id", v, 1, 256)?;
     if id.chars().any(char::is_whitespace) {
         return Err(Error::validation("whatsapp_message_id", "must not contain spaces"));
@@ -108,8 +108,9 @@ fn sender(kind: SenderKind, provider: Option<Uuid>, direction: MessageDirection)
 }
 
 /// Validates `new` into a message. `patient_id` is left nil: [`Messages::append`] sets it from the
-/// conversation, under the conversation's lock.
-fn build_message(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewMessage) -> Result<Message> {
+/// conversation, under the conversation's lock. (Crate-visible for the WhatsApp ingest, which stores a
+/// whole webhook body in one transaction.)
+pub(crate) fn build_message(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewMessage) -> Result<Message> {
     sender(new.sender_kind, new.sender_provider_id, new.direction)?;
     body("content", new.content.as_ref(), 65_536)?;
     if new.message_type == MessageType::Text && new.content.is_none() {
@@ -310,6 +311,32 @@ fn decode_cursor(c: &Cursor) -> Result<(DateTime<Utc>, Uuid)> {
     Ok((sent_at, id))
 }
 
+/// The conversation side of appending a message, inside the caller's transaction: `message_count + 1`,
+/// `last_message_at` moved forward to `sent_at` if later, `updated_at` now. Returns the number of rows
+/// updated (1, or 0 when the conversation is not live). Shared by [`Messages::append`] and the WhatsApp
+/// ingest so that the counters always equal the messages.
+pub(crate) async fn count_in_conversation(
+    tx: &mut crate::db::Tx,
+    organization: Uuid,
+    conversation_id: Uuid,
+    sent_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    tx.execute(
+        Query::new(
+            "UPDATE conversations SET message_count = message_count + 1, \
+             last_message_at = CASE WHEN last_message_at < $1 THEN $1 ELSE last_message_at END, \
+             updated_at = $2 \
+             WHERE organization_id = $3 AND id = $4 AND deleted_at IS NULL",
+        )
+        .bind(sent_at)
+        .bind(now)
+        .bind(organization)
+        .bind(conversation_id),
+    )
+    .await
+}
+
 impl Messages<'_> {
     /// Validates `new` and, in one transaction, inserts the message with the conversation's patient and
     /// updates the conversation: `message_count + 1`, `last_message_at` moved forward to `sent_at` if
@@ -361,20 +388,7 @@ impl Messages<'_> {
             return Err(Error::not_found("conversation"));
         }
         let event = table::insert_in(&mut tx, &keys, org, &message).await?;
-        let updated = tx
-            .execute(
-                Query::new(
-                    "UPDATE conversations SET message_count = message_count + 1, \
-                     last_message_at = CASE WHEN last_message_at < $1 THEN $1 ELSE last_message_at END, \
-                     updated_at = $2 \
-                     WHERE organization_id = $3 AND id = $4 AND deleted_at IS NULL",
-                )
-                .bind(message.sent_at)
-                .bind(now)
-                .bind(org)
-                .bind(message.conversation_id),
-            )
-            .await?;
+        let updated = count_in_conversation(&mut tx, org, message.conversation_id, message.sent_at, now).await?;
         if updated != 1 {
             // Unreachable while the row is locked; dropping `tx` rolls the insert back.
             return Err(Error::not_found("conversation"));

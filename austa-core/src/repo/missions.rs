@@ -12,6 +12,9 @@
 //!   transactions already are serialized), so two concurrent edits cannot build a cycle together.
 //! * [`Missions::prerequisites`] lists the live prerequisites: a soft-deleted mission can no longer be
 //!   completed, so it stops counting as a requirement.
+//! * `onboarding_progress().start` refuses a mission while any live prerequisite is not completed by
+//!   that patient; it reads the graph under the shared side of the edits' lock, so an edge added
+//!   concurrently is either seen or added after the start commits.
 
 use std::collections::BTreeSet;
 
@@ -22,7 +25,7 @@ use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updata
 use crate::access::{Action, Resource};
 use crate::audit::event::read_event;
 use crate::audit::{check, AuditTx, Event};
-use crate::crypto::RowCrypto;
+use crate::crypto::{KeySet, RowCrypto};
 use crate::db::{IntoValue, Query, Row, Tx, Value};
 use crate::error::{Error, Result};
 use crate::model::{AuditAction, Mission, MissionPatch, NewMission};
@@ -270,6 +273,65 @@ async fn lock_graph(tx: &mut Tx, organization: Uuid) -> Result<()> {
             .await?;
     }
     Ok(())
+}
+
+/// Holds the organization's prerequisite graph steady until the transaction ends (PostgreSQL: the
+/// shared side of [`lock_graph`]'s advisory lock, so that missions can be started concurrently while
+/// graph edits wait; SQLite write transactions are serialized already). Used by
+/// `onboarding_progress().start`, whose prerequisite check must not race an `add_prerequisite`.
+pub(crate) async fn lock_graph_shared(tx: &mut Tx, organization: Uuid) -> Result<()> {
+    if let Tx::Postgres(_) = tx {
+        tx.execute(
+            Query::new("SELECT pg_advisory_xact_lock_shared(1836278131, hashtext($1))").bind(organization.to_string()),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The live mission `id` of `organization`, read inside `tx` with a share lock (PostgreSQL) so that it
+/// cannot be soft-deleted or changed before the transaction ends; `None` when there is none.
+pub(crate) async fn live_mission_shared(
+    tx: &mut Tx,
+    keys: &KeySet,
+    organization: Uuid,
+    id: Uuid,
+) -> Result<Option<Mission>> {
+    let share = match tx {
+        Tx::Postgres(_) => " FOR SHARE",
+        Tx::Sqlite(_) => "",
+    };
+    let sql = format!("SELECT * FROM missions WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{share}");
+    let row = tx.fetch_optional(Query::new(sql).bind(organization).bind(id)).await?;
+    row.map(|r| table::decode(keys, &r)).transpose()
+}
+
+/// The live prerequisites of `mission_id` that `patient_id` has not completed (no progress row with
+/// status `COMPLETED`), in the order [`Missions::prerequisites`] lists them.
+pub(crate) async fn unmet_prerequisites(
+    tx: &mut Tx,
+    organization: Uuid,
+    patient_id: Uuid,
+    mission_id: Uuid,
+) -> Result<Vec<Uuid>> {
+    let rows = tx
+        .fetch_all(
+            Query::new(
+                "SELECT p.prerequisite_mission_id FROM mission_prerequisites p \
+                 JOIN missions m ON m.organization_id = p.organization_id \
+                  AND m.id = p.prerequisite_mission_id AND m.deleted_at IS NULL \
+                 WHERE p.organization_id = $1 AND p.mission_id = $2 \
+                 AND NOT EXISTS (SELECT 1 FROM onboarding_progress o \
+                   WHERE o.organization_id = p.organization_id AND o.patient_id = $3 \
+                   AND o.mission_id = p.prerequisite_mission_id AND o.status = 'COMPLETED') \
+                 ORDER BY p.created_at, p.prerequisite_mission_id",
+            )
+            .bind(organization)
+            .bind(mission_id)
+            .bind(patient_id),
+        )
+        .await?;
+    rows.iter().map(|r| r.uuid("prerequisite_mission_id")).collect()
 }
 
 /// Marks a live mission changed (which also locks its row); `not_found` when there is none.

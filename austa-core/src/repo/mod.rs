@@ -12,6 +12,7 @@
 mod page;
 pub(crate) mod table;
 
+pub mod ai;
 pub mod audit_logs;
 pub mod authorizations;
 pub mod conversations;
@@ -21,6 +22,7 @@ pub mod health_data;
 pub mod messages;
 pub mod missions;
 pub mod organizations;
+pub mod outbox;
 pub mod patients;
 pub mod providers;
 pub mod tasy;

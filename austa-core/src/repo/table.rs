@@ -18,6 +18,7 @@ use crate::crypto::{BlindIndexKind, KeySet};
 use crate::db::{IntoValue, Query, Row, Tx, TxMode, Value};
 use crate::error::{CryptoErrorKind, Error, Result};
 use crate::model::AuditAction;
+use crate::repo::outbox::OutboxOperation;
 use crate::scope::Scope;
 
 fn live_filter<M: Model>() -> &'static str {
@@ -261,8 +262,17 @@ pub(crate) async fn insert<M: Model>(scope: &Scope, model: &M) -> Result<()> {
     let keys = keys_for(scope, model).await?;
     let mut tx = AuditTx::begin(scope).await?;
     let event = insert_in(&mut tx, &keys, org, model).await?;
+    to_tasy::<M>(&mut tx, org, model.id(), OutboxOperation::Upsert).await?;
     tx.record(event).await?;
     tx.commit().await
+}
+
+/// Queues the change for the Tasy ERP in the same transaction, for the tables that sync there.
+pub(crate) async fn to_tasy<M: Model>(tx: &mut Tx, org: Uuid, id: Uuid, operation: OutboxOperation) -> Result<()> {
+    if let Some(entity) = super::outbox::entity_of(M::TABLE) {
+        super::outbox::enqueue_in(tx, org, entity, id, operation).await?;
+    }
+    Ok(())
 }
 
 /// Reads one live row of `M` by id inside `tx`, optionally locking it; `keys` must hold its owner's.
@@ -393,6 +403,7 @@ pub(crate) async fn update<M: Updatable>(scope: &Scope, id: Uuid, patch: M::Patc
     model.apply(patch, crate::time::now())?;
     let changed = changed_fields(&keys, &before, &model)?;
     write_in(&mut tx, &keys, org, &model).await?;
+    to_tasy::<M>(&mut tx, org, id, OutboxOperation::Upsert).await?;
     tx.record(update_event(&model, changed, row_patient::<M>(&before, owner))).await?;
     tx.commit().await?;
     Ok(model)
@@ -441,6 +452,8 @@ async fn set_deleted<M: Model>(scope: &Scope, id: Uuid, access: &str, delete: bo
         return Err(missing::<M>(scope, action, id).await);
     };
     let patient = if patient_column(M::TABLE).is_some() { Some(row.uuid("subject")?) } else { None };
+    let operation = if delete { OutboxOperation::Delete } else { OutboxOperation::Upsert };
+    to_tasy::<M>(&mut tx, org, id, operation).await?;
     let action = if delete { AuditAction::Delete } else { update_action(M::TABLE) };
     tx.record(Event::on(action, M::TABLE).entity(id).records([id]).patient(patient).changed(["deleted_at"])).await?;
     tx.commit().await

@@ -1,0 +1,816 @@
+//! WhatsApp Cloud API webhook ingest (issue 6, part 1): `db.whatsapp().ingest(body)` stores a webhook
+//! body exactly as Meta posts it, in one transaction.
+//!
+//! **Organization.** A body names the hospital's business number (`metadata.phone_number_id`), not an
+//! organization. Organization settings are encrypted under the organization's key, so they cannot be
+//! searched before the organization is known; a blind index has the same problem (its key is the
+//! organization's). The number is therefore registered in a table of its own, `whatsapp_numbers`, with
+//! [`Scope::register_whatsapp_number`] (administrators and platform tooling). The number id is Meta's
+//! identifier of the business line, not personal data, stored in plain text, held by one organization
+//! at most (checked when registering; a number two organizations hold is never routed).
+//! On PostgreSQL the table is under row-level security: an organization sees its own numbers, and the
+//! webhook's lookup, which names the number in a transaction-local setting, sees that one row only;
+//! nobody can list other organizations' numbers. An unregistered number is a `validation` error on
+//! `entry[i].changes[j].value.metadata.phone_number_id` and nothing is stored. A body whose numbers
+//! belong to two organizations is refused the same way (one body is one transaction, bound to one
+//! organization).
+//!
+//! **Who.** The ingest runs as `Actor::system("whatsapp-webhook")` in the found organization. The sender
+//! (`messages[].from`, a WhatsApp id) is the chat: an open conversation of that chat (ACTIVE, PAUSED,
+//! ESCALATED) decides the patient; otherwise the patient is found by WhatsApp id, then by phone
+//! `+<wa_id>` (blind indexes; soft-deleted patients are matched too, since their identifiers stay
+//! taken); otherwise a new, unverified patient is created with the profile name of `contacts[]`
+//! (first word as first name, the rest as last name; `WhatsApp` stands in for a missing part) and phone
+//! `+<wa_id>`. A chat without an open conversation (none yet, or the last one COMPLETED or ARCHIVED)
+//! gets a new ACTIVE conversation starting at the message's time.
+//!
+//! **Messages.** Stored INBOUND from the PATIENT, status DELIVERED, `sent_at` = the WhatsApp timestamp.
+//! `content` holds the text, the media caption, the button or list-row title, or the reaction emoji;
+//! `media_type` the MIME type without parameters (`audio/ogg`); the encrypted `metadata` holds the raw
+//! message object without `id`, `from` and `timestamp` (media id, SHA-256, file name, location,
+//! contacts, reply context, ...) plus `whatsapp_type` (Meta's type name). Types map to
+//! [`MessageType`](crate::model::MessageType) as: text TEXT; image, audio, video, document, sticker,
+//! location their namesakes; contacts CONTACT; interactive (button_reply, list_reply, flows), button
+//! (template quick reply) and reaction INTERACTIVE (told apart by `whatsapp_type`). Any other type, or a
+//! known type missing its part (a text without body, a media object without id), is stored as
+//! INTERACTIVE with metadata `unsupported: true`: never dropped, never failing the body.
+//!
+//! **Idempotence.** A message whose wamid is already stored (retried delivery, repeated within the body)
+//! is skipped and counted as a duplicate; the lookup runs in the transaction. Two concurrent ingests of
+//! the same body race on the unique indexes (wamid, the patient's WhatsApp id, the open chat): on
+//! PostgreSQL the loser's transaction aborts with a unique violation, so the whole body is retried
+//! (up to three attempts), and then finds the winner's rows.
+//!
+//! **Statuses.** `statuses[]` (sent, delivered, read, failed) update the message with that wamid and
+//! never move it backwards: PENDING < SENT < DELIVERED < READ; FAILED replaces anything but READ and is
+//! final. READ sets `read_at` when unset; FAILED with `errors[]` appends `{code, title}` to the
+//! message's encrypted metadata under `whatsapp_errors`. A status that would not move the message is
+//! counted stale. A status for a message not stored yet is kept in `whatsapp_pending_statuses` (its wamid
+//! only as a blind index) and applied when a message with that wamid is recorded: by this ingest, and
+//! by any recorder that calls the crate-private `apply_pending_statuses` in its transaction. Other status values are
+//! skipped (counted ignored).
+//!
+//! **Counters and audit.** Each stored message moves its conversation's `message_count` and
+//! `last_message_at` with the same statement as `scope.messages().append`. Every created patient,
+//! conversation and message records its CREATE event, every status change an UPDATE event, and the body
+//! one IMPORT event on messages listing the stored message ids, all in the body's transaction.
+//!
+//! **Errors.** Malformed JSON, a wrong shape, an invalid id or timestamp fail with `validation` naming the
+//! JSON path (`entry[0].changes[0].value.messages[1].timestamp`), before anything is read or written.
+
+mod payload;
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value as Json};
+use uuid::Uuid;
+
+use crate::access::{Action, Resource};
+use crate::audit::{check, AuditTx, Event};
+use crate::crypto::{BlindIndexKind, KeySet, Sensitive};
+use crate::db::{Database, Query, Row, Tx, TxMode};
+use crate::error::{Error, Result};
+use crate::model::{
+    AuditAction, Conversation, MessageDirection, MessageStatus, NewConversation, NewMessage, NewPatient, Patient,
+    SenderKind,
+};
+use crate::repo::table;
+use crate::repo::Model;
+use crate::scope::{Actor, Scope};
+use crate::validate;
+
+use payload::{Inbound, Payload, StatusUpdate};
+
+/// The system actor the ingest runs as.
+pub const WEBHOOK_ACTOR: &str = "whatsapp-webhook";
+
+/// Attempts of one body when concurrent writers race on a unique index.
+const MAX_ATTEMPTS: usize = 3;
+
+/// What one webhook body did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IngestReport {
+    /// The organization the body's business number belongs to (`None` when the body held no message
+    /// notifications at all).
+    pub organization_id: Option<Uuid>,
+    /// Messages stored.
+    pub messages_stored: u32,
+    /// Ids of the stored messages, in body order.
+    pub message_ids: Vec<Uuid>,
+    /// Messages already stored (same wamid), skipped.
+    pub duplicates_skipped: u32,
+    /// Messages stored with metadata `unsupported: true` (types the platform does not model).
+    pub unsupported_stored: u32,
+    /// Statuses that moved their message forward.
+    pub statuses_applied: u32,
+    /// Statuses of a known message that would not move it (late or repeated), ignored.
+    pub statuses_stale: u32,
+    /// Statuses of a message not stored yet, kept for later matching.
+    pub statuses_pending: u32,
+    /// Statuses with a value the platform does not model, skipped.
+    pub statuses_ignored: u32,
+    /// Patients created for unknown senders.
+    pub patients_created: u32,
+    /// Conversations opened.
+    pub conversations_created: u32,
+    /// Earlier-kept statuses applied to messages stored by this body.
+    pub pending_statuses_applied: u32,
+}
+
+/// The WhatsApp webhook entry point of a [`Database`]; see the [module documentation](self).
+pub struct WhatsApp<'d> {
+    db: &'d Database,
+}
+
+impl Database {
+    /// The WhatsApp Cloud API webhook ingest.
+    pub fn whatsapp(&self) -> WhatsApp<'_> {
+        WhatsApp { db: self }
+    }
+}
+
+/// Checks a business phone number id (Meta's numeric id of the line): 1 to 64 characters, no spaces.
+pub(crate) fn phone_number_id(field: &str, v: &str) -> Result<String> {
+    let v = v.trim();
+    if v.is_empty() || v.len() > 64 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::validation(field, "must be 1 to 64 characters without spaces"));
+    }
+    Ok(v.to_string())
+}
+
+impl WhatsApp<'_> {
+    /// The organization that registered this business phone number id, if any.
+    pub async fn organization_for(&self, phone_number_id: &str) -> Result<Option<Uuid>> {
+        let id = self::phone_number_id("phone_number_id", phone_number_id)?;
+        let mut tx = self.db.begin(None, TxMode::Read).await?;
+        name_number(&mut tx, &id).await?;
+        let rows = tx
+            .fetch_all(
+                Query::new("SELECT organization_id FROM whatsapp_numbers WHERE phone_number_id = $1 LIMIT 2").bind(id),
+            )
+            .await?;
+        tx.commit().await?;
+        if rows.len() > 1 {
+            // Registration refuses this; never route a body to one of two claimants.
+            return Err(Error::Conflict { field: "phone_number_id".into() });
+        }
+        rows.first().map(|r| r.uuid("organization_id")).transpose()
+    }
+
+    /// Stores one webhook body as Meta posts it (see the [module documentation](self)): messages,
+    /// patients and conversations they need, status changes, all in one transaction.
+    ///
+    /// Errors: `validation` naming the JSON path for malformed JSON, a wrong shape, an unregistered or
+    /// mixed business number; `not_found` when the number's organization was deleted; `erased` when a
+    /// status names a message of a crypto-shredded patient; `conflict` when writers kept racing after
+    /// three attempts. Nothing is stored on error.
+    pub async fn ingest(&self, body: &[u8]) -> Result<IngestReport> {
+        let payload = payload::parse(body)?;
+        let Some(first) = payload.changes.first() else {
+            return Ok(IngestReport::default());
+        };
+        let mut organization = None;
+        for change in &payload.changes {
+            let field = format!("{}.metadata.phone_number_id", change.path);
+            let found = self
+                .organization_for(&change.phone_number_id)
+                .await?
+                .ok_or_else(|| Error::validation(&field, "is not registered with any organization"))?;
+            match organization {
+                None => organization = Some(found),
+                Some(o) if o != found => {
+                    return Err(Error::validation(
+                        field,
+                        "belongs to another organization than the body's first number",
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        let organization = organization
+            .ok_or_else(|| Error::validation(format!("{}.metadata.phone_number_id", first.path), "is required"))?;
+        let scope = self.db.scope(organization, Actor::system(WEBHOOK_ACTOR)).await?;
+        for (resource, action, table) in [
+            (Resource::Message, Action::Create, "messages"),
+            (Resource::Message, Action::Update, "messages"),
+            (Resource::Patient, Action::Create, "patients"),
+            (Resource::Conversation, Action::Create, "conversations"),
+        ] {
+            check(&scope, table, action, None, None, scope.authorize(resource, action).map(|_| ())).await?;
+        }
+        let mut last = None;
+        for _ in 0..MAX_ATTEMPTS {
+            // Boxed: the attempt's future is large (one transaction over the whole body).
+            match Box::pin(ingest_once(&scope, &payload)).await {
+                Ok(report) => return Ok(report),
+                // A concurrent writer took a unique key first (on PostgreSQL this aborted our
+                // transaction): start over, and find its rows this time.
+                Err(Attempt::Retry(e)) => last = Some(e),
+                Err(Attempt::Failed(e)) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(Error::Conflict { field: "whatsapp_message_id".into() }))
+    }
+}
+
+impl Scope {
+    /// Registers a WhatsApp Business phone number id (Meta's `metadata.phone_number_id`) as this
+    /// organization's, so that webhook bodies naming it are ingested here. Registering the same number
+    /// again is a no-op; a number registered by another organization is `conflict` on
+    /// `phone_number_id` (checked under a per-number lock on PostgreSQL, since the table is distributed
+    /// by organization and cannot carry a platform-wide unique index). Needs the right to update the
+    /// organization (administrators, platform).
+    pub async fn register_whatsapp_number(&self, phone_number_id: &str) -> Result<()> {
+        let id = self::phone_number_id("phone_number_id", phone_number_id)?;
+        let org = self.organization_id();
+        check(
+            self,
+            "organizations",
+            Action::Update,
+            Some(org),
+            None,
+            self.authorize(Resource::Organization, Action::Update).map(|_| ()),
+        )
+        .await?;
+        let mut tx = AuditTx::begin(self).await?;
+        name_number(&mut tx, &id).await?;
+        if let Tx::Postgres(_) = *tx {
+            // Serializes registrations of one number across organizations (SQLite writers are
+            // serialized already).
+            tx.fetch_optional(
+                Query::new("SELECT pg_advisory_xact_lock(hashtext('austa:whatsapp_number:' || $1)) AS locked")
+                    .bind(id.clone()),
+            )
+            .await?;
+        }
+        let owners = tx
+            .fetch_all(
+                Query::new("SELECT organization_id FROM whatsapp_numbers WHERE phone_number_id = $1").bind(id.clone()),
+            )
+            .await?;
+        for owner in &owners {
+            if owner.uuid("organization_id")? != org {
+                return Err(Error::Conflict { field: "phone_number_id".into() });
+            }
+        }
+        if !owners.is_empty() {
+            return Ok(()); // already this organization's; the unused transaction rolls back
+        }
+        tx.execute(
+            Query::new(
+                "INSERT INTO whatsapp_numbers (phone_number_id, organization_id, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(org)
+            .bind(crate::time::now()),
+        )
+        .await
+        .map_err(|e| match e {
+            Error::Conflict { .. } => Error::Conflict { field: "phone_number_id".into() },
+            e => e,
+        })?;
+        tx.record(number_event(org)).await?;
+        tx.commit().await
+    }
+
+    /// Removes this organization's registration of a business phone number id; `not_found` when it
+    /// has none. Needs the right to update the organization.
+    pub async fn unregister_whatsapp_number(&self, phone_number_id: &str) -> Result<()> {
+        let id = self::phone_number_id("phone_number_id", phone_number_id)?;
+        let org = self.organization_id();
+        check(
+            self,
+            "organizations",
+            Action::Update,
+            Some(org),
+            None,
+            self.authorize(Resource::Organization, Action::Update).map(|_| ()),
+        )
+        .await?;
+        let mut tx = AuditTx::begin(self).await?;
+        let n = tx
+            .execute(
+                Query::new("DELETE FROM whatsapp_numbers WHERE phone_number_id = $1 AND organization_id = $2")
+                    .bind(id)
+                    .bind(org),
+            )
+            .await?;
+        if n == 0 {
+            return Err(Error::not_found("whatsapp number"));
+        }
+        tx.record(number_event(org)).await?;
+        tx.commit().await
+    }
+}
+
+/// On PostgreSQL, lets this transaction see the `whatsapp_numbers` row of `phone_number_id` whatever
+/// its organization (the table's row-level security policy admits the number a transaction names, so
+/// that the webhook can find the organization of a number it knows without being able to list others).
+async fn name_number(tx: &mut Tx, phone_number_id: &str) -> Result<()> {
+    if let Tx::Postgres(_) = tx {
+        tx.fetch_optional(
+            Query::new("SELECT set_config('austa.whatsapp_phone_number_id', $1, true) AS number")
+                .bind(phone_number_id.to_string()),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn number_event(org: Uuid) -> Event {
+    Event::on(AuditAction::ConfigChange, "organizations").entity(org).records([org]).changed(["whatsapp_numbers"])
+}
+
+/// Why one attempt ended without a report.
+enum Attempt {
+    /// A unique index was taken by a concurrent writer, or a row appeared whose key was not loaded:
+    /// run the body again.
+    Retry(Error),
+    /// A real error.
+    Failed(Error),
+}
+
+impl From<Error> for Attempt {
+    fn from(e: Error) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+/// Unique violations are worth another attempt; anything else is final.
+fn retry_on_conflict(e: Error) -> Attempt {
+    match e {
+        Error::Conflict { .. } => Attempt::Retry(e),
+        e => Attempt::Failed(e),
+    }
+}
+
+/// Prefixes a validation error's field with the JSON path of the object it came from.
+fn at_path(path: &str) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Validation { field, reason } => Error::Validation { field: format!("{path}.{field}"), reason },
+        e => e,
+    }
+}
+
+fn in_list(first: usize, n: usize) -> String {
+    (0..n).map(|i| format!("${}", first + i)).collect::<Vec<_>>().join(", ")
+}
+
+/// Who a sender's messages belong to.
+#[derive(Clone, Copy, Default)]
+struct Resolved {
+    /// The chat's open conversation and its patient.
+    conversation: Option<(Uuid, Uuid)>,
+    /// The patient with that WhatsApp id or phone.
+    patient: Option<Uuid>,
+}
+
+/// Looks up a sender's open conversation and patient through the blind indexes, locking the
+/// conversation row when `lock` is set.
+async fn resolve(tx: &mut Tx, keys: &KeySet, org: Uuid, wa_id: &str, lock: bool) -> Result<Resolved> {
+    let lock = if lock { table::lock_clause(tx) } else { "" };
+    let digests = keys.blinds(BlindIndexKind::WhatsappChatId, wa_id);
+    let sql = format!(
+        "SELECT id, patient_id FROM conversations WHERE organization_id = $1 AND whatsapp_chat_id_bidx IN ({}) \
+         AND status IN ('ACTIVE','PAUSED','ESCALATED') AND deleted_at IS NULL ORDER BY id LIMIT 1{lock}",
+        in_list(2, digests.len())
+    );
+    let row = tx.fetch_optional(digests.into_iter().fold(Query::new(sql).bind(org), |q, d| q.bind(d))).await?;
+    let conversation = row.map(|r| Ok::<_, Error>((r.uuid("id")?, r.uuid("patient_id")?))).transpose()?;
+    let mut patient = None;
+    let phone = validate::phone("phone", &format!("+{wa_id}")).ok();
+    let lookups = [
+        (BlindIndexKind::WhatsappId, "whatsapp_id_bidx", Some(wa_id.to_string())),
+        (BlindIndexKind::Phone, "phone_bidx", phone),
+    ];
+    for (kind, column, value) in lookups {
+        let Some(value) = value else { continue };
+        let digests = keys.blinds(kind, &value);
+        let sql = format!(
+            "SELECT id FROM patients WHERE organization_id = $1 AND {column} IN ({}) \
+             ORDER BY (deleted_at IS NOT NULL), id LIMIT 1",
+            in_list(2, digests.len())
+        );
+        let row = tx.fetch_optional(digests.into_iter().fold(Query::new(sql).bind(org), |q, d| q.bind(d))).await?;
+        if let Some(r) = row {
+            patient = Some(r.uuid("id")?);
+            break;
+        }
+    }
+    Ok(Resolved { conversation, patient })
+}
+
+/// The message with this wamid (live or soft-deleted), with the columns a status update needs.
+async fn find_message(tx: &mut Tx, keys: &KeySet, org: Uuid, wamid: &str, lock: bool) -> Result<Option<Row>> {
+    let lock = if lock { table::lock_clause(tx) } else { "" };
+    let digests = keys.blinds(BlindIndexKind::WhatsappMessageId, wamid);
+    let sql = format!(
+        "SELECT id, patient_id, status, read_at, metadata FROM messages \
+         WHERE organization_id = $1 AND whatsapp_message_id_bidx IN ({}) LIMIT 1{lock}",
+        in_list(2, digests.len())
+    );
+    tx.fetch_optional(digests.into_iter().fold(Query::new(sql).bind(org), |q, d| q.bind(d))).await
+}
+
+fn rank(s: MessageStatus) -> u8 {
+    match s {
+        MessageStatus::Pending => 0,
+        MessageStatus::Sent => 1,
+        MessageStatus::Delivered => 2,
+        MessageStatus::Read => 3,
+        MessageStatus::Failed => 4,
+    }
+}
+
+/// The status a message moves to on `new`, or `None` when it would not move forward: PENDING < SENT <
+/// DELIVERED < READ; FAILED replaces anything but READ (a read message was delivered) and is final.
+fn advance(current: MessageStatus, new: MessageStatus) -> Option<MessageStatus> {
+    match (current, new) {
+        (MessageStatus::Failed, _) | (MessageStatus::Read, MessageStatus::Failed) => None,
+        (_, MessageStatus::Failed) => Some(MessageStatus::Failed),
+        (c, n) if rank(n) > rank(c) => Some(n),
+        _ => None,
+    }
+}
+
+/// Applies one status to the message `row` (from [`find_message`]) inside `tx`; returns the UPDATE
+/// event when the message moved, `None` when the status was stale. `keys` must hold the message's
+/// patient key when the status carries errors.
+async fn apply_status(
+    tx: &mut Tx,
+    keys: &KeySet,
+    org: Uuid,
+    row: &Row,
+    new: MessageStatus,
+    at: DateTime<Utc>,
+    errors: &[(Option<i64>, Option<String>)],
+) -> Result<Option<Event>> {
+    let id = row.uuid("id")?;
+    let patient = row.uuid("patient_id")?;
+    let current: MessageStatus = row.enumeration("status")?;
+    let Some(next) = advance(current, new) else {
+        return Ok(None);
+    };
+    let now = crate::time::now();
+    let mut changed = vec!["status"];
+    let read_at = match (next, row.opt_time("read_at")?) {
+        (MessageStatus::Read, None) => {
+            changed.push("read_at");
+            Some(crate::time::truncate(at))
+        }
+        (_, r) => r,
+    };
+    let metadata = if next == MessageStatus::Failed && !errors.is_empty() {
+        let crypto = keys.row("messages", id, Some(patient))?;
+        let mut meta = match crypto.open_opt_json::<Json>(row, "metadata")? {
+            Some(m) => m.expose()?.clone(),
+            None => json!({}),
+        };
+        if !meta.is_object() {
+            meta = json!({ "previous": meta });
+        }
+        let list: Vec<Json> = errors.iter().map(|(code, title)| json!({ "code": code, "title": title })).collect();
+        if let Some(o) = meta.as_object_mut() {
+            match o.get_mut("whatsapp_errors").and_then(Json::as_array_mut) {
+                Some(existing) => existing.extend(list),
+                None => {
+                    o.insert("whatsapp_errors".into(), Json::Array(list));
+                }
+            }
+        }
+        changed.push("metadata");
+        Some(crypto.json("metadata", &Sensitive::new(meta))?)
+    } else {
+        None
+    };
+    let query = match metadata {
+        Some(m) => Query::new(
+            "UPDATE messages SET status = $1, read_at = $2, metadata = $3, updated_at = $4 \
+             WHERE organization_id = $5 AND id = $6",
+        )
+        .bind(next.as_str())
+        .bind(read_at)
+        .bind(m)
+        .bind(now)
+        .bind(org)
+        .bind(id),
+        None => Query::new(
+            "UPDATE messages SET status = $1, read_at = $2, updated_at = $3 WHERE organization_id = $4 AND id = $5",
+        )
+        .bind(next.as_str())
+        .bind(read_at)
+        .bind(now)
+        .bind(org)
+        .bind(id),
+    };
+    tx.execute(query).await?;
+    Ok(Some(
+        Event::on(AuditAction::Update, "messages").entity(id).records([id]).patient(Some(patient)).changed(changed),
+    ))
+}
+
+/// Applies the statuses kept in `whatsapp_pending_statuses` for `whatsapp_message_id` to the message
+/// `message_id` just recorded in `tx`, oldest first and never backwards, and deletes them. Returns the
+/// UPDATE events for the caller to record in the same transaction (empty when nothing was pending).
+/// `keys` must hold the message's patient key (a kept FAILED status writes its errors into the
+/// encrypted metadata). Any recorder of messages with a wamid (this ingest, the outbound recorder)
+/// should call it in its transaction.
+pub(crate) async fn apply_pending_statuses(
+    tx: &mut Tx,
+    keys: &KeySet,
+    organization: Uuid,
+    message_id: Uuid,
+    whatsapp_message_id: &str,
+) -> Result<Vec<Event>> {
+    let wamid = crate::repo::messages::wa_message_id(whatsapp_message_id)?;
+    let digests = keys.blinds(BlindIndexKind::WhatsappMessageId, &wamid);
+    let sql = format!(
+        "SELECT id, status, occurred_at, error_code, error_title FROM whatsapp_pending_statuses \
+         WHERE organization_id = $1 AND whatsapp_message_id_bidx IN ({}) ORDER BY occurred_at, id",
+        in_list(2, digests.len())
+    );
+    let pending = tx.fetch_all(digests.into_iter().fold(Query::new(sql).bind(organization), |q, d| q.bind(d))).await?;
+    let mut events = Vec::new();
+    if pending.is_empty() {
+        return Ok(events);
+    }
+    let lock = table::lock_clause(tx);
+    for p in &pending {
+        let status: MessageStatus = p.enumeration("status")?;
+        let errors = match (p.opt_int("error_code")?, p.opt_text("error_title")?) {
+            (None, None) => vec![],
+            (code, title) => vec![(code, title)],
+        };
+        let row = tx
+            .fetch_optional(
+                Query::new(format!(
+                    "SELECT id, patient_id, status, read_at, metadata FROM messages \
+                     WHERE organization_id = $1 AND id = $2{lock}"
+                ))
+                .bind(organization)
+                .bind(message_id),
+            )
+            .await?
+            .ok_or_else(|| Error::not_found("message"))?;
+        if let Some(event) = apply_status(tx, keys, organization, &row, status, p.time("occurred_at")?, &errors).await?
+        {
+            events.push(event);
+        }
+        tx.execute(
+            Query::new("DELETE FROM whatsapp_pending_statuses WHERE organization_id = $1 AND id = $2")
+                .bind(organization)
+                .bind(p.uuid("id")?),
+        )
+        .await?;
+    }
+    Ok(events)
+}
+
+/// Keeps a status of a message not stored yet (once per wamid and status).
+async fn keep_pending(tx: &mut Tx, keys: &KeySet, org: Uuid, s: &StatusUpdate, status: MessageStatus) -> Result<()> {
+    let id = Uuid::now_v7();
+    let bidx = keys.row("whatsapp_pending_statuses", id, None)?.blind(BlindIndexKind::WhatsappMessageId, &s.wamid)?;
+    let (code, title) = s.errors.first().cloned().unwrap_or((None, None));
+    tx.execute(
+        Query::new(
+            "INSERT INTO whatsapp_pending_statuses \
+             (organization_id, id, whatsapp_message_id_bidx, status, occurred_at, error_code, error_title, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(org)
+        .bind(id)
+        .bind(bidx)
+        .bind(status.as_str())
+        .bind(crate::time::truncate(s.at))
+        .bind(code)
+        .bind(title)
+        .bind(crate::time::now()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// First and last name from a WhatsApp profile name; `WhatsApp` stands in for a missing part.
+fn split_name(name: Option<&str>) -> (String, String) {
+    let cleaned = name.and_then(payload::clean_text).unwrap_or_default();
+    let mut words = cleaned.split_whitespace();
+    let first: String = words.next().unwrap_or("WhatsApp").chars().take(100).collect();
+    let rest: String = words.collect::<Vec<_>>().join(" ").chars().take(100).collect();
+    (first, if rest.is_empty() { "WhatsApp".to_string() } else { rest })
+}
+
+/// One attempt at the whole body: a read-only pass finds who the senders are and which patients'
+/// keys are needed, keys are created and loaded (never while holding the write transaction), then one
+/// audited transaction stores everything.
+async fn ingest_once(scope: &Scope, body: &Payload) -> Result<IngestReport, Attempt> {
+    let org = scope.organization_id();
+    let db = scope.db();
+    let senders: Vec<&str> = {
+        let mut seen = HashSet::new();
+        body.changes.iter().flat_map(|c| &c.messages).map(|m| m.from.as_str()).filter(|f| seen.insert(*f)).collect()
+    };
+    // 1. Read-only pass.
+    let org_keys = db.key_set(org, None).await?;
+    let mut owners: HashSet<Uuid> = HashSet::new();
+    let mut new_patients: HashMap<&str, Uuid> = HashMap::new();
+    {
+        let mut tx = db.begin(Some(org), TxMode::Read).await?;
+        for &from in &senders {
+            let r = resolve(&mut tx, &org_keys, org, from, false).await?;
+            match (r.conversation, r.patient) {
+                (Some((_, p)), _) | (None, Some(p)) => {
+                    owners.insert(p);
+                }
+                (None, None) => {
+                    new_patients.insert(from, Uuid::now_v7());
+                }
+            }
+        }
+        for s in body.changes.iter().flat_map(|c| &c.statuses) {
+            if let Some(row) = find_message(&mut tx, &org_keys, org, &s.wamid, false).await? {
+                owners.insert(row.uuid("patient_id")?);
+            }
+        }
+        tx.commit().await?;
+    }
+    // 2. Keys of new patients (in the key store), then every key the transaction needs.
+    for id in new_patients.values() {
+        db.create_patient_key(org, *id).await?;
+    }
+    let keys = db.key_set(org, owners.iter().copied().chain(new_patients.values().copied())).await?;
+    // 3. The body's transaction.
+    let mut tx = AuditTx::begin(scope).await?;
+    let mut report = IngestReport { organization_id: Some(org), ..IngestReport::default() };
+    let mut events: Vec<Event> = Vec::new();
+    let mut chats: HashMap<String, (Uuid, Uuid)> = HashMap::new();
+    let now = crate::time::now();
+    for change in &body.changes {
+        for m in &change.messages {
+            if find_message(&mut tx, &keys, org, &m.wamid, false).await?.is_some() {
+                report.duplicates_skipped += 1;
+                continue;
+            }
+            let (conversation, patient) = match chats.get(&m.from) {
+                Some(c) => *c,
+                None => {
+                    let c = Box::pin(chat_for(
+                        &mut tx,
+                        &keys,
+                        org,
+                        change,
+                        m,
+                        &new_patients,
+                        now,
+                        &mut report,
+                        &mut events,
+                    ))
+                    .await?;
+                    chats.insert(m.from.clone(), c);
+                    c
+                }
+            };
+            let id = Box::pin(store_message(&mut tx, &keys, org, m, conversation, patient, now, &mut events)).await?;
+            let pending = Box::pin(apply_pending_statuses(&mut tx, &keys, org, id, &m.wamid)).await?;
+            report.pending_statuses_applied += u32::try_from(pending.len()).unwrap_or(u32::MAX);
+            events.extend(pending);
+            report.messages_stored += 1;
+            report.unsupported_stored += u32::from(m.unsupported);
+            report.message_ids.push(id);
+        }
+        for s in &change.statuses {
+            let Some(status) = s.status else {
+                report.statuses_ignored += 1;
+                continue;
+            };
+            match find_message(&mut tx, &keys, org, &s.wamid, true).await? {
+                Some(row) => {
+                    let patient = row.uuid("patient_id")?;
+                    if !keys.patients.contains_key(&patient) && !s.errors.is_empty() {
+                        return Err(Attempt::Retry(Error::not_found("message")));
+                    }
+                    match apply_status(&mut tx, &keys, org, &row, status, s.at, &s.errors)
+                        .await
+                        .map_err(at_path(&s.path))?
+                    {
+                        Some(event) => {
+                            report.statuses_applied += 1;
+                            events.push(event);
+                        }
+                        None => report.statuses_stale += 1,
+                    }
+                }
+                None => {
+                    keep_pending(&mut tx, &keys, org, s, status).await?;
+                    report.statuses_pending += 1;
+                }
+            }
+        }
+    }
+    for event in events {
+        tx.record(event).await?;
+    }
+    let patients: Vec<Uuid> = chats.values().map(|(_, p)| *p).collect::<HashSet<_>>().into_iter().collect();
+    tx.record(
+        Event::on(AuditAction::Import, "messages").records(report.message_ids.clone()).patients(patients).reason(
+            format!(
+                "whatsapp webhook: {} stored, {} duplicate, {} statuses applied, {} kept",
+                report.messages_stored, report.duplicates_skipped, report.statuses_applied, report.statuses_pending
+            ),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// The conversation (and its patient) of a sender's chat inside the body's transaction: the open one,
+/// or a new one for the patient found, or for a new patient.
+#[allow(clippy::too_many_arguments)]
+async fn chat_for(
+    tx: &mut Tx,
+    keys: &KeySet,
+    org: Uuid,
+    change: &payload::Change,
+    m: &Inbound,
+    new_patients: &HashMap<&str, Uuid>,
+    now: DateTime<Utc>,
+    report: &mut IngestReport,
+    events: &mut Vec<Event>,
+) -> Result<(Uuid, Uuid), Attempt> {
+    let missing_key = || Attempt::Retry(Error::not_found("patient"));
+    let r = resolve(tx, keys, org, &m.from, true).await?;
+    if let Some((conversation, patient)) = r.conversation {
+        if !keys.patients.contains_key(&patient) {
+            return Err(missing_key());
+        }
+        return Ok((conversation, patient));
+    }
+    let patient = match r.patient {
+        Some(p) if keys.patients.contains_key(&p) => p,
+        Some(_) => return Err(missing_key()),
+        None => {
+            let id = *new_patients.get(m.from.as_str()).ok_or_else(missing_key)?;
+            let name = change.names.iter().find(|(wa, _)| *wa == m.from).and_then(|(_, n)| n.as_deref());
+            let (first, last) = split_name(name);
+            let new = NewPatient {
+                first_name: Sensitive::new(first),
+                last_name: Sensitive::new(last),
+                phone: Sensitive::new(format!("+{}", m.from)),
+                whatsapp_id: Some(Sensitive::new(m.from.clone())),
+                is_verified: false,
+                ..NewPatient::default()
+            };
+            let patient = Patient::build(org, id, now, new).map_err(at_path(&format!("{}.from", m.path)))?;
+            keys.require_patient(id, "patient_id")?;
+            events.push(table::insert_in(tx, keys, org, &patient).await.map_err(retry_on_conflict)?);
+            report.patients_created += 1;
+            id
+        }
+    };
+    let conversation = Conversation::build(
+        org,
+        Uuid::now_v7(),
+        now,
+        NewConversation {
+            patient_id: patient,
+            whatsapp_chat_id: Sensitive::new(m.from.clone()),
+            started_at: Some(m.sent_at),
+            ..NewConversation::default()
+        },
+    )
+    .map_err(at_path(&m.path))?;
+    events.push(table::insert_in(tx, keys, org, &conversation).await.map_err(retry_on_conflict)?);
+    report.conversations_created += 1;
+    Ok((conversation.id, patient))
+}
+
+/// Inserts one inbound message and counts it in its conversation; returns its id.
+#[allow(clippy::too_many_arguments)]
+async fn store_message(
+    tx: &mut Tx,
+    keys: &KeySet,
+    org: Uuid,
+    m: &Inbound,
+    conversation: Uuid,
+    patient: Uuid,
+    now: DateTime<Utc>,
+    events: &mut Vec<Event>,
+) -> Result<Uuid, Attempt> {
+    let mut new = NewMessage::new(conversation, MessageDirection::Inbound, m.message_type, SenderKind::Patient);
+    new.whatsapp_message_id = Some(Sensitive::new(m.wamid.clone()));
+    new.content = m.content.clone().map(Sensitive::new);
+    new.media_type = m.media_type.clone();
+    new.metadata = Some(Sensitive::new(m.metadata.clone()));
+    new.sent_at = Some(m.sent_at);
+    let mut message = crate::repo::messages::build_message(org, Uuid::now_v7(), now, new).map_err(at_path(&m.path))?;
+    message.patient_id = patient;
+    let event = table::insert_in(tx, keys, org, &message).await.map_err(|e| retry_on_conflict(at_path(&m.path)(e)))?;
+    events.push(event);
+    let counted = crate::repo::messages::count_in_conversation(tx, org, conversation, message.sent_at, now).await?;
+    if counted != 1 {
+        return Err(Attempt::Retry(Error::not_found("conversation")));
+    }
+    Ok(message.id)
+}
