@@ -401,8 +401,18 @@ async fn completion_awards_points_and_badge_once() {
         progress.start(carlos.id, profile.id).await.unwrap();
         progress.advance(carlos.id, profile.id, 2).await.unwrap();
 
-        let (done, event) = one_event(&tdb, &scope, progress.complete(carlos.id, profile.id)).await;
-        let done = done.unwrap();
+        // The awarding completion records two events: the award's ledger row (CREATE) and the progress
+        // (UPDATE, the latest).
+        let before = event_count(&tdb, &scope).await;
+        let done = progress.complete(carlos.id, profile.id).await.unwrap();
+        assert_eq!(event_count(&tdb, &scope).await, before + 2, "the award and the completion");
+        let latest = tdb
+            .raw_text(&format!(
+                "SELECT CAST(id AS TEXT) FROM audit_logs WHERE organization_id = '{}' ORDER BY id DESC LIMIT 1",
+                scope.organization_id()
+            ))
+            .await;
+        let event = scope.audit_logs().get(latest.parse().unwrap()).await.unwrap();
         assert!(done.awarded);
         let p = &done.progress;
         assert_eq!((p.status, p.progress, p.points_earned), (ProgressStatus::Completed, 100.0, 150));
@@ -551,7 +561,7 @@ async fn eight_concurrent_completions_award_once() {
             }
             assert_eq!(awarded, 1, "{:?}", tdb.backend);
             assert_eq!(earned_awards(&tdb, carlos.id, profile.id).await, 1);
-            assert_eq!(event_count(&tdb, &scope).await, events_before + 8, "one event per call");
+            assert_eq!(event_count(&tdb, &scope).await, events_before + 9, "one event per call, plus the award's");
             let h = assert_matches_ledger(&scope, carlos.id).await;
             assert_eq!((h.total_points, h.badges.len()), (120, 1));
         }

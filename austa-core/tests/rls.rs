@@ -65,7 +65,10 @@ async fn every_tenant_table_has_forced_row_level_security() {
             .fetch_one(&owner)
             .await
             .unwrap();
-        assert_eq!(policies, 1, "{table}");
+        // whatsapp_numbers has separate SELECT / INSERT / DELETE policies (the webhook routes by a
+        // number across organizations, but may change only its own organization's).
+        let expected = if table == "whatsapp_numbers" { 3 } else { 1 };
+        assert_eq!(policies, expected, "{table}");
     }
     // The runtime role owns nothing and cannot bypass the policies.
     let role = sqlx::query("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'austa_app'")
@@ -120,4 +123,23 @@ async fn unfiltered_writes_touch_only_the_current_organization() {
         .await
         .unwrap();
     assert!(clinic_active);
+}
+
+#[tokio::test]
+async fn a_session_naming_another_tenant_s_number_can_read_but_not_delete_it() {
+    let Some((_tdb, owner, app)) = seeded().await else { return };
+    let mut tx = app.begin().await.unwrap();
+    for (name, value) in [
+        ("austa.organization_id", ids::CLINIC.to_string()),
+        ("austa.whatsapp_phone_number_id", ids::HOSPITAL_WHATSAPP_NUMBER.into()),
+    ] {
+        sqlx::query("SELECT set_config($1, $2, true)").bind(name).bind(value).execute(&mut *tx).await.unwrap();
+    }
+    let visible: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM whatsapp_numbers").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(visible, 1, "the routed number is readable");
+    let deleted = sqlx::query("DELETE FROM whatsapp_numbers").execute(&mut *tx).await.unwrap();
+    assert_eq!(deleted.rows_affected(), 0, "but not the clinic's to delete");
+    tx.commit().await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM whatsapp_numbers").fetch_one(&owner).await.unwrap();
+    assert_eq!(left, 1);
 }

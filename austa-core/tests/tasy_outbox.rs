@@ -100,8 +100,10 @@ async fn a_worker_claims_completes_and_retries_with_backoff() {
         assert_eq!(done.status, OutboxStatus::Done);
         assert_eq!(w.tasy_outbox().complete(batch[0].id).await.unwrap_err().code(), "conflict");
         // A failure waits for its backoff before it can be claimed again.
-        let failed = w.tasy_outbox().fail(batch[1].id, "HTTP 503 do Tasy").await.unwrap();
-        assert_eq!((failed.status, failed.last_error.as_deref()), (OutboxStatus::Pending, Some("HTTP 503 do Tasy")));
+        let message = w.tasy_outbox().fail(batch[1].id, "paciente Fulano rejeitado").await.unwrap_err();
+        assert_eq!(message.field(), Some("error"), "codes only: ERP messages echo payloads");
+        let failed = w.tasy_outbox().fail(batch[1].id, "HTTP_503").await.unwrap();
+        assert_eq!((failed.status, failed.last_error.as_deref()), (OutboxStatus::Pending, Some("HTTP_503")));
         assert!(failed.available_at > chrono::Utc::now() + chrono::Duration::seconds(8));
         let next = w.tasy_outbox().claim("worker-1", 10, Duration::from_secs(60)).await.unwrap();
         assert_eq!(next.len(), 1, "only the third row; the failed one waits");
@@ -116,7 +118,7 @@ async fn a_worker_claims_completes_and_retries_with_backoff() {
             tdb.raw_script(&format!("UPDATE tasy_outbox SET available_at = '2000-01-01T00:00:00.000000Z' WHERE organization_id = '{org}' AND id = '{id}'")).await.unwrap();
             let claimed = w.tasy_outbox().claim("worker-1", 10, Duration::from_secs(60)).await.unwrap();
             assert!(claimed.iter().any(|i| i.id == id));
-            w.tasy_outbox().fail(id, "HTTP 503 do Tasy").await.unwrap();
+            w.tasy_outbox().fail(id, "HTTP_503").await.unwrap();
         }
         let dead = w.tasy_outbox().list(OutboxStatus::Dead, 10).await.unwrap();
         assert_eq!((dead.len(), dead[0].attempts), (1, MAX_ATTEMPTS));

@@ -27,10 +27,16 @@ CREATE INDEX whatsapp_numbers_number_idx ON whatsapp_numbers (phone_number_id);
 
 ALTER TABLE whatsapp_numbers ENABLE ROW LEVEL SECURITY;
 ALTER TABLE whatsapp_numbers FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON whatsapp_numbers
+-- Reading: the own organization's numbers, or the one number the webhook routes (named in a
+-- transaction-local setting). Writing and deleting: the own organization's numbers only, so a session
+-- that sets the routing variable itself still cannot remove another tenant's number.
+CREATE POLICY tenant_isolation ON whatsapp_numbers FOR SELECT
     USING (organization_id = NULLIF(current_setting('austa.organization_id', true), '')::uuid
-           OR phone_number_id = NULLIF(current_setting('austa.whatsapp_phone_number_id', true), ''))
+           OR phone_number_id = NULLIF(current_setting('austa.whatsapp_phone_number_id', true), ''));
+CREATE POLICY tenant_insert ON whatsapp_numbers FOR INSERT
     WITH CHECK (organization_id = NULLIF(current_setting('austa.organization_id', true), '')::uuid);
+CREATE POLICY tenant_delete ON whatsapp_numbers FOR DELETE
+    USING (organization_id = NULLIF(current_setting('austa.organization_id', true), '')::uuid);
 GRANT SELECT, INSERT, DELETE ON whatsapp_numbers TO austa_app;
 
 CREATE TABLE whatsapp_pending_statuses (

@@ -1149,9 +1149,10 @@ impl OnboardingProgressRepo<'_> {
                             )
                         };
                         let mut award = build_transaction(org, Uuid::now_v7(), now, account.id, new)?;
-                        // One operation, one event: the completion's UPDATE below (its changed
-                        // `points_earned`) stands for the award, not a CREATE of its own.
-                        let _award_event = insert_movement(&mut tx, &keys, org, &mut account, &mut award, now).await?;
+                        // The award is a ledger row of its own: recorded with its CREATE event, so
+                        // that the ledger can be rebuilt from the audit trail table by table.
+                        let award_event = insert_movement(&mut tx, &keys, org, &mut account, &mut award, now).await?;
+                        tx.record(award_event).await?;
                         points = award.amount;
                         transaction = Some(award);
                         touched = true;

@@ -123,7 +123,8 @@ pub(crate) fn entity_of(table: &str) -> Option<EntityType> {
 
 /// Queues a change of `entity_id` inside the transaction that makes it, when the organization has an
 /// active Tasy integration and the entity has no delivery already pending (which will read the latest
-/// state anyway). Returns whether a row was written.
+/// state anyway; a row already retried does not absorb new changes, since it may die). Returns whether
+/// a row was written.
 pub(crate) async fn enqueue_in(
     tx: &mut Tx,
     organization: Uuid,
@@ -141,7 +142,7 @@ pub(crate) async fn enqueue_in(
                  WHERE EXISTS (SELECT 1 FROM tasy_integrations WHERE organization_id = $1 AND is_active \
                                AND deleted_at IS NULL) \
                  AND NOT EXISTS (SELECT 1 FROM tasy_outbox WHERE organization_id = $1 AND entity_type = $3 \
-                                 AND entity_id = $4 AND operation = $5 AND status = 'PENDING')",
+                                 AND entity_id = $4 AND operation = $5 AND status = 'PENDING' AND attempts = 0)",
             )
             .bind(organization)
             .bind(Uuid::now_v7())
@@ -262,9 +263,17 @@ impl TasyOutbox<'_> {
     }
 
     /// Records a failed delivery: the row waits [`backoff`] before its next attempt, or becomes `DEAD`
-    /// after [`MAX_ATTEMPTS`]. `error` is kept (at most 500 characters; it must not carry patient data).
+    /// after [`MAX_ATTEMPTS`]. `error` is an error *code* (1 to 100 characters of letters, digits and
+    /// `_.:-`, e.g. `HTTP_503` or `tasy:E1042`), never the ERP's message: those often echo the rejected
+    /// payload, and outbox rows are stored in plain text.
     pub async fn fail(&self, id: Uuid, error: &str) -> Result<OutboxItem> {
-        let error: String = error.chars().filter(|c| !c.is_control()).take(500).collect();
+        let error = error.trim();
+        let code = (1..=100).contains(&error.len())
+            && error.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+        if !code {
+            return Err(Error::validation("error", "must be an error code like HTTP_503, not a message"));
+        }
+        let error = error.to_string();
         self.authorize(Action::Update).await?;
         let now = crate::time::now();
         self.finish(

@@ -403,6 +403,24 @@ async fn resolve(tx: &mut Tx, keys: &KeySet, org: Uuid, wa_id: &str, lock: bool)
 }
 
 /// The message with this wamid (live or soft-deleted), with the columns a status update needs.
+/// Serializes, per WhatsApp message id, the two sides of an early status: a status looking for its
+/// message and a message looking for statuses kept before it. Without it (PostgreSQL, READ COMMITTED)
+/// each could miss the other's uncommitted row and the status would stay kept forever. The key is the
+/// message id's blind index under the oldest live key version (never the id itself); SQLite writers
+/// are serialized already.
+async fn lock_wamid(tx: &mut Tx, keys: &KeySet, org: Uuid, wamid: &str) -> Result<()> {
+    if let Tx::Postgres(_) = tx {
+        let digest = keys.blinds(BlindIndexKind::WhatsappMessageId, wamid).into_iter().next().unwrap_or_default();
+        let key: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        tx.execute(
+            Query::new("SELECT pg_advisory_xact_lock(hashtext('austa:wamid'), hashtext($1))")
+                .bind(format!("{org}:{key}")),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 async fn find_message(tx: &mut Tx, keys: &KeySet, org: Uuid, wamid: &str, lock: bool) -> Result<Option<Row>> {
     let lock = if lock { table::lock_clause(tx) } else { "" };
     let digests = keys.blinds(BlindIndexKind::WhatsappMessageId, wamid);
@@ -525,6 +543,7 @@ pub(crate) async fn apply_pending_statuses(
     whatsapp_message_id: &str,
 ) -> Result<Vec<Event>> {
     let wamid = crate::repo::messages::wa_message_id(whatsapp_message_id)?;
+    lock_wamid(tx, keys, organization, &wamid).await?;
     let digests = keys.blinds(BlindIndexKind::WhatsappMessageId, &wamid);
     let sql = format!(
         "SELECT id, status, occurred_at, error_code, error_title FROM whatsapp_pending_statuses \
@@ -684,6 +703,7 @@ async fn ingest_once(scope: &Scope, body: &Payload) -> Result<IngestReport, Atte
                 report.statuses_ignored += 1;
                 continue;
             };
+            lock_wamid(&mut tx, &keys, org, &s.wamid).await?;
             match find_message(&mut tx, &keys, org, &s.wamid, true).await? {
                 Some(row) => {
                     let patient = row.uuid("patient_id")?;
