@@ -64,8 +64,10 @@ pub enum Error {
         /// What is wrong, never the value itself.
         reason: String,
     },
-    /// A uniqueness rule of the caller's organization was violated; nothing was written.
-    #[error("conflict: {field} already in use in this organization")]
+    /// A uniqueness rule of the caller's organization was violated, or the row's current state does
+    /// not allow the change (e.g. `status` for a transition the state machine refuses); nothing was
+    /// written.
+    #[error("conflict on {field}: already in use in this organization, or not allowed in the row's current state")]
     Conflict {
         /// The field whose uniqueness was violated.
         field: String,
