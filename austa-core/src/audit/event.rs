@@ -74,11 +74,9 @@ impl Event {
     }
 
     pub(crate) fn patients(mut self, ids: impl IntoIterator<Item = Uuid>) -> Self {
-        for id in ids {
-            if !self.patients.contains(&id) {
-                self.patients.push(id);
-            }
-        }
+        // A page lists up to 500 rows: dedupe with a set, not a scan per row.
+        let mut seen: std::collections::HashSet<Uuid> = self.patients.iter().copied().collect();
+        self.patients.extend(ids.into_iter().filter(|id| seen.insert(*id)));
         self
     }
 
@@ -221,10 +219,7 @@ pub(crate) fn read_event(table: &str, rows: &[Row], target: Option<Uuid>) -> Res
             ids.push(row.uuid("id")?);
         }
         if let Some(column) = patient_column(table) {
-            let p = row.uuid(column)?;
-            if !patients.contains(&p) && patients.len() < MAX_LISTED_IDS {
-                patients.push(p);
-            }
+            patients.push(row.uuid(column)?);
         }
     }
     let mut event = Event::on(AuditAction::Read, table).records(ids).count(rows.len() as i64).patients(patients);

@@ -257,22 +257,8 @@ impl Messages<'_> {
         let patient = owner.ok_or_else(|| Error::not_found("conversation"))?;
         keys.require_patient(patient, "conversation_id")?;
         let mut tx = AuditTx::begin(scope).await?;
-        let lock = table::lock_clause(&tx);
-        let conversation = tx
-            .fetch_optional(
-                Query::new(format!(
-                    "SELECT patient_id FROM conversations \
-                     WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{lock}"
-                ))
-                .bind(org)
-                .bind(message.conversation_id),
-            )
-            .await?
-            .ok_or_else(|| Error::not_found("conversation"))?;
-        message.patient_id = conversation.uuid("patient_id")?;
-        if message.patient_id != patient {
-            return Err(Error::not_found("conversation"));
-        }
+        message.patient_id =
+            crate::repo::messages::lock_conversation(&mut tx, org, message.conversation_id, patient).await?;
         if let Some(p) = provider {
             let active = tx
                 .fetch_optional(
@@ -293,25 +279,15 @@ impl Messages<'_> {
                 response_time(&mut tx, org, message.conversation_id, message.sent_at).await?;
         }
         let event = table::insert_in(&mut tx, &keys, org, &message).await?;
-        let bot = if sender_kind == SenderKind::Bot {
-            ", last_bot_response_at = CASE WHEN last_bot_response_at IS NULL OR last_bot_response_at < $1 \
-             THEN $1 ELSE last_bot_response_at END"
-        } else {
-            ""
-        };
-        let updated = tx
-            .execute(
-                Query::new(format!(
-                    "UPDATE conversations SET message_count = message_count + 1, \
-                     last_message_at = CASE WHEN last_message_at < $1 THEN $1 ELSE last_message_at END, \
-                     updated_at = $2{bot} WHERE organization_id = $3 AND id = $4 AND deleted_at IS NULL"
-                ))
-                .bind(message.sent_at)
-                .bind(now)
-                .bind(org)
-                .bind(message.conversation_id),
-            )
-            .await?;
+        let updated = crate::repo::messages::count_message(
+            &mut tx,
+            org,
+            message.conversation_id,
+            message.sent_at,
+            now,
+            sender_kind == SenderKind::Bot,
+        )
+        .await?;
         if updated != 1 {
             // Unreachable while the row is locked; dropping `tx` rolls the insert back.
             return Err(Error::not_found("conversation"));

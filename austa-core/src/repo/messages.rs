@@ -322,19 +322,66 @@ pub(crate) async fn count_in_conversation(
     sent_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<u64> {
+    count_message(tx, organization, conversation_id, sent_at, now, false).await
+}
+
+/// [`count_in_conversation`]; for a bot reply (`bot`) also moves `last_bot_response_at` forward.
+pub(crate) async fn count_message(
+    tx: &mut crate::db::Tx,
+    organization: Uuid,
+    conversation_id: Uuid,
+    sent_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    bot: bool,
+) -> Result<u64> {
+    let bot = if bot {
+        ", last_bot_response_at = CASE WHEN last_bot_response_at IS NULL OR last_bot_response_at < $1 \
+         THEN $1 ELSE last_bot_response_at END"
+    } else {
+        ""
+    };
     tx.execute(
-        Query::new(
+        Query::new(format!(
             "UPDATE conversations SET message_count = message_count + 1, \
              last_message_at = CASE WHEN last_message_at < $1 THEN $1 ELSE last_message_at END, \
-             updated_at = $2 \
-             WHERE organization_id = $3 AND id = $4 AND deleted_at IS NULL",
-        )
+             updated_at = $2{bot} \
+             WHERE organization_id = $3 AND id = $4 AND deleted_at IS NULL"
+        ))
         .bind(sent_at)
         .bind(now)
         .bind(organization)
         .bind(conversation_id),
     )
     .await
+}
+
+/// Locks the live conversation `conversation_id` (PostgreSQL row lock; SQLite's write transaction
+/// holds the database) and returns its patient, which must be `expected` (the owner whose key was
+/// loaded before the transaction); `not_found` otherwise.
+pub(crate) async fn lock_conversation(
+    tx: &mut crate::db::Tx,
+    organization: Uuid,
+    conversation_id: Uuid,
+    expected: Uuid,
+) -> Result<Uuid> {
+    let lock = table::lock_clause(tx);
+    let row = tx
+        .fetch_optional(
+            Query::new(format!(
+                "SELECT patient_id FROM conversations \
+                 WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{lock}"
+            ))
+            .bind(organization)
+            .bind(conversation_id),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("conversation"))?;
+    let patient = row.uuid("patient_id")?;
+    if patient != expected {
+        // Conversations never change patient: the row was replaced under us.
+        return Err(Error::not_found("conversation"));
+    }
+    Ok(patient)
 }
 
 impl Messages<'_> {
@@ -371,22 +418,7 @@ impl Messages<'_> {
         let patient = owner.ok_or_else(|| Error::not_found("conversation"))?;
         keys.require_patient(patient, "conversation_id")?;
         let mut tx = AuditTx::begin(scope).await?;
-        let lock = table::lock_clause(&tx);
-        let conversation = tx
-            .fetch_optional(
-                Query::new(format!(
-                    "SELECT patient_id FROM conversations \
-                     WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{lock}"
-                ))
-                .bind(org)
-                .bind(message.conversation_id),
-            )
-            .await?
-            .ok_or_else(|| Error::not_found("conversation"))?;
-        message.patient_id = conversation.uuid("patient_id")?;
-        if message.patient_id != patient {
-            return Err(Error::not_found("conversation"));
-        }
+        message.patient_id = lock_conversation(&mut tx, org, message.conversation_id, patient).await?;
         let event = table::insert_in(&mut tx, &keys, org, &message).await?;
         let updated = count_in_conversation(&mut tx, org, message.conversation_id, message.sent_at, now).await?;
         if updated != 1 {
