@@ -56,6 +56,10 @@ pub enum Error {
         /// Entity name, e.g. `patient`.
         entity: &'static str,
     },
+    /// Rows of a batch (`create_many`) failed validation or permission checks; nothing of the batch
+    /// was written. Each entry names the row (0-based position in the input) and its error.
+    #[error("{} invalid row(s) in the batch; first: row {}: {}", .0.len(), .0.first().map(|e| e.row).unwrap_or(0), .0.first().map(|e| e.error.to_string()).unwrap_or_default())]
+    Batch(Vec<RowError>),
     /// Input failed validation; nothing was written.
     #[error("invalid {field}: {reason}")]
     Validation {
@@ -109,6 +113,7 @@ impl Error {
         match self {
             Self::NotFound { .. } => "not_found",
             Self::Validation { .. } => "validation",
+            Self::Batch(_) => "invalid_batch",
             Self::Conflict { .. } => "conflict",
             Self::PermissionDenied(_) => "permission_denied",
             Self::Crypto { .. } => "crypto",
@@ -140,6 +145,15 @@ impl Error {
     pub(crate) fn not_found(entity: &'static str) -> Self {
         Self::NotFound { entity }
     }
+}
+
+/// One failed row of a batch: its position in the input and why it failed.
+#[derive(Debug)]
+pub struct RowError {
+    /// 0-based position of the row in the batch's input.
+    pub row: usize,
+    /// What is wrong with it (a `validation` or `permission_denied` error, naming the field).
+    pub error: Error,
 }
 
 impl From<crate::crypto::Erased> for Error {

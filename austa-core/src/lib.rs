@@ -30,6 +30,7 @@ pub mod classification;
 pub mod crypto;
 pub mod db;
 mod error;
+pub mod input;
 pub mod model;
 pub mod repo;
 pub mod scope;
@@ -39,7 +40,7 @@ pub mod validate;
 pub mod whatsapp;
 
 pub use db::{Backend, Database, DatabaseOptions};
-pub use error::{CryptoErrorKind, Error, Result};
+pub use error::{CryptoErrorKind, Error, Result, RowError};
 pub use scope::{Actor, RequestContext, Role, Scope};
 
 /// The README's Rust examples are compiled as doctests, so the manual cannot drift from the API.

@@ -73,7 +73,7 @@ pub mod ids {
 }
 
 /// What a seed run did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SeedReport {
     /// The hospital's id (for opening a scope).
     pub hospital_id: Uuid,

@@ -32,7 +32,7 @@ use crate::repo::table::lock_clause;
 use crate::scope::Scope;
 
 /// What a master key rotation did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MasterKeyRotation {
     /// Organization key versions re-wrapped.
     pub organization_keys: usize,
@@ -110,8 +110,9 @@ fn key_event(target: RotationTarget, org: Uuid, what: &str) -> Event {
     event.changed(["key"]).reason(what).risk_at_least(RiskLevel::High)
 }
 
-/// Whose key a data key rotation replaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whose key a data key rotation replaces. Serialized as `"ORGANIZATION"` or `{"PATIENT": "<id>"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RotationTarget {
     /// The organization's key: re-encrypts organization secrets, re-wraps every patient key,
     /// recomputes every blind index.
@@ -121,7 +122,7 @@ pub enum RotationTarget {
 }
 
 /// Progress of a data key rotation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RotationStatus {
     /// The rotation's id.
     pub id: Uuid,
@@ -166,7 +167,7 @@ impl Default for RunOptions {
 }
 
 /// What crypto-shredding a patient did: the record the audit trail keeps.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ShredReceipt {
     /// The organization.
     pub organization_id: Uuid,

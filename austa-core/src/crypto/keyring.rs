@@ -709,30 +709,46 @@ impl Database {
     /// Creates a patient's first key (before the patient row is written; a key left behind by a failed
     /// write protects nothing and is harmless).
     pub(crate) async fn create_patient_key(&self, organization: Uuid, patient: Uuid) -> Result<()> {
+        self.create_patient_keys(organization, [patient]).await
+    }
+
+    /// Creates the first key of each of `patients` in one keystore transaction (the bulk path).
+    pub(crate) async fn create_patient_keys(
+        &self,
+        organization: Uuid,
+        patients: impl IntoIterator<Item = Uuid>,
+    ) -> Result<()> {
         let org = self.org_keys(organization).await?;
-        let id = Uuid::now_v7();
-        let key = DataKey::generate();
-        let (wrapping_key_id, wrapped) = org.wrap_patient_key(patient, id, &key)?;
+        let now = crate::time::now();
+        let mut created = Vec::new();
         let mut tx = begin_on(&self.keyring().store, Some(organization), TxMode::Write).await?;
-        tx.execute(
-            Query::new(
-                "INSERT INTO patient_keys (organization_id, id, patient_id, version, wrapped_key, wrapping_key_id, \
-                 state, created_at) VALUES ($1, $2, $3, 1, $4, $5, 'ACTIVE', $6)",
+        for patient in patients {
+            let id = Uuid::now_v7();
+            let key = DataKey::generate();
+            let (wrapping_key_id, wrapped) = org.wrap_patient_key(patient, id, &key)?;
+            tx.execute(
+                Query::new(
+                    "INSERT INTO patient_keys (organization_id, id, patient_id, version, wrapped_key, wrapping_key_id, \
+                     state, created_at) VALUES ($1, $2, $3, 1, $4, $5, 'ACTIVE', $6)",
+                )
+                .bind(organization)
+                .bind(id)
+                .bind(patient)
+                .bind(wrapped)
+                .bind(wrapping_key_id)
+                .bind(now),
             )
-            .bind(organization)
-            .bind(id)
-            .bind(patient)
-            .bind(wrapped)
-            .bind(wrapping_key_id)
-            .bind(crate::time::now()),
-        )
-        .await?;
+            .await?;
+            created.push((patient, id, patient_cipher(&key)?));
+        }
         tx.commit().await?;
-        let keys = PatientKeys {
-            patient,
-            state: PatientKeyState::Live { active: id, versions: HashMap::from([(id, patient_cipher(&key)?)]) },
-        };
-        self.keyring().cache.put(CacheKey::Patient(organization, patient), Cached::Patient(Arc::new(keys)));
+        for (patient, id, cipher) in created {
+            let keys = PatientKeys {
+                patient,
+                state: PatientKeyState::Live { active: id, versions: HashMap::from([(id, cipher)]) },
+            };
+            self.keyring().cache.put(CacheKey::Patient(organization, patient), Cached::Patient(Arc::new(keys)));
+        }
         Ok(())
     }
 

@@ -19,9 +19,17 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(cpf.expose().unwrap(), "123.456.789-09");
 /// assert!(Sensitive::<String>::erased().expose().is_err());
 /// ```
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Sensitive<T>(Option<T>);
+
+/// Deserializes the plaintext itself: input never carries the erased marker, so a `null` where a
+/// value is required is a type error rather than an erased value.
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sensitive<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Self::new)
+    }
+}
 
 /// The value is gone: its key was destroyed (crypto-shredding). Converts into
 /// [`Error::Erased`](crate::Error::Erased).

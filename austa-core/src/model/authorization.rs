@@ -95,7 +95,8 @@ pub struct Authorization {
 
 /// Input of `scope.authorizations().create(...)`. Start from [`NewAuthorization::new`]. The status is
 /// always `PENDING`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewAuthorization {
     /// What is being authorized.
     pub authorization_type: AuthorizationType,
@@ -170,37 +171,49 @@ impl NewAuthorization {
 /// approval fields (state transitions), and without the patient and the requester (immutable). Once the
 /// authorization is decided (neither `PENDING` nor `UNDER_REVIEW`), only `tasy_reference_id` and
 /// `insurance_claim_id` may be set; any other field is a `conflict` on `status` that writes nothing.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuthorizationPatch {
     /// New kind.
     pub authorization_type: Option<AuthorizationType>,
     /// New procedure name.
     pub procedure_name: Option<Sensitive<String>>,
     /// New procedure code (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub procedure_code: Option<Option<Sensitive<String>>>,
     /// New description (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub description: Option<Option<Sensitive<String>>>,
     /// New performing provider (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub provider_id: Option<Option<Uuid>>,
     /// New underlying health record (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub health_data_id: Option<Option<Uuid>>,
     /// New related conditions (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub related_conditions: Option<Option<Sensitive<Vec<String>>>>,
     /// New priority.
     pub priority: Option<Priority>,
     /// New urgency.
     pub urgency_level: Option<UrgencyLevel>,
     /// New start of validity (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub valid_from: Option<Option<DateTime<Utc>>>,
     /// New end of validity (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub valid_until: Option<Option<DateTime<Utc>>>,
     /// New justification (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub justification: Option<Option<Sensitive<String>>>,
     /// New clinical notes (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub clinical_notes: Option<Option<Sensitive<String>>>,
     /// New Tasy reference (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub tasy_reference_id: Option<Option<String>>,
     /// New insurance claim id (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub insurance_claim_id: Option<Option<String>>,
 }
 

@@ -70,7 +70,8 @@ pub struct Conversation {
 }
 
 /// Input of `scope.conversations().create(...)`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NewConversation {
     /// The patient (must belong to the scope's organization).
     pub patient_id: Uuid,
@@ -112,15 +113,18 @@ pub struct NewConversation {
 
 /// Input of `scope.conversations().update(...)`. The message counters are not here: only
 /// `scope.messages().append` changes them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ConversationPatch {
     /// New state (reopening fails with `conflict` if the chat already has an open conversation).
     pub status: Option<ConversationStatus>,
     /// New kind.
     pub conversation_type: Option<ConversationType>,
     /// New title (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub title: Option<Option<Sensitive<String>>>,
     /// New summary (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub summary: Option<Option<Sensitive<String>>>,
     /// New labels.
     pub tags: Option<Vec<String>>,
@@ -129,19 +133,27 @@ pub struct ConversationPatch {
     /// Turn the bot on or off.
     pub bot_enabled: Option<bool>,
     /// New AI context (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub ai_context: Option<Option<Sensitive<serde_json::Value>>>,
     /// New last bot response time (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub last_bot_response_at: Option<Option<DateTime<Utc>>>,
     /// New health topics (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub health_topics: Option<Option<Sensitive<Vec<String>>>>,
     /// New medications mentioned (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub medications_mentioned: Option<Option<Sensitive<Vec<String>>>>,
     /// New symptoms reported (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub symptoms_reported: Option<Option<Sensitive<Vec<String>>>>,
     /// New average response time (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub avg_response_time_minutes: Option<Option<f64>>,
     /// New satisfaction score (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub satisfaction_score: Option<Option<f64>>,
     /// New end time (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub ended_at: Option<Option<DateTime<Utc>>>,
 }

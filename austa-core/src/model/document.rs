@@ -93,7 +93,8 @@ pub struct Document {
 }
 
 /// Input of `scope.documents().create(...)`. Start from [`NewDocument::new`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewDocument {
     /// The patient (must exist in the scope's organization).
     pub patient_id: Uuid,
@@ -118,8 +119,10 @@ pub struct NewDocument {
     /// Area.
     pub category: DocumentCategory,
     /// Labels (each 1 to 100 characters, at most 100).
+    #[serde(default)]
     pub tags: Vec<String>,
     /// Whether OCR ran; required for `ocr_text` and `ocr_confidence`.
+    #[serde(default)]
     pub has_ocr: bool,
     /// OCR text.
     pub ocr_text: Option<Sensitive<String>>,
@@ -132,6 +135,7 @@ pub struct NewDocument {
     /// Detected health terms (each 1 to 100 characters, at most 100).
     pub health_keywords: Option<Sensitive<Vec<String>>>,
     /// Whether the stored bytes are encrypted; required for `storage_key_ref`.
+    #[serde(default)]
     pub is_encrypted: bool,
     /// Key reference (1 to 200 characters; a UUID or a structured reference such as
     /// `kms:alias/austa-docs`); key material is rejected.
@@ -192,7 +196,8 @@ impl NewDocument {
 }
 
 /// Input of `scope.documents().update(...)`. The patient and the upload time cannot be changed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DocumentPatch {
     /// New stored file name.
     pub filename: Option<Sensitive<String>>,
@@ -207,8 +212,10 @@ pub struct DocumentPatch {
     /// New path.
     pub storage_path: Option<Sensitive<String>>,
     /// New download URL (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub download_url: Option<Option<Sensitive<String>>>,
     /// New thumbnail URL (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub thumbnail_url: Option<Option<Sensitive<String>>>,
     /// New kind.
     pub document_type: Option<DocumentType>,
@@ -219,18 +226,24 @@ pub struct DocumentPatch {
     /// Whether OCR ran.
     pub has_ocr: Option<bool>,
     /// New OCR text (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub ocr_text: Option<Option<Sensitive<String>>>,
     /// New OCR confidence (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub ocr_confidence: Option<Option<f64>>,
     /// New processing time (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub processed_at: Option<Option<DateTime<Utc>>>,
     /// New extracted data (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub extracted_data: Option<Option<Sensitive<serde_json::Value>>>,
     /// New health keywords (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub health_keywords: Option<Option<Sensitive<Vec<String>>>>,
     /// Storage-level encryption flag.
     pub is_encrypted: Option<bool>,
     /// New key reference (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub storage_key_ref: Option<Option<String>>,
     /// New SHA-256 of the stored bytes (after replacing them); it cannot be cleared.
     pub checksum_sha256: Option<String>,
@@ -241,13 +254,16 @@ pub struct DocumentPatch {
     /// Activate or deactivate.
     pub is_active: Option<bool>,
     /// New archive time (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub archived_at: Option<Option<DateTime<Utc>>>,
     /// New retention end: it may be extended (a legal hold), never shortened nor cleared once set.
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub retention_until: Option<Option<DateTime<Utc>>>,
 }
 
 /// What an OCR run produced, for `scope.documents().record_ocr(...)`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OcrResult {
     /// The recognized text (trimmed; up to 1,000,000 characters). A blank page's empty or
     /// whitespace-only text is recorded as no text, with `has_ocr` still set.

@@ -71,7 +71,8 @@ pub struct OnboardingProgress {
 }
 
 /// Input of `scope.onboarding_progress().create(...)`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NewOnboardingProgress {
     /// The patient (of the same organization).
     pub patient_id: Uuid,
@@ -102,7 +103,8 @@ pub struct NewOnboardingProgress {
 }
 
 /// Input of `scope.onboarding_progress().update(...)`. The patient and mission cannot change.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct OnboardingProgressPatch {
     /// New status.
     pub status: Option<ProgressStatus>,
@@ -113,12 +115,15 @@ pub struct OnboardingProgressPatch {
     /// New step count.
     pub total_steps: Option<i64>,
     /// New start time (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub started_at: Option<Option<DateTime<Utc>>>,
     /// New completion time (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub completed_at: Option<Option<DateTime<Utc>>>,
     /// New points earned.
     pub points_earned: Option<i64>,
     /// New badge (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub badge_earned: Option<Option<String>>,
     /// New attempt count.
     pub attempts_count: Option<i64>,
@@ -286,7 +291,8 @@ pub struct Completion {
 
 /// Input of `scope.health_points().create(...)`: the account starts with every counter at zero
 /// (opening balances are recorded as point transactions, so that the ledger explains them).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NewHealthPoints {
     /// The patient (of the same organization).
     pub patient_id: Uuid,
@@ -310,7 +316,8 @@ pub struct NewHealthPoints {
 }
 
 /// Input of `scope.health_points().update(...)`: only what the ledger does not own.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HealthPointsPatch {
     /// New level (>= 1): an administrator's override, replaced by the threshold table's level the next
     /// time experience changes.
@@ -364,7 +371,8 @@ pub struct PointTransaction {
 }
 
 /// Input of `scope.point_transactions().record(...)`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewPointTransaction {
     /// The patient, who must have a points account in the organization.
     pub patient_id: Uuid,

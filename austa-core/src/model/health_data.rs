@@ -73,7 +73,8 @@ pub struct HealthData {
 }
 
 /// Input of `scope.health_data().create(...)`. Start from [`NewHealthData::new`] and set the payloads.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewHealthData {
     /// The patient (must exist in the scope's organization).
     pub patient_id: Uuid,
@@ -98,6 +99,7 @@ pub struct NewHealthData {
     /// Reliability; default `MEDIUM`.
     pub reliability: Option<ReliabilityLevel>,
     /// Whether a provider verified the record; requires `verified_by_provider_id`.
+    #[serde(default)]
     pub is_verified: bool,
     /// The verifying provider (only with `is_verified`).
     pub verified_by_provider_id: Option<Uuid>,
@@ -141,23 +143,30 @@ impl NewHealthData {
 }
 
 /// Input of `scope.health_data().update(...)`. The patient cannot be changed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HealthDataPatch {
     /// New kind of record.
     pub data_type: Option<HealthDataType>,
     /// New clinical area.
     pub category: Option<HealthCategory>,
     /// New conditions (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub conditions: Option<Option<Sensitive<serde_json::Value>>>,
     /// New medications (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub medications: Option<Option<Sensitive<serde_json::Value>>>,
     /// New allergies (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub allergies: Option<Option<Sensitive<serde_json::Value>>>,
     /// New symptoms (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub symptoms: Option<Option<Sensitive<serde_json::Value>>>,
     /// New vital signs (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub vital_signs: Option<Option<Sensitive<serde_json::Value>>>,
     /// New lab results (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub lab_results: Option<Option<Sensitive<serde_json::Value>>>,
     /// New source.
     pub source: Option<DataSource>,
@@ -166,14 +175,17 @@ pub struct HealthDataPatch {
     /// Verify or unverify; `Some(false)` also clears the verifier and the verification time.
     pub is_verified: Option<bool>,
     /// New verifier (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub verified_by_provider_id: Option<Option<Uuid>>,
     /// New verification time (`Some(None)` clears it; a verified record then gets now).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub verified_at: Option<Option<DateTime<Utc>>>,
     /// New classification.
     pub sensitivity_level: Option<SensitivityLevel>,
     /// New access level.
     pub access_level: Option<AccessLevel>,
     /// New expiry (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub expires_at: Option<Option<DateTime<Utc>>>,
     /// Activate or deactivate.
     pub is_active: Option<bool>,

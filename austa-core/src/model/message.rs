@@ -89,7 +89,8 @@ pub struct Message {
 pub enum UseAppend {}
 
 /// Input of `scope.messages().append(...)`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewMessage {
     /// The conversation (must belong to the scope's organization); the patient is taken from it.
     pub conversation_id: Uuid,
@@ -112,6 +113,7 @@ pub struct NewMessage {
     /// Additional WhatsApp metadata.
     pub metadata: Option<Sensitive<serde_json::Value>>,
     /// Whether the AI pipeline processed it; default false.
+    #[serde(default)]
     pub ai_processed: bool,
     /// Confidence, 0 to 1.
     pub ai_confidence: Option<f64>,
@@ -124,6 +126,7 @@ pub struct NewMessage {
     /// Urgency; default LOW.
     pub urgency_level: Option<UrgencyLevel>,
     /// Whether someone must answer; default false.
+    #[serde(default)]
     pub requires_response: bool,
     /// Bot response time in seconds, not negative.
     pub bot_response_time_seconds: Option<f64>,
@@ -174,28 +177,36 @@ impl NewMessage {
 
 /// Input of `scope.messages().update(...)`: delivery status, read and processing times, and the AI
 /// annotations. What was said (content, media, sender) never changes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MessagePatch {
     /// New delivery status.
     pub status: Option<MessageStatus>,
     /// New read time (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub read_at: Option<Option<DateTime<Utc>>>,
     /// New processing time (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub processed_at: Option<Option<DateTime<Utc>>>,
     /// Mark processed or not.
     pub ai_processed: Option<bool>,
     /// New confidence (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub ai_confidence: Option<Option<f64>>,
     /// New intent (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub ai_intent: Option<Option<Sensitive<String>>>,
     /// New entities (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub ai_entities: Option<Option<Sensitive<serde_json::Value>>>,
     /// New health keywords (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub health_keywords: Option<Option<Sensitive<Vec<String>>>>,
     /// New urgency.
     pub urgency_level: Option<UrgencyLevel>,
     /// Whether someone must answer.
     pub requires_response: Option<bool>,
     /// New bot response time (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub bot_response_time_seconds: Option<Option<f64>>,
 }

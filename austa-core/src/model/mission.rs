@@ -70,7 +70,8 @@ impl Mission {
 
 /// Input of `scope.missions().create_with_prerequisites(...)` (and of the generic `create` when
 /// `prerequisites` is empty).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewMission {
     /// Title, 1 to 200 characters.
     pub title: String,
@@ -88,6 +89,7 @@ pub struct NewMission {
     pub unlock_reward: Option<String>,
     /// Missions (of the same organization, not deleted) that must be completed first. Duplicates are
     /// ignored; at most 100.
+    #[serde(default)]
     pub prerequisites: Vec<Uuid>,
     /// Required actions: a JSON object; when it has `steps`, that is a list of objects each with a
     /// unique string `id` and an optional boolean `completed`.
@@ -101,6 +103,7 @@ pub struct NewMission {
     /// Estimated minutes to complete (>= 0).
     pub estimated_time_minutes: Option<i64>,
     /// Labels (each 1 to 100 characters, at most 100).
+    #[serde(default)]
     pub tags: Vec<String>,
 }
 
@@ -134,7 +137,8 @@ impl NewMission {
 
 /// Input of `scope.missions().update(...)`. Prerequisites are not patched here: use
 /// `add_prerequisite` / `remove_prerequisite`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MissionPatch {
     /// New title.
     pub title: Option<String>,
@@ -147,18 +151,23 @@ pub struct MissionPatch {
     /// New points reward.
     pub points_reward: Option<i64>,
     /// New badge reward (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub badge_reward: Option<Option<String>>,
     /// New unlock reward (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub unlock_reward: Option<Option<String>>,
     /// New required actions.
     pub required_actions: Option<serde_json::Value>,
     /// Activate or deactivate.
     pub is_active: Option<bool>,
     /// New availability start (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub start_date: Option<Option<DateTime<Utc>>>,
     /// New availability end (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub end_date: Option<Option<DateTime<Utc>>>,
     /// New estimated minutes (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub estimated_time_minutes: Option<Option<i64>>,
     /// New labels.
     pub tags: Option<Vec<String>>,

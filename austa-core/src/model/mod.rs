@@ -33,3 +33,14 @@ pub use organization::*;
 pub use patient::*;
 pub use provider::*;
 pub use tasy::*;
+
+/// Deserializes a patch field of type `Option<Option<T>>`: an absent field stays `None` (leave as is),
+/// an explicit `null` becomes `Some(None)` (clear), a value `Some(Some(v))`. Serde alone cannot tell
+/// an absent field from a `null` one.
+pub(crate) fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    serde::Deserialize::deserialize(deserializer).map(Some)
+}

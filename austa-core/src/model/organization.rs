@@ -59,7 +59,8 @@ pub struct Address {
 }
 
 /// Input of `db.organizations().create(...)`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewOrganization {
     /// Display name, 1 to 200 characters.
     pub name: String,
@@ -99,23 +100,29 @@ impl NewOrganization {
 }
 
 /// Input of `db.organizations().update(...)`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct OrganizationPatch {
     /// New name.
     pub name: Option<String>,
     /// New type.
     pub organization_type: Option<OrganizationType>,
     /// New CNPJ (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub tax_id: Option<Option<String>>,
     /// New address (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub address: Option<Option<Address>>,
     /// New phone (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub phone: Option<Option<String>>,
     /// New e-mail (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub email: Option<Option<String>>,
     /// Activate or deactivate.
     pub is_active: Option<bool>,
     /// New settings (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub settings: Option<Option<Sensitive<serde_json::Value>>>,
     /// New regimes.
     pub compliance_regimes: Option<Vec<String>>,

@@ -65,7 +65,8 @@ pub struct EmergencyContact {
 }
 
 /// Input of `scope.patients().create(...)`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NewPatient {
     /// Given name, 1 to 100 characters.
     pub first_name: Sensitive<String>,
@@ -94,7 +95,8 @@ pub struct NewPatient {
 }
 
 /// Input of `scope.patients().update(...)`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PatientPatch {
     /// New given name.
     pub first_name: Option<Sensitive<String>>,
@@ -103,14 +105,19 @@ pub struct PatientPatch {
     /// New phone.
     pub phone: Option<Sensitive<String>>,
     /// New e-mail (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub email: Option<Option<Sensitive<String>>>,
     /// New CPF (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub cpf: Option<Option<Sensitive<String>>>,
     /// New date of birth (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub date_of_birth: Option<Option<Sensitive<NaiveDate>>>,
     /// New gender (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub gender: Option<Option<Sensitive<Gender>>>,
     /// New WhatsApp id (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub whatsapp_id: Option<Option<Sensitive<String>>>,
     /// New language tag.
     pub preferred_language: Option<String>,
@@ -123,5 +130,6 @@ pub struct PatientPatch {
     /// Record activity at this time.
     pub last_active_at: Option<DateTime<Utc>>,
     /// New emergency contact (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub emergency_contact: Option<Option<Sensitive<EmergencyContact>>>,
 }

@@ -45,7 +45,8 @@ pub struct Provider {
 }
 
 /// Input of `scope.providers().create(...)`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewProvider {
     /// Professional title, 1 to 20 characters.
     pub title: Option<String>,
@@ -60,6 +61,7 @@ pub struct NewProvider {
     /// Professional license, 1 to 50 characters.
     pub license: Option<String>,
     /// Specialties (each 1 to 100 characters, at most 100).
+    #[serde(default)]
     pub specialty: Vec<String>,
     /// Role in the organization.
     pub role: ProviderRole,
@@ -90,9 +92,11 @@ impl NewProvider {
 }
 
 /// Input of `scope.providers().update(...)`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProviderPatch {
     /// New title (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub title: Option<Option<String>>,
     /// New given name.
     pub first_name: Option<String>,
@@ -101,8 +105,10 @@ pub struct ProviderPatch {
     /// New e-mail.
     pub email: Option<Sensitive<String>>,
     /// New phone (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub phone: Option<Option<Sensitive<String>>>,
     /// New license (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub license: Option<Option<String>>,
     /// New specialties.
     pub specialty: Option<Vec<String>>,

@@ -73,7 +73,8 @@ pub struct TasyIntegration {
 }
 
 /// Input of `scope.tasy_integrations().create(...)`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NewTasyIntegration {
     /// Base URL, `https://` or `http://`, 8 to 2048 characters, no user info, query or fragment.
     pub tasy_instance_url: String,
@@ -97,7 +98,8 @@ pub struct NewTasyIntegration {
 
 /// Input of `scope.tasy_integrations().update(...)`. Run counters and error fields are maintained by
 /// finishing sync runs and are not patchable.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TasyIntegrationPatch {
     /// New base URL.
     pub tasy_instance_url: Option<String>,
@@ -108,18 +110,22 @@ pub struct TasyIntegrationPatch {
     /// New API key (rotation).
     pub api_key: Option<Sensitive<String>>,
     /// New client id (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub client_id: Option<Option<String>>,
     /// Record an authentication (`Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub last_auth_at: Option<Option<DateTime<Utc>>>,
     /// Enable or disable scheduled runs.
     pub sync_enabled: Option<bool>,
     /// New interval in seconds.
     pub sync_interval_seconds: Option<i64>,
     /// Reschedule the next run (`Some(None)`: due now).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub next_sync_at: Option<Option<DateTime<Utc>>>,
     /// New field mapping.
     pub field_mapping: Option<serde_json::Value>,
     /// New filters (`Some(None)` clears them).
+    #[serde(default, deserialize_with = "crate::model::double_option")]
     pub filters: Option<Option<serde_json::Value>>,
     /// New status (e.g. `MAINTENANCE`, `SUSPENDED`, or back to `ACTIVE`).
     pub status: Option<IntegrationStatus>,
@@ -167,7 +173,8 @@ pub struct TasySyncLog {
 }
 
 /// What a sync run is: input of `scope.tasy_sync_logs().start(integration_id, ...)`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewTasySync {
     /// Full, incremental, differential or real-time.
     pub sync_type: SyncType,
@@ -187,7 +194,8 @@ pub struct TasySyncStart {
 }
 
 /// How a sync run ended: input of `scope.tasy_sync_logs().finish(id, ...)`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SyncOutcome {
     /// Records the run tried to process (at least the sum of the other three).
     pub records_attempted: i64,

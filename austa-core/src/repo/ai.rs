@@ -51,8 +51,9 @@ pub const MAX_AI_CLAIM: u32 = 500;
 /// Longest lease a worker may take.
 pub const MAX_AI_LEASE: Duration = Duration::from_secs(3600);
 
-/// Who sends an outbound message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who sends an outbound message. As input data: `"BOT"` or `{"PROVIDER": "<provider id>"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OutboundSender {
     /// The organization's bot (`sender_kind` BOT).
     Bot,
@@ -62,7 +63,8 @@ pub enum OutboundSender {
 }
 
 /// Input of [`Messages::record_outbound`]: a message to the patient.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewOutboundMessage {
     /// The conversation (a live conversation of the scope's organization).
     pub conversation_id: Uuid,
@@ -85,6 +87,7 @@ pub struct NewOutboundMessage {
     /// Response time in seconds (not negative); computed when absent (see the module docs).
     pub response_time_seconds: Option<f64>,
     /// Whether someone must answer (e.g. a question the bot asked); default false.
+    #[serde(default)]
     pub requires_response: bool,
     /// When it was sent; default now.
     pub sent_at: Option<DateTime<Utc>>,
@@ -113,7 +116,8 @@ impl NewOutboundMessage {
 /// Input of [`Messages::record_ai_result`]: the whole AI result of one message. It replaces the
 /// previous result: `None` in `intent`, `entities`, `confidence` or `health_keywords` clears that field;
 /// `urgency` and `requires_response` left `None` keep their value.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MessageAnalysis {
     /// Detected intent, 1 to 200 characters (encrypted).
     pub intent: Option<Sensitive<String>>,
@@ -133,7 +137,8 @@ pub struct MessageAnalysis {
 
 /// Input of [`Conversations::record_ai_result`]: each field left `None` keeps its value, `Some`
 /// replaces it (send the full list, not the additions).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ConversationAnalysis {
     /// Health conditions discussed (encrypted labels).
     pub health_topics: Option<Sensitive<Vec<String>>>,

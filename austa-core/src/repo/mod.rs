@@ -115,6 +115,43 @@ impl<'s, M: Model> Repo<'s, M> {
         Ok(model)
     }
 
+    /// Validates and stores many rows in one transaction, with one audit event for the batch: the bulk
+    /// path of data pipelines. Every row is validated first; when any row fails (validation, an unknown
+    /// patient, a row the actor may not create), the error is [`Error::Batch`](crate::Error::Batch)
+    /// listing each failed row by its position in `news` with its field, and nothing is written. A
+    /// unique identifier already in use fails the batch with `conflict` on that field. Keep batches to
+    /// a few thousand rows: the batch is held in memory and in one transaction.
+    ///
+    /// ```no_run
+    /// # async fn demo(scope: &austa_core::Scope, patient: uuid::Uuid) -> austa_core::Result<()> {
+    /// use austa_core::model::{HealthCategory, HealthData, HealthDataType, NewHealthData};
+    /// let rows = (0..1000).map(|i| NewHealthData {
+    ///     lab_results: Some(serde_json::json!({"glucose": {"value": 90 + i % 20, "unit": "mg/dL"}}).into()),
+    ///     ..NewHealthData::new(patient, HealthDataType::LabResult, HealthCategory::General)
+    /// });
+    /// let stored = scope.repo::<HealthData>().create_many(rows).await?;
+    /// assert_eq!(stored.len(), 1000);
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_many(&self, news: impl IntoIterator<Item = M::New>) -> Result<Vec<M>> {
+        let (org, now) = (self.scope.organization_id(), crate::time::now());
+        let mut models = Vec::new();
+        let mut errors = Vec::new();
+        for (row, new) in news.into_iter().enumerate() {
+            match M::build(org, Uuid::now_v7(), now, new) {
+                Ok(model) => models.push(model),
+                Err(error) => errors.push(crate::RowError { row, error }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(crate::Error::Batch(errors));
+        }
+        if !models.is_empty() {
+            table::insert_many(self.scope, &models).await?;
+        }
+        Ok(models)
+    }
+
     /// Creates a row with a caller-chosen id (the development seed's stable ids).
     pub(crate) async fn create_with_id(&self, id: Uuid, new: M::New) -> Result<M> {
         let model = M::build(self.scope.organization_id(), id, crate::time::now(), new)?;

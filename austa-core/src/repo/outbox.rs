@@ -33,7 +33,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 const MAX_LEASE: Duration = Duration::from_secs(3600);
 
 /// What the change was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OutboxOperation {
     /// Created or changed: Tasy should hold the current state.
     Upsert,
@@ -51,7 +52,8 @@ impl OutboxOperation {
 }
 
 /// Where a row stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OutboxStatus {
     /// Waiting for delivery (or for its next attempt).
     Pending,
@@ -64,7 +66,7 @@ pub enum OutboxStatus {
 }
 
 /// One change waiting for (or past) delivery.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct OutboxItem {
     /// The row's id.
     pub id: Uuid,
@@ -153,6 +155,58 @@ pub(crate) async fn enqueue_in(
         )
         .await?;
     Ok(written > 0)
+}
+
+/// Queues the creation of freshly inserted entities (`ids`, which no pending row can name yet) inside
+/// the transaction that inserts them: one check for an active integration, then multi-row INSERTs, so
+/// a bulk import costs a few statements rather than one per row.
+pub(crate) async fn enqueue_created_in(
+    tx: &mut Tx,
+    organization: Uuid,
+    entity: EntityType,
+    ids: &[Uuid],
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let active = tx
+        .fetch_optional(
+            Query::new(
+                "SELECT 1 AS one FROM tasy_integrations WHERE organization_id = $1 AND is_active \
+                 AND deleted_at IS NULL LIMIT 1",
+            )
+            .bind(organization),
+        )
+        .await?;
+    if active.is_none() {
+        return Ok(());
+    }
+    let now = crate::time::now();
+    // Four parameters per row; 500 rows stay far below both backends' parameter limits.
+    for chunk in ids.chunks(500) {
+        let tuples: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let b = r * 4;
+                format!(
+                    "(${o}, ${i}, $1, ${e}, 'UPSERT', 'PENDING', 0, ${t}, ${t}, ${t})",
+                    o = b + 2,
+                    i = b + 3,
+                    e = b + 4,
+                    t = b + 5
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO tasy_outbox (organization_id, id, entity_type, entity_id, operation, status, attempts, \
+             available_at, created_at, updated_at) VALUES {}",
+            tuples.join(", ")
+        );
+        let query = chunk.iter().fold(Query::new(sql).bind(entity.as_str()), |q, id| {
+            q.bind(organization).bind(Uuid::now_v7()).bind(*id).bind(now)
+        });
+        tx.execute(query).await?;
+    }
+    Ok(())
 }
 
 /// The outbox of a scope's organization: what the `tasy-sync` worker drains.

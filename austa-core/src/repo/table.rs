@@ -16,7 +16,7 @@ use crate::audit::{check, AuditTx, Event};
 use crate::classification::KeyOwner;
 use crate::crypto::{BlindIndexKind, KeySet};
 use crate::db::{IntoValue, Query, Row, Tx, TxMode, Value};
-use crate::error::{CryptoErrorKind, Error, Result};
+use crate::error::{CryptoErrorKind, Error, Result, RowError};
 use crate::model::AuditAction;
 use crate::repo::outbox::OutboxOperation;
 use crate::scope::Scope;
@@ -265,6 +265,90 @@ pub(crate) async fn insert<M: Model>(scope: &Scope, model: &M) -> Result<()> {
     to_tasy::<M>(&mut tx, org, model.id(), OutboxOperation::Upsert).await?;
     tx.record(event).await?;
     tx.commit().await
+}
+
+/// Rows per multi-row INSERT, under both backends' bound-parameter limits (SQLite 32,766, PostgreSQL
+/// 65,535) and small enough to keep statements short.
+const MAX_PARAMS_PER_INSERT: usize = 30_000;
+const MAX_ROWS_PER_INSERT: usize = 500;
+
+/// Inserts a batch of built models in one transaction: one multi-row INSERT per chunk, one Tasy
+/// outbox entry per row where the table syncs, and one `CREATE` audit event for the batch. Rows the
+/// actor may not create, rows of unknown patients and rows with out-of-range times are reported
+/// together, by position, as [`Error::Batch`], and nothing is written.
+pub(crate) async fn insert_many<M: Model>(scope: &Scope, models: &[M]) -> Result<()> {
+    let org = scope.organization_id();
+    let mut errors = Vec::new();
+    for (row, model) in models.iter().enumerate() {
+        if let Err(error) = authorize_create(scope, model) {
+            errors.push(RowError { row, error });
+        }
+    }
+    if let Some(first) = errors.first() {
+        let patient = model_owner(&models[first.row]).ok().flatten();
+        let refusal = Error::PermissionDenied(M::TABLE.into());
+        if let Err(e) = check::<()>(scope, M::TABLE, Action::Create, None, patient, Err(refusal)).await {
+            if !matches!(e, Error::PermissionDenied(_)) {
+                return Err(e);
+            }
+        }
+        return Err(Error::Batch(errors));
+    }
+    if M::CREATES_PATIENT_KEY {
+        scope.db().create_patient_keys(org, models.iter().map(Model::id)).await?;
+    }
+    let owners = models.iter().map(model_owner).collect::<Result<Vec<_>>>()?;
+    let keys = scope.db().key_set(org, owners.iter().flatten().copied()).await?;
+    let mut rows = Vec::with_capacity(models.len());
+    for (row, (model, owner)) in models.iter().zip(&owners).enumerate() {
+        let columns = owner
+            .map_or(Ok(()), |p| keys.require_patient(p, "patient_id"))
+            .and_then(|()| model.columns(&keys.row(M::TABLE, model.id(), *owner)?))
+            .and_then(|columns| check_times(&columns).map(|()| columns));
+        match columns {
+            Ok(columns) => rows.push(columns),
+            Err(error) => errors.push(RowError { row, error }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::Batch(errors));
+    }
+    let mut event = Event::on(AuditAction::Create, M::TABLE).count(models.len() as i64);
+    for (model, columns) in models.iter().zip(&rows) {
+        let one = create_event::<M>(model.id(), columns);
+        event = event.records(one.records).patients(one.patients).changed(one.changed);
+    }
+    let mut tx = AuditTx::begin(scope).await?;
+    for model in models {
+        check_identifiers(&mut tx, &keys, org, model).await?;
+    }
+    let per_insert = rows.first().map_or(1, |c| (MAX_PARAMS_PER_INSERT / (c.len() + 1)).clamp(1, MAX_ROWS_PER_INSERT));
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(per_insert).collect();
+        tx.execute(insert_rows_query::<M>(org, chunk)).await?;
+    }
+    if let Some(entity) = super::outbox::entity_of(M::TABLE) {
+        let ids: Vec<Uuid> = models.iter().map(Model::id).collect();
+        super::outbox::enqueue_created_in(&mut tx, org, entity, &ids).await?;
+    }
+    tx.record(event).await?;
+    tx.commit().await
+}
+
+/// One INSERT of several rows (every row of a model has the same columns in the same order).
+fn insert_rows_query<M: Model>(organization: Uuid, rows: Vec<Vec<(&'static str, Value)>>) -> Query {
+    let names: Vec<&str> = rows.first().map(|c| c.iter().map(|(n, _)| *n).collect()).unwrap_or_default();
+    let width = names.len() + 1;
+    let tuples: Vec<String> = (0..rows.len())
+        .map(|r| {
+            let params: Vec<String> = (1..=width).map(|i| format!("${}", r * width + i)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let sql = format!("INSERT INTO {} (organization_id, {}) VALUES {}", M::TABLE, names.join(", "), tuples.join(", "));
+    rows.into_iter()
+        .fold(Query::new(sql), |q, columns| columns.into_iter().fold(q.bind(organization), |q, (_, v)| q.bind(v)))
 }
 
 /// Queues the change for the Tasy ERP in the same transaction, for the tables that sync there.

@@ -89,7 +89,7 @@ pub const WEBHOOK_ACTOR: &str = "whatsapp-webhook";
 const MAX_ATTEMPTS: usize = 3;
 
 /// What one webhook body did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct IngestReport {
     /// The organization the body's business number belongs to (`None` when the body held no message
