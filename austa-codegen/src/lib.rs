@@ -1,0 +1,139 @@
+//! Generates the typed models of austa-core's language bindings from its Rust sources.
+//!
+//! # Design
+//!
+//! The Rust model definitions are the single source of truth. The generator reads them with `syn`
+//! ([`parse`]), never by compiling or running the core, into a small intermediate representation
+//! ([`ir::Model`]: structs with typed fields and a sensitive flag, string enums, and opaque data enums)
+//! with serde's renames already applied. Renderers turn the IR into one target language: today Python
+//! ([`python`], for `austa-py`); a TypeScript renderer for the Node binding will read the same IR.
+//!
+//! Anything the generator does not understand (a field type outside the supported set, a serde
+//! attribute that changes the wire shape) fails the run with a message naming the item, and the
+//! `generated_files_are_current` test renders in memory and compares with the committed files, so a
+//! change to the core that the bindings have not followed fails CI.
+//!
+//! Run `cargo run -p austa-codegen` to rewrite the generated files.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub mod ir;
+pub mod parse;
+pub mod python;
+
+/// A generation failure, with a message naming the file and item at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(String);
+
+impl Error {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Error(message.into())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The directory whose every `.rs` file is parsed, relative to the workspace root.
+pub const MODEL_DIR: &str = "austa-core/src/model";
+
+/// The other parsed sources, relative to the workspace root. `scope.rs` defines `Role`, the type of
+/// `AuditLog::actor_kind` and `AuthorizationTransition::actor_kind`.
+pub const EXTRA_SOURCES: &[&str] = &[
+    "austa-core/src/scope.rs",
+    "austa-core/src/crypto/admin.rs",
+    "austa-core/src/repo/outbox.rs",
+    "austa-core/src/whatsapp/mod.rs",
+    "austa-core/src/seed.rs",
+    "austa-core/src/audit/verify.rs",
+];
+
+/// The repository sources, whose `impl ... for Model { const TABLE: &str = "..." }` name the tables.
+pub const REPO_DIR: &str = "austa-core/src/repo";
+
+/// Models whose repository declares the table as a file-level `const TABLE` instead of in an impl:
+/// (model, file relative to the workspace root).
+pub const FILE_LEVEL_TABLES: &[(&str, &str)] = &[("Organization", "austa-core/src/repo/organizations.rs")];
+
+/// One generated file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedFile {
+    /// The path relative to the workspace root.
+    pub path: &'static str,
+    /// The contents.
+    pub contents: String,
+}
+
+/// The generated Python enums.
+pub const PY_ENUMS: &str = "austa-py/python/austa/_enums.py";
+/// The generated Python models.
+pub const PY_MODELS: &str = "austa-py/python/austa/_models.py";
+
+/// The workspace root: the parent of this crate's directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the crate is inside the workspace").to_path_buf()
+}
+
+fn read(root: &Path, rel: &str) -> Result<String, Error> {
+    std::fs::read_to_string(root.join(rel)).map_err(|e| Error::new(format!("reading {rel}: {e}")))
+}
+
+/// The `.rs` files of a directory relative to the root, sorted, as paths relative to the root.
+fn rust_files(root: &Path, dir: &str) -> Result<Vec<String>, Error> {
+    let entries = std::fs::read_dir(root.join(dir)).map_err(|e| Error::new(format!("listing {dir}: {e}")))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let name = entry.map_err(|e| Error::new(format!("listing {dir}: {e}")))?.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".rs") {
+            files.push(format!("{dir}/{name}"));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Parses the sources under `root` into a validated [`ir::Model`], tables included.
+pub fn load_model(root: &Path) -> Result<ir::Model, Error> {
+    let mut model = ir::Model::default();
+    let mut sources = rust_files(root, MODEL_DIR)?;
+    sources.extend(EXTRA_SOURCES.iter().map(|s| s.to_string()));
+    for rel in &sources {
+        parse::parse_source(rel, &read(root, rel)?, &mut model)?;
+    }
+    let mut tables = Vec::new();
+    for rel in rust_files(root, REPO_DIR)? {
+        tables.extend(parse::parse_tables(&rel, &read(root, &rel)?)?);
+    }
+    for (name, rel) in FILE_LEVEL_TABLES {
+        let table = parse::parse_file_table(rel, &read(root, rel)?)?
+            .ok_or_else(|| Error::new(format!("{rel}: no file-level `const TABLE`")))?;
+        tables.push((name.to_string(), table));
+    }
+    for (name, table) in tables {
+        if let Some(s) = model.structs.iter_mut().find(|s| s.name == name) {
+            s.table = Some(table);
+        }
+    }
+    model.validate()?;
+    Ok(model)
+}
+
+/// Renders every generated file from the sources under `root`, in memory.
+pub fn generate(root: &Path) -> Result<Vec<GeneratedFile>, Error> {
+    let model = load_model(root)?;
+    Ok(vec![
+        GeneratedFile { path: PY_ENUMS, contents: python::render_enums(&model)? },
+        GeneratedFile { path: PY_MODELS, contents: python::render_models(&model)? },
+    ])
+}
