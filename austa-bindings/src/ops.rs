@@ -3,9 +3,11 @@
 //! Names are `<repository>.<method>` as in the Rust API (`patients.find_by_phone`,
 //! `onboarding_progress.complete`). Every stored model's repository answers `get {id}` and
 //! `list {limit?, after?}`; those created through the generic path also `create {data}` and
-//! `create_many {rows}`; changeable ones `update {id, patch}`; soft-deletable ones `delete {id}` and
-//! `restore {id}`. Listings answer `{"items": [...], "next": cursor-or-null}`. The domain operations
-//! are listed in [`call_scope`] and [`call_database`], one line each, with their arguments.
+//! `create_many {rows, count_only?}` (`count_only` answers `{"count": n}` instead of the rows, for
+//! imports that do not need them back); changeable ones `update {id, patch}`; soft-deletable ones
+//! `delete {id}` and `restore {id}`. Listings answer `{"items": [...], "next": cursor-or-null}`. The
+//! domain operations are listed in [`call_scope`] and [`call_database`], one line each, with their
+//! arguments.
 //!
 //! A call either returns the core's result or its [`Error`]; an argument that is missing, of the
 //! wrong type or unknown is a `validation` error naming it.
@@ -246,7 +248,13 @@ where
         "create_many" => {
             async {
                 let rows: Vec<Value> = a.req("rows")?;
-                to_json(repo.create_many(rows_input::<M::New>(rows)?).await?)
+                let count_only = a.opt::<bool>("count_only")?.unwrap_or(false);
+                let created = repo.create_many(rows_input::<M::New>(rows)?).await?;
+                if count_only {
+                    Ok(json!({"count": created.len()}))
+                } else {
+                    to_json(created)
+                }
             }
             .await
         }

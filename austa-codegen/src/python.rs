@@ -49,7 +49,15 @@ pub fn annotation(model: &Model, ty: &RustType) -> Result<String, Error> {
                 format!("Optional[{inner}]")
             }
         }
-        RustType::Sensitive(t) => annotation(model, t)?,
+        // A sensitive value reads as None once its patient's key is shredded, whatever its type.
+        RustType::Sensitive(t) => {
+            let inner = annotation(model, t)?;
+            if inner.starts_with("Optional[") || inner == "Any" {
+                inner
+            } else {
+                format!("Optional[{inner}]")
+            }
+        }
         RustType::Tuple(ts) => {
             format!("Tuple[{}]", ts.iter().map(|t| annotation(model, t)).collect::<Result<Vec<_>, _>>()?.join(", "))
         }

@@ -39,7 +39,6 @@ pub struct Authorization {
     /// Owning organization.
     pub organization_id: Uuid,
     /// What is being authorized (stored in column `type`).
-    #[serde(rename = "type")]
     pub authorization_type: AuthorizationType,
     /// Name of the procedure (encrypted).
     pub procedure_name: Sensitive<String>,

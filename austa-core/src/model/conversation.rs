@@ -27,7 +27,6 @@ pub struct Conversation {
     /// Lifecycle state.
     pub status: ConversationStatus,
     /// What the conversation is about.
-    #[serde(rename = "type")]
     pub conversation_type: ConversationType,
     /// Title (encrypted).
     pub title: Option<Sensitive<String>>,

@@ -47,7 +47,6 @@ pub struct Document {
     /// Thumbnail URL (encrypted).
     pub thumbnail_url: Option<Sensitive<String>>,
     /// Kind of document (stored in column `type`).
-    #[serde(rename = "type")]
     pub document_type: DocumentType,
     /// Area the document belongs to.
     pub category: DocumentCategory,

@@ -350,7 +350,6 @@ pub struct PointTransaction {
     /// The patient's points account.
     pub health_points_id: Uuid,
     /// Kind of movement.
-    #[serde(rename = "type")]
     pub transaction_type: TransactionType,
     /// Signed amount: positive earns, negative spends or removes.
     pub amount: i64,

@@ -28,7 +28,6 @@ pub struct HealthData {
     /// The patient the record belongs to.
     pub patient_id: Uuid,
     /// Kind of record (stored in column `type`).
-    #[serde(rename = "type")]
     pub data_type: HealthDataType,
     /// Clinical area.
     pub category: HealthCategory,

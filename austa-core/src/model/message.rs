@@ -34,7 +34,6 @@ pub struct Message {
     /// Inbound (from the patient) or outbound (to the patient).
     pub direction: MessageDirection,
     /// WhatsApp message type.
-    #[serde(rename = "type")]
     pub message_type: MessageType,
     /// Who wrote the message.
     pub sender_kind: SenderKind,

@@ -15,7 +15,6 @@ pub struct Organization {
     /// Display name.
     pub name: String,
     /// Kind of organization.
-    #[serde(rename = "type")]
     pub organization_type: OrganizationType,
     /// CNPJ as 14 digits (check digits verified).
     pub tax_id: Option<String>,

@@ -193,10 +193,10 @@ class Authorization(Record):
     organization_id: uuid.UUID
 
     #: What is being authorized (stored in column `type`).
-    type: AuthorizationType
+    authorization_type: AuthorizationType
 
     #: Name of the procedure (encrypted).
-    procedure_name: str
+    procedure_name: Optional[str]
 
     #: Procedure code, e.g. TUSS (encrypted).
     procedure_code: Optional[str]
@@ -273,7 +273,7 @@ class Authorization(Record):
     __converters__ = (
         ("id", _r.to_uuid),
         ("organization_id", _r.to_uuid),
-        ("type", _r.enum_of(AuthorizationType)),
+        ("authorization_type", _r.enum_of(AuthorizationType)),
         ("procedure_name", None),
         ("procedure_code", None),
         ("description", None),
@@ -387,13 +387,13 @@ class Conversation(Record):
     patient_id: uuid.UUID
 
     #: WhatsApp Business API chat id (encrypted, blind-indexed).
-    whatsapp_chat_id: str
+    whatsapp_chat_id: Optional[str]
 
     #: Lifecycle state.
     status: ConversationStatus
 
     #: What the conversation is about.
-    type: ConversationType
+    conversation_type: ConversationType
 
     #: Title (encrypted).
     title: Optional[str]
@@ -458,7 +458,7 @@ class Conversation(Record):
         ("patient_id", _r.to_uuid),
         ("whatsapp_chat_id", None),
         ("status", _r.enum_of(ConversationStatus)),
-        ("type", _r.enum_of(ConversationType)),
+        ("conversation_type", _r.enum_of(ConversationType)),
         ("title", None),
         ("summary", None),
         ("tags", list),
@@ -509,10 +509,10 @@ class Document(Record):
     patient_id: uuid.UUID
 
     #: Stored file name (encrypted).
-    filename: str
+    filename: Optional[str]
 
     #: File name as uploaded (encrypted).
-    original_name: str
+    original_name: Optional[str]
 
     #: MIME type, `type/subtype` in lower case.
     mime_type: str
@@ -524,7 +524,7 @@ class Document(Record):
     storage_provider: StorageProvider
 
     #: Path or object key in the storage (encrypted).
-    storage_path: str
+    storage_path: Optional[str]
 
     #: Download URL (encrypted).
     download_url: Optional[str]
@@ -533,7 +533,7 @@ class Document(Record):
     thumbnail_url: Optional[str]
 
     #: Kind of document (stored in column `type`).
-    type: DocumentType
+    document_type: DocumentType
 
     #: Area the document belongs to.
     category: DocumentCategory
@@ -608,7 +608,7 @@ class Document(Record):
         ("storage_path", None),
         ("download_url", None),
         ("thumbnail_url", None),
-        ("type", _r.enum_of(DocumentType)),
+        ("document_type", _r.enum_of(DocumentType)),
         ("category", _r.enum_of(DocumentCategory)),
         ("tags", list),
         ("has_ocr", None),
@@ -863,7 +863,7 @@ class PointTransaction(Record):
     health_points_id: uuid.UUID
 
     #: Kind of movement.
-    type: TransactionType
+    transaction_type: TransactionType
 
     #: Signed amount: positive earns, negative spends or removes.
     amount: int
@@ -894,7 +894,7 @@ class PointTransaction(Record):
         ("organization_id", _r.to_uuid),
         ("patient_id", _r.to_uuid),
         ("health_points_id", _r.to_uuid),
-        ("type", _r.enum_of(TransactionType)),
+        ("transaction_type", _r.enum_of(TransactionType)),
         ("amount", None),
         ("reason", None),
         ("description", None),
@@ -961,7 +961,7 @@ class HealthData(Record):
     patient_id: uuid.UUID
 
     #: Kind of record (stored in column `type`).
-    type: HealthDataType
+    data_type: HealthDataType
 
     #: Clinical area.
     category: HealthCategory
@@ -1027,7 +1027,7 @@ class HealthData(Record):
         ("id", _r.to_uuid),
         ("organization_id", _r.to_uuid),
         ("patient_id", _r.to_uuid),
-        ("type", _r.enum_of(HealthDataType)),
+        ("data_type", _r.enum_of(HealthDataType)),
         ("category", _r.enum_of(HealthCategory)),
         ("conditions", None),
         ("medications", None),
@@ -1087,7 +1087,7 @@ class Message(Record):
     direction: MessageDirection
 
     #: WhatsApp message type.
-    type: MessageType
+    message_type: MessageType
 
     #: Who wrote the message.
     sender_kind: SenderKind
@@ -1162,7 +1162,7 @@ class Message(Record):
         ("patient_id", _r.to_uuid),
         ("whatsapp_message_id", None),
         ("direction", _r.enum_of(MessageDirection)),
-        ("type", _r.enum_of(MessageType)),
+        ("message_type", _r.enum_of(MessageType)),
         ("sender_kind", _r.enum_of(SenderKind)),
         ("sender_provider_id", _r.optional(_r.to_uuid)),
         ("content", None),
@@ -1317,7 +1317,7 @@ class Organization(Record):
     name: str
 
     #: Kind of organization.
-    type: OrganizationType
+    organization_type: OrganizationType
 
     #: CNPJ as 14 digits (check digits verified).
     tax_id: Optional[str]
@@ -1357,7 +1357,7 @@ class Organization(Record):
     __converters__ = (
         ("id", _r.to_uuid),
         ("name", None),
-        ("type", _r.enum_of(OrganizationType)),
+        ("organization_type", _r.enum_of(OrganizationType)),
         ("tax_id", None),
         ("address", _r.optional(Address._from_row)),
         ("phone", None),
@@ -1423,16 +1423,16 @@ class Patient(Record):
     organization_id: uuid.UUID
 
     #: Given name (encrypted).
-    first_name: str
+    first_name: Optional[str]
 
     #: Family name (encrypted).
-    last_name: str
+    last_name: Optional[str]
 
     #: E-mail, lower case (encrypted, blind-indexed).
     email: Optional[str]
 
     #: Phone in E.164, the WhatsApp number (encrypted, blind-indexed).
-    phone: str
+    phone: Optional[str]
 
     #: CPF as 11 digits (encrypted, blind-indexed).
     cpf: Optional[str]
@@ -1523,7 +1523,7 @@ class Provider(Record):
     last_name: str
 
     #: E-mail, lower case (encrypted, blind-indexed, unique per organization).
-    email: str
+    email: Optional[str]
 
     #: Phone in E.164 (encrypted).
     phone: Optional[str]

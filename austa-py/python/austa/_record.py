@@ -35,7 +35,8 @@ _DATE = datetime.date
 
 
 class Record:
-    """A typed, immutable row. Sensitive fields never appear in `repr()` or `str()`."""
+    """A typed, immutable row. Sensitive fields never appear in `repr()` or `str()`: they print as
+    `<redacted>` (or `None` when absent or erased, which reveals nothing)."""
 
     __table__: ClassVar[Optional[str]] = None
     __sensitive__: ClassVar[FrozenSet[str]] = frozenset()
@@ -69,8 +70,8 @@ class Record:
         parts = []
         for name, _ in self.__converters__:
             value = getattr(self, name)
-            if name in sensitive:
-                parts.append(f"{name}={'<erased>' if value is None else '<redacted>'}")
+            if name in sensitive and value is not None:
+                parts.append(f"{name}=<redacted>")
             else:
                 parts.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(parts)})"

@@ -1,0 +1,19 @@
+"""Stubs of the compiled module `austa._native` (see austa-py/src/lib.rs). Not a public API: use
+`austa.Database` and `austa.Scope`."""
+
+from typing import Final
+
+__version__: Final[str]
+
+class NativeError(Exception):
+    """A failure of the core; `args[0]` is the failure as JSON text ({code, message, field, rows})."""
+
+class Database:
+    @staticmethod
+    def open(options: str) -> Database: ...
+    def call(self, op: str, args: str) -> str: ...
+    def scope(self, args: str) -> Scope: ...
+
+class Scope:
+    def call(self, op: str, args: str) -> str: ...
+    def emergency(self, args: str) -> Scope: ...

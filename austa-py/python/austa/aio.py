@@ -1,0 +1,127 @@
+"""The asyncio flavour: the same API, every database call awaited.
+
+    db = await austa.aio.Database.open("postgres://...", key_file="clinic.key")
+    scope = await db.scope(org_id, austa.Actor.system("portal"))
+    patient = await scope.patients.get(patient_id)
+    async for row in scope.health_data.stream():
+        ...
+
+Each call runs the synchronous call in the event loop's default thread pool (`asyncio.to_thread`);
+the synchronous calls release the interpreter lock while the database works, so many awaited calls
+progress in parallel and the event loop never blocks. Why not native coroutines: the core runs on its
+own tokio runtime either way, and a thread hop costs microseconds against a database round trip of
+hundreds, while this keeps one implementation of every operation (the synchronous one) and its errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Optional, TypeVar, cast
+
+from . import _client
+
+T = TypeVar("T")
+
+__all__ = ["Database", "Scope", "AsyncProxy"]
+
+_SENTINEL = object()
+
+
+async def _next(iterator: Iterator[T]) -> Any:
+    return await asyncio.to_thread(next, iterator, _SENTINEL)
+
+
+async def _aiter(make: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
+    iterator = await asyncio.to_thread(make)
+    while True:
+        item = await _next(iterator)
+        if item is _SENTINEL:
+            return
+        yield cast(T, item)
+
+
+class AsyncProxy:
+    """Wraps a synchronous object (a repository, `scope.audit`, `scope.keys`): its methods become
+    coroutine functions, `stream*` methods async iterators, attributes pass through."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+
+    def __repr__(self) -> str:
+        return f"<async {self._target!r}>"
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if not callable(value) or isinstance(value, type):
+            return value
+        if name.startswith("stream"):
+
+            @functools.wraps(value)
+            def streaming(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+                return _aiter(lambda: value(*args, **kwargs))
+
+            return streaming
+
+        @functools.wraps(value)
+        def call(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+            return asyncio.to_thread(value, *args, **kwargs)
+
+        return call
+
+
+class Scope(AsyncProxy):
+    """`austa.Scope` with awaited calls; repositories are `AsyncProxy`s (``await scope.patients.get(id)``)."""
+
+    def __init__(self, scope: _client.Scope) -> None:
+        super().__init__(scope)
+        self.sync = scope
+        self.organization_id = scope.organization_id
+        self.actor = scope.actor
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if isinstance(value, (_client.Scope, int, str)) or value is None:
+            return value
+        if not callable(value):
+            return AsyncProxy(value)
+        if name == "emergency_access":
+
+            async def emergency(*args: Any, **kwargs: Any) -> "Scope":
+                return Scope(await asyncio.to_thread(value, *args, **kwargs))
+
+            return emergency
+        return super().__getattr__(name)
+
+
+class Database(AsyncProxy):
+    """`austa.Database` with awaited calls. Open with ``await austa.aio.Database.open(...)``; use as
+    ``async with``."""
+
+    def __init__(self, db: _client.Database) -> None:
+        super().__init__(db)
+        self.sync = db
+
+    @classmethod
+    async def open(cls, url: Optional[str] = None, **options: Any) -> "Database":
+        """Opens the database off the event loop; options as for `austa.Database`."""
+        return cls(await asyncio.to_thread(_client.Database, url, **options))
+
+    async def scope(self, *args: Any, **kwargs: Any) -> Scope:
+        """A `Scope` with awaited calls; arguments as for `austa.Database.scope`."""
+        return Scope(await asyncio.to_thread(self.sync.scope, *args, **kwargs))
+
+    @property
+    def organizations(self) -> AsyncProxy:
+        """Organizations, awaited."""
+        return AsyncProxy(self.sync.organizations)
+
+    async def close(self) -> None:
+        """Closes the database."""
+        await asyncio.to_thread(self.sync.close)
+
+    async def __aenter__(self) -> "Database":
+        return self
+
+    async def __aexit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        await self.close()
