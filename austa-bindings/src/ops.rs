@@ -249,7 +249,8 @@ where
             async {
                 let rows: Vec<Value> = a.req("rows")?;
                 let count_only = a.opt::<bool>("count_only")?.unwrap_or(false);
-                let created = repo.create_many(rows_input::<M::New>(rows)?).await?;
+                let decoded = rows.into_iter().map(austa_core::input::from_json::<M::New>);
+                let created = repo.create_many_decoded(decoded).await?;
                 if count_only {
                     Ok(json!({"count": created.len()}))
                 } else {
@@ -260,23 +261,6 @@ where
         }
         _ => return read::<M>(scope, method, a).await,
     })
-}
-
-/// Builds every row of a batch, reporting each bad row by position (nothing is written).
-fn rows_input<T: DeserializeOwned>(rows: Vec<Value>) -> Result<Vec<T>> {
-    let mut built = Vec::with_capacity(rows.len());
-    let mut errors = Vec::new();
-    for (row, value) in rows.into_iter().enumerate() {
-        match austa_core::input::from_json::<T>(value) {
-            Ok(v) => built.push(v),
-            Err(error) => errors.push(austa_core::RowError { row, error }),
-        }
-    }
-    if errors.is_empty() {
-        Ok(built)
-    } else {
-        Err(Error::Batch(errors))
-    }
 }
 
 /// `update`, then `create`/`create_many`/`get`/`list`.

@@ -118,10 +118,17 @@ async fn a_duplicate_identifier_fails_the_whole_batch() {
         let scope = tdb.org("Bulk conflict").await;
         scope.patients().create(patient(5)).await.unwrap();
         let before = counts(&tdb, "patients").await;
-        let e = scope.repo::<Patient>().create_many([patient(4), patient(5), patient(6)]).await.unwrap_err();
-        assert_eq!((e.code(), e.field()), ("conflict", Some("phone")), "{:?}", tdb.backend);
-        let e = scope.repo::<Patient>().create_many([patient(7), patient(7)]).await.unwrap_err();
-        assert_eq!(e.code(), "conflict");
+        let Err(Error::Batch(rows)) = scope.repo::<Patient>().create_many([patient(4), patient(5), patient(6)]).await
+        else {
+            panic!("a taken phone is reported by row")
+        };
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].row, rows[0].error.code(), rows[0].error.field()), (1, "conflict", Some("phone")));
+        let Err(Error::Batch(rows)) = scope.repo::<Patient>().create_many([patient(7), patient(8), patient(7)]).await
+        else {
+            panic!("a phone repeated in the batch is reported by row")
+        };
+        assert_eq!((rows.len(), rows[0].row, rows[0].error.field()), (1, 2, Some("phone")));
         assert_eq!(counts(&tdb, "patients").await, before);
         assert!(scope.patients().find_by_phone("+5511970000004").await.unwrap().is_none());
     }

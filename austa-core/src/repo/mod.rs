@@ -119,7 +119,8 @@ impl<'s, M: Model> Repo<'s, M> {
     /// path of data pipelines. Every row is validated first; when any row fails (validation, an unknown
     /// patient, a row the actor may not create), the error is [`Error::Batch`](crate::Error::Batch)
     /// listing each failed row by its position in `news` with its field, and nothing is written. A
-    /// unique identifier already in use fails the batch with `conflict` on that field. Keep batches to
+    /// unique identifier already in use (by a stored row or an earlier row of the batch) lists that
+    /// row with `conflict` on the field. Keep batches to
     /// a few thousand rows: the batch is held in memory and in one transaction.
     ///
     /// ```no_run
@@ -134,11 +135,19 @@ impl<'s, M: Model> Repo<'s, M> {
     /// # Ok(()) }
     /// ```
     pub async fn create_many(&self, news: impl IntoIterator<Item = M::New>) -> Result<Vec<M>> {
+        self.create_many_decoded(news.into_iter().map(Ok)).await
+    }
+
+    /// [`create_many`](Self::create_many) for callers that decode rows themselves (the Python and
+    /// Node bindings): a row that failed to decode is given as its error and reported in the batch
+    /// error at its position, together with the rows that fail validation, so that one attempt lists
+    /// every bad row. Nothing is written when any row is an error.
+    pub async fn create_many_decoded(&self, news: impl IntoIterator<Item = Result<M::New>>) -> Result<Vec<M>> {
         let (org, now) = (self.scope.organization_id(), crate::time::now());
         let mut models = Vec::new();
         let mut errors = Vec::new();
         for (row, new) in news.into_iter().enumerate() {
-            match M::build(org, Uuid::now_v7(), now, new) {
+            match new.and_then(|new| M::build(org, Uuid::now_v7(), now, new)) {
                 Ok(model) => models.push(model),
                 Err(error) => errors.push(crate::RowError { row, error }),
             }

@@ -319,8 +319,12 @@ pub(crate) async fn insert_many<M: Model>(scope: &Scope, models: &[M]) -> Result
         event = event.records(one.records).patients(one.patients).changed(one.changed);
     }
     let mut tx = AuditTx::begin(scope).await?;
-    for model in models {
-        check_identifiers(&mut tx, &keys, org, model).await?;
+    check_batch_uniqueness(&mut tx, M::TABLE, org, &rows).await?;
+    for (row, model) in models.iter().enumerate() {
+        check_identifiers(&mut tx, &keys, org, model).await.map_err(|error| match error {
+            Error::Conflict { .. } => Error::Batch(vec![RowError { row, error }]),
+            other => other,
+        })?;
     }
     let per_insert = rows.first().map_or(1, |c| (MAX_PARAMS_PER_INSERT / (c.len() + 1)).clamp(1, MAX_ROWS_PER_INSERT));
     let mut rows = rows.into_iter().peekable();
@@ -334,6 +338,70 @@ pub(crate) async fn insert_many<M: Model>(scope: &Scope, models: &[M]) -> Result
     }
     tx.record(event).await?;
     tx.commit().await
+}
+
+/// The blind-index columns under a unique index per organization (see the migrations).
+fn unique_blind_columns(table: &str) -> &'static [&'static str] {
+    match table {
+        "patients" => &["phone_bidx", "cpf_bidx", "email_bidx", "whatsapp_id_bidx"],
+        "providers" => &["email_bidx"],
+        _ => &[],
+    }
+}
+
+/// Finds the rows of a batch whose unique identifiers are taken, by a stored row (deleted ones
+/// included, as the index does) or by an earlier row of the batch, so that the batch error names each
+/// row and field instead of the database's first unique violation. One query per unique column per
+/// 500 rows.
+async fn check_batch_uniqueness(
+    tx: &mut Tx,
+    table: &str,
+    organization: Uuid,
+    rows: &[Vec<(&'static str, Value)>],
+) -> Result<()> {
+    let mut errors = Vec::new();
+    for column in unique_blind_columns(table) {
+        let field = column.trim_end_matches("_bidx");
+        let mut first_use = std::collections::HashMap::new();
+        let mut candidates = Vec::new();
+        for (row, columns) in rows.iter().enumerate() {
+            let digest = columns.iter().find_map(|(name, value)| match value {
+                Value::Bytes(Some(digest)) if name == column => Some(digest.as_slice()),
+                _ => None,
+            });
+            if let Some(digest) = digest {
+                if first_use.insert(digest, row).is_some() {
+                    errors.push(RowError { row, error: Error::Conflict { field: field.into() } });
+                } else {
+                    candidates.push((row, digest));
+                }
+            }
+        }
+        for chunk in candidates.chunks(MAX_ROWS_PER_INSERT) {
+            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT {column} AS digest FROM {table} WHERE organization_id = $1 AND {column} IN ({})",
+                placeholders.join(", ")
+            );
+            let query = chunk.iter().fold(Query::new(sql).bind(organization), |q, (_, d)| q.bind(d.to_vec()));
+            let mut taken = std::collections::HashSet::new();
+            for found in tx.fetch_all(query).await? {
+                if let Some(digest) = found.opt_bytes("digest")? {
+                    taken.insert(digest);
+                }
+            }
+            for (row, digest) in chunk {
+                if taken.contains(*digest) {
+                    errors.push(RowError { row: *row, error: Error::Conflict { field: field.into() } });
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    errors.sort_by_key(|e| e.row);
+    Err(Error::Batch(errors))
 }
 
 /// One INSERT of several rows (every row of a model has the same columns in the same order).
