@@ -68,3 +68,17 @@ echo "test-all: cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "test-all: cargo test (SQLite + ${AUSTA_TEST_DATABASE_URL:+PostgreSQL})"
 cargo test --workspace
+
+# The Python package: built and installed the way a user does (`pip install ./austa-py`: maturin,
+# release build, abi3 wheel), then its tests on both backends, the pipeline example and mypy --strict.
+echo "test-all: Python package (venv in target/py-venv)"
+venv=target/py-venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+  pytest mypy pandas pandas-stubs pyarrow
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./austa-py
+echo "test-all: pytest (SQLite + ${AUSTA_TEST_DATABASE_URL:+PostgreSQL})"
+(cd austa-py && "../$venv/bin/python" -m pytest -q tests)
+echo "test-all: the pipeline example, and mypy --strict on it"
+"$venv/bin/python" examples/pipeline.py >/dev/null
+"$venv/bin/mypy" --strict examples/pipeline.py

@@ -10,7 +10,7 @@ lists for JSON, and an exception per error code.
     with austa.Database("sqlite://clinic.db", key_file="clinic.key", create_key_file=True) as db:
         db.migrate()
         org = db.organizations.create(name="Clínica Exemplo", organization_type=austa.OrganizationType.CLINIC)
-        scope = db.scope(org.id, austa.Actor.system("lab-import"))
+        scope = db.scope(org.id, austa.Actor.admin())
         ana = scope.patients.create(first_name="Ana", last_name="Souza", phone="+5511987654321")
 
 Calls are synchronous and release the interpreter lock while the database works, so threads run in

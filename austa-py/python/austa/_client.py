@@ -73,7 +73,7 @@ class Actor:
 
     @classmethod
     def system(cls, name: str) -> "Actor":
-        """A system integration, named in the audit trail (``"lab-import"``, ``"tasy-sync"``)."""
+        """A system integration, named in the audit trail (``"tasy-sync"``, ``"whatsapp-webhook"``, ``"ai-annotator"``; ``"platform"`` for operator tooling; other names have no rights)."""
         return cls(Role.SYSTEM, name=name)
 
     @classmethod
@@ -93,7 +93,7 @@ class Database:
 
         with austa.Database("sqlite://clinic.db", key_file="clinic.key", create_key_file=True) as db:
             db.migrate()
-            scope = db.scope(org_id, austa.Actor.system("lab-import"))
+            scope = db.scope(org_id, austa.Actor.admin())
 
     Use it as a context manager, or call `close()`: the pool closes when the last scope is gone.
     """

@@ -1,7 +1,7 @@
 """The asyncio flavour: the same API, every database call awaited.
 
     db = await austa.aio.Database.open("postgres://...", key_file="clinic.key")
-    scope = await db.scope(org_id, austa.Actor.system("portal"))
+    scope = await db.scope(org_id, austa.Actor.admin())
     patient = await scope.patients.get(patient_id)
     async for row in scope.health_data.stream():
         ...
