@@ -79,6 +79,7 @@ venv=target/py-venv
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./austa-py
 echo "test-all: pytest (SQLite + ${AUSTA_TEST_DATABASE_URL:+PostgreSQL})"
 (cd austa-py && "../$venv/bin/python" -m pytest -q tests)
-echo "test-all: the pipeline example, and mypy --strict on it"
+echo "test-all: the pipeline example; mypy --strict on it and on the package"
 "$venv/bin/python" examples/pipeline.py >/dev/null
 "$venv/bin/mypy" --strict examples/pipeline.py
+(cd austa-py/python && "../../$venv/bin/mypy" --strict -p austa)

@@ -14,7 +14,7 @@ import decimal
 import enum
 import json
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Type, TypeVar, Union, overload
+from typing import Any, Callable, Dict, List, Optional, Type, TypeVar, Union
 
 from . import _native
 from ._record import Record
@@ -89,10 +89,6 @@ def records(cls: Type[R], values: List[Any]) -> List[R]:
     return [build(v) for v in values]
 
 
-@overload
-def maybe(cls: Type[R], value: None) -> None: ...
-@overload
-def maybe(cls: Type[R], value: Any) -> Optional[R]: ...
 def maybe(cls: Type[R], value: Any) -> Optional[R]:
     """A record, or None for a null result."""
     return None if value is None else cls._from_row(value)

@@ -19,7 +19,7 @@ from ._record import Record
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas
-    import pyarrow
+    import pyarrow  # type: ignore[import-untyped, unused-ignore]
 
 __all__ = ["to_pandas", "to_arrow", "rows"]
 
