@@ -28,8 +28,17 @@ const KEYWORDS: &[&str] = &[
 /// Names the generated annotations use, which a field must not shadow in its class body.
 const ANNOTATION_NAMES: &[&str] = &["uuid", "datetime", "Any", "List", "Optional", "Tuple", "Record", "dataclass"];
 
-/// The Python annotation of a type: `Sensitive<T>` is `T`, `Option<T>` is `Optional[T]`, enums and
-/// structs are their classes, data enums are `Any`.
+/// `Optional[inner]`, unless `inner` already admits None.
+fn optional(inner: String) -> String {
+    if inner.starts_with("Optional[") || inner == "Any" {
+        inner
+    } else {
+        format!("Optional[{inner}]")
+    }
+}
+
+/// The Python annotation of a type: `Option<T>` and `Sensitive<T>` (None once erased) are
+/// `Optional[T]`, enums and structs are their classes, data enums are `Any`.
 pub fn annotation(model: &Model, ty: &RustType) -> Result<String, Error> {
     Ok(match ty {
         RustType::Uuid => "uuid.UUID".into(),
@@ -41,23 +50,8 @@ pub fn annotation(model: &Model, ty: &RustType) -> Result<String, Error> {
         RustType::Bool => "bool".into(),
         RustType::Json => "Any".into(),
         RustType::Vec(t) => format!("List[{}]", annotation(model, t)?),
-        RustType::Option(t) => {
-            let inner = annotation(model, t)?;
-            if inner.starts_with("Optional[") || inner == "Any" {
-                inner
-            } else {
-                format!("Optional[{inner}]")
-            }
-        }
         // A sensitive value reads as None once its patient's key is shredded, whatever its type.
-        RustType::Sensitive(t) => {
-            let inner = annotation(model, t)?;
-            if inner.starts_with("Optional[") || inner == "Any" {
-                inner
-            } else {
-                format!("Optional[{inner}]")
-            }
-        }
+        RustType::Option(t) | RustType::Sensitive(t) => optional(annotation(model, t)?),
         RustType::Tuple(ts) => {
             format!("Tuple[{}]", ts.iter().map(|t| annotation(model, t)).collect::<Result<Vec<_>, _>>()?.join(", "))
         }
