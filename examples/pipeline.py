@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import datetime
 import os
@@ -40,12 +39,14 @@ Collection = Tuple[str, str]  # (cpf, collected_at)
 def open_database(workdir: Path) -> austa.Database:
     """The configured database, or a fresh SQLite database with a new key in `workdir`."""
     url = os.environ.get("DATABASE_URL")
-    if url is None:
-        url = f"sqlite://{workdir / 'pipeline.db'}"
-    if os.environ.get("AUSTA_MASTER_KEY") or os.environ.get("AUSTA_MASTER_KEY_FILE"):
+    if url is not None:
+        # A real database needs its real master key (AUSTA_MASTER_KEY or AUSTA_MASTER_KEY_FILE): a
+        # throwaway key would leave the rows written here unreadable.
         db = austa.Database(url)
     else:
-        db = austa.Database(url, key_file=workdir / "pipeline.key", create_key_file=True)
+        db = austa.Database(
+            f"sqlite://{workdir / 'pipeline.db'}", key_file=workdir / "pipeline.key", create_key_file=True
+        )
     db.migrate()
     return db
 

@@ -27,7 +27,10 @@ def _psql(url: str, sql: str) -> None:
     psql = shutil.which("psql")
     if psql is None:
         pytest.fail("psql is needed to create the PostgreSQL test database")
-    subprocess.run([psql, url, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True)
+    done = subprocess.run([psql, url, "-v", "ON_ERROR_STOP=1", "-qc", sql], capture_output=True, text=True)
+    if done.returncode != 0:
+        # Not CalledProcessError: its message would print the URL, password included.
+        pytest.fail(f"psql failed ({sql.split()[0]} ...): {done.stderr.strip()}")
 
 
 def _with_database(url: str, name: str, user: str = "") -> str:

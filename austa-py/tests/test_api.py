@@ -415,11 +415,15 @@ def test_keys(db: austa.Database, tmp_path: Path) -> None:
     assert erased.first_name is None and erased.cpf is None
     new_key = base64.b64encode(os.urandom(32)).decode()
     rotation = db.rotate_master_key(master_key=new_key)
-    assert rotation.organization_keys >= 1
-    # The database now needs the new master key; put it back for the other tests on the shared database.
-    db.clear_key_cache()
-    with austa.Database(_url_of(db, tmp_path), master_key=new_key) as reopened:
-        reopened.rotate_master_key(master_key=MASTER_KEY)
+    try:
+        assert rotation.organization_keys >= 1
+        db.clear_key_cache()
+        with austa.Database(_url_of(db, tmp_path), master_key=new_key) as reopened:
+            reopened.scope(scope.organization_id, austa.Actor.platform()).patients.list()
+    finally:
+        # Put the master key back for the other tests on the shared PostgreSQL database.
+        with austa.Database(_url_of(db, tmp_path), master_key=new_key) as reopened:
+            reopened.rotate_master_key(master_key=MASTER_KEY)
 
 
 def _url_of(db: austa.Database, tmp_path: Path) -> str:

@@ -120,3 +120,15 @@ def test_export_to_pandas_and_arrow(scope: austa.Scope) -> None:
     assert table.column("data_type")[0].as_py() == "LAB_RESULT"
     empty = austa.export.to_pandas(scope.providers.stream(), columns=["id"])
     assert list(empty.columns) == ["id"] and len(empty) == 0
+
+
+def test_rows_from_a_dataframe(scope: austa.Scope) -> None:
+    pandas = pytest.importorskip("pandas")
+    ana = scope.patients.create(patient_row())
+    frame = pandas.DataFrame({"patient_id": [str(ana.id)] * 3, "data_type": "VITAL_SIGN", "category": "CARDIOLOGY"})
+    numpy = pytest.importorskip("numpy")
+    frame["vital_signs"] = [{"heart_rate": numpy.int64(v), "spo2": numpy.float64(0.97)} for v in (61, 72, 83)]
+    frame["is_verified"] = numpy.array([False, False, False])  # numpy.bool_ values
+    rows = frame.to_dict("records")
+    assert scope.health_data.import_rows(rows) == 3
+    assert sorted(h.vital_signs["heart_rate"] for h in scope.health_data.stream()) == [61, 72, 83]

@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+from pathlib import Path
 from typing import List
 
 import austa
@@ -26,15 +27,17 @@ def test_database_work_runs_without_the_interpreter_lock(scope: austa.Scope) -> 
     def bulk() -> None:
         started.set()
         t0 = time.perf_counter()
-        native.call("health_data.create_many", text)  # one native call, no Python code inside
-        span.extend([t0, time.perf_counter()])
-        finished.set()
+        try:
+            native.call("health_data.create_many", text)  # one native call, no Python code inside
+        finally:
+            span.extend([t0, time.perf_counter()])
+            finished.set()
 
     worker = threading.Thread(target=bulk)
     ticks: List[float] = []
     worker.start()
     started.wait()
-    while not finished.is_set():
+    while worker.is_alive():
         ticks.append(time.perf_counter())
         time.sleep(0)  # a pure-Python loop: it only progresses while the lock is free
     worker.join()
@@ -43,7 +46,7 @@ def test_database_work_runs_without_the_interpreter_lock(scope: austa.Scope) -> 
     gaps = [b - a for a, b in zip(inside, inside[1:])] or [duration]
     # Holding the lock for the call would stall this thread for the call's whole duration.
     assert len(inside) > 10, (len(inside), duration)
-    assert max(gaps) < duration / 2, (max(gaps), duration)
+    assert max(gaps) < max(duration / 2, 0.05), (max(gaps), duration)
 
 
 def test_two_threads_write_in_parallel(db: austa.Database) -> None:
@@ -65,10 +68,11 @@ def test_two_threads_write_in_parallel(db: austa.Database) -> None:
     assert [sum(1 for _ in s.patients.stream()) for s in scopes] == [200, 200]
 
 
-def test_asyncio_flavour(db: austa.Database, tmp_path) -> None:
+def test_asyncio_flavour(tmp_path: Path) -> None:
     async def main() -> None:
         async with await austa.aio.Database.open(f"sqlite://{tmp_path / 'aio.db'}", master_key=MASTER_KEY) as adb:
             await adb.migrate()
+            assert await adb.backend == "sqlite"
             org = await adb.organizations.create(name="Clínica Async", organization_type="CLINIC")
             scope = await adb.scope(org.id, austa.Actor.platform())
             created = await asyncio.gather(*(scope.patients.create(patient_row()) for _ in range(20)))

@@ -96,3 +96,14 @@ def test_timestamps_are_aware_and_round_trip(scope: austa.Scope) -> None:
     at = datetime.datetime(2026, 11, 25, 9, 0, tzinfo=brt)
     row = scope.health_data.create(patient_id=ana.id, data_type="SYMPTOM", category="GENERAL", recorded_at=at, symptoms={"dor": "leve"})
     assert row.recorded_at == at and row.recorded_at.tzinfo == datetime.timezone.utc
+
+
+def test_errors_pickle_with_their_fields() -> None:
+    import pickle
+
+    error = austa.ValidationError("invalid cpf: invalid check digits", field="cpf")
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is austa.ValidationError and back.field == "cpf" and str(back) == str(error)
+    batch = austa.BatchError("1 row(s) failed", errors=[austa.RowError(3, "validation", "cpf", "bad")], written=5)
+    back_batch = pickle.loads(pickle.dumps(batch))
+    assert back_batch.errors == batch.errors and back_batch.written == 5

@@ -6,7 +6,7 @@ import datetime
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, Optional, Union
+from typing import Any, Dict, Iterator, Mapping, Optional, Union
 
 from . import _native
 from . import _wire as w
@@ -218,7 +218,7 @@ class Organizations:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def create(self, data: Optional[Dict[str, Any]] = None, /, **fields: Any) -> Organization:
+    def create(self, data: Optional[Mapping[str, Any]] = None, /, **fields: Any) -> Organization:
         """Creates an organization (its key is created with it)."""
         merged = {**(data or {}), **fields}
         return Organization._from_row(self._db._call("organizations.create", {"data": merged}))
@@ -231,7 +231,7 @@ class Organizations:
         """The organization with that CNPJ, if any."""
         return w.maybe(Organization, self._db._call("organizations.find_by_tax_id", {"cnpj": cnpj}))
 
-    def update(self, id: Id, patch: Optional[Dict[str, Any]] = None, /, **fields: Any) -> Organization:
+    def update(self, id: Id, patch: Optional[Mapping[str, Any]] = None, /, **fields: Any) -> Organization:
         """Changes an organization."""
         merged = {**(patch or {}), **fields}
         return Organization._from_row(self._db._call("organizations.update", {"id": id, "patch": merged}))
@@ -287,7 +287,7 @@ class Scope:
         """The scope's organization."""
         return Organization._from_row(self._call("organization.get"))
 
-    def update_organization(self, patch: Optional[Dict[str, Any]] = None, /, **fields: Any) -> Organization:
+    def update_organization(self, patch: Optional[Mapping[str, Any]] = None, /, **fields: Any) -> Organization:
         """Changes the scope's organization (administrators)."""
         merged = {**(patch or {}), **fields}
         return Organization._from_row(self._call("organization.update", {"patch": merged}))
@@ -365,7 +365,7 @@ class Keys:
         return RotationStatus._from_row(self._call("rotation_status", {"id": id}))
 
     def run_rotation(self, id: Id, *, batch_size: Optional[int] = None, max_batches: Optional[int] = None) -> RotationStatus:
-        """Re-encrypts rows under the new key, resumably (run it again until `finished_at` is set)."""
+        """Re-encrypts rows under the new key, resumably (run it again until `completed` is true)."""
         args = {"id": id, "batch_size": batch_size, "max_batches": max_batches}
         return RotationStatus._from_row(self._call("run_rotation", args))
 

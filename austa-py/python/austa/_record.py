@@ -114,12 +114,12 @@ def parse_datetime(value: str) -> datetime.datetime:
     elif len(text) > 6 and text[-6] in "+-" and text[-3] == ":":
         text, offset = text[:-6], text[-6:]
     else:
-        raise ValueError(f"timestamp without a UTC offset: {value!r}")
+        raise ValueError("timestamp without a UTC offset")
     dot = text.find(".", 19)
     if dot != -1:
         fraction = text[dot + 1 :]
         if not (fraction.isascii() and fraction.isdigit()):
-            raise ValueError(f"invalid timestamp: {value!r}")
+            raise ValueError("invalid timestamp")
         text = text[:dot] + "." + (fraction + "00000")[:6]
     parsed = _DATETIME.fromisoformat(text + offset)
     return parsed if offset == "+00:00" else parsed.astimezone(_UTC)
@@ -142,7 +142,7 @@ def to_datetime(value: Any) -> datetime.datetime:
     """An aware UTC datetime from an RFC 3339 string (an aware datetime passes through)."""
     if isinstance(value, _DATETIME):
         if value.tzinfo is None:
-            raise ValueError(f"naive datetime: {value!r}")
+            raise ValueError("naive datetime")
         return value
     return parse_datetime(value)
 
@@ -194,6 +194,6 @@ def enum_of(cls: Type[E]) -> Callable[[Any], E]:
         try:
             return members[value]
         except (KeyError, TypeError):
-            raise ValueError(f"{value!r} is not a {cls.__name__} value") from None
+            raise ValueError(f"not a {cls.__name__} value") from None
 
     return convert_enum

@@ -44,6 +44,10 @@ def _default(value: Any) -> Any:
         return float(value)
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
+    # numpy and pandas scalars (from `DataFrame.to_dict("records")`): their plain Python value.
+    item = getattr(value, "item", None)
+    if callable(item) and type(value).__module__.split(".")[0] in ("numpy", "pandas"):
+        return item()
     raise ValidationError(f"a value of type {type(value).__name__} cannot be passed to austa")
 
 

@@ -7,6 +7,8 @@
         ...
 
 Each call runs the synchronous call in the event loop's default thread pool (`asyncio.to_thread`);
+streams fetch a page per hop; `batch()` is not offered (use `create_many` or `import_rows`); a
+cancelled `await` does not stop a write already under way (it commits or fails on its own);
 the synchronous calls release the interpreter lock while the database works, so many awaited calls
 progress in parallel and the event loop never blocks. Why not native coroutines: the core runs on its
 own tokio runtime either way, and a thread hop costs microseconds against a database round trip of
@@ -17,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Optional, TypeVar, cast
+import itertools
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Optional, TypeVar
 
 from . import _client
 
@@ -25,20 +28,18 @@ T = TypeVar("T")
 
 __all__ = ["Database", "Scope", "AsyncProxy"]
 
-_SENTINEL = object()
-
-
-async def _next(iterator: Iterator[T]) -> Any:
-    return await asyncio.to_thread(next, iterator, _SENTINEL)
+#: Items fetched per thread hop by async streams (a page of the underlying listing).
+_CHUNK = 500
 
 
 async def _aiter(make: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
     iterator = await asyncio.to_thread(make)
     while True:
-        item = await _next(iterator)
-        if item is _SENTINEL:
+        chunk = await asyncio.to_thread(lambda: list(itertools.islice(iterator, _CHUNK)))
+        if not chunk:
             return
-        yield cast(T, item)
+        for item in chunk:
+            yield item
 
 
 class AsyncProxy:
@@ -52,6 +53,12 @@ class AsyncProxy:
         return f"<async {self._target!r}>"
 
     def __getattr__(self, name: str) -> Any:
+        if name == "batch":
+            raise AttributeError("batch() writes when its block ends, which would block the event loop: use "
+                                 "`await repo.create_many(rows)` or `await repo.import_rows(rows)` instead")
+        if isinstance(getattr(type(self._target), name, None), property):
+            # A property that queries the database (`backend`) is awaited like a method.
+            return asyncio.to_thread(getattr, self._target, name)
         value = getattr(self._target, name)
         if not callable(value) or isinstance(value, type):
             return value

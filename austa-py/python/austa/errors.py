@@ -43,6 +43,10 @@ class AustaError(Exception):
         #: The offending field (validation and conflict errors), else None.
         self.field = field
 
+    def __reduce__(self) -> Any:
+        # Pickled (multiprocessing pools) with the field, which is not among the exception's args.
+        return (_rebuild, (type(self), self.message, self.__dict__))
+
     @property
     def message(self) -> str:
         """The error's message (the same as `str(error)`)."""
@@ -147,6 +151,13 @@ class BatchError(AustaError):
         self.errors = errors
         #: Rows written by the batches committed before the failing one.
         self.written = written
+
+
+def _rebuild(cls: Type[AustaError], message: str, state: Dict[str, Any]) -> AustaError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 _BY_CODE: Dict[str, Type[AustaError]] = {
