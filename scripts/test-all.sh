@@ -83,3 +83,14 @@ echo "test-all: the pipeline example; mypy --strict on it and on the package"
 "$venv/bin/python" examples/pipeline.py >/dev/null
 "$venv/bin/mypy" --strict examples/pipeline.py
 (cd austa-py/python && "../../$venv/bin/mypy" --strict -p austa)
+
+# The Node package: npm install, the README's build command (napi build, release), its node --test
+# suite on both backends, and tsc --noEmit --strict on the TypeScript example.
+echo "test-all: Node package (npm install, npm run build, node --test, tsc --strict)"
+(
+  cd austa-node
+  npm install --no-audit --no-fund --loglevel=error
+  npm run --silent build
+  node --test test/
+  npm run --silent typecheck
+)

@@ -5,8 +5,8 @@
 //! The Rust model definitions are the single source of truth. The generator reads them with `syn`
 //! ([`parse`]), never by compiling or running the core, into a small intermediate representation
 //! ([`ir::Model`]: structs with typed fields and a sensitive flag, string enums, and opaque data enums)
-//! with serde's renames already applied. Renderers turn the IR into one target language: today Python
-//! ([`python`], for `austa-py`); a TypeScript renderer for the Node binding will read the same IR.
+//! with serde's renames already applied. Renderers turn the IR into one target language: Python
+//! ([`python`], for `austa-py`) and TypeScript/JavaScript ([`typescript`], for `austa-node`).
 //!
 //! Anything the generator does not understand (a field type outside the supported set, a serde
 //! attribute that changes the wire shape) fails the run with a message naming the item, and the
@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 pub mod ir;
 pub mod parse;
 pub mod python;
+pub mod typescript;
 
 /// A generation failure, with a message naming the file and item at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +79,10 @@ pub struct GeneratedFile {
 pub const PY_ENUMS: &str = "austa-py/python/austa/_enums.py";
 /// The generated Python models.
 pub const PY_MODELS: &str = "austa-py/python/austa/_models.py";
+/// The generated TypeScript declarations of the Node package's records and enums.
+pub const NODE_TYPES: &str = "austa-node/lib/types.d.ts";
+/// The generated decoding schema of the Node package's records.
+pub const NODE_SCHEMA: &str = "austa-node/lib/schema.js";
 
 /// The workspace root: the parent of this crate's directory.
 pub fn workspace_root() -> PathBuf {
@@ -135,5 +140,7 @@ pub fn generate(root: &Path) -> Result<Vec<GeneratedFile>, Error> {
     Ok(vec![
         GeneratedFile { path: PY_ENUMS, contents: python::render_enums(&model)? },
         GeneratedFile { path: PY_MODELS, contents: python::render_models(&model)? },
+        GeneratedFile { path: NODE_TYPES, contents: typescript::render_types(&model)? },
+        GeneratedFile { path: NODE_SCHEMA, contents: typescript::render_schema(&model)? },
     ])
 }

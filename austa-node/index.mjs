@@ -1,0 +1,8 @@
+// ES module entry: the same objects as the CommonJS entry.
+import austa from './index.js';
+
+export const {
+  Database, Scope, Actor, AustaError, NotFound, ValidationError, Conflict, PermissionDenied, CryptoError,
+  Erased, ConfigError, MigrationError, DatabaseError, CorruptData, IoError, InternalError, BatchError,
+} = austa;
+export default austa;
