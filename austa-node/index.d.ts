@@ -1,6 +1,7 @@
 // Types of the Node package `austa`. The records and enums (lib/types.d.ts) are generated from
 // austa-core's Rust definitions by austa-codegen; this file declares the classes over them.
 
+/// <reference types="node" />
 import type * as T from './lib/types';
 
 export * from './lib/types';
@@ -282,6 +283,8 @@ export declare class AustaError extends Error {
   readonly code: string;
   /** The offending field (camelCase), for validation and conflict errors. */
   readonly field: string | null;
+  /** For a failure of createMany/importRows: the rows earlier batches committed. */
+  readonly written?: number;
 }
 export declare class NotFound extends AustaError {}
 export declare class ValidationError extends AustaError {}

@@ -163,6 +163,9 @@ class Database {
   /** Stores a WhatsApp Cloud API webhook body as received (string or Buffer; verify its signature first). */
   async ingestWhatsapp(body) {
     if (this._native === null) throw new errors.ValidationError('the database is closed', 'validation');
+    if (typeof body !== 'string' && !Buffer.isBuffer(body)) {
+      throw new errors.ValidationError('the webhook body must be a string or a Buffer', 'validation', 'body');
+    }
     return decode('IngestReport', JSON.parse(await settle(this._native.ingest(body))));
   }
 

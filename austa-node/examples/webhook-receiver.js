@@ -8,8 +8,9 @@
 //
 // It answers 200 only after the body is committed (messages, conversation counters, audit events in
 // one transaction), so WhatsApp retries anything that was not stored; retries are idempotent (a
-// message id already stored is skipped). With WHATSAPP_APP_SECRET set, the X-Hub-Signature-256 header
-// is verified first and a bad signature is refused with 401 before anything is read.
+// message id already stored is skipped). The X-Hub-Signature-256 header is verified with
+// WHATSAPP_APP_SECRET first and a bad signature is refused with 401; without the secret the
+// example runs only in an explicit, announced development mode.
 //
 // Without DATABASE_URL it uses a SQLite file and a development key file in the current folder, and
 // registers the sample's phone number id with a demo clinic and patient so the sample is routed.
@@ -22,7 +23,7 @@ const SAMPLE_NUMBER_ID = '109876543210987';
 const MAX_BODY = 1024 * 1024;
 
 function signatureValid(secret, body, header) {
-  if (!secret) return true;
+  if (!secret) return true; // only with `insecure: true` (see createReceiver)
   const expected = `sha256=${crypto.createHmac('sha256', secret).update(body).digest('hex')}`;
   const given = Buffer.from(String(header || ''));
   return given.length === expected.length && crypto.timingSafeEqual(given, Buffer.from(expected));
@@ -30,13 +31,15 @@ function signatureValid(secret, body, header) {
 
 function readBody(req) {
   return new Promise((resolve, reject) => {
+    const tooLarge = () => Object.assign(new Error('body too large'), { status: 413 });
+    if (Number(req.headers['content-length'] || 0) > MAX_BODY) return reject(tooLarge());
     const parts = [];
     let size = 0;
     req.on('data', (chunk) => {
       size += chunk.length;
       if (size > MAX_BODY) {
-        reject(Object.assign(new Error('body too large'), { status: 413 }));
-        req.destroy();
+        req.pause(); // stop buffering; the 413 is answered with Connection: close
+        reject(tooLarge());
       } else parts.push(chunk);
     });
     req.on('end', () => resolve(Buffer.concat(parts)));
@@ -45,13 +48,17 @@ function readBody(req) {
 }
 
 function reply(res, status, body) {
-  res.writeHead(status, { 'content-type': 'application/json' });
+  res.writeHead(status, { 'content-type': 'application/json', ...(status === 413 ? { connection: 'close' } : {}) });
   res.end(JSON.stringify(body));
 }
 
-/** The receiver as an http.Server over an open austa Database. */
+/** The receiver as an http.Server over an open austa Database. Refuses to start without the app
+ * secret that signs Meta's requests, unless `insecure: true` (local development only). */
 function createReceiver(db, options = {}) {
   const secret = options.appSecret || process.env.WHATSAPP_APP_SECRET || '';
+  if (!secret && !options.insecure) {
+    throw new Error('set WHATSAPP_APP_SECRET (or pass insecure: true for local development)');
+  }
   const verifyToken = options.verifyToken || process.env.WHATSAPP_VERIFY_TOKEN || '';
   return http.createServer(async (req, res) => {
     const url = new URL(req.url || '/', 'http://localhost');
@@ -93,7 +100,9 @@ async function main() {
   await db.migrate();
   if (!process.env.DATABASE_URL) await setUpDemo(db);
   const port = Number(process.env.PORT || 8080);
-  const server = createReceiver(db);
+  const insecure = !process.env.WHATSAPP_APP_SECRET;
+  if (insecure) console.warn('WHATSAPP_APP_SECRET is not set: signatures are NOT verified (development only)');
+  const server = createReceiver(db, { insecure });
   server.listen(port, '127.0.0.1', () => console.log(`austa webhook receiver on http://127.0.0.1:${port}/webhook`));
   const stop = () => server.close(() => db.close().then(() => process.exit(0)));
   process.on('SIGINT', stop);

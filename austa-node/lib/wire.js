@@ -9,11 +9,12 @@ const { fromNative, ValidationError } = require('./errors');
 const INPUTS = new Set(['data', 'patch', 'analysis', 'ocr', 'outcome', 'sync', 'event']);
 /** Struct-valued fields inside inputs: their keys are renamed too. Other objects (JSON values such as
  * lab results or field mappings) are passed exactly as given. */
-const NESTED = new Set(['address', 'emergency_contact']);
+const NESTED = new Set(['address', 'emergency_contact', 'achievements']);
 
 const isPlainObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date);
 
 function input(object) {
+  if (Array.isArray(object)) return object.map(input);
   if (!isPlainObject(object)) return object;
   const out = {};
   for (const [key, value] of Object.entries(object)) {

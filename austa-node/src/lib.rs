@@ -20,14 +20,12 @@ use serde_json::Value;
 
 /// What a task does once it runs on the thread pool.
 pub enum Work {
-    Open(Value),
-    Database(CoreDatabase, String, Value),
-    Scope(CoreScope, String, Value),
+    Open,
+    Database(CoreDatabase, String),
+    Scope(CoreScope, String),
     Ingest(CoreDatabase, Vec<u8>),
-    OpenScope(CoreDatabase, Value),
-    Emergency(CoreScope, Value),
-    /// The arguments were not JSON: the task only rejects.
-    Failed(Value),
+    OpenScope(CoreDatabase),
+    Emergency(CoreScope),
 }
 
 /// What a task produced (public only because `Task::Output` names it).
@@ -63,19 +61,15 @@ where
     out.ok_or_else(failure::panicked)
 }
 
-/// One call of the core, run off the JavaScript thread.
+/// One call of the core, run off the JavaScript thread (arguments are parsed there too: a bulk
+/// batch's JSON is not parsed on the event loop).
 pub struct Call {
-    work: Option<Work>,
+    work: Option<(Work, String)>,
 }
 
 impl Call {
-    /// A task over parsed arguments, or one that rejects with the parse failure.
-    fn with(args: &str, work: impl FnOnce(Value) -> Work) -> AsyncTask<Self> {
-        let work = match arguments(args) {
-            Ok(args) => work(args),
-            Err(failure) => Work::Failed(failure),
-        };
-        AsyncTask::new(Self { work: Some(work) })
+    fn with(args: String, work: Work) -> AsyncTask<Self> {
+        AsyncTask::new(Self { work: Some((work, args)) })
     }
 }
 
@@ -84,28 +78,24 @@ impl Task for Call {
     type JsValue = Either3<String, NativeDatabase, NativeScope>;
 
     fn compute(&mut self) -> Result<Done> {
-        let work = self.work.take().ok_or_else(|| reject(failure::panicked()))?;
+        let (work, args) = self.work.take().ok_or_else(|| reject(failure::panicked()))?;
+        let args = arguments(&args).map_err(reject)?;
         let done = match work {
-            Work::Open(args) => handle(async {
+            Work::Open => handle(async {
                 let options = austa_core::input::from_json(args)?;
                 austa_bindings::open(options).await
             })
             .map(Done::Database),
-            Work::Database(db, op, args) => {
-                failure::block_on(austa_bindings::call_database(&db, &op, args)).map(Done::Json)
-            }
-            Work::Scope(scope, op, args) => {
-                failure::block_on(austa_bindings::call_scope(&scope, &op, args)).map(Done::Json)
-            }
+            Work::Database(db, op) => failure::block_on(austa_bindings::call_database(&db, &op, args)).map(Done::Json),
+            Work::Scope(scope, op) => failure::block_on(austa_bindings::call_scope(&scope, &op, args)).map(Done::Json),
             Work::Ingest(db, body) => failure::block_on(async {
                 let report = db.whatsapp().ingest(&body).await?;
                 serde_json::to_value(report)
                     .map_err(|e| austa_core::Error::CorruptData(format!("result serialization: {e}")))
             })
             .map(Done::Json),
-            Work::OpenScope(db, args) => handle(austa_bindings::scope(&db, args)).map(Done::Scope),
-            Work::Emergency(scope, args) => handle(austa_bindings::ops::emergency_scope(&scope, args)).map(Done::Scope),
-            Work::Failed(failure) => Err(failure),
+            Work::OpenScope(db) => handle(austa_bindings::scope(&db, args)).map(Done::Scope),
+            Work::Emergency(scope) => handle(austa_bindings::ops::emergency_scope(&scope, args)).map(Done::Scope),
         };
         done.map_err(reject)
     }
@@ -123,7 +113,7 @@ impl Task for Call {
 /// create_key_file?}`; absent members come from the environment. Resolves to a `NativeDatabase`.
 #[napi]
 pub fn open(options: String) -> AsyncTask<Call> {
-    Call::with(&options, Work::Open)
+    Call::with(options, Work::Open)
 }
 
 /// An open database (a connection pool and the key cache), shared by every call of the process.
@@ -138,7 +128,7 @@ impl NativeDatabase {
     /// as JSON text.
     #[napi]
     pub fn call(&self, op: String, args: String) -> AsyncTask<Call> {
-        Call::with(&args, |args| Work::Database(self.inner.clone(), op, args))
+        Call::with(args, Work::Database(self.inner.clone(), op))
     }
 
     /// Stores a WhatsApp Cloud API webhook body, given as received (a string or a Buffer).
@@ -149,13 +139,13 @@ impl NativeDatabase {
             // Copied before the task runs: JavaScript may change the Buffer meanwhile.
             Either::B(buffer) => buffer.to_vec(),
         };
-        AsyncTask::new(Call { work: Some(Work::Ingest(self.inner.clone(), body)) })
+        Call::with("{}".into(), Work::Ingest(self.inner.clone(), body))
     }
 
     /// Opens a scope: JSON text of `{organization_id, actor, request?}`. Resolves to a `NativeScope`.
     #[napi]
     pub fn scope(&self, args: String) -> AsyncTask<Call> {
-        Call::with(&args, |args| Work::OpenScope(self.inner.clone(), args))
+        Call::with(args, Work::OpenScope(self.inner.clone()))
     }
 }
 
@@ -170,12 +160,12 @@ impl NativeScope {
     /// A scope operation (`patients.create`, `audit.verify`, ...), arguments and result as JSON text.
     #[napi]
     pub fn call(&self, op: String, args: String) -> AsyncTask<Call> {
-        Call::with(&args, |args| Work::Scope(self.inner.clone(), op, args))
+        Call::with(args, Work::Scope(self.inner.clone(), op))
     }
 
     /// A provider's recorded, time-limited emergency access to one patient, as a new scope.
     #[napi]
     pub fn emergency(&self, args: String) -> AsyncTask<Call> {
-        Call::with(&args, |args| Work::Emergency(self.inner.clone(), args))
+        Call::with(args, Work::Emergency(self.inner.clone()))
     }
 }

@@ -51,3 +51,24 @@ test('import loads the ES module entry', async () => {
   assert.equal(esm.Database, austa.Database);
   assert.equal(esm.default.Actor, austa.Actor);
 });
+
+test('the receiver refuses to run without a signing secret unless told it is development', async () => {
+  const db = await austa.Database.open({ url: 'sqlite::memory:', masterKey: MASTER_KEY });
+  const saved = process.env.WHATSAPP_APP_SECRET;
+  delete process.env.WHATSAPP_APP_SECRET;
+  try {
+    assert.throws(() => createReceiver(db), /WHATSAPP_APP_SECRET/);
+    createReceiver(db, { insecure: true }).close();
+  } finally {
+    if (saved !== undefined) process.env.WHATSAPP_APP_SECRET = saved;
+    await db.close();
+  }
+});
+
+test('achievements inside inputs are renamed like the other nested structs', async () => {
+  const { input } = require('../lib/wire');
+  assert.deepEqual(input({ achievements: [{ earnedAt: 'x', missionId: 'y' }], labResults: { someKey: 1 } }), {
+    achievements: [{ earned_at: 'x', mission_id: 'y' }],
+    lab_results: { someKey: 1 },
+  });
+});
