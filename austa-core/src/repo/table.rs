@@ -270,6 +270,10 @@ pub(crate) async fn insert<M: Model>(scope: &Scope, model: &M) -> Result<()> {
 /// Rows per multi-row INSERT, under both backends' bound-parameter limits (SQLite 32,766, PostgreSQL
 /// 65,535) and small enough to keep statements short.
 const MAX_PARAMS_PER_INSERT: usize = 30_000;
+/// On SQLite a statement's cost grows faster than its parameter count: measured from Python on health
+/// data rows, 500-row statements ran at about 2,000 rows per second and 50-row ones at about 7,000. Its
+/// statements stay small.
+const MAX_PARAMS_PER_INSERT_SQLITE: usize = 2_000;
 const MAX_ROWS_PER_INSERT: usize = 500;
 
 /// Inserts a batch of built models in one transaction: one multi-row INSERT per chunk, one Tasy
@@ -326,7 +330,11 @@ pub(crate) async fn insert_many<M: Model>(scope: &Scope, models: &[M]) -> Result
             other => other,
         })?;
     }
-    let per_insert = rows.first().map_or(1, |c| (MAX_PARAMS_PER_INSERT / (c.len() + 1)).clamp(1, MAX_ROWS_PER_INSERT));
+    let max_params = match &*tx {
+        Tx::Postgres(_) => MAX_PARAMS_PER_INSERT,
+        Tx::Sqlite(_) => MAX_PARAMS_PER_INSERT_SQLITE,
+    };
+    let per_insert = rows.first().map_or(1, |c| (max_params / (c.len() + 1)).clamp(1, MAX_ROWS_PER_INSERT));
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(per_insert).collect();
