@@ -293,6 +293,8 @@ export declare class PermissionDenied extends AustaError {}
 export declare class CryptoError extends AustaError {}
 export declare class Erased extends AustaError {}
 export declare class ConfigError extends AustaError {}
+/** An operation refused to run because it would be unsafe here; nothing was changed. */
+export declare class Refused extends AustaError {}
 export declare class MigrationError extends AustaError {}
 export declare class DatabaseError extends AustaError {}
 export declare class CorruptData extends AustaError {}

@@ -90,6 +90,10 @@ pub enum Error {
     /// The data was erased (crypto-shredding): its key no longer exists.
     #[error("erased: the data's key was destroyed")]
     Erased,
+    /// An operation refused to run because it would be unsafe here (resetting a database that does not
+    /// look like a development one, restoring into a non-empty database); nothing was changed.
+    #[error("refused: {0}")]
+    Refused(String),
     /// Configuration is missing or wrong (database URL, master key).
     #[error("configuration error: {0}")]
     Config(String),
@@ -118,6 +122,7 @@ impl Error {
             Self::PermissionDenied(_) => "permission_denied",
             Self::Crypto { .. } => "crypto",
             Self::Erased => "erased",
+            Self::Refused(_) => "refused",
             Self::Config(_) => "config",
             Self::Migration(_) => "migration",
             Self::Database(_) => "database",

@@ -32,6 +32,7 @@ pub mod db;
 mod error;
 pub mod input;
 pub mod model;
+pub mod ops;
 pub mod repo;
 pub mod scope;
 pub mod seed;

@@ -31,6 +31,7 @@ const PermissionDenied = define('PermissionDenied', 'permission_denied');
 const CryptoError = define('CryptoError', 'crypto');
 const Erased = define('Erased', 'erased');
 const ConfigError = define('ConfigError', 'config');
+const Refused = define('Refused', 'refused');
 const MigrationError = define('MigrationError', 'migration');
 const DatabaseError = define('DatabaseError', 'database');
 const CorruptData = define('CorruptData', 'corrupt_data');
@@ -84,6 +85,7 @@ module.exports = {
   CryptoError,
   Erased,
   ConfigError,
+  Refused,
   MigrationError,
   DatabaseError,
   CorruptData,

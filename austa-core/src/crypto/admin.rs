@@ -329,6 +329,32 @@ impl KeyAdmin<'_> {
         status_from_row(&row)
     }
 
+    /// The rotations of this organization that have not completed (at most one per subject): what an
+    /// interrupted run left to resume with [`KeyAdmin::run_rotation`].
+    pub async fn running_rotations(&self) -> Result<Vec<RotationStatus>> {
+        check(
+            self.scope,
+            "organizations",
+            Action::Read,
+            None,
+            None,
+            self.scope.authorize(Resource::Keys, Action::Read),
+        )
+        .await?;
+        let org = self.org();
+        let mut tx = self.db().begin(Some(org), TxMode::Read).await?;
+        let rows = tx
+            .fetch_all(
+                Query::new(
+                    "SELECT * FROM key_rotations WHERE organization_id = $1 AND status = 'RUNNING' ORDER BY started_at",
+                )
+                .bind(org),
+            )
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(status_from_row).collect()
+    }
+
     /// Runs (or resumes) a rotation batch by batch, calling `progress` after each batch, until it
     /// completes or `options.max_batches` batches ran. Safe to call again after a crash or from another
     /// process: each batch and its position commit together.

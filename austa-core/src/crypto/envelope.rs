@@ -58,17 +58,29 @@ pub(crate) fn seal(cipher: &Aes256Gcm, header: Header, context: &[u8], plaintext
 
 /// Reads an envelope's header, checking its shape.
 pub(crate) fn header(envelope: &[u8]) -> Result<Header, CryptoErrorKind> {
-    if envelope.len() < HEADER + NONCE + TAG || envelope[0] != VERSION {
+    if envelope.len() < HEADER + NONCE + TAG {
         return Err(CryptoErrorKind::MalformedEnvelope);
     }
-    let kind = match envelope[1] {
+    named_key(envelope).ok_or(CryptoErrorKind::MalformedEnvelope)
+}
+
+/// The key an envelope names, read from its first [`HEADER_LEN`] bytes alone (validation reads no
+/// more of a ciphertext than this); `None` when they are not an envelope header.
+pub(crate) fn named_key(prefix: &[u8]) -> Option<Header> {
+    if prefix.len() < HEADER || prefix[0] != VERSION {
+        return None;
+    }
+    let kind = match prefix[1] {
         1 => KeyKind::Organization,
         2 => KeyKind::Patient,
-        _ => return Err(CryptoErrorKind::MalformedEnvelope),
+        _ => return None,
     };
-    let id: [u8; 16] = envelope[2..HEADER].try_into().map_err(|_| CryptoErrorKind::MalformedEnvelope)?;
-    Ok(Header { kind, key_id: Uuid::from_bytes(id) })
+    let id: [u8; 16] = prefix[2..HEADER].try_into().ok()?;
+    Some(Header { kind, key_id: Uuid::from_bytes(id) })
 }
+
+/// Length of an envelope's header (version, key kind, key id).
+pub(crate) const HEADER_LEN: usize = HEADER;
 
 /// Decrypts an envelope whose key has already been resolved to `cipher`.
 pub(crate) fn open(cipher: &Aes256Gcm, envelope: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoErrorKind> {

@@ -15,7 +15,7 @@
 mod admin;
 mod blind_index;
 mod cache;
-mod envelope;
+pub(crate) mod envelope;
 mod keyring;
 mod keys;
 mod sensitive;

@@ -1,7 +1,12 @@
 //! Embedded migrations: `migrations/{sqlite,postgres}` (the data schema) and
 //! `migrations/keystore/{sqlite,postgres}` (the key store) are compiled into the crate, and sqlx's
-//! migrator applies them (checksummed, recorded in `_sqlx_migrations`, under an advisory lock on
-//! PostgreSQL so that two processes migrating at once do not collide).
+//! migrator applies them (checksummed, recorded in `_sqlx_migrations`).
+//!
+//! Two processes migrating at once never collide: on PostgreSQL the whole run holds an advisory lock
+//! (sqlx takes its own inside it); on SQLite, where sqlx takes no lock, the whole run happens inside
+//! one `BEGIN IMMEDIATE` transaction (each migration in a savepoint). Either way the second process
+//! waits, then finds nothing to do. SQLite's DDL is transactional, so a failed run there leaves
+//! nothing half-applied.
 //!
 //! The key store may share the data database (the default) or live apart. Both sets share one
 //! `_sqlx_migrations` table when they share a database, so their version numbers never overlap (data:
@@ -18,18 +23,87 @@ static KEYSTORE_SQLITE: Migrator = Migrator { ignore_missing: true, ..sqlx::migr
 static KEYSTORE_POSTGRES: Migrator =
     Migrator { ignore_missing: true, ..sqlx::migrate!("../migrations/keystore/postgres") };
 
-pub(super) async fn run_data(pool: &Pool) -> Result<()> {
+/// The embedded data migrations of `pool`'s backend.
+pub(crate) fn data_migrator(pool: &Pool) -> &'static Migrator {
     match pool {
-        Pool::Sqlite(p) => SQLITE.run(p).await?,
-        Pool::Postgres(p) => POSTGRES.run(p).await?,
+        Pool::Sqlite(_) => &SQLITE,
+        Pool::Postgres(_) => &POSTGRES,
     }
-    Ok(())
 }
 
-pub(super) async fn run_keystore(pool: &Pool) -> Result<()> {
+/// The embedded key store migrations of `pool`'s backend.
+pub(crate) fn keystore_migrator(pool: &Pool) -> &'static Migrator {
     match pool {
-        Pool::Sqlite(p) => KEYSTORE_SQLITE.run(p).await?,
-        Pool::Postgres(p) => KEYSTORE_POSTGRES.run(p).await?,
+        Pool::Sqlite(_) => &KEYSTORE_SQLITE,
+        Pool::Postgres(_) => &KEYSTORE_POSTGRES,
     }
-    Ok(())
+}
+
+/// The versions of `backend`'s embedded data (`keystore == false`) or key store migrations: what a
+/// database of that backend holds once fully migrated by this build.
+pub(crate) fn embedded_versions(backend: super::Backend, keystore: bool) -> Vec<i64> {
+    let m = match (backend, keystore) {
+        (super::Backend::Sqlite, false) => &SQLITE,
+        (super::Backend::Postgres, false) => &POSTGRES,
+        (super::Backend::Sqlite, true) => &KEYSTORE_SQLITE,
+        (super::Backend::Postgres, true) => &KEYSTORE_POSTGRES,
+    };
+    m.iter().map(|m| m.version).collect()
+}
+
+/// A key for PostgreSQL's advisory lock held across a whole run ("austa" in ASCII), so that the check
+/// of what is applied and the run happen under one lock.
+const PG_LOCK_KEY: i64 = 0x6175_7374_61;
+
+const APPLIED: &str = "SELECT version FROM _sqlx_migrations ORDER BY version";
+
+async fn applied_sqlite(conn: &mut sqlx::SqliteConnection) -> Result<Vec<i64>> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(if exists { sqlx::query_scalar(APPLIED).fetch_all(conn).await? } else { Vec::new() })
+}
+
+async fn applied_pg(conn: &mut sqlx::PgConnection) -> Result<Vec<i64>> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(&mut *conn).await?;
+    Ok(if exists { sqlx::query_scalar(APPLIED).fetch_all(conn).await? } else { Vec::new() })
+}
+
+/// Applies `migrator` to `pool` under the backend's lock (see the module docs); returns the versions
+/// this call applied (empty when another process had applied them, or nothing was pending).
+pub(crate) async fn run(pool: &Pool, migrator: &Migrator) -> Result<Vec<i64>> {
+    let (before, after) = match pool {
+        Pool::Sqlite(p) => {
+            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+            let before = applied_sqlite(&mut tx).await?;
+            migrator.run_direct(&mut *tx).await?;
+            let after = applied_sqlite(&mut tx).await?;
+            tx.commit().await?;
+            (before, after)
+        }
+        Pool::Postgres(p) => {
+            let mut conn = p.acquire().await?;
+            sqlx::query("SELECT pg_advisory_lock($1)").bind(PG_LOCK_KEY).execute(&mut *conn).await?;
+            let result = async {
+                let before = applied_pg(&mut conn).await?;
+                migrator.run_direct(&mut *conn).await?;
+                let after = applied_pg(&mut conn).await?;
+                Ok::<_, crate::Error>((before, after))
+            }
+            .await;
+            sqlx::query("SELECT pg_advisory_unlock($1)").bind(PG_LOCK_KEY).execute(&mut *conn).await?;
+            result?
+        }
+    };
+    Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
+}
+
+pub(super) async fn run_data(pool: &Pool) -> Result<Vec<i64>> {
+    run(pool, data_migrator(pool)).await
+}
+
+pub(super) async fn run_keystore(pool: &Pool) -> Result<Vec<i64>> {
+    run(pool, keystore_migrator(pool)).await
 }

@@ -11,7 +11,7 @@
 //! because connections are pooled. On SQLite, write transactions start with `BEGIN IMMEDIATE` so that
 //! concurrent writers queue on the busy timeout instead of failing on a lock upgrade.
 
-mod migrate;
+pub(crate) mod migrate;
 pub(crate) mod row;
 pub(crate) mod value;
 
@@ -130,9 +130,17 @@ impl Database {
     /// Applies every pending embedded migration of this backend to the data database and to the key
     /// store (idempotent), and writes the key store's key check value on first use.
     pub async fn migrate(&self) -> Result<()> {
-        migrate::run_data(&self.inner.pool).await?;
-        migrate::run_keystore(&self.inner.keyring.store).await?;
-        self.ensure_key_check().await
+        self.apply_migrations().await.map(|_| ())
+    }
+
+    /// Like [`Database::migrate`], and returns the versions this call applied: empty when nothing was
+    /// pending, or when another process migrating at the same time applied them (it waits for that
+    /// process's lock, then finds nothing to do).
+    pub async fn apply_migrations(&self) -> Result<Vec<i64>> {
+        let mut applied = migrate::run_data(&self.inner.pool).await?;
+        applied.extend(migrate::run_keystore(&self.inner.keyring.store).await?);
+        self.ensure_key_check().await?;
+        Ok(applied)
     }
 
     /// Drops every cached unwrapped key (they are zeroized); the next operations unwrap again. Useful

@@ -42,6 +42,7 @@ from .errors import (
     MigrationError,
     NotFound,
     PermissionDenied,
+    Refused,
     RowError,
     ValidationError,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "MigrationError",
     "NotFound",
     "PermissionDenied",
+    "Refused",
     "RowError",
     "ValidationError",
 ]

@@ -24,6 +24,7 @@ __all__ = [
     "CryptoError",
     "Erased",
     "ConfigError",
+    "Refused",
     "MigrationError",
     "DatabaseError",
     "CorruptData",
@@ -87,6 +88,12 @@ class Erased(AustaError):
     """The patient's data was crypto-shredded."""
 
     code = "erased"
+
+
+class Refused(AustaError):
+    """An operation refused to run because it would be unsafe here; nothing was changed."""
+
+    code = "refused"
 
 
 class ConfigError(AustaError):
@@ -170,6 +177,7 @@ _BY_CODE: Dict[str, Type[AustaError]] = {
         CryptoError,
         Erased,
         ConfigError,
+        Refused,
         MigrationError,
         DatabaseError,
         CorruptData,
