@@ -306,17 +306,15 @@ impl KeyAdmin<'_> {
         self.rotation_status(id).await
     }
 
+    /// Checks (and records) that the scope may read key state.
+    async fn check_read(&self) -> Result<()> {
+        let allowed = self.scope.authorize(Resource::Keys, Action::Read);
+        check(self.scope, "organizations", Action::Read, None, None, allowed).await.map(|_| ())
+    }
+
     /// The status of a rotation.
     pub async fn rotation_status(&self, id: Uuid) -> Result<RotationStatus> {
-        check(
-            self.scope,
-            "organizations",
-            Action::Read,
-            None,
-            None,
-            self.scope.authorize(Resource::Keys, Action::Read),
-        )
-        .await?;
+        self.check_read().await?;
         let org = self.org();
         let mut tx = self.db().begin(Some(org), TxMode::Read).await?;
         let row = tx
@@ -332,15 +330,7 @@ impl KeyAdmin<'_> {
     /// The rotations of this organization that have not completed (at most one per subject): what an
     /// interrupted run left to resume with [`KeyAdmin::run_rotation`].
     pub async fn running_rotations(&self) -> Result<Vec<RotationStatus>> {
-        check(
-            self.scope,
-            "organizations",
-            Action::Read,
-            None,
-            None,
-            self.scope.authorize(Resource::Keys, Action::Read),
-        )
-        .await?;
+        self.check_read().await?;
         let org = self.org();
         let mut tx = self.db().begin(Some(org), TxMode::Read).await?;
         let rows = tx

@@ -53,7 +53,7 @@ pub(crate) fn embedded_versions(backend: super::Backend, keystore: bool) -> Vec<
 
 /// A key for PostgreSQL's advisory lock held across a whole run ("austa" in ASCII), so that the check
 /// of what is applied and the run happen under one lock.
-const PG_LOCK_KEY: i64 = 0x6175_7374_61;
+const PG_LOCK_KEY: i64 = 0x0061_7573_7461;
 
 const APPLIED: &str = "SELECT version FROM _sqlx_migrations ORDER BY version";
 

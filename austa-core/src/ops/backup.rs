@@ -128,6 +128,7 @@ async fn dump<W: Write>(
     pool: &Pool,
     tables: &[String],
     writer: &mut Writer<W>,
+    phase: &str,
     progress: &mut dyn Progress,
 ) -> Result<()> {
     let mut meta = Vec::with_capacity(tables.len());
@@ -136,7 +137,7 @@ async fn dump<W: Write>(
         total += u64::try_from(catalog::count(pool, t).await?).unwrap_or(0);
         meta.push((t, catalog::columns(pool, t).await?, catalog::primary_key(pool, t).await?));
     }
-    progress.start("backup", Some(total));
+    progress.start(phase, Some(total));
     match pool {
         Pool::Sqlite(p) => {
             let mut tx = p.begin().await?;
@@ -208,7 +209,7 @@ impl Database {
         let versions: Vec<i64> =
             applied_versions(pool).await?.into_iter().filter(|v| *v < super::KEYSTORE_VERSIONS).collect();
         let mut writer = Writer::new(data, &header(pool, Contents::Data, versions))?;
-        dump(pool, &data_tables, &mut writer, progress).await?;
+        dump(pool, &data_tables, &mut writer, "backup", progress).await?;
         let (data, tables) = writer.finish()?;
         let (keys, key_tables) = match keys {
             // After the data, so that every key a backed-up ciphertext names is in the key file.
@@ -218,7 +219,7 @@ impl Database {
                     applied_versions(store).await?.into_iter().filter(|v| *v >= super::KEYSTORE_VERSIONS).collect();
                 let key_tables: Vec<String> = KEYSTORE_TABLES.iter().map(|t| t.to_string()).collect();
                 let mut writer = Writer::new(out, &header(store, Contents::Keys, versions))?;
-                dump(store, &key_tables, &mut writer, progress).await?;
+                dump(store, &key_tables, &mut writer, "backup of the key store", progress).await?;
                 let (out, counts) = writer.finish()?;
                 (Some(out), Some(counts))
             }

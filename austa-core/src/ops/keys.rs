@@ -56,27 +56,25 @@ impl Database {
                           SUM(CASE WHEN state = 'ACTIVE' THEN 1 ELSE 0 END), \
                           COUNT(DISTINCT CASE WHEN state = 'DESTROYED' THEN patient_id END) \
                         FROM patient_keys GROUP BY organization_id";
+        type MetaRow = (Option<String>, Option<String>);
         type OrgRow = (String, Option<i64>, Option<i64>);
         type PatientRow = (String, Option<i64>, i64);
-        let (meta, orgs, patients): (Option<(Option<String>, Option<String>)>, Vec<OrgRow>, Vec<PatientRow>) =
-            match store {
-                Pool::Sqlite(p) => (
-                    sqlx::query_as(meta).fetch_optional(p).await?,
-                    sqlx::query_as(orgs).fetch_all(p).await?,
-                    sqlx::query_as(patients).fetch_all(p).await?,
-                ),
-                Pool::Postgres(p) => (
-                    sqlx::query_as(meta).fetch_optional(p).await?,
-                    sqlx::query_as(&orgs.replace("SUM(", "CAST(SUM(").replace("ELSE 0 END)", "ELSE 0 END) AS BIGINT)"))
-                        .fetch_all(p)
-                        .await?,
-                    sqlx::query_as(
-                        &patients.replace("SUM(", "CAST(SUM(").replace("ELSE 0 END)", "ELSE 0 END) AS BIGINT)"),
-                    )
+        let (meta, orgs, patients): (Option<MetaRow>, Vec<OrgRow>, Vec<PatientRow>) = match store {
+            Pool::Sqlite(p) => (
+                sqlx::query_as(meta).fetch_optional(p).await?,
+                sqlx::query_as(orgs).fetch_all(p).await?,
+                sqlx::query_as(patients).fetch_all(p).await?,
+            ),
+            Pool::Postgres(p) => (
+                sqlx::query_as(meta).fetch_optional(p).await?,
+                sqlx::query_as(&orgs.replace("SUM(", "CAST(SUM(").replace("ELSE 0 END)", "ELSE 0 END) AS BIGINT)"))
                     .fetch_all(p)
                     .await?,
-                ),
-            };
+                sqlx::query_as(&patients.replace("SUM(", "CAST(SUM(").replace("ELSE 0 END)", "ELSE 0 END) AS BIGINT)"))
+                    .fetch_all(p)
+                    .await?,
+            ),
+        };
         let patients: BTreeMap<String, (i64, i64)> =
             patients.into_iter().map(|(o, active, shredded)| (o, (active.unwrap_or(0), shredded))).collect();
         let mut organizations = Vec::with_capacity(orgs.len());

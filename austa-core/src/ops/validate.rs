@@ -231,28 +231,26 @@ async fn foreign_keys(pool: &Pool, out: &mut Vec<Finding>) -> Result<()> {
 }
 
 async fn invariants(pool: &Pool, out: &mut Vec<Finding>) -> Result<()> {
-    let points = "SELECT CAST(h.patient_id AS TEXT), h.total_points, \
-                    CAST(COALESCE((SELECT SUM(CASE WHEN t.type = 'SPENT' THEN 0 ELSE t.amount END) FROM point_transactions t \
-                      WHERE t.organization_id = h.organization_id AND t.health_points_id = h.id), 0) AS BIGINT) \
-                  FROM health_points h";
-    for (patient, total, ledger) in scalar_rows(pool, points).await? {
-        if total != ledger {
-            out.push(finding(
-                Check::PointsLedger,
-                format!("patient {patient}: total_points is {total}, the ledger sums to {ledger}"),
-            ));
-        }
-    }
-    let spent = "SELECT CAST(h.patient_id AS TEXT), h.spent_points, \
-                   CAST(COALESCE((SELECT -SUM(t.amount) FROM point_transactions t WHERE t.type = 'SPENT' \
-                     AND t.organization_id = h.organization_id AND t.health_points_id = h.id), 0) AS BIGINT) \
-                 FROM health_points h";
-    for (patient, spent, ledger) in scalar_rows(pool, spent).await? {
-        if spent != ledger {
-            out.push(finding(
-                Check::PointsLedger,
-                format!("patient {patient}: spent_points is {spent}, the ledger's SPENT entries sum to {ledger}"),
-            ));
+    // Per account: (column, its value, what the ledger says), for total_points and spent_points.
+    let ledger = |sum: &str, column: &str| {
+        format!(
+            "SELECT CAST(h.patient_id AS TEXT), h.{column}, CAST(COALESCE((SELECT {sum} FROM point_transactions t \
+               WHERE t.organization_id = h.organization_id AND t.health_points_id = h.id), 0) AS BIGINT) \
+             FROM health_points h"
+        )
+    };
+    let sums = [
+        ("total_points", "SUM(CASE WHEN t.type = 'SPENT' THEN 0 ELSE t.amount END)", "the ledger sums to"),
+        ("spent_points", "SUM(CASE WHEN t.type = 'SPENT' THEN -t.amount ELSE 0 END)", "its SPENT entries sum to"),
+    ];
+    for (column, sum, says) in sums {
+        for (patient, value, expected) in scalar_rows(pool, &ledger(sum, column)).await? {
+            if value != expected {
+                out.push(finding(
+                    Check::PointsLedger,
+                    format!("patient {patient}: {column} is {value}, {says} {expected}"),
+                ));
+            }
         }
     }
     let messages = "SELECT CAST(c.id AS TEXT), c.message_count, \
