@@ -94,3 +94,9 @@ echo "test-all: Node package (npm install, npm run build, node --test, tsc --str
   node --test test/
   npm run --silent typecheck
 )
+
+# The workload runner with small sizes, on both backends and through Python: checks that it works;
+# asserts nothing about speed (the full run and its table are in the README's Benchmarks section).
+echo "test-all: workload runner (--quick)"
+cargo run --quiet -p austa-benches --bin workloads -- --quick --python "$venv/bin/python" \
+  --json target/bench/workloads-quick.json

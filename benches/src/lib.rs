@@ -1,5 +1,20 @@
-//! Fixtures shared by the benchmarks: databases filled with realistic synthetic data.
+//! The benchmarks of austa-core: criterion micro-benchmarks (`benches/`), and the workload runner
+//! (`src/bin/workloads.rs`) that measures the platform's workloads on the library and on two baselines
+//! written here with sqlx (see [`baseline`]). Modules by concern: [`target`] (databases per backend),
+//! [`synthetic`] (data), [`library`] and [`baseline`] (the subjects), [`subject`] (one interface over
+//! them), [`stats`], [`memory`] and [`report`].
+//!
+//! The fixtures below serve the criterion benchmarks.
 #![forbid(unsafe_code)]
+
+pub mod baseline;
+pub mod library;
+pub mod memory;
+pub mod report;
+pub mod stats;
+pub mod subject;
+pub mod synthetic;
+pub mod target;
 
 use austa_core::crypto::{DataKey, LocalKeyProvider};
 use austa_core::model::{

@@ -18,6 +18,9 @@ mod cache;
 pub(crate) mod envelope;
 mod keyring;
 mod keys;
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod probe;
 mod sensitive;
 
 pub use admin::{KeyAdmin, MasterKeyRotation, RotationStatus, RotationTarget, RunOptions, ShredReceipt};
