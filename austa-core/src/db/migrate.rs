@@ -72,8 +72,17 @@ async fn applied_pg(conn: &mut sqlx::PgConnection) -> Result<Vec<i64>> {
 }
 
 /// Applies `migrator` to `pool` under the backend's lock (see the module docs); returns the versions
-/// this call applied (empty when another process had applied them, or nothing was pending).
+/// this call applied (empty when another process had applied them, or nothing was pending). Every
+/// failure, including reading the migrations table or taking the lock (a role without DDL rights, for
+/// one), is a `migration` error.
 pub(crate) async fn run(pool: &Pool, migrator: &Migrator) -> Result<Vec<i64>> {
+    run_locked(pool, migrator).await.map_err(|e| match e {
+        crate::Error::Database(e) => crate::Error::Migration(sqlx::migrate::MigrateError::Execute(e)),
+        other => other,
+    })
+}
+
+async fn run_locked(pool: &Pool, migrator: &Migrator) -> Result<Vec<i64>> {
     let (before, after) = match pool {
         Pool::Sqlite(p) => {
             let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
