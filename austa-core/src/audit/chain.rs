@@ -125,12 +125,15 @@ pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Resu
     let start = head.seq;
     let mut stalled = false;
     loop {
+        // Ordered by the queue's key (equal to the event's id), so that the planner walks the short
+        // queue and probes the events: ordering by `e.id` made SQLite walk every event of the
+        // organization instead (ingest fell to 90 messages/s at 60,000 events).
         let rows = tx
             .fetch_all(
                 Query::new(
                     "SELECT p.event_id AS pending_id, e.* FROM audit_pending p JOIN audit_logs e \
                      ON e.organization_id = p.organization_id AND e.id = p.event_id \
-                     WHERE p.organization_id = $1 ORDER BY e.id LIMIT $2",
+                     WHERE p.organization_id = $1 ORDER BY p.event_id LIMIT $2",
                 )
                 .bind(org)
                 .bind(BATCH),
