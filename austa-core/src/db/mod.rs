@@ -362,7 +362,8 @@ impl Tx {
     pub(crate) async fn execute(&mut self, q: Query) -> Result<u64> {
         Ok(match self {
             Tx::Sqlite(tx) => {
-                q.args.into_iter().fold(sqlx::query(&q.sql), bind_sqlite).execute(&mut **tx).await?.rows_affected()
+                let (sql, args) = value::anonymous_placeholders(&q.sql, q.args);
+                args.into_iter().fold(sqlx::query(&sql), bind_sqlite).execute(&mut **tx).await?.rows_affected()
             }
             Tx::Postgres(tx) => {
                 q.args.into_iter().fold(sqlx::query(&q.sql), bind_pg).execute(&mut **tx).await?.rows_affected()
@@ -373,15 +374,16 @@ impl Tx {
     /// Runs a query and returns every row.
     pub(crate) async fn fetch_all(&mut self, q: Query) -> Result<Vec<Row>> {
         Ok(match self {
-            Tx::Sqlite(tx) => q
-                .args
-                .into_iter()
-                .fold(sqlx::query(&q.sql), bind_sqlite)
-                .fetch_all(&mut **tx)
-                .await?
-                .into_iter()
-                .map(Row::Sqlite)
-                .collect(),
+            Tx::Sqlite(tx) => {
+                let (sql, args) = value::anonymous_placeholders(&q.sql, q.args);
+                args.into_iter()
+                    .fold(sqlx::query(&sql), bind_sqlite)
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .into_iter()
+                    .map(Row::Sqlite)
+                    .collect()
+            }
             Tx::Postgres(tx) => q
                 .args
                 .into_iter()
@@ -397,13 +399,10 @@ impl Tx {
     /// Runs a query expected to return at most one row.
     pub(crate) async fn fetch_optional(&mut self, q: Query) -> Result<Option<Row>> {
         Ok(match self {
-            Tx::Sqlite(tx) => q
-                .args
-                .into_iter()
-                .fold(sqlx::query(&q.sql), bind_sqlite)
-                .fetch_optional(&mut **tx)
-                .await?
-                .map(Row::Sqlite),
+            Tx::Sqlite(tx) => {
+                let (sql, args) = value::anonymous_placeholders(&q.sql, q.args);
+                args.into_iter().fold(sqlx::query(&sql), bind_sqlite).fetch_optional(&mut **tx).await?.map(Row::Sqlite)
+            }
             Tx::Postgres(tx) => q
                 .args
                 .into_iter()

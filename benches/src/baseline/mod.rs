@@ -193,6 +193,22 @@ impl Baseline {
         }
     }
 
+    /// `rows` tuples of `width` placeholders for a multi-row INSERT: `$N` on PostgreSQL, anonymous `?`
+    /// on SQLite, where sqlx-sqlite's lookup of named parameters is quadratic in their number (the
+    /// library binds `?` there too).
+    fn values(&self, rows: usize, width: usize) -> String {
+        let tuple = |r: usize| -> String {
+            let params: Vec<String> = (1..=width)
+                .map(|c| match self.backend {
+                    Backend::Sqlite => "?".to_string(),
+                    Backend::Postgres => format!("${}", r * width + c),
+                })
+                .collect();
+            format!("({})", params.join(", "))
+        };
+        (0..rows).map(tuple).collect::<Vec<_>>().join(", ")
+    }
+
     fn head_sql(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite => "SELECT seq, mac FROM audit_heads WHERE organization_id = $1",
@@ -245,14 +261,7 @@ impl Baseline {
                         "INSERT INTO patients (organization_id, id, first_name, last_name, phone, phone_key, \
                          whatsapp_id, whatsapp_key, created_at) VALUES ",
                     );
-                    for (n, _) in part.iter().enumerate() {
-                        let b = n * 9;
-                        sql.push_str(&format!(
-                            "{}(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                            if n == 0 { "" } else { ", " },
-                            b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9
-                        ));
-                    }
+                    sql.push_str(&self.values(part.len(), 9));
                     let mut q = sqlx::query(&sql);
                     for &i in part {
                         let id = Uuid::now_v7();
@@ -459,14 +468,7 @@ impl Baseline {
                     let mut sql = String::from(
                         "INSERT INTO health_data (organization_id, id, patient_id, data_type, category, vital_signs, created_at) VALUES ",
                     );
-                    for (n, _) in part.iter().enumerate() {
-                        let b = n * 7;
-                        sql.push_str(&format!(
-                            "{}(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                            if n == 0 { "" } else { ", " },
-                            b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7
-                        ));
-                    }
+                    sql.push_str(&self.values(part.len(), 7));
                     let mut q = sqlx::query(&sql);
                     for &i in part {
                         let id = Uuid::now_v7();
