@@ -4,8 +4,9 @@
 //!
 //! Two processes migrating at once never collide: on PostgreSQL the whole run holds an advisory lock
 //! (sqlx takes its own inside it); on SQLite, where sqlx takes no lock, the whole run happens inside
-//! one `BEGIN IMMEDIATE` transaction (each migration in a savepoint). Either way the second process
-//! waits, then finds nothing to do. SQLite's DDL is transactional, so a failed run there leaves
+//! one `BEGIN IMMEDIATE` transaction (each migration in a savepoint). When the key store shares the
+//! data database, its migrations run under the same lock. Either way the second process waits, then
+//! finds nothing to do. SQLite's DDL is transactional, so a failed run there leaves
 //! nothing half-applied.
 //!
 //! The key store may share the data database (the default) or live apart. Both sets share one
@@ -71,23 +72,25 @@ async fn applied_pg(conn: &mut sqlx::PgConnection) -> Result<Vec<i64>> {
     Ok(if exists { sqlx::query_scalar(APPLIED).fetch_all(conn).await? } else { Vec::new() })
 }
 
-/// Applies `migrator` to `pool` under the backend's lock (see the module docs); returns the versions
-/// this call applied (empty when another process had applied them, or nothing was pending). Every
-/// failure, including reading the migrations table or taking the lock (a role without DDL rights, for
-/// one), is a `migration` error.
-pub(crate) async fn run(pool: &Pool, migrator: &Migrator) -> Result<Vec<i64>> {
-    run_locked(pool, migrator).await.map_err(|e| match e {
+/// Applies `migrators`, in order, to `pool` under one hold of the backend's lock (see the module docs);
+/// returns the versions this call applied (empty when another process had applied them, or nothing was
+/// pending). Every failure, including reading the migrations table or taking the lock (a role without
+/// DDL rights, for one), is a `migration` error.
+pub(crate) async fn run(pool: &Pool, migrators: &[&Migrator]) -> Result<Vec<i64>> {
+    run_locked(pool, migrators).await.map_err(|e| match e {
         crate::Error::Database(e) => crate::Error::Migration(sqlx::migrate::MigrateError::Execute(e)),
         other => other,
     })
 }
 
-async fn run_locked(pool: &Pool, migrator: &Migrator) -> Result<Vec<i64>> {
+async fn run_locked(pool: &Pool, migrators: &[&Migrator]) -> Result<Vec<i64>> {
     let (before, after) = match pool {
         Pool::Sqlite(p) => {
             let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
             let before = applied_sqlite(&mut tx).await?;
-            migrator.run_direct(&mut *tx).await?;
+            for migrator in migrators {
+                migrator.run_direct(&mut *tx).await?;
+            }
             let after = applied_sqlite(&mut tx).await?;
             tx.commit().await?;
             (before, after)
@@ -97,7 +100,9 @@ async fn run_locked(pool: &Pool, migrator: &Migrator) -> Result<Vec<i64>> {
             sqlx::query("SELECT pg_advisory_lock($1)").bind(PG_LOCK_KEY).execute(&mut *conn).await?;
             let result = async {
                 let before = applied_pg(&mut conn).await?;
-                migrator.run_direct(&mut *conn).await?;
+                for migrator in migrators {
+                    migrator.run_direct(&mut *conn).await?;
+                }
                 let after = applied_pg(&mut conn).await?;
                 Ok::<_, crate::Error>((before, after))
             }
@@ -109,10 +114,15 @@ async fn run_locked(pool: &Pool, migrator: &Migrator) -> Result<Vec<i64>> {
     Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
 }
 
-pub(super) async fn run_data(pool: &Pool) -> Result<Vec<i64>> {
-    run(pool, data_migrator(pool)).await
-}
-
-pub(super) async fn run_keystore(pool: &Pool) -> Result<Vec<i64>> {
-    run(pool, keystore_migrator(pool)).await
+/// Applies every embedded migration: the data set to `pool` and the key store set to `store`, both under
+/// one lock when they are the same database (so that of two concurrent runs, one applies everything and
+/// the other nothing). Returns the versions this call applied.
+pub(crate) async fn run_embedded(pool: &Pool, store: &Pool) -> Result<Vec<i64>> {
+    if pool.same_database(store) {
+        run(pool, &[data_migrator(pool), keystore_migrator(store)]).await
+    } else {
+        let mut applied = run(pool, &[data_migrator(pool)]).await?;
+        applied.extend(run(store, &[keystore_migrator(store)]).await?);
+        Ok(applied)
+    }
 }

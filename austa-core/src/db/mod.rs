@@ -137,8 +137,7 @@ impl Database {
     /// pending, or when another process migrating at the same time applied them (it waits for that
     /// process's lock, then finds nothing to do).
     pub async fn apply_migrations(&self) -> Result<Vec<i64>> {
-        let mut applied = migrate::run_data(&self.inner.pool).await?;
-        applied.extend(migrate::run_keystore(&self.inner.keyring.store).await?);
+        let applied = migrate::run_embedded(&self.inner.pool, &self.inner.keyring.store).await?;
         self.ensure_key_check().await?;
         Ok(applied)
     }
@@ -167,6 +166,21 @@ impl Database {
 }
 
 impl Pool {
+    /// Whether `other` reaches the same database: the same SQLite file, or the same PostgreSQL host,
+    /// port and database name.
+    pub(crate) fn same_database(&self, other: &Pool) -> bool {
+        match (self, other) {
+            (Pool::Sqlite(a), Pool::Sqlite(b)) => {
+                a.connect_options().get_filename() == b.connect_options().get_filename()
+            }
+            (Pool::Postgres(a), Pool::Postgres(b)) => {
+                let (a, b) = (a.connect_options(), b.connect_options());
+                a.get_host() == b.get_host() && a.get_port() == b.get_port() && a.get_database() == b.get_database()
+            }
+            _ => false,
+        }
+    }
+
     async fn close(&self) {
         match self {
             Pool::Sqlite(p) => p.close().await,
@@ -274,7 +288,7 @@ async fn open_pool(url: &str) -> Result<Pool> {
         } else {
             SqlitePoolOptions::new().max_connections(8)
         };
-        Ok(Pool::Sqlite(pool_opts.connect_with(opts).await.map_err(Error::Database)?))
+        Ok(Pool::Sqlite(connect_sqlite(pool_opts, opts).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let opts =
             PgConnectOptions::from_str(url).map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
@@ -282,6 +296,38 @@ async fn open_pool(url: &str) -> Result<Pool> {
     } else {
         Err(Error::Config("database URLs must start with sqlite: or postgres:".into()))
     }
+}
+
+/// How long opening a new SQLite file waits for another process that is switching it to WAL.
+const SQLITE_OPEN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Connects a SQLite pool, retrying while the file is busy at connection time.
+///
+/// Why: the first connection to a new file switches it to WAL, which takes an exclusive lock that
+/// SQLite does not wait for (the busy handler is not consulted), so a second process opening the same
+/// new file at that moment gets `SQLITE_BUSY` ("database is locked") from the pragma, for instance two
+/// `austa migrate` runs started together. The switch is persistent and short, so retrying the connection
+/// is enough; once the file is in WAL, later connections need no such lock and the busy timeout covers
+/// everything else.
+async fn connect_sqlite(pool_opts: SqlitePoolOptions, opts: SqliteConnectOptions) -> Result<SqlitePool> {
+    let deadline = std::time::Instant::now() + SQLITE_OPEN_PATIENCE;
+    loop {
+        match pool_opts.clone().connect_with(opts.clone()).await {
+            Err(e) if is_sqlite_busy(&e) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            other => return other.map_err(Error::Database),
+        }
+    }
+}
+
+/// Whether `e` is SQLite's `SQLITE_BUSY` (primary result code 5, whatever the extended code).
+fn is_sqlite_busy(e: &sqlx::Error) -> bool {
+    let code = match e {
+        sqlx::Error::Database(db) => db.code().and_then(|c| c.parse::<i32>().ok()),
+        _ => None,
+    };
+    code.is_some_and(|c| c & 0xff == 5)
 }
 
 /// Opens a transaction on `pool`; on PostgreSQL it is bound to `organization` with a transaction-local

@@ -173,7 +173,7 @@ impl Database {
             None => data_migrator(pool),
         };
         let keystore = keystore_migrator(store).migrations.as_ref();
-        let mut migrations = if same_database(pool, store) {
+        let mut migrations = if pool.same_database(store) {
             status_of(pool, &[("data", data.migrations.as_ref()), ("keystore", keystore)]).await?
         } else {
             let mut v = status_of(pool, &[("data", data.migrations.as_ref())]).await?;
@@ -185,18 +185,6 @@ impl Database {
         };
         migrations.sort_by_key(|e| e.version);
         Ok(MigrationStatus { migrations })
-    }
-}
-
-/// Whether the key store is the data database (same pool handle).
-pub(crate) fn same_database(pool: &Pool, store: &Pool) -> bool {
-    match (pool, store) {
-        (Pool::Sqlite(a), Pool::Sqlite(b)) => a.connect_options().get_filename() == b.connect_options().get_filename(),
-        (Pool::Postgres(a), Pool::Postgres(b)) => {
-            let (a, b) = (a.connect_options(), b.connect_options());
-            a.get_host() == b.get_host() && a.get_port() == b.get_port() && a.get_database() == b.get_database()
-        }
-        _ => false,
     }
 }
 

@@ -15,7 +15,6 @@ use uuid::Uuid;
 use super::backup::{applied_versions, require_rls_bypass};
 use super::catalog::{self, quote, Column, Kind, KEYSTORE_TABLES};
 use super::format::{self, Contents, Item, Reader};
-use super::migrations::same_database;
 use super::Progress;
 use crate::audit::ChainReport;
 use crate::db::migrate;
@@ -291,8 +290,7 @@ impl Database {
         let pool = &self.inner.pool;
         let store = &self.inner.keyring.store;
         require_rls_bypass(pool).await?;
-        migrate::run(pool, migrate::data_migrator(pool)).await?;
-        migrate::run(store, migrate::keystore_migrator(store)).await?;
+        migrate::run_embedded(pool, store).await?;
 
         let (data_reader, header) = Reader::open(data)?;
         if header.contents != Contents::Data {
@@ -326,7 +324,7 @@ impl Database {
         };
 
         progress.start("restore", None);
-        let shared = same_database(pool, store);
+        let shared = pool.same_database(store);
         let (tables, key_tables) = match pool {
             Pool::Sqlite(p) => {
                 let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;

@@ -18,7 +18,6 @@ use sqlx::migrate::Migrator;
 
 use super::backup::require_rls_bypass;
 use super::catalog::{self, quote};
-use super::migrations::same_database;
 use crate::classification;
 use crate::crypto::envelope::{self, KeyKind};
 use crate::db::migrate::{data_migrator, keystore_migrator};
@@ -136,9 +135,7 @@ async fn reference_snapshot(pool: &Pool, migrators: &[&Migrator]) -> Result<Snap
                 .await
                 .map_err(Error::Database)?;
             let scratch = Pool::Sqlite(scratch);
-            for m in migrators {
-                crate::db::migrate::run(&scratch, m).await?;
-            }
+            crate::db::migrate::run(&scratch, migrators).await?;
             let snap = snapshot(&scratch).await;
             if let Pool::Sqlite(p) = scratch {
                 p.close().await;
@@ -158,9 +155,7 @@ async fn reference_snapshot(pool: &Pool, migrators: &[&Migrator]) -> Result<Snap
                 let scratch = Pool::Postgres(
                     sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_with(options).await?,
                 );
-                for m in migrators {
-                    crate::db::migrate::run(&scratch, m).await?;
-                }
+                crate::db::migrate::run(&scratch, migrators).await?;
                 let snap = snapshot(&scratch).await;
                 if let Pool::Postgres(s) = scratch {
                     s.close().await;
@@ -342,7 +337,7 @@ impl Database {
         }
 
         let mut migrators = vec![data_migrator(pool)];
-        if same_database(pool, store) {
+        if pool.same_database(store) {
             migrators.push(keystore_migrator(store));
         }
         let reference = reference_snapshot(pool, &migrators).await?;
