@@ -13,7 +13,7 @@ use sqlx::{Row as _, TypeInfo as _, ValueRef as _};
 
 use super::catalog::{self, quote, Column, Kind, KEYSTORE_TABLES};
 use super::format::{self, Contents, Header, Writer};
-use super::Progress;
+use super::{require_rls_bypass, Progress};
 use crate::db::{Database, Pool};
 use crate::error::{Error, Result};
 
@@ -102,25 +102,6 @@ pub(crate) async fn applied_versions(pool: &Pool) -> Result<Vec<i64>> {
         Pool::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await?,
         Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_all(p).await?,
     })
-}
-
-/// Refuses a PostgreSQL role that row-level security would limit to one organization (or none).
-pub(crate) async fn require_rls_bypass(pool: &Pool) -> Result<()> {
-    if let Pool::Postgres(p) = pool {
-        let bypass: bool =
-            sqlx::query_scalar("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
-                .fetch_optional(p)
-                .await?
-                .unwrap_or(false);
-        if !bypass {
-            return Err(Error::PermissionDenied(
-                "whole-database operations (backup, restore, validate) read every organization's rows: connect as \
-                 the database owner with BYPASSRLS, or a superuser"
-                    .into(),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Writes `tables` of `pool` (read in one snapshot) to `writer`.

@@ -50,15 +50,16 @@ impl Database {
         let meta = "SELECT CAST(created_at AS TEXT), CAST(rotated_at AS TEXT) FROM keystore_meta WHERE id = 1";
         let orgs = "SELECT CAST(organization_id AS TEXT), \
                       MAX(CASE WHEN state = 'ACTIVE' THEN version END), \
-                      SUM(CASE WHEN state = 'RETIRED' THEN 1 ELSE 0 END) \
+                      COUNT(CASE WHEN state = 'RETIRED' THEN 1 END) \
                     FROM organization_keys GROUP BY organization_id ORDER BY 1";
         let patients = "SELECT CAST(organization_id AS TEXT), \
-                          SUM(CASE WHEN state = 'ACTIVE' THEN 1 ELSE 0 END), \
+                          COUNT(CASE WHEN state = 'ACTIVE' THEN 1 END), \
                           COUNT(DISTINCT CASE WHEN state = 'DESTROYED' THEN patient_id END) \
                         FROM patient_keys GROUP BY organization_id";
         type MetaRow = (Option<String>, Option<String>);
-        type OrgRow = (String, Option<i64>, Option<i64>);
-        type PatientRow = (String, Option<i64>, i64);
+        // COUNT, not SUM: it is a 64-bit integer on both backends (PostgreSQL's SUM of integers is numeric).
+        type OrgRow = (String, Option<i64>, i64);
+        type PatientRow = (String, i64, i64);
         let (meta, orgs, patients): (Option<MetaRow>, Vec<OrgRow>, Vec<PatientRow>) = match store {
             Pool::Sqlite(p) => (
                 sqlx::query_as(meta).fetch_optional(p).await?,
@@ -67,16 +68,12 @@ impl Database {
             ),
             Pool::Postgres(p) => (
                 sqlx::query_as(meta).fetch_optional(p).await?,
-                sqlx::query_as(&orgs.replace("SUM(", "CAST(SUM(").replace("ELSE 0 END)", "ELSE 0 END) AS BIGINT)"))
-                    .fetch_all(p)
-                    .await?,
-                sqlx::query_as(&patients.replace("SUM(", "CAST(SUM(").replace("ELSE 0 END)", "ELSE 0 END) AS BIGINT)"))
-                    .fetch_all(p)
-                    .await?,
+                sqlx::query_as(orgs).fetch_all(p).await?,
+                sqlx::query_as(patients).fetch_all(p).await?,
             ),
         };
         let patients: BTreeMap<String, (i64, i64)> =
-            patients.into_iter().map(|(o, active, shredded)| (o, (active.unwrap_or(0), shredded))).collect();
+            patients.into_iter().map(|(o, active, shredded)| (o, (active, shredded))).collect();
         let mut organizations = Vec::with_capacity(orgs.len());
         for (org, active_version, retired) in orgs {
             let organization_id = Uuid::parse_str(&org).map_err(|_| bad_id())?;
@@ -90,7 +87,7 @@ impl Database {
             organizations.push(OrganizationKeyStatus {
                 organization_id,
                 active_version,
-                retired_versions: retired.unwrap_or(0),
+                retired_versions: retired,
                 patient_keys,
                 shredded_patients,
                 running_rotations,

@@ -22,6 +22,9 @@
 //! [`Database::validate`]: crate::Database::validate
 //! [`Database::key_status`]: crate::Database::key_status
 
+use crate::db::Pool;
+use crate::error::{Error, Result};
+
 mod backup;
 mod catalog;
 pub mod development;
@@ -60,4 +63,23 @@ impl Progress for NoProgress {
     fn start(&mut self, _: &str, _: Option<u64>) {}
     fn advance(&mut self, _: u64) {}
     fn finish(&mut self) {}
+}
+
+/// Refuses a PostgreSQL role that row-level security would limit to one organization (or none).
+pub(crate) async fn require_rls_bypass(pool: &Pool) -> Result<()> {
+    if let Pool::Postgres(p) = pool {
+        let bypass: bool =
+            sqlx::query_scalar("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+                .fetch_optional(p)
+                .await?
+                .unwrap_or(false);
+        if !bypass {
+            return Err(Error::PermissionDenied(
+                "whole-database operations (backup, restore, validate) read every organization's rows: connect as \
+                 the database owner with BYPASSRLS, or a superuser"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -12,9 +12,10 @@ use std::io::BufRead;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use super::backup::{applied_versions, require_rls_bypass};
+use super::backup::applied_versions;
 use super::catalog::{self, quote, Column, Kind, KEYSTORE_TABLES};
 use super::format::{self, Contents, Item, Reader};
+use super::require_rls_bypass;
 use super::Progress;
 use crate::audit::ChainReport;
 use crate::db::migrate;

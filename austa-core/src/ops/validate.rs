@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::migrate::Migrator;
 
-use super::backup::require_rls_bypass;
 use super::catalog::{self, quote};
+use super::require_rls_bypass;
 use crate::classification;
 use crate::crypto::envelope::{self, KeyKind};
 use crate::db::migrate::{data_migrator, keystore_migrator};
