@@ -201,9 +201,7 @@ def _chunks(rows: Iterable[Data], size: int) -> Iterator[tuple[int, List[Dict[st
 
 def _shifted(error: BatchError, offset: int, written: int) -> BatchError:
     rows = [type(r)(row=r.row + offset, code=r.code, field=r.field, message=r.message) for r in error.errors]
-    summary = "; ".join(f"row {r.row}: {r.message}" for r in rows[:5])
-    more = f" (and {len(rows) - 5} more)" if len(rows) > 5 else ""
-    return BatchError(f"{len(rows)} row(s) failed: {summary}{more}", errors=rows, written=written)
+    return BatchError.of_rows(rows, written)
 
 
 # The repositories, table by table.

@@ -159,6 +159,14 @@ class BatchError(AustaError):
         #: Rows written by the batches committed before the failing one.
         self.written = written
 
+    @classmethod
+    def of_rows(cls, rows: List[RowError], written: int = 0) -> "BatchError":
+        """The error for these failed rows, with a message naming the first five (row and message,
+        never a value)."""
+        summary = "; ".join(f"row {r.row}: {r.message}" for r in rows[:5])
+        more = f" (and {len(rows) - 5} more)" if len(rows) > 5 else ""
+        return cls(f"{len(rows)} row(s) failed: {summary}{more}", errors=rows, written=written)
+
 
 def _rebuild(cls: Type[AustaError], message: str, state: Dict[str, Any]) -> AustaError:
     error = cls.__new__(cls)
@@ -206,7 +214,5 @@ def _from_native(failure_json: str, row_offset: int = 0, written: int = 0) -> Au
             )
             for r in failure.get("rows", [])
         ]
-        summary = "; ".join(f"row {r.row}: {r.message}" for r in rows[:5])
-        more = f" (and {len(rows) - 5} more)" if len(rows) > 5 else ""
-        return BatchError(f"{len(rows)} row(s) failed: {summary}{more}", errors=rows, written=written)
+        return BatchError.of_rows(rows, written)
     return _BY_CODE.get(code, InternalError)(message, field=field)
