@@ -87,10 +87,9 @@ struct Applied {
 }
 
 async fn applied(pool: &Pool) -> Result<Vec<Applied>> {
-    let sql_sqlite = "SELECT version, description, success, checksum, CAST(installed_on AS TEXT) \
-                      FROM _sqlx_migrations ORDER BY version";
-    let sql_pg = "SELECT version, description, success, checksum, installed_on::text \
-                  FROM _sqlx_migrations ORDER BY version";
+    // The same text on both backends: the time as the database prints it.
+    let sql = "SELECT version, description, success, checksum, CAST(installed_on AS TEXT) \
+               FROM _sqlx_migrations ORDER BY version";
     let has_table = match pool {
         Pool::Sqlite(p) => sqlx::query_scalar::<_, i64>(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
@@ -106,8 +105,8 @@ async fn applied(pool: &Pool) -> Result<Vec<Applied>> {
         return Ok(Vec::new());
     }
     let rows: Vec<(i64, String, bool, Vec<u8>, String)> = match pool {
-        Pool::Sqlite(p) => sqlx::query_as(sql_sqlite).fetch_all(p).await?,
-        Pool::Postgres(p) => sqlx::query_as(sql_pg).fetch_all(p).await?,
+        Pool::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await?,
+        Pool::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await?,
     };
     Ok(rows
         .into_iter()
