@@ -44,10 +44,34 @@ where
 {
     let run = std::panic::AssertUnwindSafe(|| {
         let runtime = crate::runtime().map_err(|e| describe(&e))?;
-        let value = runtime.block_on(future).map_err(|e| describe(&e))?;
-        serde_json::to_string(&value).map_err(|e| describe(&Error::CorruptData(format!("result serialization: {e}"))))
+        encode(runtime.block_on(future))
     });
     std::panic::catch_unwind(run).unwrap_or_else(|_| Err(panicked()))
+}
+
+/// A core result as a binding's answer: the value as JSON text, or the failure as [`describe`]d.
+pub fn encode(result: austa_core::Result<Value>) -> Result<String, Value> {
+    let value = result.map_err(|e| describe(&e))?;
+    serde_json::to_string(&value).map_err(|e| describe(&Error::CorruptData(format!("result serialization: {e}"))))
+}
+
+/// Runs `future` as a task on [`crate::runtime`] and hands its outcome to `deliver`, on a runtime
+/// thread: for bindings whose host wants a callback rather than a blocked thread (Node resolves a
+/// Promise from it). A panic in the future is caught by the runtime and delivered as [`panicked`];
+/// `deliver` is called exactly once, also when the runtime cannot start.
+pub fn spawn<T, F, D>(future: F, deliver: D)
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, Value>> + Send + 'static,
+    D: FnOnce(Result<T, Value>) + Send + 'static,
+{
+    let runtime = match crate::runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => return deliver(Err(describe(&e))),
+    };
+    let task = runtime.spawn(future);
+    // A second task awaits the first: a panic unwinds only the first, and ends as a `JoinError` here.
+    runtime.spawn(async move { deliver(task.await.unwrap_or_else(|_| Err(panicked()))) });
 }
 
 #[cfg(test)]
@@ -74,6 +98,27 @@ mod tests {
         let failure = result.unwrap_err();
         assert_eq!(failure["code"], INTERNAL);
         assert!(!failure["message"].as_str().unwrap().contains("123"));
+    }
+
+    #[test]
+    fn a_spawned_panic_is_delivered_as_an_internal_failure() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        spawn(async { panic!("secret 123.456.789-09") as Result<(), Value> }, move |outcome| {
+            let _ = tx.send(outcome);
+        });
+        let failure = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("delivered").unwrap_err();
+        assert_eq!(failure["code"], INTERNAL);
+        assert!(!failure.to_string().contains("123"));
+    }
+
+    #[test]
+    fn a_spawned_result_is_delivered_once() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        spawn(async { Ok(7) }, move |outcome| {
+            let _ = tx.send(outcome);
+        });
+        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(10)).expect("delivered"), Ok(7));
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(100)).is_err());
     }
 
     #[test]
