@@ -21,6 +21,7 @@ use std::future::Future;
 use austa_bindings::failure;
 use austa_core::{Database as CoreDatabase, Scope as CoreScope};
 use napi::bindgen_prelude::*;
+use napi::JsDeferred;
 use napi_derive::napi;
 use serde_json::Value;
 
@@ -46,22 +47,45 @@ fn reject(failure: Value) -> Error {
     Error::from_reason(failure.to_string())
 }
 
+type Resolver = Box<dyn FnOnce(Env) -> Result<Settled> + Send>;
+
+/// A Promise's settling end. Dropped unsettled (its task dropped by a runtime shutting down, say),
+/// it rejects with `internal`: napi-rs would otherwise leave the Promise pending forever, and its
+/// thread-safe function would keep the process alive.
+struct Settle(Option<JsDeferred<Settled, Resolver>>);
+
+impl Settle {
+    fn outcome(mut self, outcome: std::result::Result<Done, Value>) {
+        let Some(deferred) = self.0.take() else { return };
+        match outcome {
+            Ok(done) => deferred.resolve(Box::new(move |_| {
+                Ok(match done {
+                    Done::Json(text) => Either3::A(text),
+                    Done::Database(inner) => Either3::B(NativeDatabase { inner }),
+                    Done::Scope(inner) => Either3::C(NativeScope { inner }),
+                })
+            })),
+            Err(failure) => deferred.reject(reject(failure)),
+        }
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if let Some(deferred) = self.0.take() {
+            deferred.reject(reject(failure::panicked()));
+        }
+    }
+}
+
 /// Starts `work` on the core's runtime and returns the Promise it settles.
 fn promise<'env, F>(env: &'env Env, work: F) -> Result<Object<'env>>
 where
     F: Future<Output = std::result::Result<Done, Value>> + Send + 'static,
 {
-    let (deferred, promise) = env.create_deferred::<Settled, _>()?;
-    failure::spawn(work, move |outcome| match outcome {
-        Ok(done) => deferred.resolve(move |_| {
-            Ok(match done {
-                Done::Json(text) => Either3::A(text),
-                Done::Database(inner) => Either3::B(NativeDatabase { inner }),
-                Done::Scope(inner) => Either3::C(NativeScope { inner }),
-            })
-        }),
-        Err(failure) => deferred.reject(reject(failure)),
-    });
+    let (deferred, promise) = env.create_deferred::<Settled, Resolver>()?;
+    let settle = Settle(Some(deferred));
+    failure::spawn(work, move |outcome| settle.outcome(outcome));
     Ok(promise)
 }
 

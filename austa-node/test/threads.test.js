@@ -39,6 +39,7 @@ test('calls in flight hold no libuv thread: file system work does not wait for t
   const run = spawnSync(process.execPath, ['-e', child], {
     env: { ...process.env, UV_THREADPOOL_SIZE: '1' },
     encoding: 'utf8',
+    timeout: 120_000,
   });
   assert.equal(run.status, 0, run.stderr);
   const order = JSON.parse(run.stdout);

@@ -147,6 +147,7 @@ impl<'s, M: Model> Repo<'s, M> {
         let mut models = Vec::new();
         let mut errors = Vec::new();
         for (row, new) in news.into_iter().enumerate() {
+            table::yield_periodically(row).await;
             match new.and_then(|new| M::build(org, Uuid::now_v7(), now, new)) {
                 Ok(model) => models.push(model),
                 Err(error) => errors.push(crate::RowError { row, error }),
