@@ -276,7 +276,7 @@ async fn open_pool(url: &str) -> Result<Pool> {
             .map_err(|e| Error::Config(format!("invalid SQLite URL: {e}")))?
             .create_if_missing(true)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(SQLITE_BUSY_TIMEOUT);
         let opts = if memory {
             opts
         } else {
@@ -298,8 +298,9 @@ async fn open_pool(url: &str) -> Result<Pool> {
     }
 }
 
-/// How long opening a new SQLite file waits for another process that is switching it to WAL.
-const SQLITE_OPEN_PATIENCE: Duration = Duration::from_secs(30);
+/// How long a SQLite statement waits for another connection's lock; opening a new file waits as long
+/// for another process that is switching it to WAL.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Connects a SQLite pool, retrying while the file is busy at connection time.
 ///
@@ -310,7 +311,7 @@ const SQLITE_OPEN_PATIENCE: Duration = Duration::from_secs(30);
 /// is enough; once the file is in WAL, later connections need no such lock and the busy timeout covers
 /// everything else.
 async fn connect_sqlite(pool_opts: SqlitePoolOptions, opts: SqliteConnectOptions) -> Result<SqlitePool> {
-    let deadline = std::time::Instant::now() + SQLITE_OPEN_PATIENCE;
+    let deadline = std::time::Instant::now() + SQLITE_BUSY_TIMEOUT;
     loop {
         match pool_opts.clone().connect_with(opts.clone()).await {
             Err(e) if is_sqlite_busy(&e) && std::time::Instant::now() < deadline => {

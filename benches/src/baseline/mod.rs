@@ -381,13 +381,16 @@ impl Baseline {
     /// The id of patient `i`'s open conversation.
     pub async fn conversation_of(&self, i: usize) -> Result<Uuid> {
         let key = self.key("chat", &synthetic::wa_id(i));
-        Ok(with_pool!(self, p => {
-            sqlx::query_scalar("SELECT id FROM conversations WHERE organization_id = $1 AND chat_key = $2 AND status = 'ACTIVE'")
-                .bind(self.org)
-                .bind(key)
-                .fetch_one(p)
-                .await?
-        }))
+        self.id_by_key(
+            "SELECT id FROM conversations WHERE organization_id = $1 AND chat_key = $2 AND status = 'ACTIVE'",
+            key,
+        )
+        .await
+    }
+
+    /// The one id that `sql` selects for this organization (`$1`) and a lookup key (`$2`).
+    async fn id_by_key(&self, sql: &str, key: Vec<u8>) -> Result<Uuid> {
+        Ok(with_pool!(self, p => sqlx::query_scalar(sql).bind(self.org).bind(key).fetch_one(p).await?))
     }
 
     /// Finds a patient by phone and reads their name and phone (decrypted when hand-secured); the
@@ -446,13 +449,7 @@ impl Baseline {
     /// The id of patient `i`.
     pub async fn patient_id(&self, i: usize) -> Result<Uuid> {
         let key = self.key("phone", &synthetic::phone(i));
-        Ok(with_pool!(self, p => {
-            sqlx::query_scalar("SELECT id FROM patients WHERE organization_id = $1 AND phone_key = $2")
-                .bind(self.org)
-                .bind(key)
-                .fetch_one(p)
-                .await?
-        }))
+        self.id_by_key("SELECT id FROM patients WHERE organization_id = $1 AND phone_key = $2", key).await
     }
 
     /// Inserts `rows` vital signs readings of `patient` in transactions of `batch` rows.
