@@ -391,6 +391,176 @@ async fn denied_operations_change_nothing() {
     }
 }
 
+/// `ACCESS_DENIED` events of the seed hospital so far.
+async fn refusals(tdb: &support::TestDb) -> i64 {
+    tdb.raw_i64(&format!(
+        "SELECT COUNT(*) FROM audit_logs WHERE action = 'ACCESS_DENIED' AND organization_id = '{}'",
+        ids::HOSPITAL
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn providers_write_access_levels_only_where_they_could_see_the_row() {
+    for tdb in support::backends().await {
+        fixture(&tdb.db).await;
+        let platform = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
+        let carlos = tdb.db.scope(ids::HOSPITAL, Actor::patient(ids::PATIENT_CARLOS)).await.unwrap();
+        let ana = tdb.db.scope(ids::HOSPITAL, Actor::provider(ids::PROVIDER_ANA_SILVA)).await.unwrap();
+        let tdb = &tdb;
+        let rows = |table: &'static str| {
+            let sql = format!("SELECT COUNT(*) FROM {table}");
+            async move { tdb.raw_i64(&sql).await }
+        };
+        let denied = |r: Result<()>, what: &str| assert_eq!(r.unwrap_err().code(), "permission_denied", "{what}");
+
+        // Creating above the levels a provider sees is refused, recorded, and writes nothing.
+        let (health_rows, document_rows, refused) =
+            (rows("health_data").await, rows("documents").await, refusals(tdb).await);
+        for level in [AccessLevel::SystemAdmin, AccessLevel::PatientOnly] {
+            let hidden = NewHealthData { access_level: Some(level), ..new_health_data() };
+            denied(ok(ana.health_data().create(hidden.clone()).await), "health_data.create");
+            match ana.health_data().create_many([new_health_data(), hidden]).await {
+                Err(austa_core::Error::Batch(rows)) => {
+                    assert_eq!((rows.len(), rows[0].row, rows[0].error.code()), (1, 1, "permission_denied"));
+                }
+                other => panic!("create_many: {other:?}"),
+            }
+            let doc = NewDocument { access_level: Some(level), ..new_document() };
+            denied(ok(ana.documents().create(doc.clone()).await), "documents.create");
+            denied(ok(ana.documents().register(doc, &"ab".repeat(32)).await), "documents.register");
+        }
+        assert_eq!((rows("health_data").await, rows("documents").await), (health_rows, document_rows));
+        assert_eq!(refusals(tdb).await, refused + 8, "every refusal is recorded");
+
+        // Raising a record it can see above its levels is refused too: the record stays where it was,
+        // and stays visible to its patient.
+        let visible = ana.health_data().create(new_health_data()).await.unwrap();
+        let raise = HealthDataPatch { access_level: Some(AccessLevel::SystemAdmin), ..Default::default() };
+        let refused = refusals(tdb).await;
+        denied(ok(ana.health_data().update(visible.id, raise.clone()).await), "health_data.update");
+        assert_eq!(refusals(tdb).await, refused + 1);
+        assert_eq!(platform.health_data().get(visible.id).await.unwrap(), visible, "nothing written");
+        assert!(carlos.health_data().get(visible.id).await.is_ok());
+        let doc = ana.documents().register(new_document(), &"cd".repeat(32)).await.unwrap();
+        let hide = DocumentPatch { access_level: Some(AccessLevel::SystemAdmin), ..Default::default() };
+        denied(ok(ana.documents().update(doc.id, hide.clone()).await), "documents.update");
+        assert_eq!(platform.documents().get(doc.id).await.unwrap(), doc);
+        // Between levels it can see, it may move a record.
+        let org_wide = HealthDataPatch { access_level: Some(AccessLevel::Organization), ..Default::default() };
+        assert_eq!(
+            ana.health_data().update(visible.id, org_wide).await.unwrap().access_level,
+            AccessLevel::Organization
+        );
+
+        // A provider records a verification only in its own name.
+        let as_maria = HealthDataPatch {
+            is_verified: Some(true),
+            verified_by_provider_id: Some(Some(ids::PROVIDER_MARIA_SANTOS)),
+            ..Default::default()
+        };
+        denied(ok(ana.health_data().update(visible.id, as_maria).await), "verify as another");
+        denied(ok(ana.health_data().verify(visible.id, ids::PROVIDER_MARIA_SANTOS).await), "verify as another");
+        assert_eq!(
+            ana.health_data().verify(visible.id, ids::PROVIDER_ANA_SILVA).await.unwrap().verified_by_provider_id,
+            Some(ids::PROVIDER_ANA_SILVA)
+        );
+
+        // Under an emergency grant the patient's rows are visible at every level, and so writable.
+        let reason = "paciente inconsciente na emergência, histórico necessário";
+        let glass = ana.emergency_access(ids::PATIENT_CARLOS, reason, Duration::minutes(30)).await.unwrap();
+        assert_eq!(glass.health_data().update(visible.id, raise).await.unwrap().access_level, AccessLevel::SystemAdmin);
+        assert_eq!(glass.documents().update(doc.id, hide).await.unwrap().access_level, AccessLevel::SystemAdmin);
+        // The platform and the Tasy integration are not limited by level.
+        let tasy = tdb.db.scope(ids::HOSPITAL, Actor::system("tasy-sync")).await.unwrap();
+        let admin_only = NewHealthData { access_level: Some(AccessLevel::SystemAdmin), ..new_health_data() };
+        assert!(tasy.health_data().create(admin_only).await.is_ok());
+    }
+}
+
+#[tokio::test]
+async fn a_scope_names_a_real_provider_or_patient_of_its_organization() {
+    for tdb in support::backends().await {
+        fixture(&tdb.db).await;
+        let platform = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
+        let code = |r: Result<Scope>| r.map(|_| ()).unwrap_err().code();
+        let refused = refusals(&tdb).await;
+        // An id that is no provider, a patient's id named as a provider, a provider of another
+        // organization, a provider's id named as a patient: no scope, and each refusal recorded
+        // under the claimed actor.
+        let stranger = Uuid::now_v7();
+        assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::provider(stranger)).await), "permission_denied");
+        assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::provider(ids::PATIENT_CARLOS)).await), "permission_denied");
+        assert_eq!(
+            code(tdb.db.scope(ids::HOSPITAL, Actor::patient(ids::PROVIDER_ANA_SILVA)).await),
+            "permission_denied"
+        );
+        assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::patient(stranger)).await), "permission_denied");
+        let clinic = tdb.db.scope(ids::CLINIC, Actor::platform()).await.unwrap();
+        let clinic_doctor = tdb.provider(&clinic).await;
+        assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::provider(clinic_doctor)).await), "permission_denied");
+        assert!(tdb.db.scope(ids::CLINIC, Actor::provider(clinic_doctor)).await.is_ok());
+        assert_eq!(refusals(&tdb).await, refused + 5);
+        let claimed = tdb
+            .raw_i64(&format!(
+                "SELECT COUNT(*) FROM audit_logs WHERE action = 'ACCESS_DENIED' AND actor_kind = 'PROVIDER' \
+                 AND actor_id = '{stranger}' AND entity_id = '{stranger}'"
+            ))
+            .await;
+        assert_eq!(claimed, 1, "the refusal names the claimed actor");
+
+        // A deactivated (or deleted) provider gets no new scope, and a scope opened before cannot open
+        // an emergency grant: the grant checks the provider again.
+        let doctor = tdb.provider(&platform).await;
+        let before = tdb.db.scope(ids::HOSPITAL, Actor::provider(doctor)).await.unwrap();
+        platform
+            .providers()
+            .update(doctor, ProviderPatch { is_active: Some(false), ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::provider(doctor)).await), "permission_denied");
+        let reason = "paciente inconsciente na emergência, histórico necessário";
+        let grant = before.emergency_access(ids::PATIENT_CARLOS, reason, Duration::minutes(30)).await;
+        assert_eq!(grant.map(|_| ()).unwrap_err().code(), "permission_denied");
+        let gone = tdb.provider(&platform).await;
+        platform.providers().delete(gone).await.unwrap();
+        assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::provider(gone)).await), "permission_denied");
+        // A soft-deleted patient likewise; a live one gets their scope.
+        let julia = platform.patients().create(new_patient()).await.unwrap().id;
+        assert!(tdb.db.scope(ids::HOSPITAL, Actor::patient(julia)).await.is_ok());
+        platform.patients().delete(julia).await.unwrap();
+        assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::patient(julia)).await), "permission_denied");
+        assert!(platform.audit().verify().await.unwrap().is_intact());
+    }
+}
+
+#[tokio::test]
+async fn a_patient_cannot_mark_themself_verified() {
+    for tdb in support::backends().await {
+        fixture(&tdb.db).await;
+        let platform = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
+        // Julia registered herself unverified (as the webhook registers unknown senders).
+        let julia = platform.patients().create(new_patient()).await.unwrap().id;
+        let as_julia = tdb.db.scope(ids::HOSPITAL, Actor::patient(julia)).await.unwrap();
+        let refused = refusals(&tdb).await;
+        let verify = PatientPatch { is_verified: Some(true), ..Default::default() };
+        assert_eq!(as_julia.patients().update(julia, verify.clone()).await.unwrap_err().code(), "permission_denied");
+        assert_eq!(refusals(&tdb).await, refused + 1);
+        assert!(!platform.patients().get(julia).await.unwrap().is_verified);
+        // Carlos (verified) may not clear it either, but may change what is his to change, and a patch
+        // that leaves the flag as it is passes.
+        let carlos = tdb.db.scope(ids::HOSPITAL, Actor::patient(ids::PATIENT_CARLOS)).await.unwrap();
+        let clear = PatientPatch { is_verified: Some(false), ..Default::default() };
+        assert_eq!(carlos.patients().update(ids::PATIENT_CARLOS, clear).await.unwrap_err().code(), "permission_denied");
+        let same =
+            PatientPatch { is_verified: Some(true), timezone: Some("America/Recife".into()), ..Default::default() };
+        assert_eq!(carlos.patients().update(ids::PATIENT_CARLOS, same).await.unwrap().timezone, "America/Recife");
+        // The organization verifies.
+        let ana = tdb.db.scope(ids::HOSPITAL, Actor::provider(ids::PROVIDER_ANA_SILVA)).await.unwrap();
+        assert!(ana.patients().update(julia, verify).await.unwrap().is_verified);
+    }
+}
+
 #[test]
 fn readme_carries_the_access_matrix() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();

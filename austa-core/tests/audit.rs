@@ -68,7 +68,7 @@ async fn every_repository_operation_records_exactly_its_event() {
     for tdb in support::backends().await {
         let platform = tdb.org("Hospital Auditado").await;
         let org = platform.organization_id();
-        let provider_id = Uuid::now_v7();
+        let provider_id = tdb.provider(&platform).await;
         let scope = tdb.db.scope_with(org, Actor::provider(provider_id), request()).await.unwrap();
 
         let mut created = None;
@@ -240,7 +240,8 @@ async fn emergency_access_and_key_operations_are_recorded() {
     for tdb in support::backends().await {
         let scope = tdb.org("Hospital Emergência").await;
         let p = scope.patients().create(patient("Kátia")).await.unwrap();
-        let provider = tdb.db.scope(scope.organization_id(), Actor::provider(Uuid::now_v7())).await.unwrap();
+        let provider =
+            tdb.db.scope(scope.organization_id(), Actor::provider(tdb.provider(&scope).await)).await.unwrap();
         let mut grant = None;
         let e = one_event(&tdb, &scope, &scope, async {
             grant = Some(
@@ -489,7 +490,7 @@ async fn access_report_shows_who_looked_and_why() {
         let carlos = platform.patients().create(patient("Carlos")).await.unwrap();
         let ana = platform.patients().create(patient("Ana")).await.unwrap();
         let start = Utc::now() - Duration::minutes(1);
-        let dr = Uuid::now_v7();
+        let dr = tdb.provider(&platform).await;
         let doctor = tdb.db.scope_with(org, Actor::provider(dr), request()).await.unwrap();
         doctor.patients().get(carlos.id).await.unwrap();
         doctor.patients().list(PageRequest::first(10)).await.unwrap();
@@ -553,8 +554,8 @@ async fn access_report_shows_who_looked_and_why() {
 async fn fhir_export_writes_one_audit_event_per_line() {
     for tdb in support::backends().await {
         let scope = chain_of(&tdb, "Hospital FHIR", 5).await;
-        let doctor =
-            tdb.db.scope_with(scope.organization_id(), Actor::provider(Uuid::now_v7()), request()).await.unwrap();
+        let dr = tdb.provider(&scope).await;
+        let doctor = tdb.db.scope_with(scope.organization_id(), Actor::provider(dr), request()).await.unwrap();
         let p = scope.patients().create(patient("Lara")).await.unwrap();
         doctor.patients().get(p.id).await.unwrap();
         let (from, to) = (Utc::now() - Duration::hours(1), Utc::now() + Duration::hours(1));

@@ -889,7 +889,7 @@ async fn the_access_matrix_decides_who_runs_the_workflow() {
         platform.onboarding_progress().advance(carlos.id, chat.id, 1).await.unwrap();
 
         let patient = tdb.db.scope(org, Actor::patient(carlos.id)).await.unwrap();
-        let provider = tdb.db.scope(org, Actor::provider(Uuid::now_v7())).await.unwrap();
+        let provider = tdb.db.scope(org, Actor::provider(tdb.provider(&platform).await)).await.unwrap();
         let webhook = tdb.db.scope(org, Actor::system("whatsapp-webhook")).await.unwrap();
         for scope in [&patient, &provider, &webhook] {
             let denied = |op: &str| format!("{op} by {:?}", scope.actor());

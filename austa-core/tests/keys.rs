@@ -536,7 +536,7 @@ async fn shredding_a_patient_erases_them_everywhere_and_nobody_else() {
         let (x, y) = (person(&scope, 0, 3).await, person(&scope, 1, 3).await);
 
         // Shredding is an administrator's act (the access matrix allows it to ADMIN and platform only).
-        let provider = tdb.db.scope(org, Actor::provider(Uuid::now_v7())).await.unwrap();
+        let provider = tdb.db.scope(org, Actor::provider(tdb.provider(&scope).await)).await.unwrap();
         assert_code(provider.keys().shred_patient(x.id, "not mine to do").await, "permission_denied", None);
         let receipt = admin.keys().shred_patient(x.id, "LGPD erasure request 42").await.unwrap();
         assert_eq!((receipt.organization_id, receipt.patient_id), (org, x.id));

@@ -22,6 +22,7 @@ use uuid::Uuid;
 pub use matrix::{markdown_matrix, Action, Resource, Rule, SystemIntegration, Who, MATRIX};
 
 use crate::error::{Error, Result};
+use crate::model::AccessLevel;
 use crate::scope::{Role, Scope};
 
 /// A time-boxed emergency grant: one provider, one patient, a reason.
@@ -47,10 +48,19 @@ impl EmergencyGrant {
 /// Longest emergency grant.
 pub const MAX_EMERGENCY: Duration = Duration::hours(12);
 
-/// Access levels a provider may see without an emergency grant.
-const PROVIDER_LEVELS: &str = "('PUBLIC','PROVIDER_PATIENT','ORGANIZATION')";
+/// Access levels a provider may see (and so write) without an emergency grant: the matrix's "by access
+/// level".
+pub const PROVIDER_LEVELS: [AccessLevel; 3] =
+    [AccessLevel::Public, AccessLevel::ProviderPatient, AccessLevel::Organization];
 /// Access levels a patient may see of their own data.
-const PATIENT_LEVELS: &str = "('PUBLIC','PATIENT_ONLY','PROVIDER_PATIENT','ORGANIZATION')";
+pub const PATIENT_LEVELS: [AccessLevel; 4] =
+    [AccessLevel::Public, AccessLevel::PatientOnly, AccessLevel::ProviderPatient, AccessLevel::Organization];
+
+/// `('A','B',...)`: a SQL list of access level names (the library's own constants, never input).
+fn sql_levels(levels: &[AccessLevel]) -> String {
+    let names: Vec<String> = levels.iter().map(|l| format!("'{}'", l.as_str())).collect();
+    format!("({})", names.join(","))
+}
 
 fn denied(scope: &Scope, resource: Resource, action: Action) -> Error {
     Error::PermissionDenied(format!(
@@ -73,7 +83,8 @@ impl Scope {
     ///
     /// The grant is recorded as `EMERGENCY_ACCESS` (high risk, for review) with its reason, and every
     /// operation under it is flagged `emergency` in its own event; a refused request is recorded as
-    /// `ACCESS_DENIED`.
+    /// `ACCESS_DENIED`. The provider must still be an active provider of the organization when it asks
+    /// (checked again here, since a scope may outlive a deactivation).
     pub async fn emergency_access(&self, patient_id: Uuid, reason: &str, duration: Duration) -> Result<Scope> {
         let allowed = if self.actor().role() == Role::Provider {
             Ok(())
@@ -81,6 +92,7 @@ impl Scope {
             Err(Error::PermissionDenied("only providers may request emergency access".into()))
         };
         crate::audit::check(self, "patients", Action::Read, Some(patient_id), Some(patient_id), allowed).await?;
+        self.recheck_actor().await?;
         let reason = crate::validate::text("reason", reason, 10, 500)?;
         if duration <= Duration::zero() || duration > MAX_EMERGENCY {
             return Err(Error::validation("duration", "must be between 1 second and 12 hours"));
@@ -126,16 +138,61 @@ impl Scope {
                 let column = if resource == Resource::Patient { "id" } else { "patient_id" };
                 let mut f = format!(" AND {column} = '{me}'");
                 if levels {
-                    f.push_str(&format!(" AND access_level IN {PATIENT_LEVELS}"));
+                    f.push_str(&format!(" AND access_level IN {}", sql_levels(&PATIENT_LEVELS)));
                 }
                 f
             }
-            Rule::ProviderVisible if levels => match self.emergency().filter(|g| g.active()) {
-                Some(g) => format!(" AND (access_level IN {PROVIDER_LEVELS} OR patient_id = '{}')", g.patient_id),
-                None => format!(" AND access_level IN {PROVIDER_LEVELS}"),
-            },
+            Rule::ProviderVisible if levels => {
+                let visible = sql_levels(&PROVIDER_LEVELS);
+                match self.emergency().filter(|g| g.active()) {
+                    Some(g) => format!(" AND (access_level IN {visible} OR patient_id = '{}')", g.patient_id),
+                    None => format!(" AND access_level IN {visible}"),
+                }
+            }
             _ => String::new(),
         })
+    }
+
+    /// Fails with `permission_denied` unless the actor may write a row of `resource` about `patient` at
+    /// access level `level`. The row filter decides which rows a statement may touch; this decides
+    /// which values it may write there: an actor may give a row only a level it could then see itself
+    /// (a provider: [`PROVIDER_LEVELS`], or any level for the patient of its active emergency grant; a
+    /// patient: [`PATIENT_LEVELS`]). Without it a provider could file a record as `SYSTEM_ADMIN`, or
+    /// raise one it can see to a level that hides it from the patient.
+    pub(crate) fn authorize_access_level(
+        &self,
+        resource: Resource,
+        action: Action,
+        patient: Uuid,
+        level: AccessLevel,
+    ) -> Result<()> {
+        let allowed = match self.authorize(resource, action)? {
+            Rule::ProviderVisible => {
+                PROVIDER_LEVELS.contains(&level)
+                    || self.emergency().is_some_and(|g| g.active() && g.patient_id == patient)
+            }
+            Rule::OwnRecords => PATIENT_LEVELS.contains(&level),
+            _ => true,
+        };
+        if allowed {
+            return Ok(());
+        }
+        Err(Error::PermissionDenied(format!(
+            "{} may not {} {} at access level {}: only at levels it can see",
+            self.actor().role().as_str(),
+            action.as_str(),
+            resource.as_str(),
+            level.as_str()
+        )))
+    }
+
+    /// Fails with `permission_denied` when a provider records an act (a verification, a review) in
+    /// the name of another provider: a provider acts only as themself.
+    pub(crate) fn authorize_acting_provider(&self, field: &str, provider: Option<Uuid>) -> Result<()> {
+        if self.actor().role() == Role::Provider && provider.is_some() && provider != self.actor().id() {
+            return Err(Error::PermissionDenied(format!("a provider may set {field} only to themself")));
+        }
+        Ok(())
     }
 
     /// For operations on one patient's records outside the generic paths: a patient may only name

@@ -30,8 +30,8 @@ use uuid::Uuid;
 
 use super::health_data::json_payload;
 use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
-use crate::access::{Action, Resource, Rule};
-use crate::audit::{check, AuditTx};
+use crate::access::{Action, Resource};
+use crate::audit::AuditTx;
 use crate::crypto::{RowCrypto, Sensitive};
 use crate::db::{IntoValue, Row, Value};
 use crate::error::{Error, Result};
@@ -270,6 +270,12 @@ impl Model for Document {
             deleted_at: row.opt_time("deleted_at")?,
         })
     }
+
+    /// A document's access level must be one the actor could see itself (see
+    /// [`Scope::authorize_access_level`]).
+    fn authorize_fields(&self, scope: &Scope, action: Action, _before: Option<&Self>) -> Result<()> {
+        scope.authorize_access_level(Resource::Document, action, self.patient_id, self.access_level)
+    }
 }
 
 impl Updatable for Document {
@@ -365,26 +371,6 @@ impl Updatable for Document {
 
 impl SoftDeletable for Document {}
 
-/// Access levels a provider may see without an emergency grant (the access matrix's "by access level").
-const PROVIDER_LEVELS: [AccessLevel; 3] =
-    [AccessLevel::Public, AccessLevel::ProviderPatient, AccessLevel::Organization];
-
-/// A provider may create only documents it could then see: at a provider-visible access level, or any
-/// level for the patient of its active emergency grant. Other rules are the generic create's.
-fn authorize_register(scope: &Scope, document: &Document) -> Result<()> {
-    table::authorize_create(scope, document)?;
-    if scope.authorize(Resource::Document, Action::Create)? == Rule::ProviderVisible {
-        let granted = scope.emergency().is_some_and(|g| g.active() && g.patient_id == document.patient_id);
-        if !granted && !PROVIDER_LEVELS.contains(&document.access_level) {
-            return Err(Error::PermissionDenied(format!(
-                "providers may create documents only at levels they can see, not {}",
-                document.access_level.as_str()
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// The organization's retention policy, read inside `tx` (no event of its own: the operation's event
 /// covers it). Its settings decrypt under the organization key, which `keys` holds.
 async fn retention_policy(tx: &mut AuditTx<'_>, keys: &crate::crypto::KeySet, org: Uuid) -> Result<RetentionPolicy> {
@@ -419,8 +405,7 @@ impl Documents<'_> {
         let org = scope.organization_id();
         let mut model = Document::build(org, Uuid::now_v7(), crate::time::now(), new)?;
         model.checksum_sha256 = Some(checksum_sha256(checksum)?);
-        check(scope, "documents", Action::Create, None, Some(model.patient_id), authorize_register(scope, &model))
-            .await?;
+        table::check_create(scope, &model).await?;
         let mut keys = table::keys_for(scope, &model).await?;
         let mut tx = AuditTx::begin(scope).await?;
         let policy = match retention_policy(&mut tx, &keys, org).await {

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use crate::access::{Action, Resource};
 use crate::crypto::{RowCrypto, Sensitive};
 use crate::db::{IntoValue, Row, Value};
 use crate::error::{Error, Result};
@@ -210,6 +211,16 @@ impl Model for HealthData {
             updated_at: row.time("updated_at")?,
             deleted_at: row.opt_time("deleted_at")?,
         })
+    }
+
+    /// The access level must be one the actor could see itself (see
+    /// [`Scope::authorize_access_level`]), and a provider records a verification only in its own name.
+    fn authorize_fields(&self, scope: &Scope, action: Action, before: Option<&Self>) -> Result<()> {
+        scope.authorize_access_level(Resource::HealthData, action, self.patient_id, self.access_level)?;
+        if before.is_none_or(|b| b.verified_by_provider_id != self.verified_by_provider_id) {
+            scope.authorize_acting_provider("verified_by_provider_id", self.verified_by_provider_id)?;
+        }
+        Ok(())
     }
 }
 

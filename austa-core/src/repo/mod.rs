@@ -34,6 +34,7 @@ use uuid::Uuid;
 
 pub use page::{Cursor, Page, PageRequest};
 
+use crate::access::Action;
 use crate::classification::KeyOwner;
 use crate::crypto::RowCrypto;
 use crate::db::{Row, Value};
@@ -77,10 +78,19 @@ pub trait Model: Sealed + Sized + Send + Sync + 'static {
     /// Decodes (and decrypts) a row.
     #[doc(hidden)]
     fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self>;
+    /// Checks what this row writes into access-controlled fields against what the scope's actor may
+    /// grant (an access level it could see itself, a verification only in its own name, no
+    /// verification of oneself); `before` is the stored row on update, `None` on create. The row
+    /// filter has already decided that the actor may touch the row at all; this decides which values
+    /// it may put there. A refusal is `permission_denied`, recorded, and nothing is written.
+    #[doc(hidden)]
+    fn authorize_fields(&self, _scope: &Scope, _action: Action, _before: Option<&Self>) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A model whose rows can be changed after creation.
-pub trait Updatable: Model {
+pub trait Updatable: Model + Clone {
     /// What `update` takes: every field optional, `None` meaning "leave as is".
     type Patch: Send;
     /// Validates and applies `patch`, setting `updated_at` to `now`; no I/O.

@@ -5,11 +5,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::{table, Model, Repo, Sealed, SoftDeletable, Updatable};
+use crate::access::Action;
 use crate::crypto::{BlindIndexKind, RowCrypto, Sensitive};
 use crate::db::{IntoValue, Row, Value};
 use crate::error::{Error, Result};
 use crate::model::{EmergencyContact, Gender, NewPatient, Patient, PatientPatch};
-use crate::scope::Scope;
+use crate::scope::{Role, Scope};
 use crate::validate;
 
 /// Repository of patients.
@@ -168,6 +169,17 @@ impl Model for Patient {
             deleted_at: row.opt_time("deleted_at")?,
             erased_at: row.opt_time("erased_at")?,
         })
+    }
+
+    /// `is_verified` records that the organization checked the patient's identity: a patient acting on
+    /// their own record may not set or clear it.
+    fn authorize_fields(&self, scope: &Scope, _action: Action, before: Option<&Self>) -> Result<()> {
+        if scope.actor().role() == Role::Patient && self.is_verified != before.is_some_and(|b| b.is_verified) {
+            return Err(Error::PermissionDenied(
+                "a patient may not change is_verified: it records a verification by the organization".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -229,13 +229,15 @@ pub(crate) async fn insert_in<M: Model>(tx: &mut Tx, keys: &KeySet, organization
     Ok(event)
 }
 
-/// Fails with `permission_denied` unless the scope may create `model` (a patient only their own).
+/// Fails with `permission_denied` unless the scope may create `model` (a patient only their own) with
+/// the values of its access-controlled fields ([`Model::authorize_fields`]).
 pub(crate) fn authorize_create<M: Model>(scope: &Scope, model: &M) -> Result<()> {
     let resource = Resource::of_table(M::TABLE).ok_or_else(|| Error::PermissionDenied(M::TABLE.into()))?;
     match model_owner(model)? {
-        Some(patient) => scope.authorize_patient(resource, Action::Create, patient),
-        None => scope.authorize(resource, Action::Create).map(|_| ()),
+        Some(patient) => scope.authorize_patient(resource, Action::Create, patient)?,
+        None => scope.authorize(resource, Action::Create).map(|_| ())?,
     }
+    model.authorize_fields(scope, Action::Create, None)
 }
 
 /// [`authorize_create`], recording a refusal.
@@ -575,7 +577,12 @@ pub(crate) async fn update<M: Updatable>(scope: &Scope, id: Uuid, patch: M::Patc
         return Err(Error::not_found(M::ENTITY));
     }
     let before = fingerprints(&keys, &model)?;
+    let stored = model.clone();
     model.apply(patch, crate::time::now())?;
+    if let Err(refusal) = model.authorize_fields(scope, Action::Update, Some(&stored)) {
+        drop(tx); // the refusal is recorded in a transaction of its own
+        return check(scope, M::TABLE, Action::Update, Some(id), row_patient::<M>(&before, owner), Err(refusal)).await;
+    }
     let changed = changed_fields(&keys, &before, &model)?;
     write_in(&mut tx, &keys, org, &model).await?;
     to_tasy::<M>(&mut tx, org, id, OutboxOperation::Upsert).await?;

@@ -176,6 +176,15 @@ impl TestDb {
         self.db.scope(org.id, Actor::platform()).await.expect("scope")
     }
 
+    /// A new active provider of `scope`'s organization (a provider scope needs one: its actor is
+    /// checked when the scope opens); returns its id.
+    pub async fn provider(&self, scope: &Scope) -> uuid::Uuid {
+        use austa_core::model::{NewProvider, ProviderRole};
+        let email = format!("dr.{}@example.com", uuid::Uuid::now_v7().simple());
+        let new = NewProvider::new("Helena", "Prado", email, ProviderRole::Doctor);
+        scope.providers().create(new).await.expect("create provider").id
+    }
+
     /// Runs raw SQL (no binds) on the same database, for tampering tests.
     pub async fn raw_execute(&self, sql: &str) {
         match self.backend {
