@@ -25,6 +25,12 @@ pub fn describe(error: &Error) -> Value {
     json!({"code": error.code(), "message": error.to_string(), "field": error.field(), "rows": rows})
 }
 
+/// Parses the JSON text of a call's arguments; a failure is `validation` on `arguments`, described
+/// as a failure value (see [`austa_core::input::parse_json`] for what the message says).
+pub fn arguments(text: &str) -> Result<Value, Value> {
+    austa_core::input::parse_json("arguments", text.as_bytes()).map_err(|e| describe(&e))
+}
+
 /// The failure reported for a panic caught at the binding boundary.
 pub fn panicked() -> Value {
     json!({

@@ -24,7 +24,7 @@ pub mod ops;
 
 pub use args::Args;
 pub use open::{open, OpenOptions};
-pub use ops::{call_database, call_scope, emergency_scope, scope};
+pub use ops::{call_database, call_scope, emergency_scope, ingest, scope};
 
 use std::sync::OnceLock;
 

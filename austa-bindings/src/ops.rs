@@ -96,6 +96,13 @@ pub async fn scope(db: &Database, args: Value) -> Result<Scope> {
     db.scope_with(organization, actor, request).await
 }
 
+/// Stores a WhatsApp Cloud API webhook body, given as the bytes received (the bindings pass bytes
+/// through, so invalid UTF-8 is the core's `validation` error like any other malformed body); the
+/// result is the ingest report.
+pub async fn ingest(db: &Database, body: &[u8]) -> Result<Value> {
+    to_json(db.whatsapp().ingest(body).await?)
+}
+
 /// Database-level operations: `migrate`, `seed`, `flush_audit`, `clear_key_cache`,
 /// `whatsapp.ingest {body}` (the webhook body as a string), `whatsapp.organization_for
 /// {phone_number_id}`, `organizations.{create {data}, get {id}, find_by_tax_id {cnpj}, update {id,
@@ -112,10 +119,7 @@ pub async fn call_database(db: &Database, op: &str, args: Value) -> Result<Value
             Ok(Value::Null)
         }
         "backend" => to_json(format!("{:?}", db.backend()).to_lowercase()),
-        "whatsapp.ingest" => {
-            let body: String = a.req("body")?;
-            to_json(db.whatsapp().ingest(body.as_bytes()).await?)
-        }
+        "whatsapp.ingest" => ingest(db, a.req::<String>("body")?.as_bytes()).await,
         "whatsapp.organization_for" => {
             to_json(db.whatsapp().organization_for(&a.req::<String>("phone_number_id")?).await?)
         }
@@ -474,33 +478,10 @@ async fn audit_logs(scope: &Scope, method: &str, a: &mut Args) -> Op {
     } else read::<AuditLog>(scope, method, a).await)
 }
 
-/// An application event as data: `{"action": "LOGIN" | "LOGOUT" | "EXPORT" | "PERMISSION_CHANGE", ...}`.
-#[derive(Deserialize)]
-#[serde(tag = "action", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
-enum AppEventSpec {
-    Login,
-    Logout,
-    Export { entity_type: EntityType, entity_id: Option<Uuid>, patient_id: Option<Uuid> },
-    PermissionChange { provider_id: Option<Uuid> },
-}
-
-impl From<AppEventSpec> for AppEvent {
-    fn from(spec: AppEventSpec) -> Self {
-        match spec {
-            AppEventSpec::Login => AppEvent::Login,
-            AppEventSpec::Logout => AppEvent::Logout,
-            AppEventSpec::Export { entity_type, entity_id, patient_id } => {
-                AppEvent::Export { entity_type, entity_id, patient_id }
-            }
-            AppEventSpec::PermissionChange { provider_id } => AppEvent::PermissionChange { provider_id },
-        }
-    }
-}
-
 async fn audit(scope: &Scope, method: &str, a: &mut Args) -> Op {
     let r = scope.audit();
     domain!(method, a, {
-        "record" => to_json(r.record(a.req::<AppEventSpec>("event")?.into()).await?),
+        "record" => to_json(r.record(a.req::<AppEvent>("event")?).await?),
         "verify" => to_json(r.verify().await?),
         "verify_range" => to_json(r.verify_range(a.req("from_seq")?, a.req("to_seq")?).await?),
         "access_report" => {

@@ -42,6 +42,29 @@ pub fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> {
     })
 }
 
+/// Parses JSON text (the bindings' arguments, a webhook body); a failure is `validation` on `field`
+/// saying what is wrong and where (line and column), never quoting the text: the JSON is not valid
+/// (or not UTF-8), it ends early, or it nests deeper than serde_json's limit of 128 levels.
+///
+/// ```
+/// let e = austa_core::input::parse_json("body", "[".repeat(200).as_bytes()).unwrap_err();
+/// assert_eq!(e.field(), Some("body"));
+/// assert!(e.to_string().contains("nested more than 128 levels"), "{e}");
+/// ```
+pub fn parse_json(field: &str, text: &[u8]) -> Result<serde_json::Value> {
+    serde_json::from_slice(text).map_err(|e| {
+        let at = format!("line {}, column {}", e.line(), e.column());
+        let reason = if e.to_string().starts_with("recursion limit exceeded") {
+            format!("is JSON nested more than 128 levels deep ({at})")
+        } else if e.is_eof() {
+            format!("is JSON that ends early ({at})")
+        } else {
+            format!("is not valid JSON, or not UTF-8 ({at})")
+        };
+        Error::Validation { field: field.to_string(), reason }
+    })
+}
+
 /// Serde's message without the offending value.
 fn reason(message: &str) -> String {
     let message = message.split(" at line ").next().unwrap_or(message);
@@ -104,6 +127,19 @@ mod tests {
         let e = from_json::<NewPatient>(json!({"gender": "Feminino-secret"})).unwrap_err();
         assert_eq!(e.field(), Some("gender"));
         assert!(!e.to_string().contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn json_text_failures_say_what_is_wrong() {
+        let reason = |text: &[u8]| parse_json("arguments", text).unwrap_err().to_string();
+        assert!(reason(b"{\"a\": 1").contains("ends early"), "{}", reason(b"{\"a\": 1"));
+        assert!(reason(b"{\"object\":\"\xff\"}").contains("not UTF-8"));
+        assert!(reason(b"{\"cpf\": 123.456.789-09}").contains("not valid JSON"));
+        assert!(!reason(b"{\"cpf\": 123.456.789-09}").contains("123"));
+        let deep = format!("{}1{}", "[".repeat(129), "]".repeat(129));
+        assert!(reason(deep.as_bytes()).contains("nested more than 128 levels deep"));
+        let fine = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        assert!(parse_json("arguments", fine.as_bytes()).is_ok());
     }
 
     #[test]

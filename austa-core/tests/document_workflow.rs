@@ -185,16 +185,28 @@ async fn register_validates_and_writes_nothing_on_error() {
             writes_nothing(&tdb, id, "validation", Some(field), docs.register(new, CHECKSUM)).await;
         }
 
-        // An invalid policy in the organization's settings is refused by name, never silently ignored.
+        // An invalid policy is refused by name when the settings are written (by the platform or by
+        // the organization's administrator), so it can never break a later registration.
+        set_policy(&tdb, &o, 20, json!({"retention": {"LAB_RESULT": 5}})).await;
+        let admin = tdb.db.scope(id, Actor::admin(None)).await.unwrap();
         for (settings, field) in [
             (json!({"retention": {"LAB_RESULT": 0}}), "settings.retention.LAB_RESULT"),
+            (json!({"retention": {"LAB_RESULT": "x"}}), "settings.retention.LAB_RESULT"),
             (json!({"retention": {"LAB_RESULTS": 5}}), "settings.retention.LAB_RESULTS"),
             (json!({"retention": {"MEDICAL_RECORD": 5}}), "settings.retention.MEDICAL_RECORD"),
             (json!({"retention": "5 anos"}), "settings.retention"),
         ] {
-            set_policy(&tdb, &o, 20, settings).await;
-            writes_nothing(&tdb, id, "validation", Some(field), docs.register(lab_result(o.carlos), CHECKSUM)).await;
+            let patch =
+                || OrganizationPatch { settings: Some(Some(Sensitive::new(settings.clone()))), ..Default::default() };
+            writes_nothing(&tdb, id, "validation", Some(field), tdb.db.organizations().update(id, patch())).await;
+            writes_nothing(&tdb, id, "validation", Some(field), admin.update_organization(patch())).await;
         }
+        let bad_years = OrganizationPatch { data_retention_years: Some(0), ..Default::default() };
+        writes_nothing(&tdb, id, "validation", Some("data_retention_years"), admin.update_organization(bad_years))
+            .await;
+        let kept = o.scope.organization().await.unwrap().settings.unwrap();
+        assert_eq!(kept.expose().unwrap(), &json!({"retention": {"LAB_RESULT": 5}}), "the valid policy stands");
+        assert!(docs.register(lab_result(o.carlos), CHECKSUM).await.is_ok(), "and registrations go on");
 
         // Valid input goes through; upper-case hex is stored in lower case.
         set_policy(&tdb, &o, 20, json!({})).await;

@@ -278,6 +278,28 @@ async fn tampered_or_moved_ciphertexts_fail_with_a_typed_error() {
 }
 
 #[tokio::test]
+async fn a_damaged_row_fails_its_page_and_names_itself() {
+    for tdb in support::backends().await {
+        let a = tdb.org("A").await;
+        let carlos = a.patients().create(carlos()).await.unwrap();
+        let ana = a.patients().create(patient("Ana", "+5511876543210")).await.unwrap();
+        let mut damaged = tdb.raw_bytes("patients", "last_name", carlos.id).await.unwrap();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0x01;
+        tdb.raw_set_bytes("patients", "last_name", carlos.id, Some(damaged)).await;
+        // The page fails as a whole (no silently shorter listing) and its error names the table, the
+        // column and the row, never a value, so an operator can find the row.
+        let err = a.patients().list(PageRequest::first(10)).await.unwrap_err();
+        let message = err.to_string();
+        assert_eq!(err.code(), "crypto");
+        assert!(message.contains(&format!("patients.last_name of row {}", carlos.id)), "{message}");
+        assert!(!message.contains("Mendes"), "{message}");
+        // The other rows stay readable one by one.
+        assert_eq!(a.patients().get(ana.id).await.unwrap().id, ana.id);
+    }
+}
+
+#[tokio::test]
 async fn organizations_validate_cnpj_and_keep_it_unique_platform_wide() {
     for tdb in support::backends().await {
         let orgs = tdb.db.organizations();

@@ -17,7 +17,9 @@ use support::TestDb;
 use uuid::Uuid;
 
 const NUMBER: &str = "109876543210001";
-const BASE_TS: i64 = 1_764_000_000;
+/// Message times of the tests: an hour ago, in Unix seconds (the ingest refuses times far from the
+/// number's registration and from now, as WhatsApp's are).
+static BASE_TS: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| chrono::Utc::now().timestamp() - 3600);
 
 fn body(changes: Vec<Value>) -> Vec<u8> {
     serde_json::to_vec(&json!({
@@ -113,7 +115,7 @@ async fn every_message_type_is_stored_faithfully() {
     for tdb in support::backends().await {
         let scope = setup(&tdb, "Hospital Tipos").await;
         let wa = "5511987650001";
-        let t = BASE_TS;
+        let t = *BASE_TS;
         let messages = json!([
             text("wamid.T1", wa, t, "Olá, preciso remarcar minha consulta"),
             msg("wamid.I1", wa, t + 1, "image", json!({"id": "MEDIA-IMG", "mime_type": "image/jpeg", "sha256": "abc123", "caption": "Receita"})),
@@ -242,7 +244,7 @@ async fn retries_and_concurrent_deliveries_store_once() {
         let b = body(vec![value(
             NUMBER,
             contact(wa, "João"),
-            json!([text("wamid.R-1", wa, BASE_TS, "Oi"), text("wamid.R-2", wa, BASE_TS + 5, "Tudo bem?")]),
+            json!([text("wamid.R-1", wa, *BASE_TS, "Oi"), text("wamid.R-2", wa, *BASE_TS + 5, "Tudo bem?")]),
             json!([]),
         )]);
         let first = tdb.db.whatsapp().ingest(&b).await.unwrap();
@@ -257,7 +259,7 @@ async fn retries_and_concurrent_deliveries_store_once() {
         let dup = body(vec![value(
             NUMBER,
             json!([]),
-            json!([text("wamid.R-3", wa, BASE_TS + 9, "a"), text("wamid.R-3", wa, BASE_TS + 9, "a")]),
+            json!([text("wamid.R-3", wa, *BASE_TS + 9, "a"), text("wamid.R-3", wa, *BASE_TS + 9, "a")]),
             json!([]),
         )]);
         let r = tdb.db.whatsapp().ingest(&dup).await.unwrap();
@@ -266,7 +268,7 @@ async fn retries_and_concurrent_deliveries_store_once() {
         // Two concurrent deliveries of a body from a new sender: one patient, one conversation, each
         // message once.
         let wa2 = "5511987650003";
-        let msgs: Vec<Value> = (0..5).map(|i| text(&format!("wamid.CC-{i}"), wa2, BASE_TS + i, "oi")).collect();
+        let msgs: Vec<Value> = (0..5).map(|i| text(&format!("wamid.CC-{i}"), wa2, *BASE_TS + i, "oi")).collect();
         let b2 = body(vec![value(NUMBER, contact(wa2, "Paula Concorrente"), json!(msgs), json!([]))]);
         let (d1, d2) = (tdb.db.clone(), tdb.db.clone());
         let (b2a, b2b) = (b2.clone(), b2.clone());
@@ -329,76 +331,77 @@ async fn statuses_move_forward_only_and_wait_for_their_message() {
         };
 
         let r =
-            ingest(json!([status("wamid.OUT-1", "sent", BASE_TS), status("wamid.OUT-1", "delivered", BASE_TS + 1)]))
+            ingest(json!([status("wamid.OUT-1", "sent", *BASE_TS), status("wamid.OUT-1", "delivered", *BASE_TS + 1)]))
                 .await;
         assert_eq!((r.statuses_applied, r.statuses_stale), (2, 0));
         assert_eq!(message(&scope, "wamid.OUT-1").await.status, MessageStatus::Delivered);
 
         // Out of order: read arrives before delivered; delivered must not move it back.
         let r = ingest(json!([
-            status("wamid.OUT-2", "read", BASE_TS + 10),
-            status("wamid.OUT-2", "delivered", BASE_TS + 5)
+            status("wamid.OUT-2", "read", *BASE_TS + 10),
+            status("wamid.OUT-2", "delivered", *BASE_TS + 5)
         ]))
         .await;
         assert_eq!((r.statuses_applied, r.statuses_stale), (1, 1));
         let m = message(&scope, "wamid.OUT-2").await;
         assert_eq!(m.status, MessageStatus::Read);
-        assert_eq!(m.read_at.map(|t| t.timestamp()), Some(BASE_TS + 10));
+        assert_eq!(m.read_at.map(|t| t.timestamp()), Some(*BASE_TS + 10));
         // Sent and failed after read are stale too; a repeated read changes nothing.
         let r =
-            ingest(json!([status("wamid.OUT-2", "sent", BASE_TS + 11), status("wamid.OUT-2", "read", BASE_TS + 12)]))
+            ingest(json!([status("wamid.OUT-2", "sent", *BASE_TS + 11), status("wamid.OUT-2", "read", *BASE_TS + 12)]))
                 .await;
         assert_eq!((r.statuses_applied, r.statuses_stale), (0, 2));
-        assert_eq!(message(&scope, "wamid.OUT-2").await.read_at.map(|t| t.timestamp()), Some(BASE_TS + 10));
+        assert_eq!(message(&scope, "wamid.OUT-2").await.read_at.map(|t| t.timestamp()), Some(*BASE_TS + 10));
 
         // Failed with errors: final, and the errors are kept in the encrypted metadata.
-        let mut failed = status("wamid.OUT-3", "failed", BASE_TS + 20);
+        let mut failed = status("wamid.OUT-3", "failed", *BASE_TS + 20);
         failed["errors"] =
             json!([{ "code": 131047, "title": "Re-engagement message", "error_data": {"details": "x"} }]);
-        let r = ingest(json!([status("wamid.OUT-3", "sent", BASE_TS + 19), failed])).await;
+        let r = ingest(json!([status("wamid.OUT-3", "sent", *BASE_TS + 19), failed])).await;
         assert_eq!(r.statuses_applied, 2);
         let m = message(&scope, "wamid.OUT-3").await;
         assert_eq!(m.status, MessageStatus::Failed);
         assert_eq!(meta(&m)["whatsapp_errors"][0]["code"], 131047);
         assert_eq!(meta(&m)["whatsapp_errors"][0]["title"], "Re-engagement message");
         let r = ingest(json!([
-            status("wamid.OUT-3", "delivered", BASE_TS + 21),
-            status("wamid.OUT-3", "read", BASE_TS + 22)
+            status("wamid.OUT-3", "delivered", *BASE_TS + 21),
+            status("wamid.OUT-3", "read", *BASE_TS + 22)
         ]))
         .await;
         assert_eq!((r.statuses_applied, r.statuses_stale), (0, 2));
         assert_eq!(message(&scope, "wamid.OUT-3").await.status, MessageStatus::Failed);
 
         // Unknown status values are skipped, not failing the body.
-        let r = ingest(json!([status("wamid.OUT-1", "deleted", BASE_TS + 30)])).await;
+        let r = ingest(json!([status("wamid.OUT-1", "deleted", *BASE_TS + 30)])).await;
         assert_eq!(r.statuses_ignored, 1);
 
-        // A status before its message is kept (once, even when delivered twice), then applied when a
-        // message with that wamid is recorded.
+        // A status before its message is kept (once, even when delivered twice), then applied when the
+        // outbound message with that wamid is recorded.
+        use austa_core::repo::ai::{NewOutboundMessage, OutboundSender};
+        let conv = outbound(&scope, "5511987650014", &[]).await;
+        let record = |wamid: &str| {
+            let mut out = NewOutboundMessage::text(conv, OutboundSender::Bot, "Seu exame está pronto");
+            out.whatsapp_message_id = Some(wamid.to_string().into());
+            let scope = scope.clone();
+            async move { scope.messages().record_outbound(out).await.unwrap() }
+        };
         let early =
-            json!([status("wamid.LATE-1", "read", BASE_TS + 40), status("wamid.LATE-1", "delivered", BASE_TS + 39)]);
+            json!([status("wamid.LATE-1", "read", *BASE_TS + 40), status("wamid.LATE-1", "delivered", *BASE_TS + 39)]);
         let r = ingest(early.clone()).await;
         assert_eq!((r.statuses_pending, r.statuses_applied), (2, 0));
         ingest(early).await;
         assert_eq!(count(&tdb, "SELECT COUNT(*) FROM whatsapp_pending_statuses").await, 2);
-        let late =
-            body(vec![value(NUMBER, json!([]), json!([text("wamid.LATE-1", wa, BASE_TS + 38, "oi")]), json!([]))]);
-        let r = tdb.db.whatsapp().ingest(&late).await.unwrap();
-        assert_eq!((r.messages_stored, r.pending_statuses_applied), (1, 1));
-        let m = message(&scope, "wamid.LATE-1").await;
+        let m = record("wamid.LATE-1").await;
         assert_eq!(m.status, MessageStatus::Read);
         assert_eq!(count(&tdb, "SELECT COUNT(*) FROM whatsapp_pending_statuses").await, 0);
         // A kept FAILED status brings its errors along.
-        let mut failed = status("wamid.LATE-2", "failed", BASE_TS + 50);
+        let mut failed = status("wamid.LATE-2", "failed", *BASE_TS + 50);
         failed["errors"] = json!([{ "code": 131026, "title": "Message undeliverable" }]);
         assert_eq!(ingest(json!([failed])).await.statuses_pending, 1);
-        let late =
-            body(vec![value(NUMBER, json!([]), json!([text("wamid.LATE-2", wa, BASE_TS + 49, "oi")]), json!([]))]);
-        assert_eq!(tdb.db.whatsapp().ingest(&late).await.unwrap().pending_statuses_applied, 1);
+        record("wamid.LATE-2").await;
         let m = message(&scope, "wamid.LATE-2").await;
         assert_eq!(m.status, MessageStatus::Failed);
         assert_eq!(meta(&m)["whatsapp_errors"][0]["code"], 131026);
-        assert_eq!(meta(&m)["whatsapp_type"], "text");
         assert_counters(&tdb, &scope).await;
     }
 }
@@ -413,7 +416,7 @@ async fn bad_bodies_store_nothing() {
 
         // Unknown business number.
         let b =
-            body(vec![value("999000111", contact(wa, "X"), json!([text("wamid.E1", wa, BASE_TS, "oi")]), json!([]))]);
+            body(vec![value("999000111", contact(wa, "X"), json!([text("wamid.E1", wa, *BASE_TS, "oi")]), json!([]))]);
         assert_validation(w.ingest(&b).await, "entry[0].changes[0].value.metadata.phone_number_id");
         // Malformed JSON.
         assert_validation(w.ingest(b"{\"object\": \"whatsapp_business_account\", \"entry\": [").await, "body");
@@ -428,18 +431,18 @@ async fn bad_bodies_store_nothing() {
         .unwrap();
         assert_validation(w.ingest(&no_meta).await, "entry[0].changes[0].value.metadata");
         // A valid message followed by a broken one: the whole body fails, the valid one is not stored.
-        let mut broken = text("wamid.E3", wa, BASE_TS, "oi");
+        let mut broken = text("wamid.E3", wa, *BASE_TS, "oi");
         broken["timestamp"] = json!("yesterday");
         let b = body(vec![value(
             NUMBER,
             contact(wa, "X"),
-            json!([text("wamid.E2", wa, BASE_TS, "oi"), broken]),
+            json!([text("wamid.E2", wa, *BASE_TS, "oi"), broken]),
             json!([]),
         )]);
         assert_validation(w.ingest(&b).await, "entry[0].changes[0].value.messages[1].timestamp");
         let b = body(vec![value(NUMBER, json!([]), json!([text("wamid.E7", wa, -3_000_000_000, "oi")]), json!([]))]);
         assert_validation(w.ingest(&b).await, "entry[0].changes[0].value.messages[0].timestamp");
-        let mut no_id = text("wamid.E4", wa, BASE_TS, "oi");
+        let mut no_id = text("wamid.E4", wa, *BASE_TS, "oi");
         no_id.as_object_mut().unwrap().remove("id");
         let b = body(vec![value(NUMBER, json!([]), json!([no_id]), json!([]))]);
         assert_validation(w.ingest(&b).await, "entry[0].changes[0].value.messages[0].id");
@@ -451,8 +454,8 @@ async fn bad_bodies_store_nothing() {
         let other = tdb.org("Clínica Outra").await;
         other.register_whatsapp_number("209876543210002").await.unwrap();
         let b = body(vec![
-            value(NUMBER, json!([]), json!([text("wamid.E5", wa, BASE_TS, "oi")]), json!([])),
-            value("209876543210002", json!([]), json!([text("wamid.E6", wa, BASE_TS, "oi")]), json!([])),
+            value(NUMBER, json!([]), json!([text("wamid.E5", wa, *BASE_TS, "oi")]), json!([])),
+            value("209876543210002", json!([]), json!([text("wamid.E6", wa, *BASE_TS, "oi")]), json!([])),
         ]);
         assert_validation(w.ingest(&b).await, "entry[0].changes[1].value.metadata.phone_number_id");
 
@@ -515,7 +518,7 @@ async fn known_patients_closed_conversations_counters_and_audit() {
         let b = body(vec![value(
             NUMBER,
             contact(wa, "Outro Nome"),
-            json!([text("wamid.K1", wa, BASE_TS, "Bom dia")]),
+            json!([text("wamid.K1", wa, *BASE_TS, "Bom dia")]),
             json!([]),
         )]);
         let r = tdb.db.whatsapp().ingest(&b).await.unwrap();
@@ -526,7 +529,7 @@ async fn known_patients_closed_conversations_counters_and_audit() {
 
         // The same chat reuses the open conversation; after it is completed, a new one opens.
         let b =
-            body(vec![value(NUMBER, json!([]), json!([text("wamid.K2", wa, BASE_TS + 60, "Ainda aí?")]), json!([]))]);
+            body(vec![value(NUMBER, json!([]), json!([text("wamid.K2", wa, *BASE_TS + 60, "Ainda aí?")]), json!([]))]);
         let r = tdb.db.whatsapp().ingest(&b).await.unwrap();
         assert_eq!(r.conversations_created, 0);
         assert_eq!(message(&scope, "wamid.K2").await.conversation_id, first_conv);
@@ -538,7 +541,7 @@ async fn known_patients_closed_conversations_counters_and_audit() {
         let b = body(vec![value(
             NUMBER,
             json!([]),
-            json!([text("wamid.K3", wa, BASE_TS + 120, "Outra dúvida")]),
+            json!([text("wamid.K3", wa, *BASE_TS + 120, "Outra dúvida")]),
             json!([]),
         )]);
         let r = tdb.db.whatsapp().ingest(&b).await.unwrap();
@@ -548,9 +551,9 @@ async fn known_patients_closed_conversations_counters_and_audit() {
         assert_eq!(m3.patient_id, known.id);
         let first = scope.conversations().get(first_conv).await.unwrap();
         assert_eq!(first.message_count, 2);
-        assert_eq!(first.last_message_at.timestamp(), BASE_TS + 60);
+        assert_eq!(first.last_message_at.timestamp(), *BASE_TS + 60);
         let second = scope.conversations().get(m3.conversation_id).await.unwrap();
-        assert_eq!((second.message_count, second.last_message_at.timestamp()), (1, BASE_TS + 120));
+        assert_eq!((second.message_count, second.last_message_at.timestamp()), (1, *BASE_TS + 120));
         assert_counters(&tdb, &scope).await;
 
         // Audit: a CREATE event per message, one IMPORT event per body, all by the webhook actor.
@@ -578,8 +581,12 @@ async fn one_sender_in_two_organizations_is_two_patients() {
         b.register_whatsapp_number("209876543210009").await.unwrap();
         let wa = "5511987650010";
         for (number, wamid) in [(NUMBER, "wamid.TWO-A"), ("209876543210009", "wamid.TWO-B")] {
-            let body =
-                body(vec![value(number, contact(wa, "Bia Dupla"), json!([text(wamid, wa, BASE_TS, "oi")]), json!([]))]);
+            let body = body(vec![value(
+                number,
+                contact(wa, "Bia Dupla"),
+                json!([text(wamid, wa, *BASE_TS, "oi")]),
+                json!([]),
+            )]);
             let r = tdb.db.whatsapp().ingest(&body).await.unwrap();
             assert_eq!((r.patients_created, r.messages_stored), (1, 1));
         }
@@ -600,7 +607,7 @@ async fn a_status_kept_for_later_reaches_the_outbound_recorder() {
         let conv = outbound(&scope, "5511988887777", &[]).await;
         // WhatsApp reports "delivered" before the bot's send is recorded.
         let early =
-            body(vec![value(NUMBER, json!([]), json!([]), json!([status("wamid.EARLY", "delivered", BASE_TS)]))]);
+            body(vec![value(NUMBER, json!([]), json!([]), json!([status("wamid.EARLY", "delivered", *BASE_TS)]))]);
         let report = tdb.db.whatsapp().ingest(&early).await.unwrap();
         assert_eq!(report.statuses_pending, 1);
         let mut out = NewOutboundMessage::text(conv, OutboundSender::Bot, "Lembrete: consulta amanhã às 9h");
@@ -616,5 +623,81 @@ async fn a_status_kept_for_later_reaches_the_outbound_recorder() {
         )
         .await;
         assert_eq!(left, 0);
+    }
+}
+
+#[tokio::test]
+async fn a_status_never_changes_an_inbound_message() {
+    for tdb in support::backends().await {
+        let scope = setup(&tdb, "Hospital Direção").await;
+        let wa = "5511987650021";
+        let w = tdb.db.whatsapp();
+        let inbound =
+            body(vec![value(NUMBER, contact(wa, "Iara"), json!([text("wamid.IN-1", wa, *BASE_TS, "oi")]), json!([]))]);
+        w.ingest(&inbound).await.unwrap();
+        let stored = message(&scope, "wamid.IN-1").await;
+        assert_eq!((stored.direction, stored.status), (MessageDirection::Inbound, MessageStatus::Delivered));
+
+        // A status naming the patient's own wamid (forged, or Meta's mistake) is ignored and counted.
+        let mut failed = status("wamid.IN-1", "failed", *BASE_TS + 5);
+        failed["errors"] = json!([{"code": 131051, "title": "Unsupported message type"}]);
+        let statuses = json!([failed, status("wamid.IN-1", "read", *BASE_TS + 6)]);
+        let events = count(&tdb, "SELECT COUNT(*) FROM audit_logs WHERE action = 'UPDATE'").await;
+        let r = w.ingest(&body(vec![value(NUMBER, json!([]), json!([]), statuses)])).await.unwrap();
+        assert_eq!((r.statuses_not_outbound, r.statuses_applied, r.statuses_pending), (2, 0, 0), "{r:?}");
+        assert_eq!(message(&scope, "wamid.IN-1").await, stored, "status, read_at and metadata unchanged");
+        assert_eq!(count(&tdb, "SELECT COUNT(*) FROM audit_logs WHERE action = 'UPDATE'").await, events);
+
+        // A status kept before its wamid arrives as an inbound message is dropped, not applied.
+        let early = json!([status("wamid.IN-2", "failed", *BASE_TS + 7)]);
+        assert_eq!(
+            w.ingest(&body(vec![value(NUMBER, json!([]), json!([]), early)])).await.unwrap().statuses_pending,
+            1
+        );
+        let later =
+            body(vec![value(NUMBER, json!([]), json!([text("wamid.IN-2", wa, *BASE_TS + 8, "de novo")]), json!([]))]);
+        let r = w.ingest(&later).await.unwrap();
+        assert_eq!((r.messages_stored, r.pending_statuses_applied), (1, 0));
+        assert_eq!(message(&scope, "wamid.IN-2").await.status, MessageStatus::Delivered);
+        assert_eq!(count(&tdb, "SELECT COUNT(*) FROM whatsapp_pending_statuses").await, 0);
+        assert!(scope.audit().verify().await.unwrap().is_intact());
+    }
+}
+
+#[tokio::test]
+async fn message_times_must_be_near_now_and_after_the_number_was_registered() {
+    for tdb in support::backends().await {
+        let scope = setup(&tdb, "Hospital Relógio").await;
+        let wa = "5511987650022";
+        let w = tdb.db.whatsapp();
+        let now = chrono::Utc::now().timestamp();
+        let before = footprint(&tdb).await;
+        let (in_2100, eight_days_ago) = (4_102_444_800, now - 8 * 86_400);
+        for ts in [0, -5, 1, in_2100, now + 600, eight_days_ago] {
+            let m = text("wamid.T-1", wa, ts, "oi");
+            let b = body(vec![value(NUMBER, contact(wa, "Téo"), json!([m]), json!([]))]);
+            assert_validation(w.ingest(&b).await, "entry[0].changes[0].value.messages[0].timestamp");
+            let s = status("wamid.T-S", "delivered", ts);
+            let b = body(vec![value(NUMBER, json!([]), json!([]), json!([s]))]);
+            assert_validation(w.ingest(&b).await, "entry[0].changes[0].value.statuses[0].timestamp");
+        }
+        // The string form Meta sends is bounded the same way.
+        let mut m = text("wamid.T-2", wa, now, "oi");
+        m["timestamp"] = json!("0");
+        let b = body(vec![value(NUMBER, contact(wa, "Téo"), json!([text("wamid.T-3", wa, now, "a"), m]), json!([]))]);
+        assert_validation(w.ingest(&b).await, "entry[0].changes[0].value.messages[1].timestamp");
+        assert_eq!(footprint(&tdb).await, before, "nothing stored");
+
+        // A little clock skew ahead, and a retried delivery of a message sent days before the number
+        // was registered here, are real and accepted.
+        let (skewed, retried) = (now + 120, now - 6 * 86_400);
+        let b = body(vec![value(
+            NUMBER,
+            contact(wa, "Téo"),
+            json!([text("wamid.T-4", wa, skewed, "a"), text("wamid.T-5", wa, retried, "b")]),
+            json!([]),
+        )]);
+        assert_eq!(w.ingest(&b).await.unwrap().messages_stored, 2);
+        assert_eq!(message(&scope, "wamid.T-5").await.sent_at.timestamp(), retried);
     }
 }

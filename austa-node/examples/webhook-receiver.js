@@ -3,8 +3,11 @@
 //
 //   cd austa-node && npm install && npm run build
 //   node examples/webhook-receiver.js            # listens on 127.0.0.1:8080 (PORT to change)
-//   curl -X POST --data-binary @examples/sample-webhook.json -H 'content-type: application/json' \
-//        http://127.0.0.1:8080/webhook
+//   sed "s/\"timestamp\": \"[0-9]*\"/\"timestamp\": \"$(date +%s)\"/" examples/sample-webhook.json |
+//     curl -X POST --data-binary @- -H 'content-type: application/json' http://127.0.0.1:8080/webhook
+//
+// (The sample is posted with the current time: the ingest refuses message times more than five
+// minutes ahead, or more than seven days before the number was registered.)
 //
 // It answers 200 only after the body is committed (messages, conversation counters, audit events in
 // one transaction), so WhatsApp retries anything that was not stored; retries are idempotent (a

@@ -509,6 +509,7 @@ module.exports = {
       ["statusesStale", "statuses_stale", null],
       ["statusesPending", "statuses_pending", null],
       ["statusesIgnored", "statuses_ignored", null],
+      ["statusesNotOutbound", "statuses_not_outbound", null],
       ["patientsCreated", "patients_created", null],
       ["conversationsCreated", "conversations_created", null],
       ["pendingStatusesApplied", "pending_statuses_applied", null],

@@ -1295,6 +1295,11 @@ export interface IngestReport {
   readonly statusesPending: number;
   /** Statuses with a value the platform does not model, skipped. */
   readonly statusesIgnored: number;
+  /**
+   * Statuses naming an inbound message (statuses describe what the business sent), ignored: the
+   * message is left as it is.
+   */
+  readonly statusesNotOutbound: number;
   /** Patients created for unknown senders. */
   readonly patientsCreated: number;
   /** Conversations opened. */

@@ -34,15 +34,6 @@ enum Done {
 
 type Settled = Either3<String, NativeDatabase, NativeScope>;
 
-fn arguments(args: &str) -> std::result::Result<Value, Value> {
-    serde_json::from_str(args).map_err(|e| {
-        failure::describe(&austa_core::Error::Validation {
-            field: "arguments".into(),
-            reason: format!("are not JSON (line {}, column {})", e.line(), e.column()),
-        })
-    })
-}
-
 fn reject(failure: Value) -> Error {
     Error::from_reason(failure.to_string())
 }
@@ -99,7 +90,7 @@ fn json(result: austa_core::Result<Value>) -> std::result::Result<Done, Value> {
 #[napi(ts_return_type = "Promise<NativeDatabase>")]
 pub fn open(env: &Env, options: String) -> Result<Object<'_>> {
     promise(env, async move {
-        let options = austa_core::input::from_json(arguments(&options)?).map_err(|e| failure::describe(&e))?;
+        let options = austa_core::input::from_json(failure::arguments(&options)?).map_err(|e| failure::describe(&e))?;
         austa_bindings::open(options).await.map(Done::Database).map_err(|e| failure::describe(&e))
     })
 }
@@ -117,7 +108,7 @@ impl NativeDatabase {
     #[napi(ts_return_type = "Promise<string>")]
     pub fn call<'env>(&self, env: &'env Env, op: String, args: String) -> Result<Object<'env>> {
         let db = self.inner.clone();
-        promise(env, async move { json(austa_bindings::call_database(&db, &op, arguments(&args)?).await) })
+        promise(env, async move { json(austa_bindings::call_database(&db, &op, failure::arguments(&args)?).await) })
     }
 
     /// Stores a WhatsApp Cloud API webhook body, given as received (a string or a Buffer).
@@ -129,16 +120,7 @@ impl NativeDatabase {
             Either::B(buffer) => buffer.to_vec(),
         };
         let db = self.inner.clone();
-        promise(env, async move {
-            json(
-                async {
-                    let report = db.whatsapp().ingest(&body).await?;
-                    serde_json::to_value(report)
-                        .map_err(|e| austa_core::Error::CorruptData(format!("result serialization: {e}")))
-                }
-                .await,
-            )
-        })
+        promise(env, async move { json(austa_bindings::ingest(&db, &body).await) })
     }
 
     /// Opens a scope: JSON text of `{organization_id, actor, request?}`. Resolves to a `NativeScope`.
@@ -146,7 +128,10 @@ impl NativeDatabase {
     pub fn scope<'env>(&self, env: &'env Env, args: String) -> Result<Object<'env>> {
         let db = self.inner.clone();
         promise(env, async move {
-            austa_bindings::scope(&db, arguments(&args)?).await.map(Done::Scope).map_err(|e| failure::describe(&e))
+            austa_bindings::scope(&db, failure::arguments(&args)?)
+                .await
+                .map(Done::Scope)
+                .map_err(|e| failure::describe(&e))
         })
     }
 }
@@ -163,7 +148,7 @@ impl NativeScope {
     #[napi(ts_return_type = "Promise<string>")]
     pub fn call<'env>(&self, env: &'env Env, op: String, args: String) -> Result<Object<'env>> {
         let scope = self.inner.clone();
-        promise(env, async move { json(austa_bindings::call_scope(&scope, &op, arguments(&args)?).await) })
+        promise(env, async move { json(austa_bindings::call_scope(&scope, &op, failure::arguments(&args)?).await) })
     }
 
     /// A provider's recorded, time-limited emergency access to one patient, as a new scope.
@@ -171,7 +156,7 @@ impl NativeScope {
     pub fn emergency<'env>(&self, env: &'env Env, args: String) -> Result<Object<'env>> {
         let scope = self.inner.clone();
         promise(env, async move {
-            austa_bindings::ops::emergency_scope(&scope, arguments(&args)?)
+            austa_bindings::ops::emergency_scope(&scope, failure::arguments(&args)?)
                 .await
                 .map(Done::Scope)
                 .map_err(|e| failure::describe(&e))

@@ -305,6 +305,27 @@ for (const backend of backends()) {
       assert.equal((await scope.audit.verify()).broken, null);
     });
 
+    test('webhook bytes reach the core undecoded; JSON and event failures say what is wrong', async () => {
+      for (const body of [Buffer.from('{"object":"\xff"}', 'latin1'), Buffer.from([0x7b, 0x22, 0xfe, 0x22, 0x7d])]) {
+        await assert.rejects(db.ingestWhatsapp(body), (e) => e instanceof austa.ValidationError && e.field === 'body' && e.message.includes('UTF-8'));
+      }
+      const scope = await newScope(db);
+      let deep = 1;
+      for (let i = 0; i < 200; i += 1) deep = [deep];
+      await assert.rejects(
+        scope.patients.create(patientRow({ emergencyContact: deep })),
+        (e) => e instanceof austa.ValidationError && e.field === 'arguments' && e.message.includes('nested more than 128 levels'),
+      );
+      for (const event of [{ action: 'LOGIN' }, { action: 'LOGOUT' }, { action: 'EXPORT', entityType: 'PATIENT' }, { action: 'PERMISSION_CHANGE' }]) {
+        assert.equal(typeof (await scope.audit.record(event)), 'string');
+        await assert.rejects(scope.audit.record({ ...event, user: 'ana' }), (e) => e instanceof austa.ValidationError && e.field === 'user');
+      }
+      await assert.rejects(
+        scope.updateOrganization({ settings: { retention: { LAB_RESULT: 'x' } } }),
+        (e) => e instanceof austa.ValidationError && e.field === 'settings.retention.LAB_RESULT',
+      );
+    });
+
     test('sensitive values never appear in util.inspect', async () => {
       const scope = await newScope(db);
       const secrets = ['Ana Secreta', 'Souza Sigilo', '52998224725', 'ana.secreta@example.com', 'Mãe Sigilosa'];

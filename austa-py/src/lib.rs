@@ -27,16 +27,6 @@ create_exception!(
     "A failure of the core; its one argument is the failure as JSON text ({code, message, field, rows})."
 );
 
-/// Parses the JSON text of a call's arguments; a syntax error is a `validation` failure.
-fn arguments(args: &str) -> Result<Value, Value> {
-    serde_json::from_str(args).map_err(|e| {
-        failure::describe(&austa_core::Error::Validation {
-            field: "arguments".into(),
-            reason: format!("are not JSON (line {}, column {})", e.line(), e.column()),
-        })
-    })
-}
-
 fn raise(failure: Value) -> PyErr {
     NativeError::new_err(failure.to_string())
 }
@@ -47,7 +37,7 @@ where
     F: FnOnce(Value) -> Fut + Send,
     Fut: std::future::Future<Output = austa_core::Result<Value>>,
 {
-    let args = arguments(args).map_err(raise)?;
+    let args = failure::arguments(args).map_err(raise)?;
     py.detach(|| failure::block_on(work(args))).map_err(raise)
 }
 
@@ -58,7 +48,7 @@ where
     Fut: std::future::Future<Output = austa_core::Result<T>>,
     T: Send,
 {
-    let args = arguments(args).map_err(raise)?;
+    let args = failure::arguments(args).map_err(raise)?;
     let mut handle = None;
     py.detach(|| {
         failure::block_on(async {
@@ -93,6 +83,13 @@ impl Database {
     fn call(&self, py: Python<'_>, op: &str, args: &str) -> PyResult<String> {
         let db = &self.inner;
         run(py, args, |args| austa_bindings::call_database(db, op, args))
+    }
+
+    /// Stores a WhatsApp Cloud API webhook body, given as the bytes received (never decoded in
+    /// Python: invalid UTF-8 is the core's validation error); returns the ingest report as JSON text.
+    fn ingest(&self, py: Python<'_>, body: &[u8]) -> PyResult<String> {
+        let (db, body) = (&self.inner, body.to_vec());
+        py.detach(|| failure::block_on(austa_bindings::ingest(db, &body))).map_err(raise)
     }
 
     /// Opens a scope: JSON text of `{organization_id, actor, request?}`.

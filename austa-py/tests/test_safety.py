@@ -108,3 +108,46 @@ def test_errors_pickle_with_their_fields() -> None:
     batch = austa.BatchError("1 row(s) failed", errors=[austa.RowError(3, "validation", "cpf", "bad")], written=5)
     back_batch = pickle.loads(pickle.dumps(batch))
     assert back_batch.errors == batch.errors and back_batch.written == 5
+
+
+def test_webhook_bytes_reach_the_core_undecoded(db: austa.Database) -> None:
+    # Bytes that are not UTF-8, a str with a lone surrogate and a body of the wrong type are all
+    # validation errors of the body, never UnicodeDecodeError or UnicodeEncodeError.
+    for body in (b'{"object":"\xff"}', bytearray(b'{"object":"\xfe\xff"}'), '{"object":"\udcff"}'):
+        with pytest.raises(austa.ValidationError) as bad:
+            db.ingest_whatsapp(body)
+        assert bad.value.field == "body" and "UTF-8" in str(bad.value)
+    with pytest.raises(austa.ValidationError) as wrong_type:
+        db.ingest_whatsapp(42)  # type: ignore[arg-type]
+    assert wrong_type.value.field == "body"
+
+
+def test_json_failures_say_what_is_wrong(scope: austa.Scope) -> None:
+    deep: object = 1
+    for _ in range(200):
+        deep = [deep]
+    with pytest.raises(austa.ValidationError) as too_deep:
+        scope.patients.create(patient_row(emergency_contact=deep))
+    assert too_deep.value.field == "arguments" and "nested more than 128 levels" in str(too_deep.value)
+
+
+def test_application_events_refuse_unknown_fields_for_every_action(scope: austa.Scope) -> None:
+    for action, fields in [
+        ("LOGIN", {}),
+        ("LOGOUT", {}),
+        ("EXPORT", {"entity_type": "PATIENT"}),
+        ("PERMISSION_CHANGE", {}),
+    ]:
+        assert scope.audit.record(action, **fields)
+        with pytest.raises(austa.ValidationError) as unknown:
+            scope.audit.record(action, **fields, user="ana")
+        assert unknown.value.field is not None and unknown.value.field.endswith("user"), (action, unknown.value.field)
+
+
+def test_settings_the_library_reads_are_checked_when_written(scope: austa.Scope) -> None:
+    for bad, field in [({"LAB_RESULT": "x"}, "settings.retention.LAB_RESULT"), ({"EXAME": 5}, "settings.retention.EXAME")]:
+        with pytest.raises(austa.ValidationError) as refused:
+            scope.update_organization(settings={"retention": bad})
+        assert refused.value.field == field
+    assert scope.organization().settings is None, "nothing written"
+    scope.update_organization(settings={"retention": {"LAB_RESULT": 5}})

@@ -203,11 +203,9 @@ impl KeySet {
     pub(crate) fn row(&self, table: &'static str, row: Uuid, patient: Option<Uuid>) -> Result<RowCrypto<'_>> {
         let source = match patient {
             None => Source::Org(&self.org),
-            Some(p) => Source::Patient(
-                self.patients
-                    .get(&p)
-                    .ok_or_else(|| Error::crypto(CryptoErrorKind::UnknownKey, format!("patient key for {table}")))?,
-            ),
+            Some(p) => Source::Patient(self.patients.get(&p).ok_or_else(|| {
+                Error::crypto(CryptoErrorKind::UnknownKey, format!("patient key for {table} row {row}"))
+            })?),
         };
         Ok(RowCrypto { source, org: &self.org, table, row, recorded: None, fingerprint: false })
     }
@@ -293,8 +291,10 @@ impl RowCrypto<'_> {
         v
     }
 
+    /// Where a failure happened: `table.column of row <id>`. The row id is not sensitive (audit events
+    /// list ids) and lets an operator find the damaged row (`austa validate` reports the same ids).
     fn where_(&self, column: &str) -> String {
-        format!("{}.{}", self.table, column)
+        format!("{}.{} of row {}", self.table, column, self.row)
     }
 
     /// Encrypts raw bytes under the active key of the row's owner.

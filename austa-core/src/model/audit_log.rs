@@ -87,7 +87,21 @@ pub const MAX_LISTED_IDS: usize = 1000;
 /// Application events the library cannot see itself: what happens around it (a login to the provider
 /// portal, an export the application produced). Recorded with
 /// [`AuditTrail::record`](crate::audit::AuditTrail::record) under the scope's actor and request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// As data (the bindings, a service receiving JSON) it is an object tagged by `action`:
+/// `{"action": "LOGIN"}`, `{"action": "EXPORT", "entity_type": "PATIENT", "patient_id": "..."}`. A member
+/// the action does not have is a `validation` error for every action alike.
+///
+/// ```
+/// use austa_core::{input, model::AppEvent};
+/// let e: AppEvent = input::from_json(serde_json::json!({"action": "PERMISSION_CHANGE"}))?;
+/// assert_eq!(e, AppEvent::PermissionChange { provider_id: None });
+/// let bad = input::from_json::<AppEvent>(serde_json::json!({"action": "LOGIN", "user": "x"})).unwrap_err();
+/// assert_eq!(bad.field(), Some("user"));
+/// # Ok::<(), austa_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "AppEventSpec")]
 pub enum AppEvent {
     /// The scope's actor signed in.
     Login,
@@ -107,4 +121,38 @@ pub enum AppEvent {
         /// The provider whose permissions changed, when it is one.
         provider_id: Option<Uuid>,
     },
+}
+
+/// The data form of [`AppEvent`]. Every variant is a struct variant, even those without members:
+/// serde ignores `deny_unknown_fields` on the unit variants of an internally tagged enum, which let
+/// `{"action": "LOGIN", "anything": ...}` through while the other actions refused unknown members.
+#[derive(Deserialize)]
+#[serde(tag = "action", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
+enum AppEventSpec {
+    Login {},
+    Logout {},
+    Export {
+        entity_type: EntityType,
+        #[serde(default)]
+        entity_id: Option<Uuid>,
+        #[serde(default)]
+        patient_id: Option<Uuid>,
+    },
+    PermissionChange {
+        #[serde(default)]
+        provider_id: Option<Uuid>,
+    },
+}
+
+impl From<AppEventSpec> for AppEvent {
+    fn from(spec: AppEventSpec) -> Self {
+        match spec {
+            AppEventSpec::Login {} => AppEvent::Login,
+            AppEventSpec::Logout {} => AppEvent::Logout,
+            AppEventSpec::Export { entity_type, entity_id, patient_id } => {
+                AppEvent::Export { entity_type, entity_id, patient_id }
+            }
+            AppEventSpec::PermissionChange { provider_id } => AppEvent::PermissionChange { provider_id },
+        }
+    }
 }

@@ -7,7 +7,6 @@
 
 use std::path::Path;
 
-use sha2::{Digest, Sha384};
 use sqlx::migrate::{Migration, Migrator};
 
 use crate::db::migrate::{data_migrator, keystore_migrator};
@@ -71,13 +70,6 @@ impl MigrationStatus {
     }
 }
 
-/// Whether `checksum` (recorded by sqlx) is the checksum of `sql`, whatever its line endings.
-pub(crate) fn checksum_matches(checksum: &[u8], sql: &str) -> bool {
-    let lf = sql.replace("\r\n", "\n");
-    let crlf = lf.replace('\n', "\r\n");
-    [sql, lf.as_str(), crlf.as_str()].iter().any(|s| Sha384::digest(s.as_bytes()).as_slice() == checksum)
-}
-
 struct Applied {
     version: i64,
     description: String,
@@ -130,7 +122,7 @@ async fn status_of(pool: &Pool, sets: &[(&'static str, &[Migration])]) -> Result
             let state = match &found {
                 None => MigrationState::Pending,
                 Some(a) if !a.success => MigrationState::Failed,
-                Some(a) if !checksum_matches(&a.checksum, &m.sql) => MigrationState::Changed,
+                Some(a) if !crate::db::migrate::checksum_matches(&a.checksum, &m.sql) => MigrationState::Changed,
                 Some(_) => MigrationState::Applied,
             };
             out.push(MigrationEntry {
@@ -184,19 +176,5 @@ impl Database {
         };
         migrations.sort_by_key(|e| e.version);
         Ok(MigrationStatus { migrations })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn line_endings_do_not_count_as_edits() {
-        let sql = "CREATE TABLE a (x INT);\nCREATE TABLE b (y INT);\n";
-        let recorded = Sha384::digest(sql.as_bytes());
-        assert!(checksum_matches(&recorded, sql));
-        assert!(checksum_matches(&recorded, &sql.replace('\n', "\r\n")));
-        assert!(!checksum_matches(&recorded, "CREATE TABLE a (x BIGINT);\nCREATE TABLE b (y INT);\n"));
     }
 }

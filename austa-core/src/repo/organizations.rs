@@ -63,9 +63,11 @@ fn validate_fields(o: &mut Organization) -> Result<()> {
     o.phone = o.phone.as_deref().map(|p| validate::phone("phone", p)).transpose()?;
     o.email = o.email.as_deref().map(|e| validate::email("email", e)).transpose()?;
     o.compliance_regimes = validate::labels("compliance_regimes", &o.compliance_regimes)?;
-    if !(1..=100).contains(&o.data_retention_years) {
-        return Err(Error::validation("data_retention_years", "must be between 1 and 100"));
-    }
+    // The settings the library reads itself are checked when they are written, so that a bad value
+    // is refused here rather than breaking every later operation that reads it (the retention policy
+    // of every `documents().register`). Also checks `data_retention_years`.
+    let settings = o.settings.as_ref().map(|s| s.expose()).transpose()?;
+    crate::model::RetentionPolicy::from_settings(o.data_retention_years, settings)?;
     if let Some(a) = &o.address {
         validate::text("address.street", &a.street, 1, 200)?;
         validate::text("address.city", &a.city, 1, 100)?;

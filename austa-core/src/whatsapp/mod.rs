@@ -1,4 +1,4 @@
-//! WhatsApp Cloud API webhook ingest (issue 6, part 1): `db.whatsapp().ingest(body)` stores a webhook
+//! WhatsApp Cloud API webhook ingest: `db.whatsapp().ingest(body)` stores a webhook
 //! body exactly as Meta posts it, in one transaction.
 //!
 //! **Organization.** A body names the hospital's business number (`metadata.phone_number_id`), not an
@@ -41,22 +41,29 @@
 //! PostgreSQL the loser's transaction aborts with a unique violation, so the whole body is retried
 //! (up to three attempts), and then finds the winner's rows.
 //!
-//! **Statuses.** `statuses[]` (sent, delivered, read, failed) update the message with that wamid and
-//! never move it backwards: PENDING < SENT < DELIVERED < READ; FAILED replaces anything but READ and is
+//! **Statuses.** `statuses[]` (sent, delivered, read, failed) update the outbound message with that
+//! wamid and never move it backwards: PENDING < SENT < DELIVERED < READ; FAILED replaces anything but READ and is
 //! final. READ sets `read_at` when unset; FAILED with `errors[]` appends `{code, title}` to the
 //! message's encrypted metadata under `whatsapp_errors`. A status that would not move the message is
 //! counted stale. A status for a message not stored yet is kept in `whatsapp_pending_statuses` (its wamid
 //! only as a blind index) and applied when a message with that wamid is recorded: by this ingest, and
 //! by any recorder that calls the crate-private `apply_pending_statuses` in its transaction. Other status values are
-//! skipped (counted ignored).
+//! skipped (counted ignored). A status naming an inbound message (a patient's wamid) changes nothing
+//! and is counted in `statuses_not_outbound`; kept statuses whose wamid turns out to be an inbound
+//! message's are dropped when that message is stored.
 //!
 //! **Counters and audit.** Each stored message moves its conversation's `message_count` and
 //! `last_message_at` with the same statement as `scope.messages().append`. Every created patient,
 //! conversation and message records its CREATE event, every status change an UPDATE event, and the body
 //! one IMPORT event on messages listing the stored message ids, all in the body's transaction.
 //!
+//! **Times.** A message's or status's `timestamp` (Unix seconds) must fall between seven days before
+//! its business number was registered ([`BEFORE_REGISTRATION`], WhatsApp's retry window) and five
+//! minutes after now ([`CLOCK_SKEW`]); outside that the body fails with `validation` on the
+//! timestamp's path.
+//!
 //! **Errors.** Malformed JSON, a wrong shape, an invalid id or timestamp fail with `validation` naming the
-//! JSON path (`entry[0].changes[0].value.messages[1].timestamp`), before anything is read or written.
+//! JSON path (`entry[0].changes[0].value.messages[1].timestamp`), before anything is written.
 
 mod payload;
 
@@ -111,6 +118,9 @@ pub struct IngestReport {
     pub statuses_pending: u32,
     /// Statuses with a value the platform does not model, skipped.
     pub statuses_ignored: u32,
+    /// Statuses naming an inbound message (statuses describe what the business sent), ignored: the
+    /// message is left as it is.
+    pub statuses_not_outbound: u32,
     /// Patients created for unknown senders.
     pub patients_created: u32,
     /// Conversations opened.
@@ -140,15 +150,30 @@ pub(crate) fn phone_number_id(field: &str, v: &str) -> Result<String> {
     Ok(v.to_string())
 }
 
+/// How long before its number's registration a message may be dated: WhatsApp retries a webhook
+/// delivery for up to seven days, so a message sent just before the number moved to this platform may
+/// still arrive.
+pub const BEFORE_REGISTRATION: chrono::TimeDelta = chrono::TimeDelta::days(7);
+/// How far ahead of this machine's clock a message may be dated (clock skew between Meta and us).
+pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
 impl WhatsApp<'_> {
     /// The organization that registered this business phone number id, if any.
     pub async fn organization_for(&self, phone_number_id: &str) -> Result<Option<Uuid>> {
         let id = self::phone_number_id("phone_number_id", phone_number_id)?;
+        Ok(self.registration(&id).await?.map(|(org, _)| org))
+    }
+
+    /// The organization that registered a (checked) number id and when it did.
+    async fn registration(&self, phone_number_id: &str) -> Result<Option<(Uuid, DateTime<Utc>)>> {
         let mut tx = self.db.begin(None, TxMode::Read).await?;
-        name_number(&mut tx, &id).await?;
+        name_number(&mut tx, phone_number_id).await?;
         let rows = tx
             .fetch_all(
-                Query::new("SELECT organization_id FROM whatsapp_numbers WHERE phone_number_id = $1 LIMIT 2").bind(id),
+                Query::new(
+                    "SELECT organization_id, created_at FROM whatsapp_numbers WHERE phone_number_id = $1 LIMIT 2",
+                )
+                .bind(phone_number_id.to_string()),
             )
             .await?;
         tx.commit().await?;
@@ -156,7 +181,7 @@ impl WhatsApp<'_> {
             // Registration refuses this; never route a body to one of two claimants.
             return Err(Error::Conflict { field: "phone_number_id".into() });
         }
-        rows.first().map(|r| r.uuid("organization_id")).transpose()
+        rows.first().map(|r| Ok((r.uuid("organization_id")?, r.time("created_at")?))).transpose()
     }
 
     /// Stores one webhook body as Meta posts it (see the [module documentation](self)): messages,
@@ -174,10 +199,11 @@ impl WhatsApp<'_> {
         let mut organization = None;
         for change in &payload.changes {
             let field = format!("{}.metadata.phone_number_id", change.path);
-            let found = self
-                .organization_for(&change.phone_number_id)
+            let (found, registered_at) = self
+                .registration(&change.phone_number_id)
                 .await?
                 .ok_or_else(|| Error::validation(&field, "is not registered with any organization"))?;
+            check_times(change, registered_at, crate::time::now())?;
             match organization {
                 None => organization = Some(found),
                 Some(o) if o != found => {
@@ -323,6 +349,29 @@ fn number_event(org: Uuid) -> Event {
     Event::on(AuditAction::ConfigChange, "organizations").entity(org).records([org]).changed(["whatsapp_numbers"])
 }
 
+/// Checks that every message and status of `change` is dated like a real delivery to a number
+/// registered at `registered_at`: not more than [`BEFORE_REGISTRATION`] before it and not more than
+/// [`CLOCK_SKEW`] after `now` (WhatsApp's timestamps are seconds since the epoch, near now; `0`, a
+/// negative number or a year far ahead is a broken or forged body, and would misplace the message in
+/// every history).
+fn check_times(change: &payload::Change, registered_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
+    let (earliest, latest) = (registered_at - BEFORE_REGISTRATION, now + CLOCK_SKEW);
+    let times =
+        change.messages.iter().map(|m| (&m.path, m.sent_at)).chain(change.statuses.iter().map(|s| (&s.path, s.at)));
+    for (path, at) in times {
+        if at < earliest {
+            return Err(Error::validation(
+                format!("{path}.timestamp"),
+                "is more than 7 days before the business number was registered",
+            ));
+        }
+        if at > latest {
+            return Err(Error::validation(format!("{path}.timestamp"), "is more than 5 minutes in the future"));
+        }
+    }
+    Ok(())
+}
+
 /// Why one attempt ended without a report.
 enum Attempt {
     /// A unique index was taken by a concurrent writer, or a row appeared whose key was not loaded:
@@ -425,11 +474,17 @@ async fn find_message(tx: &mut Tx, keys: &KeySet, org: Uuid, wamid: &str, lock: 
     let lock = if lock { table::lock_clause(tx) } else { "" };
     let digests = keys.blinds(BlindIndexKind::WhatsappMessageId, wamid);
     let sql = format!(
-        "SELECT id, patient_id, status, read_at, metadata FROM messages \
+        "SELECT id, patient_id, direction, status, read_at, metadata FROM messages \
          WHERE organization_id = $1 AND whatsapp_message_id_bidx IN ({}) LIMIT 1{lock}",
         in_list(2, digests.len())
     );
     tx.fetch_optional(digests.into_iter().fold(Query::new(sql).bind(org), |q, d| q.bind(d))).await
+}
+
+/// Whether a row from [`find_message`] is an outbound message: delivery statuses describe what the
+/// business sent, so a status naming an inbound message's wamid is never applied to it.
+fn is_outbound(row: &Row) -> Result<bool> {
+    Ok(row.enumeration::<MessageDirection>("direction")? == MessageDirection::Outbound)
 }
 
 fn rank(s: MessageStatus) -> u8 {
@@ -556,6 +611,22 @@ pub(crate) async fn apply_pending_statuses(
         return Ok(events);
     }
     let lock = table::lock_clause(tx);
+    let delete = "DELETE FROM whatsapp_pending_statuses WHERE organization_id = $1 AND id = $2";
+    let message = tx
+        .fetch_optional(
+            Query::new(format!("SELECT direction FROM messages WHERE organization_id = $1 AND id = $2{lock}"))
+                .bind(organization)
+                .bind(message_id),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("message"))?;
+    if !is_outbound(&message)? {
+        // Kept statuses naming an inbound message's wamid describe nothing the business sent: dropped.
+        for p in &pending {
+            tx.execute(Query::new(delete).bind(organization).bind(p.uuid("id")?)).await?;
+        }
+        return Ok(events);
+    }
     for p in &pending {
         let status: MessageStatus = p.enumeration("status")?;
         let errors = match (p.opt_int("error_code")?, p.opt_text("error_title")?) {
@@ -577,12 +648,7 @@ pub(crate) async fn apply_pending_statuses(
         {
             events.push(event);
         }
-        tx.execute(
-            Query::new("DELETE FROM whatsapp_pending_statuses WHERE organization_id = $1 AND id = $2")
-                .bind(organization)
-                .bind(p.uuid("id")?),
-        )
-        .await?;
+        tx.execute(Query::new(delete).bind(organization).bind(p.uuid("id")?)).await?;
     }
     Ok(events)
 }
@@ -648,8 +714,11 @@ async fn ingest_once(scope: &Scope, body: &Payload) -> Result<IngestReport, Atte
             }
         }
         for s in body.changes.iter().flat_map(|c| &c.statuses) {
-            if let Some(row) = find_message(&mut tx, &org_keys, org, &s.wamid, false).await? {
-                owners.insert(row.uuid("patient_id")?);
+            match find_message(&mut tx, &org_keys, org, &s.wamid, false).await? {
+                Some(row) if is_outbound(&row)? => {
+                    owners.insert(row.uuid("patient_id")?);
+                }
+                _ => {}
             }
         }
         tx.commit().await?;
@@ -705,6 +774,7 @@ async fn ingest_once(scope: &Scope, body: &Payload) -> Result<IngestReport, Atte
             };
             lock_wamid(&mut tx, &keys, org, &s.wamid).await?;
             match find_message(&mut tx, &keys, org, &s.wamid, true).await? {
+                Some(row) if !is_outbound(&row)? => report.statuses_not_outbound += 1,
                 Some(row) => {
                     let patient = row.uuid("patient_id")?;
                     if !keys.patients.contains_key(&patient) && !s.errors.is_empty() {

@@ -155,9 +155,7 @@ pub(super) fn parse(body: &[u8]) -> Result<Payload> {
     if body.len() > MAX_BODY {
         return Err(err("body", "is larger than 4 MiB"));
     }
-    let root: Value = serde_json::from_slice(body).map_err(|e| {
-        Error::validation("body", format!("is not valid JSON (line {}, column {})", e.line(), e.column()))
-    })?;
+    let root = crate::input::parse_json("body", body)?;
     let root = root.as_object().ok_or_else(|| err("body", "must be a JSON object"))?;
     if string(root, "", "object")? != "whatsapp_business_account" {
         return Err(err("object", "must be \"whatsapp_business_account\""));

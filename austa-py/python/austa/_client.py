@@ -186,12 +186,22 @@ class Database:
         args = {"organization_id": organization_id, "actor": actor._wire(), "request": request}
         return Scope(w.handle(self._db.scope, args), uuid.UUID(str(organization_id)), actor)
 
-    def ingest_whatsapp(self, body: Union[str, bytes]) -> IngestReport:
+    def ingest_whatsapp(self, body: Union[str, bytes, bytearray, memoryview]) -> IngestReport:
         """Stores a WhatsApp Cloud API webhook body (messages and statuses), idempotently.
 
-        Verify the webhook signature before calling this; the body is taken as received."""
-        text = body.decode("utf-8") if isinstance(body, bytes) else body
-        return IngestReport._from_row(self._call("whatsapp.ingest", {"body": text}))
+        Verify the webhook signature before calling this; the body is taken as received: bytes go to
+        the core undecoded, so a body that is not UTF-8 raises `ValidationError` like any other
+        malformed body."""
+        if isinstance(body, str):
+            # surrogatepass: a str holding lone surrogates becomes bytes the core refuses as not
+            # UTF-8, instead of a UnicodeEncodeError here.
+            data = body.encode("utf-8", "surrogatepass")
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            data = bytes(body)
+        else:
+            raise ValidationError("invalid body: must be str or bytes", field="body")
+        native = self._db
+        return IngestReport._from_row(w.native(lambda: native.ingest(data)))
 
     def organization_for_whatsapp(self, phone_number_id: str) -> Optional[uuid.UUID]:
         """The organization that registered a WhatsApp phone number id, if any."""

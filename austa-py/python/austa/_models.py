@@ -1937,6 +1937,10 @@ class IngestReport(Record):
     #: Statuses with a value the platform does not model, skipped.
     statuses_ignored: int
 
+    #: Statuses naming an inbound message (statuses describe what the business sent), ignored: the
+    #: message is left as it is.
+    statuses_not_outbound: int
+
     #: Patients created for unknown senders.
     patients_created: int
 
@@ -1956,6 +1960,7 @@ class IngestReport(Record):
         ("statuses_stale", None),
         ("statuses_pending", None),
         ("statuses_ignored", None),
+        ("statuses_not_outbound", None),
         ("patients_created", None),
         ("conversations_created", None),
         ("pending_statuses_applied", None),

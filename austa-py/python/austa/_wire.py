@@ -66,8 +66,13 @@ def encode(args: Any) -> str:
 def call(target: Union[_native.Database, _native.Scope], op: str, args: Optional[Args] = None) -> Any:
     """Runs one operation and returns its decoded JSON result; raises the mapped exception."""
     text = encode(args) if args else "{}"
+    return native(lambda: target.call(op, text))
+
+
+def native(run: Callable[[], str]) -> Any:
+    """Runs one native call returning JSON text (the webhook ingest) and decodes its result."""
     try:
-        result = target.call(op, text)
+        result = run()
     except _native.NativeError as failure:
         raise _from_native(str(failure.args[0])) from None
     return json.loads(result)

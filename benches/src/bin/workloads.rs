@@ -161,7 +161,8 @@ async fn run_backend(target: &Target, sizes: &Sizes, python: Option<&PathBuf>, f
 
     // 1. Ingest at 1 and 8 writers, each run with message ids of its own.
     for writers in [1usize, 8] {
-        let ts = 1_764_000_000;
+        // Message times end now: the ingest refuses times far from the clock.
+        let ts = chrono::Utc::now().timestamp() - sizes.messages as i64;
         let mut v = [None; 3];
         for (k, s) in subjects.iter().enumerate() {
             let bodies: Vec<String> = (0..sizes.messages)
@@ -195,9 +196,10 @@ async fn run_backend(target: &Target, sizes: &Sizes, python: Option<&PathBuf>, f
 
     // 3. History: the latest 50 of a conversation's messages, decrypted.
     let patient = sizes.ingest_patients.min(sizes.patients - 1);
+    let history_start = chrono::Utc::now().timestamp() - sizes.history_messages as i64;
     for (k, s) in subjects.iter().enumerate() {
         for m in 0..sizes.history_messages {
-            s.ingest(&synthetic::webhook_body(patient, &format!("wamid.history.{m}"), 1_764_100_000 + m as i64))
+            s.ingest(&synthetic::webhook_body(patient, &format!("wamid.history.{m}"), history_start + m as i64))
                 .await?;
         }
         let conversation = s.conversation_of(patient).await?;
