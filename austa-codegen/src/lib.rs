@@ -46,12 +46,12 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// The directory whose every `.rs` file is parsed, relative to the workspace root.
-pub const MODEL_DIR: &str = "austa-core/src/model";
+pub const MODEL_DIR: &str = "austa-model/src/model";
 
 /// The other parsed sources, relative to the workspace root. `scope.rs` defines `Role`, the type of
 /// `AuditLog::actor_kind` and `AuthorizationTransition::actor_kind`.
 pub const EXTRA_SOURCES: &[&str] = &[
-    "austa-core/src/scope.rs",
+    "austa-model/src/identity.rs",
     "austa-core/src/crypto/admin.rs",
     "austa-core/src/repo/outbox.rs",
     "austa-core/src/whatsapp/mod.rs",

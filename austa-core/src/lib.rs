@@ -18,30 +18,39 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules by concern: [`db`] (connections, backend dispatch, migrations), [`crypto`] (keys, envelope,
-//! blind index), [`scope`] (tenancy), [`model`] (types and enums), [`repo`] (one module per aggregate),
-//! [`validate`] (input rules), [`seed`] (development data).
+//! The layers below are crates of their own, so that a dependency cycle between them cannot compile:
+//! `austa-error` (the error type), `austa-sql` (pools, transactions, values, the query builder, the
+//! dialect capabilities, migrations), `austa-crypto` (envelope, keys and key store, blind indexes) and
+//! `austa-model` (types, enums, inputs and their validation, the classification). This crate is the
+//! domain on top and re-exports what callers need at the paths below.
+//!
+//! Modules by concern: [`db`] (the database handle), [`crypto`] (keys, envelope, blind index, key
+//! rotation and crypto-shredding), [`scope`] (tenancy), [`access`] (who may do what), [`audit`] (the
+//! trail), [`model`] (types and enums), [`repo`] (one module per aggregate), [`whatsapp`] (webhook
+//! ingest), [`ops`] (operator tooling), [`validate`] (input rules), [`seed`] (development data).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod access;
 pub mod audit;
-pub mod classification;
+pub use austa_model::classification;
 pub mod crypto;
 pub mod db;
-mod error;
-pub mod input;
+pub use austa_model::input;
 pub mod model;
 pub mod ops;
 pub mod repo;
 pub mod scope;
 pub mod seed;
-pub mod time;
-pub mod validate;
+pub use austa_model::validate;
+pub use austa_sql::time;
 pub mod whatsapp;
 
+/// The error type, shared with the layers below (`austa-error`).
+pub(crate) use austa_error as error;
+
+pub use austa_error::{CryptoErrorKind, Error, Result, RowError};
 pub use db::{Backend, Database, DatabaseOptions};
-pub use error::{CryptoErrorKind, Error, Result, RowError};
 pub use scope::{Actor, RequestContext, Role, Scope};
 
 /// The README's Rust examples are compiled as doctests, so the manual cannot drift from the API.

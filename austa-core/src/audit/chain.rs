@@ -245,7 +245,7 @@ pub(crate) async fn link_all(db: &Database, org: Uuid) -> Result<u64> {
         if !pass.stalled || attempt == 1 {
             break;
         }
-        keys = db.load_org_keys(org).await?;
+        keys = db.keyring().load_org_keys(org).await?;
     }
     Ok(total)
 }

@@ -156,7 +156,7 @@ pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<
     let db = scope.db();
     // Fresh from the key store: a version created by another process must verify too.
     chain::link_all(db, org).await?;
-    let keys = db.load_org_keys(org).await?;
+    let keys = db.keyring().load_org_keys(org).await?;
     let from = from.max(1);
     let mut tx = db.begin(Some(org), TxMode::Snapshot).await?;
     let head = tx

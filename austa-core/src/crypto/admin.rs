@@ -19,17 +19,18 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use uuid::Uuid;
 
-use super::cache::CacheKey;
-use super::keyring::KeySet;
-use super::keys::{DataKey, KeyProvider};
+use austa_crypto::material::{org_wrap_context, KEY_CHECK_CONTEXT};
+
+use super::{DataKey, KeyProvider, KeySet};
 use crate::access::{Action, Resource};
 use crate::audit::{check, record_alone, AuditTx, Event};
 use crate::classification::{self, Class, KeyOwner};
-use crate::db::{begin_on, Database, Query, Row, TxMode, Value};
+use crate::db::{Database, Query, Row, TxMode, Value};
 use crate::error::{Error, Result};
 use crate::model::{AuditAction, RiskLevel};
 use crate::repo::table::lock_clause;
 use crate::scope::Scope;
+use austa_sql::begin_on;
 
 /// What a master key rotation did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -47,7 +48,7 @@ impl Database {
     pub async fn rotate_master_key(&self, new: std::sync::Arc<dyn KeyProvider>) -> Result<MasterKeyRotation> {
         let keyring = &self.inner.keyring;
         let old = keyring.provider();
-        let mut tx = begin_on(&keyring.store, None, TxMode::Write).await?;
+        let mut tx = begin_on(keyring.store(), None, TxMode::Write).await?;
         let lock = lock_clause(&tx);
         // Exclusive hold of the key check row: key creations (which take it shared) wait for us.
         tx.execute(Query::new(format!("SELECT key_check FROM keystore_meta WHERE id = 1{lock}"))).await?;
@@ -56,7 +57,7 @@ impl Database {
             .await?;
         for r in &rows {
             let (org, id) = (r.uuid("organization_id")?, r.uuid("id")?);
-            let context = super::keyring::org_wrap_context(org, id);
+            let context = org_wrap_context(org, id);
             let key = old.unwrap(&r.opt_bytes("wrapped_key")?.unwrap_or_default(), &context)?;
             tx.execute(
                 Query::new("UPDATE organization_keys SET wrapped_key = $1 WHERE organization_id = $2 AND id = $3")
@@ -66,7 +67,7 @@ impl Database {
             )
             .await?;
         }
-        let check = new.wrap(&DataKey::from_slice(&[0u8; 32])?, super::keyring::KEY_CHECK_CONTEXT)?;
+        let check = new.wrap(&DataKey::from_slice(&[0u8; 32])?, KEY_CHECK_CONTEXT)?;
         tx.execute(
             Query::new("UPDATE keystore_meta SET key_check = $1, rotated_at = $2 WHERE id = 1")
                 .bind(check)
@@ -393,7 +394,7 @@ impl KeyAdmin<'_> {
             RotationTarget::Organization => ("organization_keys", ("organization_id", org)),
             RotationTarget::Patient(p) => ("patient_keys", ("patient_id", p)),
         };
-        let mut tx = begin_on(&db.inner.keyring.store, Some(org), TxMode::Write).await?;
+        let mut tx = begin_on(db.inner.keyring.store(), Some(org), TxMode::Write).await?;
         let lock = lock_clause(&tx);
         let versions = tx
             .fetch_all(
@@ -427,9 +428,8 @@ impl KeyAdmin<'_> {
         let key = DataKey::generate();
         let insert = match target {
             RotationTarget::Organization => {
-                db.check_master_key_in(&mut tx).await?;
-                let wrapped =
-                    db.inner.keyring.provider().wrap(&key, &super::keyring::org_wrap_context(org, new_key_id))?;
+                db.keyring().check_master_key_in(&mut tx).await?;
+                let wrapped = db.inner.keyring.provider().wrap(&key, &org_wrap_context(org, new_key_id))?;
                 Query::new(
                     "INSERT INTO organization_keys (organization_id, id, version, wrapped_key, state, created_at) \
                      VALUES ($1, $2, $3, $4, 'ACTIVE', $5)",
@@ -457,7 +457,7 @@ impl KeyAdmin<'_> {
         };
         tx.execute(insert).await?;
         tx.commit().await?;
-        db.inner.keyring.cache.invalidate_org(org);
+        db.inner.keyring.invalidate_organization(org);
         Ok(())
     }
 
@@ -465,7 +465,7 @@ impl KeyAdmin<'_> {
         let org = self.org();
         let (pool, sql) = if table == "patient_keys" {
             (
-                &self.db().inner.keyring.store,
+                self.db().inner.keyring.store(),
                 "SELECT COUNT(*) AS n FROM patient_keys WHERE organization_id = $1 AND state <> 'DESTROYED'"
                     .to_string(),
             )
@@ -539,9 +539,9 @@ impl KeyAdmin<'_> {
     async fn rewrap_patient_keys(&self, after: Option<Uuid>, batch: u32) -> Result<(i64, Option<Uuid>)> {
         let org = self.org();
         let db = self.db();
-        db.inner.keyring.cache.invalidate(CacheKey::Org(org));
+        db.inner.keyring.invalidate_organization(org);
         let org_keys = db.org_keys(org).await?;
-        let mut tx = begin_on(&db.inner.keyring.store, Some(org), TxMode::Write).await?;
+        let mut tx = begin_on(db.inner.keyring.store(), Some(org), TxMode::Write).await?;
         let lock = lock_clause(&tx);
         let rows = tx
             .fetch_all(
@@ -647,7 +647,7 @@ impl KeyAdmin<'_> {
         }
         let now = crate::time::now();
         let by = actor_label(self.scope);
-        let mut tx = begin_on(&db.inner.keyring.store, Some(org), TxMode::Write).await?;
+        let mut tx = begin_on(db.inner.keyring.store(), Some(org), TxMode::Write).await?;
         let destroyed: Vec<Uuid> = tx
             .fetch_all(
                 Query::new(
@@ -672,7 +672,7 @@ impl KeyAdmin<'_> {
         )
         .await?;
         tx.commit().await?;
-        db.inner.keyring.cache.invalidate(CacheKey::Patient(org, patient_id));
+        db.inner.keyring.invalidate_patient(org, patient_id);
         self.release_identifiers(patient_id, now, &reason).await?;
         Ok(ShredReceipt {
             organization_id: org,

@@ -6,8 +6,7 @@
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::blind_index::BlindIndexKind;
-use super::KeySet;
+use super::{BlindIndexKind, KeySet};
 use crate::db::Database;
 use crate::error::Result;
 

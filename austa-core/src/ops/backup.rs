@@ -156,7 +156,7 @@ fn header(pool: &Pool, contents: Contents, migrations: Vec<i64>) -> Header {
         format: format::FORMAT.into(),
         version: format::VERSION,
         contents,
-        created_at: crate::db::value::sqlite_time(&crate::time::now()),
+        created_at: austa_sql::sqlite_time(&crate::time::now()),
         backend: match pool {
             Pool::Sqlite(_) => "sqlite".into(),
             Pool::Postgres(_) => "postgres".into(),
@@ -177,7 +177,7 @@ impl Database {
         progress: &mut dyn Progress,
     ) -> Result<(BackupReport, W, Option<K>)> {
         let pool = &self.inner.pool;
-        let store = &self.inner.keyring.store;
+        let store = self.inner.keyring.store();
         require_rls_bypass(pool).await?;
         let data_tables: Vec<String> = {
             let all = catalog::tables(pool).await?;

@@ -46,7 +46,7 @@ impl Database {
     /// shredded patients and unfinished rotations. Unwraps no key; the master key was checked when the
     /// database was opened.
     pub async fn key_status(&self) -> Result<KeyStatus> {
-        let store = &self.inner.keyring.store;
+        let store = self.inner.keyring.store();
         let meta = "SELECT CAST(created_at AS TEXT), CAST(rotated_at AS TEXT) FROM keystore_meta WHERE id = 1";
         let orgs = "SELECT CAST(organization_id AS TEXT), \
                       MAX(CASE WHEN state = 'ACTIVE' THEN version END), \

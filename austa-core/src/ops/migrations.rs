@@ -9,9 +9,9 @@ use std::path::Path;
 
 use sqlx::migrate::{Migration, Migrator};
 
-use crate::db::migrate::{data_migrator, keystore_migrator};
 use crate::db::{Database, Pool};
 use crate::error::{Error, Result};
+use austa_sql::migrate::{data_migrator, keystore_migrator};
 
 /// The state of one migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -122,7 +122,7 @@ async fn status_of(pool: &Pool, sets: &[(&'static str, &[Migration])]) -> Result
             let state = match &found {
                 None => MigrationState::Pending,
                 Some(a) if !a.success => MigrationState::Failed,
-                Some(a) if !crate::db::migrate::checksum_matches(&a.checksum, &m.sql) => MigrationState::Changed,
+                Some(a) if !austa_sql::migrate::checksum_matches(&a.checksum, &m.sql) => MigrationState::Changed,
                 Some(_) => MigrationState::Applied,
             };
             out.push(MigrationEntry {
@@ -152,7 +152,7 @@ impl Database {
     /// recorded. The key store's migrations are included, from its own database when it lives apart.
     pub async fn migration_status(&self, source: Option<&Path>) -> Result<MigrationStatus> {
         let pool = &self.inner.pool;
-        let store = &self.inner.keyring.store;
+        let store = self.inner.keyring.store();
         let from_dir;
         let data: &Migrator = match source {
             Some(dir) => {

@@ -18,10 +18,10 @@ use super::format::{self, Contents, Item, Reader};
 use super::require_rls_bypass;
 use super::Progress;
 use crate::audit::ChainReport;
-use crate::db::migrate;
 use crate::db::{Backend, Database, Pool};
 use crate::error::{Error, Result};
 use crate::scope::Scope;
+use austa_sql::migrate;
 
 /// Bound parameters per INSERT: SQLite's statements get slow past a few thousand, PostgreSQL allows
 /// 65,535.
@@ -289,7 +289,7 @@ impl Database {
         progress: &mut dyn Progress,
     ) -> Result<RestoreReport> {
         let pool = &self.inner.pool;
-        let store = &self.inner.keyring.store;
+        let store = self.inner.keyring.store();
         require_rls_bypass(pool).await?;
         migrate::run_embedded(pool, store).await?;
 

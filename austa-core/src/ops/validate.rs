@@ -20,9 +20,9 @@ use super::catalog::{self, quote};
 use super::require_rls_bypass;
 use crate::classification;
 use crate::crypto::envelope::{self, KeyKind};
-use crate::db::migrate::{data_migrator, keystore_migrator};
 use crate::db::{Database, Pool};
 use crate::error::{Error, Result};
+use austa_sql::migrate::{data_migrator, keystore_migrator};
 
 /// Which check found a problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -135,7 +135,7 @@ async fn reference_snapshot(pool: &Pool, migrators: &[&Migrator]) -> Result<Snap
                 .await
                 .map_err(Error::Database)?;
             let scratch = Pool::Sqlite(scratch);
-            crate::db::migrate::run(&scratch, migrators).await?;
+            austa_sql::migrate::run(&scratch, migrators).await?;
             let snap = snapshot(&scratch).await;
             if let Pool::Sqlite(p) = scratch {
                 p.close().await;
@@ -155,7 +155,7 @@ async fn reference_snapshot(pool: &Pool, migrators: &[&Migrator]) -> Result<Snap
                 let scratch = Pool::Postgres(
                     sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_with(options).await?,
                 );
-                crate::db::migrate::run(&scratch, migrators).await?;
+                austa_sql::migrate::run(&scratch, migrators).await?;
                 let snap = snapshot(&scratch).await;
                 if let Pool::Postgres(s) = scratch {
                     s.close().await;
@@ -324,7 +324,7 @@ impl Database {
     /// must bypass row-level security and may create a scratch database (for the schema comparison).
     pub async fn validate(&self) -> Result<ValidationReport> {
         let pool = &self.inner.pool;
-        let store = &self.inner.keyring.store;
+        let store = self.inner.keyring.store();
         require_rls_bypass(pool).await?;
         let mut findings = Vec::new();
 

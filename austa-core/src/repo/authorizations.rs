@@ -78,13 +78,6 @@ fn external_id(field: &str, v: Option<&str>) -> Result<Option<String>> {
     validate::opt_text(field, v, 1, 100)
 }
 
-impl Authorization {
-    /// Cross-field rules on the final state.
-    fn check(&self) -> Result<()> {
-        validate::ordered("valid_until", self.valid_from.as_ref(), self.valid_until.as_ref())
-    }
-}
-
 impl Sealed for Authorization {}
 
 impl Model for Authorization {

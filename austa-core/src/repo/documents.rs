@@ -130,19 +130,6 @@ fn storage_key_ref(v: Option<&str>) -> Result<Option<String>> {
     Ok(Some(r))
 }
 
-impl Document {
-    /// Cross-field rules on the final state.
-    fn check(&self) -> Result<()> {
-        if !self.has_ocr && (self.ocr_text.is_some() || self.ocr_confidence.is_some()) {
-            return Err(Error::validation("has_ocr", "must be true when OCR text or confidence is present"));
-        }
-        if !self.is_encrypted && self.storage_key_ref.is_some() {
-            return Err(Error::validation("storage_key_ref", "requires is_encrypted"));
-        }
-        validate::ordered("retention_until", Some(&self.uploaded_at), self.retention_until.as_ref())
-    }
-}
-
 impl Sealed for Document {}
 
 impl Model for Document {

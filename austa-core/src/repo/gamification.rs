@@ -1025,9 +1025,10 @@ impl OnboardingProgressRepo<'_> {
                         ..Default::default()
                     };
                     let progress = OnboardingProgress::build(org, Uuid::now_v7(), now, new)?;
-                    let (mut insert, event) = table::insert_query(&keys, org, &progress)?;
-                    insert.sql.push_str(" ON CONFLICT DO NOTHING");
-                    if tx.execute(insert).await? > 0 {
+                    let (insert, event) = table::insert_query(&keys, org, &progress)?;
+                    let mut insert = crate::db::QueryBuilder::from_query(insert);
+                    insert.push(" ON CONFLICT DO NOTHING");
+                    if tx.execute(insert.build()).await? > 0 {
                         tx.record(event).await?;
                         tx.commit().await?;
                         return Ok(progress);

@@ -20,7 +20,6 @@ use crate::model::{
 };
 use crate::scope::Scope;
 use crate::time::truncate;
-use crate::validate;
 
 /// Repository of health data.
 pub type HealthDataRepo<'s> = Repo<'s, HealthData>;
@@ -73,40 +72,6 @@ pub(super) fn json_payload(
 /// Checks one clinical payload.
 fn payload(field: &str, v: Option<Sensitive<serde_json::Value>>) -> Result<Option<Sensitive<serde_json::Value>>> {
     json_payload(field, v, MAX_PAYLOAD_BYTES)
-}
-
-impl HealthData {
-    /// Cross-field rules on the final state; fills `verified_at` with `now` for a verified record
-    /// without one.
-    fn check(&mut self, now: DateTime<Utc>) -> Result<()> {
-        let payloads = [
-            &self.conditions,
-            &self.medications,
-            &self.allergies,
-            &self.symptoms,
-            &self.vital_signs,
-            &self.lab_results,
-        ];
-        if payloads.iter().all(|p| p.is_none()) {
-            return Err(Error::validation(
-                "payload",
-                "at least one of conditions, medications, allergies, symptoms, vital_signs, lab_results is required",
-            ));
-        }
-        if self.is_verified {
-            if self.verified_by_provider_id.is_none() {
-                return Err(Error::validation("verified_by_provider_id", "is required when is_verified is true"));
-            }
-            if self.verified_at.is_none() {
-                self.verified_at = Some(now);
-            }
-        } else if self.verified_by_provider_id.is_some() {
-            return Err(Error::validation("verified_by_provider_id", "requires is_verified"));
-        } else if self.verified_at.is_some() {
-            return Err(Error::validation("verified_at", "requires is_verified"));
-        }
-        validate::ordered("expires_at", Some(&self.recorded_at), self.expires_at.as_ref())
-    }
 }
 
 impl Sealed for HealthData {}

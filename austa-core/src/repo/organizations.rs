@@ -165,7 +165,7 @@ impl Organizations<'_> {
         if self.exists(id).await? {
             return Err(Error::Conflict { field: "id".into() });
         }
-        self.db.create_org_key(id).await?;
+        self.db.keyring().create_org_key(id).await?;
         let keys = self.db.key_set(id, None).await?;
         let cols = columns(&org, &keys)?;
         let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();

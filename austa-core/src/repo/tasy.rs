@@ -27,10 +27,19 @@ use crate::db::{IntoValue, Query, Row, Value};
 use crate::error::{Error, Result};
 use crate::model::{
     AuditAction, IntegrationStatus, NewTasyIntegration, NewTasySync, SyncOutcome, SyncStatus, TasyIntegration,
-    TasyIntegrationPatch, TasySyncLog, TasySyncStart,
+    TasyIntegrationPatch, TasySyncLog,
 };
 use crate::scope::Scope;
 use crate::validate;
+
+/// What the generic `create` of [`TasySyncLog`] takes. It can only be built inside `austa-core`
+/// (by `scope.tasy_sync_logs().start(...)`), so every run starts through `start`, which checks that the
+/// integration is live.
+#[derive(Debug, Clone)]
+pub struct TasySyncStart {
+    pub(crate) integration_id: Uuid,
+    pub(crate) sync: NewTasySync,
+}
 
 /// Repository of Tasy integrations.
 pub type TasyIntegrations<'s> = Repo<'s, TasyIntegration>;

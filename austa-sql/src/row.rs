@@ -1,0 +1,148 @@
+//! Backend-neutral row access with typed getters.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row as _;
+use uuid::Uuid;
+
+use austa_error::{Error, Result};
+
+use crate::value::SQLITE_TIME_FORMAT;
+
+/// One result row from either backend.
+pub enum Row {
+    /// A SQLite row.
+    Sqlite(SqliteRow),
+    /// A PostgreSQL row.
+    Postgres(PgRow),
+}
+
+fn corrupt(column: &str, err: impl std::fmt::Display) -> Error {
+    Error::CorruptData(format!("column {column}: {err}"))
+}
+
+impl Row {
+    fn sqlite_text(row: &SqliteRow, column: &str) -> Result<Option<String>> {
+        row.try_get::<Option<String>, _>(column).map_err(|e| corrupt(column, e))
+    }
+
+    /// A UUID column (NULL: `None`). A value the column cannot hold is `corrupt_data` naming the column.
+    pub fn opt_uuid(&self, column: &str) -> Result<Option<Uuid>> {
+        match self {
+            Row::Postgres(r) => r.try_get(column).map_err(|e| corrupt(column, e)),
+            Row::Sqlite(r) => {
+                Self::sqlite_text(r, column)?.map(|s| Uuid::parse_str(&s).map_err(|e| corrupt(column, e))).transpose()
+            }
+        }
+    }
+
+    /// A NOT NULL UUID column. A value the column cannot hold is `corrupt_data` naming the column.
+    pub fn uuid(&self, column: &str) -> Result<Uuid> {
+        self.opt_uuid(column)?.ok_or_else(|| corrupt(column, "unexpected NULL"))
+    }
+
+    /// A text column (NULL: `None`). A value the column cannot hold is `corrupt_data` naming the column.
+    pub fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        match self {
+            Row::Postgres(r) => r.try_get(column).map_err(|e| corrupt(column, e)),
+            Row::Sqlite(r) => Self::sqlite_text(r, column),
+        }
+    }
+
+    /// A NOT NULL text column. A value the column cannot hold is `corrupt_data` naming the column.
+    pub fn text(&self, column: &str) -> Result<String> {
+        self.opt_text(column)?.ok_or_else(|| corrupt(column, "unexpected NULL"))
+    }
+
+    /// An integer column (NULL: `None`). A value the column cannot hold is `corrupt_data` naming the column.
+    pub fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        match self {
+            Row::Postgres(r) => r.try_get(column).map_err(|e| corrupt(column, e)),
+            Row::Sqlite(r) => r.try_get(column).map_err(|e| corrupt(column, e)),
+        }
+    }
+
+    /// A NOT NULL integer column. A value the column cannot hold is `corrupt_data` naming the column.
+    pub fn int(&self, column: &str) -> Result<i64> {
+        self.opt_int(column)?.ok_or_else(|| corrupt(column, "unexpected NULL"))
+    }
+
+    /// A double column (NULL: `None`). A value the column cannot hold is `corrupt_data` naming the column.
+    pub fn opt_float(&self, column: &str) -> Result<Option<f64>> {
+        match self {
+            Row::Postgres(r) => r.try_get(column).map_err(|e| corrupt(column, e)),
+            Row::Sqlite(r) => r.try_get(column).map_err(|e| corrupt(column, e)),
+        }
+    }
+
+    /// A NOT NULL double column. A value the column cannot hold is `corrupt_data` naming the column.
+    pub fn float(&self, column: &str) -> Result<f64> {
+        self.opt_float(column)?.ok_or_else(|| corrupt(column, "unexpected NULL"))
+    }
+
+    /// A NOT NULL boolean column. A value the column cannot hold is `corrupt_data` naming the column.
+    pub fn bool(&self, column: &str) -> Result<bool> {
+        let v: Option<bool> = match self {
+            Row::Postgres(r) => r.try_get(column).map_err(|e| corrupt(column, e))?,
+            Row::Sqlite(r) => r.try_get(column).map_err(|e| corrupt(column, e))?,
+        };
+        v.ok_or_else(|| corrupt(column, "unexpected NULL"))
+    }
+
+    /// A timestamp column (NULL: `None`). A value the column cannot hold is `corrupt_data` naming the column.
+    pub fn opt_time(&self, column: &str) -> Result<Option<DateTime<Utc>>> {
+        match self {
+            Row::Postgres(r) => r.try_get(column).map_err(|e| corrupt(column, e)),
+            Row::Sqlite(r) => Self::sqlite_text(r, column)?
+                .map(|s| {
+                    NaiveDateTime::parse_from_str(&s, SQLITE_TIME_FORMAT)
+                        .map(|t| t.and_utc())
+                        .map_err(|e| corrupt(column, e))
+                })
+                .transpose(),
+        }
+    }
+
+    /// A NOT NULL timestamp column. A value the column cannot hold is `corrupt_data` naming the column.
+    pub fn time(&self, column: &str) -> Result<DateTime<Utc>> {
+        self.opt_time(column)?.ok_or_else(|| corrupt(column, "unexpected NULL"))
+    }
+
+    /// A JSON column (NULL: `None`). A value the column cannot hold is `corrupt_data` naming the column.
+    pub fn opt_json(&self, column: &str) -> Result<Option<serde_json::Value>> {
+        match self {
+            Row::Postgres(r) => r
+                .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>(column)
+                .map(|v| v.map(|j| j.0))
+                .map_err(|e| corrupt(column, e)),
+            Row::Sqlite(r) => Self::sqlite_text(r, column)?
+                .map(|s| serde_json::from_str(&s).map_err(|e| corrupt(column, e)))
+                .transpose(),
+        }
+    }
+
+    /// A NOT NULL JSON column. A value the column cannot hold is `corrupt_data` naming the column.
+    pub fn json(&self, column: &str) -> Result<serde_json::Value> {
+        self.opt_json(column)?.ok_or_else(|| corrupt(column, "unexpected NULL"))
+    }
+
+    /// A bytes column (NULL: `None`). A value the column cannot hold is `corrupt_data` naming the column.
+    pub fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Row::Postgres(r) => r.try_get(column).map_err(|e| corrupt(column, e)),
+            Row::Sqlite(r) => r.try_get(column).map_err(|e| corrupt(column, e)),
+        }
+    }
+
+    /// A TEXT enum column parsed into its Rust enum.
+    pub fn enumeration<E: std::str::FromStr>(&self, column: &str) -> Result<E> {
+        let s = self.text(column)?;
+        s.parse().map_err(|_| corrupt(column, "unknown enum value"))
+    }
+
+    /// A JSON column holding a list of strings.
+    pub fn string_list(&self, column: &str) -> Result<Vec<String>> {
+        serde_json::from_value(self.json(column)?).map_err(|e| corrupt(column, e))
+    }
+}

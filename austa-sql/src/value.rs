@@ -1,0 +1,193 @@
+//! Backend-neutral bind values and queries.
+//!
+//! SQL is written once, in the dialect both backends share, with `$1..$N` placeholders. A [`Query`]
+//! collects typed [`Value`]s; the executor binds each value in the representation its backend stores
+//! (PostgreSQL: native `uuid`, `timestamptz`, `jsonb`, `boolean`; SQLite: hyphenated TEXT ids,
+//! fixed-width RFC 3339 TEXT timestamps, TEXT JSON, INTEGER booleans). Every value carries its type even
+//! when NULL, because PostgreSQL needs the parameter type.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// A typed, possibly NULL bind value.
+#[derive(Clone, PartialEq)]
+pub enum Value {
+    /// A UUID (`uuid`; SQLite: hyphenated TEXT).
+    Uuid(Option<Uuid>),
+    /// Text.
+    Text(Option<String>),
+    /// A 64-bit integer.
+    Int(Option<i64>),
+    /// A double.
+    Float(Option<f64>),
+    /// A boolean (SQLite: INTEGER 0/1).
+    Bool(Option<bool>),
+    /// A UTC timestamp (`timestamptz`; SQLite: fixed-width RFC 3339 TEXT).
+    Time(Option<DateTime<Utc>>),
+    /// JSON (`jsonb`; SQLite: TEXT).
+    Json(Option<serde_json::Value>),
+    /// Bytes (`bytea`; SQLite: BLOB).
+    Bytes(Option<Vec<u8>>),
+}
+
+impl Value {
+    /// Whether the value is SQL NULL.
+    pub fn is_null(&self) -> bool {
+        matches!(
+            self,
+            Value::Uuid(None)
+                | Value::Text(None)
+                | Value::Int(None)
+                | Value::Float(None)
+                | Value::Bool(None)
+                | Value::Time(None)
+                | Value::Json(None)
+                | Value::Bytes(None)
+        )
+    }
+}
+
+/// Conversion into a bind value; implemented for the column types the schema uses and their `Option`s.
+pub trait IntoValue {
+    /// The bind value.
+    fn into_value(self) -> Value;
+}
+
+macro_rules! into_value {
+    ($ty:ty, $variant:ident, $conv:expr) => {
+        impl IntoValue for $ty {
+            fn into_value(self) -> Value {
+                #[allow(clippy::redundant_closure_call)]
+                Value::$variant(Some(($conv)(self)))
+            }
+        }
+        impl IntoValue for Option<$ty> {
+            fn into_value(self) -> Value {
+                #[allow(clippy::redundant_closure_call)]
+                Value::$variant(self.map($conv))
+            }
+        }
+    };
+}
+
+into_value!(Uuid, Uuid, |v| v);
+into_value!(String, Text, |v| v);
+into_value!(&str, Text, |v: &str| v.to_owned());
+into_value!(i64, Int, |v| v);
+into_value!(f64, Float, |v| v);
+into_value!(bool, Bool, |v| v);
+into_value!(DateTime<Utc>, Time, |v| v);
+into_value!(serde_json::Value, Json, |v| v);
+into_value!(Vec<u8>, Bytes, |v| v);
+
+impl IntoValue for Value {
+    fn into_value(self) -> Value {
+        self
+    }
+}
+
+/// A SQL statement and its arguments, not yet bound to a backend.
+pub struct Query {
+    pub(crate) sql: String,
+    pub(crate) args: Vec<Value>,
+}
+
+impl std::fmt::Debug for Query {
+    /// The SQL and the number of arguments, never their values (they may be patient data).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Query").field("sql", &self.sql).field("args", &self.args.len()).finish()
+    }
+}
+
+impl Query {
+    /// A statement with `$1..$N` placeholders, bound in order by [`Query::bind`]. For SQL whose shape
+    /// depends on the data, use a [`QueryBuilder`](crate::QueryBuilder).
+    pub fn new(sql: impl Into<String>) -> Self {
+        Self { sql: sql.into(), args: Vec::new() }
+    }
+
+    /// Appends the next positional argument (`$1`, `$2`, ... in order of `bind` calls).
+    pub fn bind(mut self, value: impl IntoValue) -> Self {
+        self.args.push(value.into_value());
+        self
+    }
+}
+
+/// The fixed-width text form of timestamps on SQLite: lexicographic order equals time order.
+pub const SQLITE_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
+/// A timestamp in SQLite's fixed-width text form.
+pub fn sqlite_time(t: &DateTime<Utc>) -> String {
+    t.format(SQLITE_TIME_FORMAT).to_string()
+}
+
+/// Rewrites the `$N` placeholders of `sql` as anonymous `?` placeholders, in the order they occur, and
+/// orders (and, for a placeholder used twice, repeats) the arguments to match.
+///
+/// Why: sqlx-sqlite maps each bound parameter to its `$N` by asking SQLite for the parameter's name,
+/// and SQLite finds names by walking a linear list, so binding a statement of n named parameters costs
+/// about n²/2 steps. A 2,000-parameter multi-row INSERT spent more than half of a bulk import there
+/// (profiled). Anonymous parameters have no name to look up. Quoted text (`'...'`, `"..."`) is left
+/// alone; SQL that names an argument that does not exist is returned unchanged, so that the driver
+/// reports it as before.
+pub(crate) fn anonymous_placeholders(sql: &str, args: Vec<Value>) -> (String, Vec<Value>) {
+    if !sql.contains('$') {
+        return (sql.to_string(), args);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut order: Vec<usize> = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '$') if chars.peek().is_some_and(|(_, d)| d.is_ascii_digit()) => {
+                let mut n = 0usize;
+                while let Some((_, d)) = chars.peek().copied().filter(|(_, d)| d.is_ascii_digit()) {
+                    n = n.saturating_mul(10).saturating_add(d as usize - '0' as usize);
+                    chars.next();
+                }
+                if n == 0 || n > args.len() {
+                    return (sql.to_string(), args);
+                }
+                order.push(n - 1);
+                out.push('?');
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    // The common case (each argument once, in order) keeps the vector as it is.
+    if order.len() == args.len() && order.iter().enumerate().all(|(i, &n)| i == n) {
+        return (out, args);
+    }
+    let ordered = order.iter().map(|&n| args[n].clone()).collect();
+    (out, ordered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Value {
+        Value::Text(Some(s.to_string()))
+    }
+
+    #[test]
+    fn placeholders_become_anonymous_in_occurrence_order() {
+        let (sql, args) = anonymous_placeholders("SELECT $1, $2 WHERE x = $1", vec![text("a"), text("b")]);
+        assert_eq!(sql, "SELECT ?, ? WHERE x = ?");
+        assert!(args == vec![text("a"), text("b"), text("a")]);
+        let (sql, _) =
+            anonymous_placeholders("SELECT '$1', \"$2\", $10", (0..10).map(|i| text(&i.to_string())).collect());
+        assert_eq!(sql, "SELECT '$1', \"$2\", ?");
+        let (sql, args) =
+            anonymous_placeholders("INSERT INTO t VALUES ($1, $2), ($3, $4)", (0..4).map(|_| text("v")).collect());
+        assert_eq!((sql.as_str(), args.len()), ("INSERT INTO t VALUES (?, ?), (?, ?)", 4));
+        let (sql, _) = anonymous_placeholders("SELECT $3", vec![text("a")]);
+        assert_eq!(sql, "SELECT $3", "an argument that does not exist is left to the driver");
+    }
+}
