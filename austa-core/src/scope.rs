@@ -127,6 +127,11 @@ impl Scope {
         &self.inner.request
     }
 
+    /// The current time by the database's clock (see [`Database::now`]).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.db.now()
+    }
+
     /// The emergency grant this scope carries, if any (see [`Scope::emergency_access`]); the audit trail
     /// records operations under it as `EMERGENCY_ACCESS`.
     pub fn emergency(&self) -> Option<&crate::access::EmergencyGrant> {

@@ -352,7 +352,7 @@ async fn patients(hospital: &Scope, clinic: &Scope, report: &mut SeedReport) -> 
 }
 
 async fn health_data(hospital: &Scope, clinic: &Scope, report: &mut SeedReport) -> Result<()> {
-    let now = crate::time::now();
+    let now = hospital.now();
     let base = |patient_id, data_type, category| NewHealthData {
         patient_id,
         data_type,
@@ -508,7 +508,7 @@ async fn missions(hospital: &Scope, report: &mut SeedReport) -> Result<()> {
 }
 
 async fn conversations(hospital: &Scope, report: &mut SeedReport) -> Result<()> {
-    let now = crate::time::now();
+    let now = hospital.now();
     let carlos = NewConversation {
         patient_id: ids::PATIENT_CARLOS,
         whatsapp_chat_id: "5511987654321".into(),
@@ -584,7 +584,7 @@ async fn conversations(hospital: &Scope, report: &mut SeedReport) -> Result<()> 
 }
 
 async fn documents(hospital: &Scope, report: &mut SeedReport) -> Result<()> {
-    let now = crate::time::now();
+    let now = hospital.now();
     let new = NewDocument {
         patient_id: ids::PATIENT_CARLOS,
         filename: "exame_sangue_carlos_20240115.pdf".into(),
@@ -621,7 +621,7 @@ async fn documents(hospital: &Scope, report: &mut SeedReport) -> Result<()> {
 }
 
 async fn gamification(hospital: &Scope, report: &mut SeedReport) -> Result<()> {
-    let now = crate::time::now();
+    let now = hospital.now();
     let progress =
         |patient_id, mission_id, done: bool, step, total, minutes, started, completed| NewOnboardingProgress {
             patient_id,

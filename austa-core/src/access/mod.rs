@@ -39,9 +39,15 @@ pub struct EmergencyGrant {
 }
 
 impl EmergencyGrant {
-    /// Whether the grant is still in force.
+    /// Whether the grant is still in force by the system clock. The library itself asks
+    /// [`EmergencyGrant::active_at`] with the database's clock.
     pub fn active(&self) -> bool {
-        crate::time::now() < self.expires_at
+        self.active_at(chrono::Utc::now())
+    }
+
+    /// Whether the grant is in force at `now`.
+    pub fn active_at(&self, now: DateTime<Utc>) -> bool {
+        now < self.expires_at
     }
 }
 
@@ -100,7 +106,7 @@ impl Scope {
         if !crate::repo::table::exists::<crate::model::Patient>(self, patient_id).await? {
             return Err(Error::not_found("patient"));
         }
-        let now = crate::time::now();
+        let now = self.now();
         let grant = EmergencyGrant { patient_id, reason, granted_at: now, expires_at: now + duration };
         let event = crate::audit::Event::on(crate::model::AuditAction::EmergencyAccess, "patients")
             .entity(patient_id)
@@ -144,7 +150,7 @@ impl Scope {
             }
             Rule::ProviderVisible if levels => {
                 let visible = sql_levels(&PROVIDER_LEVELS);
-                match self.emergency().filter(|g| g.active()) {
+                match self.emergency().filter(|g| g.active_at(self.now())) {
                     Some(g) => format!(" AND (access_level IN {visible} OR patient_id = '{}')", g.patient_id),
                     None => format!(" AND access_level IN {visible}"),
                 }
@@ -169,7 +175,7 @@ impl Scope {
         let allowed = match self.authorize(resource, action)? {
             Rule::ProviderVisible => {
                 PROVIDER_LEVELS.contains(&level)
-                    || self.emergency().is_some_and(|g| g.active() && g.patient_id == patient)
+                    || self.emergency().is_some_and(|g| g.active_at(self.now()) && g.patient_id == patient)
             }
             Rule::OwnRecords => PATIENT_LEVELS.contains(&level),
             _ => true,

@@ -17,11 +17,12 @@
 //! README: an event is recorded (and durable) at commit, and chained moments later. Verification first
 //! links everything pending, waiting for the head.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::event::{decode, event_mac};
 use crate::crypto::OrgKeys;
-use crate::db::{Database, IntoValue, Query, Tx, TxMode};
+use crate::db::{Database, IntoValue, Query, RowLock, Tx, TxMode};
 use crate::error::{Error, Result};
 
 pub(crate) const LINK_MAC_LABEL: &[u8] = b"austa:audit-link:v1";
@@ -55,8 +56,8 @@ pub(crate) fn head_mac(keys: &OrgKeys, key_id: Uuid, org: Uuid, seq: i64, mac: &
 
 /// Reads the head, locked until `tx` ends (SQLite: the write transaction holds the database), creating
 /// the genesis head on first use.
-pub(crate) async fn lock_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Result<Head> {
-    let lock = crate::repo::table::lock_clause(tx);
+pub(crate) async fn lock_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid, now: DateTime<Utc>) -> Result<Head> {
+    let lock = tx.lock(RowLock::Update);
     let select = format!("SELECT seq, mac FROM audit_heads WHERE organization_id = $1{lock}");
     let head = |row: crate::db::Row| -> Result<Head> {
         Ok(Head { seq: row.int("seq")?, mac: row.opt_bytes("mac")?.unwrap_or_default() })
@@ -77,7 +78,7 @@ pub(crate) async fn lock_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Result<
             .bind(genesis.mac.clone())
             .bind(key_id)
             .bind(head_mac(keys, key_id, org, 0, &GENESIS)?.to_vec())
-            .bind(crate::time::now()),
+            .bind(now),
         )
         .await?;
     if created == 1 {
@@ -119,9 +120,9 @@ fn check_event(keys: &OrgKeys, row: &crate::db::Row) -> Check {
     }
 }
 
-/// Links every pending event of `org` visible to `tx`, in id order.
-pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Result<Linked> {
-    let mut head = lock_head(tx, keys, org).await?;
+/// Links every pending event of `org` visible to `tx`, in id order, dating the links `now`.
+pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid, now: DateTime<Utc>) -> Result<Linked> {
+    let mut head = lock_head(tx, keys, org, now).await?;
     let start = head.seq;
     let mut stalled = false;
     loop {
@@ -143,7 +144,6 @@ pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Resu
             break;
         }
         let key_id = keys.active_id();
-        let now = crate::time::now();
         let mut links = Vec::with_capacity(rows.len());
         let mut done = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -224,7 +224,7 @@ pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Resu
             .bind(head.mac.clone())
             .bind(key_id)
             .bind(head_mac(keys, key_id, org, head.seq, &head.mac)?.to_vec())
-            .bind(crate::time::now())
+            .bind(now)
             .bind(org),
         )
         .await?;
@@ -239,7 +239,7 @@ pub(crate) async fn link_all(db: &Database, org: Uuid) -> Result<u64> {
     let mut total = 0;
     for attempt in 0..2 {
         let mut tx = db.begin(Some(org), TxMode::Write).await?;
-        let pass = link_pending(&mut tx, &keys, org).await?;
+        let pass = link_pending(&mut tx, &keys, org, db.now()).await?;
         tx.commit().await?;
         total += pass.linked;
         if !pass.stalled || attempt == 1 {

@@ -112,10 +112,10 @@ impl Event {
     /// The stored event: this description plus the scope's actor and request context, with derived
     /// sensitivity and risk, its reason encrypted, MACed under the organization's active audit key.
     pub(crate) fn into_log(self, scope: &Scope, keys: &Arc<OrgKeys>) -> Result<Sealed> {
-        let now = crate::time::now();
+        let now = scope.now();
         let actor = scope.actor();
         let request = scope.request();
-        let emergency = scope.emergency().is_some_and(|g| g.active());
+        let emergency = scope.emergency().is_some_and(|g| g.active_at(now));
         let sensitivity = sensitivity_of(self.entity);
         let count = self.count.unwrap_or(self.records.len() as i64).max(0);
         let mut records = self.records;

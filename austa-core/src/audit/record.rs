@@ -57,6 +57,11 @@ impl<'s> AuditTx<'s> {
         Ok(Self { scope, keys, tx, events: 0 })
     }
 
+    /// The operation's time, by the database's clock.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.scope.now()
+    }
+
     /// Adds an event to this transaction; returns its id.
     pub(crate) async fn record(&mut self, event: Event) -> Result<Uuid> {
         let sealed = event.into_log(self.scope, &self.keys)?;
@@ -77,20 +82,17 @@ impl<'s> AuditTx<'s> {
     pub(crate) async fn commit(mut self) -> Result<()> {
         debug_assert!(self.events > 0, "an audited transaction committed without an event");
         let org = self.scope.organization_id();
-        match self.tx {
-            Tx::Sqlite(_) => {
-                // Events this transaction's keys cannot check (another process rotated) stay queued
-                // for the next pass with fresh keys.
-                chain::link_pending(&mut self.tx, &self.keys, org).await?;
-                self.tx.commit().await
-            }
-            Tx::Postgres(_) => {
-                self.tx.commit().await?;
-                // Linked by the background sequencer: the writer's work ends at its commit.
-                let db = self.scope.db();
-                db.inner.sequencer.schedule(&db.inner, org);
-                Ok(())
-            }
+        if self.tx.dialect().serializes_writers() {
+            // Writers are serialized anyway: link inside the transaction. Events this transaction's
+            // keys cannot check (another process rotated) stay queued for the next pass.
+            chain::link_pending(&mut self.tx, &self.keys, org, self.scope.now()).await?;
+            self.tx.commit().await
+        } else {
+            self.tx.commit().await?;
+            // Linked by the background sequencer: the writer's work ends at its commit.
+            let db = self.scope.db();
+            db.inner.sequencer.schedule(&db.inner, org);
+            Ok(())
         }
     }
 }

@@ -27,13 +27,8 @@ fn parse_cursor(page: &PageRequest) -> Result<Option<(DateTime<Utc>, Uuid)>> {
 }
 
 /// SQL condition: the event involves the patient bound as `$2`.
-fn involves(tx: &Tx) -> &'static str {
-    match tx {
-        Tx::Postgres(_) => "(patient_id = $2 OR patient_ids @> jsonb_build_array($2::text))",
-        Tx::Sqlite(_) => {
-            "(patient_id = $2 OR EXISTS (SELECT 1 FROM json_each(audit_logs.patient_ids) WHERE json_each.value = $2))"
-        }
-    }
+fn involves(tx: &Tx) -> String {
+    format!("(patient_id = $2 OR {})", tx.dialect().json_array_contains("audit_logs.patient_ids", "$2"))
 }
 
 /// Who may run a report on `patient`: the patient on their own record; others as the matrix says

@@ -25,10 +25,9 @@ use super::{DataKey, KeyProvider, KeySet};
 use crate::access::{Action, Resource};
 use crate::audit::{check, record_alone, AuditTx, Event};
 use crate::classification::{self, Class, KeyOwner};
-use crate::db::{Database, Query, Row, TxMode, Value};
+use crate::db::{Database, Query, Row, RowLock, TxMode, Value};
 use crate::error::{Error, Result};
 use crate::model::{AuditAction, RiskLevel};
-use crate::repo::table::lock_clause;
 use crate::scope::Scope;
 use austa_sql::begin_on;
 
@@ -49,7 +48,7 @@ impl Database {
         let keyring = &self.inner.keyring;
         let old = keyring.provider();
         let mut tx = begin_on(keyring.store(), None, TxMode::Write).await?;
-        let lock = lock_clause(&tx);
+        let lock = tx.lock(RowLock::Update);
         // Exclusive hold of the key check row: key creations (which take it shared) wait for us.
         tx.execute(Query::new(format!("SELECT key_check FROM keystore_meta WHERE id = 1{lock}"))).await?;
         let rows = tx
@@ -71,7 +70,7 @@ impl Database {
         tx.execute(
             Query::new("UPDATE keystore_meta SET key_check = $1, rotated_at = $2 WHERE id = 1")
                 .bind(check)
-                .bind(crate::time::now()),
+                .bind(self.now()),
         )
         .await?;
         tx.commit().await?;
@@ -279,7 +278,7 @@ impl KeyAdmin<'_> {
         for step in steps(target) {
             total += self.count_step(step, target).await?;
         }
-        let now = crate::time::now();
+        let now = self.scope.now();
         let mut tx = AuditTx::begin(self.scope).await?;
         tx.execute(
             Query::new(
@@ -395,7 +394,7 @@ impl KeyAdmin<'_> {
             RotationTarget::Patient(p) => ("patient_keys", ("patient_id", p)),
         };
         let mut tx = begin_on(db.inner.keyring.store(), Some(org), TxMode::Write).await?;
-        let lock = lock_clause(&tx);
+        let lock = tx.lock(RowLock::Update);
         let versions = tx
             .fetch_all(
                 Query::new(format!(
@@ -413,7 +412,7 @@ impl KeyAdmin<'_> {
             }
             next_version = next_version.max(v.int("version")? + 1);
         }
-        let now = crate::time::now();
+        let now = self.scope.now();
         tx.execute(
             Query::new(format!(
                 "UPDATE {table} SET state = 'RETIRED', retired_at = $1 \
@@ -513,7 +512,7 @@ impl KeyAdmin<'_> {
         let keys = self.db().key_set(org, if is_patient_table { owners.clone() } else { Vec::new() }).await?;
         let ids: Vec<Uuid> = rows.iter().map(|r| r.uuid("id")).collect::<Result<_>>()?;
         let mut tx = AuditTx::begin(self.scope).await?;
-        let lock = lock_clause(&tx);
+        let lock = tx.lock(RowLock::Update);
         let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
         let id_col = if table == "organizations" { "id" } else { "organization_id" };
         let select = format!("SELECT * FROM {table} WHERE {id_col} = $1 AND id IN ({}){lock}", placeholders.join(", "));
@@ -524,7 +523,7 @@ impl KeyAdmin<'_> {
             }
         }
         let last = ids.last().copied();
-        tx.execute(advance_query(org, status.id, position, last, ids.len() as i64)).await?;
+        tx.execute(advance_query(org, status.id, position, last, ids.len() as i64, self.scope.now())).await?;
         // The batch read and rewrote these rows' encrypted fields: recorded as one update.
         let event = Event::on(AuditAction::Update, table)
             .records(ids.iter().copied())
@@ -542,7 +541,7 @@ impl KeyAdmin<'_> {
         db.inner.keyring.invalidate_organization(org);
         let org_keys = db.org_keys(org).await?;
         let mut tx = begin_on(db.inner.keyring.store(), Some(org), TxMode::Write).await?;
-        let lock = lock_clause(&tx);
+        let lock = tx.lock(RowLock::Update);
         let rows = tx
             .fetch_all(
                 Query::new(format!(
@@ -605,14 +604,14 @@ impl KeyAdmin<'_> {
     async fn advance(&self, id: Uuid, position: usize, last: Option<Uuid>, done: i64) -> Result<()> {
         let org = self.org();
         let mut tx = self.db().begin(Some(org), TxMode::Write).await?;
-        tx.execute(advance_query(org, id, position, last, done)).await?;
+        tx.execute(advance_query(org, id, position, last, done, self.scope.now())).await?;
         tx.commit().await
     }
 
     /// Marks the rotation completed, recording it in the same transaction.
     async fn complete(&self, status: &RotationStatus) -> Result<()> {
         let org = self.org();
-        let now = crate::time::now();
+        let now = self.scope.now();
         let mut tx = AuditTx::begin(self.scope).await?;
         let n = tx
             .execute(
@@ -645,7 +644,7 @@ impl KeyAdmin<'_> {
         if !crate::repo::table::exists::<crate::model::Patient>(self.scope, patient_id).await? {
             return Err(Error::not_found("patient"));
         }
-        let now = crate::time::now();
+        let now = self.scope.now();
         let by = actor_label(self.scope);
         let mut tx = begin_on(db.inner.keyring.store(), Some(org), TxMode::Write).await?;
         let destroyed: Vec<Uuid> = tx
@@ -749,7 +748,7 @@ impl KeyAdmin<'_> {
     }
 }
 
-fn advance_query(org: Uuid, id: Uuid, position: usize, last: Option<Uuid>, done: i64) -> Query {
+fn advance_query(org: Uuid, id: Uuid, position: usize, last: Option<Uuid>, done: i64, now: DateTime<Utc>) -> Query {
     // A step that returned no rows (`last == None`) is finished: move to the next one.
     let next_position = if last.is_none() { position as i64 + 1 } else { position as i64 };
     Query::new(
@@ -759,7 +758,7 @@ fn advance_query(org: Uuid, id: Uuid, position: usize, last: Option<Uuid>, done:
     .bind(next_position)
     .bind(last)
     .bind(done)
-    .bind(crate::time::now())
+    .bind(now)
     .bind(org)
     .bind(id)
 }

@@ -15,7 +15,7 @@ use crate::crypto::{KeyCacheConfig, KeyProvider, KeySet, Keyring, OrgKeys};
 use crate::error::{Error, Result};
 use crate::time::{Clock, SystemClock};
 pub use austa_sql::{redact_password, Backend};
-pub(crate) use austa_sql::{IntoValue, Pool, Query, QueryBuilder, Row, Tx, TxMode, Value};
+pub(crate) use austa_sql::{IntoValue, Pool, Query, QueryBuilder, Row, RowLock, Tx, TxMode, Value};
 
 /// Default database when `DATABASE_URL` is not set: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://austa.db";

@@ -37,7 +37,7 @@ use crate::access::{Action, Resource};
 use crate::audit::event::read_event;
 use crate::audit::{check, AuditTx};
 use crate::crypto::Sensitive;
-use crate::db::{Query, Row, Tx};
+use crate::db::{Query, Row, RowLock, Tx};
 use crate::error::{Error, Result};
 use crate::model::{
     Conversation, ConversationPatch, Message, MessageDirection, MessagePatch, MessageStatus, MessageType, NewMessage,
@@ -238,7 +238,7 @@ impl Messages<'_> {
         });
         check(scope, "messages", Action::Create, None, None, allowed).await?;
         let org = scope.organization_id();
-        let now = crate::time::now();
+        let now = self.scope().now();
         let (sender_kind, provider) = match out.sender {
             OutboundSender::Bot => (SenderKind::Bot, None),
             OutboundSender::Provider(p) => (SenderKind::Provider, Some(p)),
@@ -301,7 +301,7 @@ impl Messages<'_> {
         // Statuses WhatsApp reported before this message was recorded (webhook ingest keeps them).
         if let Some(wamid) = &message.whatsapp_message_id {
             let applied =
-                crate::whatsapp::apply_pending_statuses(&mut tx, &keys, org, message.id, wamid.expose()?).await?;
+                crate::whatsapp::apply_pending_statuses(&mut tx, &keys, org, message.id, wamid.expose()?, now).await?;
             if !applied.is_empty() {
                 for e in applied {
                     tx.record(e).await?;
@@ -351,13 +351,10 @@ impl Messages<'_> {
         let org = scope.organization_id();
         let read = table::access::<Message>(scope, Action::Read, None).await?;
         let update = table::access::<Message>(scope, Action::Update, None).await?;
-        let now = crate::time::now();
+        let now = self.scope().now();
         let until = now + lease;
         let mut tx = AuditTx::begin(scope).await?;
-        let skip = match &*tx {
-            Tx::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Tx::Sqlite(_) => "",
-        };
+        let skip = tx.lock(RowLock::SkipLocked);
         let due = tx
             .fetch_all(
                 Query::new(format!(
@@ -416,7 +413,7 @@ impl Messages<'_> {
     pub async fn record_ai_result(&self, id: Uuid, analysis: MessageAnalysis) -> Result<Message> {
         let scope = self.scope();
         let org = scope.organization_id();
-        let now = crate::time::now();
+        let now = self.scope().now();
         let patch = MessagePatch {
             ai_processed: Some(true),
             processed_at: Some(Some(analysis.processed_at.map(truncate).unwrap_or(now))),

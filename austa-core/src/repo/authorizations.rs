@@ -32,7 +32,7 @@ use crate::access::{Action, Resource};
 use crate::audit::event::read_event;
 use crate::audit::{check, AuditTx, Event};
 use crate::crypto::{KeySet, RowCrypto, Sensitive};
-use crate::db::{IntoValue, Query, Row, Tx, TxMode, Value};
+use crate::db::{IntoValue, Query, Row, RowLock, Tx, TxMode, Value};
 use crate::error::{Error, Result};
 use crate::model::{
     AuditAction, Authorization, AuthorizationPatch, AuthorizationStatus, AuthorizationTransition, NewAuthorization,
@@ -276,7 +276,7 @@ fn touches_decided_content(p: &AuthorizationPatch) -> bool {
 
 /// The patient of the live authorization `id` inside `tx` (row locked when `lock`), if there is one.
 async fn find_live_patient(tx: &mut Tx, organization: Uuid, id: Uuid, lock: bool) -> Result<Option<Uuid>> {
-    let lock = if lock { table::lock_clause(tx) } else { "" };
+    let lock = if lock { tx.lock(RowLock::Update) } else { "" };
     let sql = format!(
         "SELECT patient_id FROM authorizations \
          WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{lock}"
@@ -342,7 +342,7 @@ impl Authorizations<'_> {
         )
         .await?;
         let org = scope.organization_id();
-        let now = crate::time::now();
+        let now = self.scope().now();
         let mut tx = AuditTx::begin(scope).await?;
         let patient = live_patient(&mut tx, org, authorization_id, true).await?;
         let document_patient = tx
@@ -413,7 +413,7 @@ impl Authorizations<'_> {
         )
         .await?;
         let org = scope.organization_id();
-        let now = crate::time::now();
+        let now = self.scope().now();
         let mut tx = AuditTx::begin(scope).await?;
         let patient = live_patient(&mut tx, org, authorization_id, true).await?;
         let removed = tx
@@ -594,10 +594,7 @@ fn actor_name(scope: &Scope) -> Option<String> {
 /// lock on PostgreSQL so that it cannot be deactivated or deleted before the transition commits (SQLite
 /// writers are serialized anyway). A validation error on `field` otherwise.
 async fn check_provider(tx: &mut Tx, organization: Uuid, provider: Uuid, field: &str) -> Result<()> {
-    let share = match tx {
-        Tx::Postgres(_) => " FOR SHARE",
-        Tx::Sqlite(_) => "",
-    };
+    let share = tx.lock(RowLock::Share);
     let row = tx
         .fetch_optional(
             Query::new(format!(
@@ -753,13 +750,13 @@ impl Authorizations<'_> {
         .await?;
         let cutoff = truncate(now);
         within_years("now", &cutoff)?;
-        let at = crate::time::now();
+        let at = self.scope().now();
         if cutoff > at {
             return Err(Error::validation("now", "must not be in the future"));
         }
         let org = scope.organization_id();
         let mut tx = AuditTx::begin(scope).await?;
-        let lock = table::lock_clause(&tx);
+        let lock = tx.lock(RowLock::Update);
         let rows = tx
             .fetch_all(
                 Query::new(format!(
@@ -941,7 +938,7 @@ impl Authorizations<'_> {
         let reason = keys.row(TRANSITIONS, transition_id, Some(patient))?.opt_text("reason", step.reason())?;
 
         let mut tx = AuditTx::begin(scope).await?;
-        let lock = table::lock_clause(&tx);
+        let lock = tx.lock(RowLock::Update);
         let row = tx
             .fetch_optional(
                 Query::new(format!(
@@ -963,7 +960,7 @@ impl Authorizations<'_> {
         if !from.can_become(to) {
             return Err(Error::Conflict { field: "status".into() });
         }
-        let now = crate::time::now();
+        let now = self.scope().now();
         if now < row.time("requested_at")? {
             // The database requires review and approval times not before the request.
             return Err(Error::Conflict { field: "requested_at".into() });

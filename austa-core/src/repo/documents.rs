@@ -390,7 +390,7 @@ impl Documents<'_> {
     pub async fn register(&self, new: NewDocument, checksum: &str) -> Result<Document> {
         let scope = self.scope();
         let org = scope.organization_id();
-        let mut model = Document::build(org, Uuid::now_v7(), crate::time::now(), new)?;
+        let mut model = Document::build(org, Uuid::now_v7(), self.scope().now(), new)?;
         model.checksum_sha256 = Some(checksum_sha256(checksum)?);
         table::check_create(scope, &model).await?;
         let mut keys = table::keys_for(scope, &model).await?;
@@ -440,7 +440,7 @@ impl Documents<'_> {
             ocr_text: Some(text),
             ocr_confidence: Some(Some(confidence)),
             extracted_data: Some(extracted),
-            processed_at: Some(Some(crate::time::now())),
+            processed_at: Some(Some(self.scope().now())),
             ..Default::default()
         };
         table::update(self.scope(), id, patch).await

@@ -58,7 +58,7 @@ use super::{missions, table, Model, Page, PageRequest, Repo, Sealed, Updatable};
 use crate::access::{Action, Resource};
 use crate::audit::{check, AuditTx, Event};
 use crate::crypto::{KeySet, RowCrypto};
-use crate::db::{IntoValue, Query, Row, Tx, Value};
+use crate::db::{IntoValue, Query, Row, RowLock, Tx, Value};
 use crate::error::{Error, Result};
 use crate::model::{
     level_for_experience, level_threshold, week_start, Achievement, AuditAction, Completion, HealthPoints,
@@ -540,8 +540,10 @@ fn is_mission_award(t: &PointTransaction) -> bool {
 /// The patient's points account, read inside `tx` and locked until it ends; `validation` on
 /// `patient_id` when the patient has none in this organization.
 async fn account_locked(tx: &mut Tx, keys: &KeySet, organization: Uuid, patient_id: Uuid) -> Result<HealthPoints> {
-    let sql =
-        format!("SELECT * FROM health_points WHERE organization_id = $1 AND patient_id = $2{}", table::lock_clause(tx));
+    let sql = format!(
+        "SELECT * FROM health_points WHERE organization_id = $1 AND patient_id = $2{}",
+        tx.lock(RowLock::Update)
+    );
     let row = tx
         .fetch_optional(Query::new(sql).bind(organization).bind(patient_id))
         .await?
@@ -705,7 +707,7 @@ impl PointTransactions<'_> {
     pub(crate) async fn record_with_id(&self, id: Uuid, new: NewPointTransaction) -> Result<PointTransaction> {
         let scope = self.scope();
         let org = scope.organization_id();
-        let now = crate::time::now();
+        let now = self.scope().now();
         // Validate everything that needs no I/O first; the account id is filled in below.
         let mut transaction = build_transaction(org, id, now, Uuid::nil(), new)?;
         let patient = transaction.patient_id;
@@ -855,7 +857,7 @@ async fn progress_locked(
 ) -> Result<Option<OnboardingProgress>> {
     let sql = format!(
         "SELECT * FROM onboarding_progress WHERE organization_id = $1 AND patient_id = $2 AND mission_id = $3{}",
-        table::lock_clause(tx)
+        tx.lock(RowLock::Update)
     );
     let row = tx.fetch_optional(Query::new(sql).bind(organization).bind(patient_id).bind(mission_id)).await?;
     row.map(|r| table::decode(keys, &r)).transpose()
@@ -971,7 +973,7 @@ impl OnboardingProgressRepo<'_> {
         allow(scope, TABLE, Resource::OnboardingProgress, Action::Update, patient_id).await?;
         let org = scope.organization_id();
         let keys = scope.db().key_set(org, None).await?;
-        let now = crate::time::now();
+        let now = self.scope().now();
         let mut tx = AuditTx::begin(scope).await?;
         missions::lock_graph_shared(&mut tx, org).await?;
         let mission = missions::live_mission_shared(&mut tx, &keys, org, mission_id)
@@ -1056,7 +1058,7 @@ impl OnboardingProgressRepo<'_> {
         }
         let org = scope.organization_id();
         let keys = scope.db().key_set(org, None).await?;
-        let now = crate::time::now();
+        let now = self.scope().now();
         let mut tx = AuditTx::begin(scope).await?;
         let mut progress = progress_locked(&mut tx, &keys, org, patient_id, mission_id)
             .await?
@@ -1106,7 +1108,7 @@ impl OnboardingProgressRepo<'_> {
         allow(scope, HealthPoints::TABLE, Resource::HealthPoints, Action::Update, patient_id).await?;
         let org = scope.organization_id();
         let keys = scope.db().key_set(org, None).await?;
-        let now = crate::time::now();
+        let now = self.scope().now();
         let mut tx = AuditTx::begin(scope).await?;
         let mut progress = progress_locked(&mut tx, &keys, org, patient_id, mission_id)
             .await?
@@ -1210,7 +1212,7 @@ impl HealthPointsRepo<'_> {
     pub async fn record_activity(&self, patient_id: Uuid, at: DateTime<Utc>) -> Result<HealthPoints> {
         let scope = self.scope();
         allow(scope, HealthPoints::TABLE, Resource::HealthPoints, Action::Update, patient_id).await?;
-        let now = crate::time::now();
+        let now = self.scope().now();
         let at = crate::time::truncate(at);
         if at > now + MAX_CLOCK_SKEW {
             return Err(Error::validation("at", "must not be in the future"));

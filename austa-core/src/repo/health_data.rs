@@ -290,7 +290,7 @@ impl HealthDataRepo<'_> {
             HealthDataPatch {
                 is_verified: Some(true),
                 verified_by_provider_id: Some(Some(provider_id)),
-                verified_at: Some(Some(crate::time::now())),
+                verified_at: Some(Some(self.scope().now())),
                 ..Default::default()
             },
         )

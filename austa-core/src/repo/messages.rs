@@ -16,7 +16,7 @@ use crate::access::{Action, Resource};
 use crate::audit::event::read_event;
 use crate::audit::AuditTx;
 use crate::crypto::{BlindIndexKind, RowCrypto, Sensitive};
-use crate::db::{IntoValue, Query, Row, Value};
+use crate::db::{IntoValue, Query, Row, RowLock, Value};
 use crate::error::{Error, Result};
 use crate::model::{
     Message, MessageDirection, MessagePatch, MessageStatus, MessageType, NewMessage, SenderKind, UrgencyLevel,
@@ -364,7 +364,7 @@ pub(crate) async fn lock_conversation(
     conversation_id: Uuid,
     expected: Uuid,
 ) -> Result<Uuid> {
-    let lock = table::lock_clause(tx);
+    let lock = tx.lock(RowLock::Update);
     let row = tx
         .fetch_optional(
             Query::new(format!(
@@ -410,7 +410,7 @@ impl Messages<'_> {
         )
         .await?;
         let org = scope.organization_id();
-        let now = crate::time::now();
+        let now = self.scope().now();
         let mut message = build_message(org, id, now, new)?;
         // The conversation's patient owns the key; conversations never change patient.
         let (keys, owner) =

@@ -26,7 +26,7 @@ use crate::access::{Action, Resource};
 use crate::audit::event::read_event;
 use crate::audit::{check, AuditTx, Event};
 use crate::crypto::{KeySet, RowCrypto};
-use crate::db::{IntoValue, Query, Row, Tx, Value};
+use crate::db::{IntoValue, Query, Row, RowLock, Tx, Value};
 use crate::error::{Error, Result};
 use crate::model::{AuditAction, Mission, MissionPatch, NewMission};
 use crate::scope::Scope;
@@ -248,7 +248,7 @@ impl SoftDeletable for Mission {}
 async fn live_mission_locked(tx: &mut Tx, organization: Uuid, id: Uuid) -> Result<bool> {
     let sql = format!(
         "SELECT id FROM missions WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{}",
-        table::lock_clause(tx)
+        tx.lock(RowLock::Update)
     );
     Ok(tx.fetch_optional(Query::new(sql).bind(organization).bind(id)).await?.is_some())
 }
@@ -265,14 +265,13 @@ fn insert_edge(organization: Uuid, mission: Uuid, prerequisite: Uuid, now: DateT
     .bind(now)
 }
 
+/// The advisory lock namespace of an organization's mission prerequisite graph.
+const GRAPH_LOCK: &str = "austa:mission-graph";
+
 /// Serializes prerequisite-graph edits of one organization until the transaction ends (PostgreSQL;
 /// SQLite write transactions hold the database's write lock already).
 async fn lock_graph(tx: &mut Tx, organization: Uuid) -> Result<()> {
-    if let Tx::Postgres(_) = tx {
-        tx.execute(Query::new("SELECT pg_advisory_xact_lock(1836278131, hashtext($1))").bind(organization.to_string()))
-            .await?;
-    }
-    Ok(())
+    tx.advisory_lock(GRAPH_LOCK, &organization.to_string(), false).await
 }
 
 /// Holds the organization's prerequisite graph steady until the transaction ends (PostgreSQL: the
@@ -280,13 +279,7 @@ async fn lock_graph(tx: &mut Tx, organization: Uuid) -> Result<()> {
 /// graph edits wait; SQLite write transactions are serialized already). Used by
 /// `onboarding_progress().start`, whose prerequisite check must not race an `add_prerequisite`.
 pub(crate) async fn lock_graph_shared(tx: &mut Tx, organization: Uuid) -> Result<()> {
-    if let Tx::Postgres(_) = tx {
-        tx.execute(
-            Query::new("SELECT pg_advisory_xact_lock_shared(1836278131, hashtext($1))").bind(organization.to_string()),
-        )
-        .await?;
-    }
-    Ok(())
+    tx.advisory_lock(GRAPH_LOCK, &organization.to_string(), true).await
 }
 
 /// The live mission `id` of `organization`, read inside `tx` with a share lock (PostgreSQL) so that it
@@ -297,10 +290,7 @@ pub(crate) async fn live_mission_shared(
     organization: Uuid,
     id: Uuid,
 ) -> Result<Option<Mission>> {
-    let share = match tx {
-        Tx::Postgres(_) => " FOR SHARE",
-        Tx::Sqlite(_) => "",
-    };
+    let share = tx.lock(RowLock::Share);
     let sql = format!("SELECT * FROM missions WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{share}");
     let row = tx.fetch_optional(Query::new(sql).bind(organization).bind(id)).await?;
     row.map(|r| table::decode(keys, &r)).transpose()
@@ -382,7 +372,7 @@ impl Missions<'_> {
             return Err(Error::validation("prerequisites", "a mission cannot be its own prerequisite"));
         }
         let org = scope.organization_id();
-        let now = crate::time::now();
+        let now = self.scope().now();
         let mission = Mission::build(org, id, now, new)?;
         let keys = scope.db().key_set(org, None).await?;
         let (insert, mut event) = table::insert_query(&keys, org, &mission)?;
@@ -479,7 +469,7 @@ impl Missions<'_> {
             return Err(Error::validation(FIELD, "a mission cannot be its own prerequisite"));
         }
         let org = scope.organization_id();
-        let now = crate::time::now();
+        let now = self.scope().now();
         let mut tx = AuditTx::begin(scope).await?;
         lock_graph(&mut tx, org).await?;
         touch_mission(&mut tx, org, mission_id, now).await?;
@@ -548,7 +538,7 @@ impl Missions<'_> {
         )
         .await?;
         let org = scope.organization_id();
-        let now = crate::time::now();
+        let now = self.scope().now();
         let mut tx = AuditTx::begin(scope).await?;
         touch_mission(&mut tx, org, mission_id, now).await?;
         let removed = tx
@@ -575,7 +565,7 @@ impl Missions<'_> {
     /// Missions patients can take now: active, not deleted, and now within the start and end dates
     /// where they are set. Newest first.
     pub async fn active(&self, page: PageRequest) -> Result<Page<Mission>> {
-        self.active_at(crate::time::now(), page).await
+        self.active_at(self.scope().now(), page).await
     }
 
     /// Missions that are (or were, or will be) available at `at`: active, not deleted, and `at`

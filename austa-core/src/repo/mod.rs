@@ -120,7 +120,7 @@ impl<'s, M: Model> Repo<'s, M> {
 
     /// Validates and stores a new row; returns it as stored. Nothing is written when validation fails.
     pub async fn create(&self, new: M::New) -> Result<M> {
-        let model = M::build(self.scope.organization_id(), Uuid::now_v7(), crate::time::now(), new)?;
+        let model = M::build(self.scope.organization_id(), Uuid::now_v7(), self.scope.now(), new)?;
         table::insert(self.scope, &model).await?;
         Ok(model)
     }
@@ -153,7 +153,7 @@ impl<'s, M: Model> Repo<'s, M> {
     /// error at its position, together with the rows that fail validation, so that one attempt lists
     /// every bad row. Nothing is written when any row is an error.
     pub async fn create_many_decoded(&self, news: impl IntoIterator<Item = Result<M::New>>) -> Result<Vec<M>> {
-        let (org, now) = (self.scope.organization_id(), crate::time::now());
+        let (org, now) = (self.scope.organization_id(), self.scope.now());
         let mut models = Vec::new();
         let mut errors = Vec::new();
         for (row, new) in news.into_iter().enumerate() {
@@ -174,7 +174,7 @@ impl<'s, M: Model> Repo<'s, M> {
 
     /// Creates a row with a caller-chosen id (the development seed's stable ids).
     pub(crate) async fn create_with_id(&self, id: Uuid, new: M::New) -> Result<M> {
-        let model = M::build(self.scope.organization_id(), id, crate::time::now(), new)?;
+        let model = M::build(self.scope.organization_id(), id, self.scope.now(), new)?;
         table::insert(self.scope, &model).await?;
         Ok(model)
     }

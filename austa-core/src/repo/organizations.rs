@@ -13,7 +13,7 @@ use crate::access::{Action, Resource};
 use crate::audit::event::read_event;
 use crate::audit::{check, AuditTx, Event};
 use crate::crypto::KeySet;
-use crate::db::{Database, IntoValue, Query, Row, TxMode};
+use crate::db::{Database, IntoValue, Query, Row, RowLock, TxMode};
 use crate::error::{Error, Result};
 use crate::model::AuditAction;
 use crate::model::{Address, NewOrganization, Organization, OrganizationPatch};
@@ -144,7 +144,7 @@ impl Organizations<'_> {
     }
 
     pub(crate) async fn create_with_id(&self, id: Uuid, new: NewOrganization) -> Result<Organization> {
-        let now = crate::time::now();
+        let now = self.db.now();
         let mut org = Organization {
             id,
             name: new.name,
@@ -241,7 +241,7 @@ impl Organizations<'_> {
         let changed = patch_fields(&patch);
         let keys = self.db.key_set(id, None).await?;
         let mut tx = AuditTx::begin(scope).await?;
-        let lock = crate::repo::table::lock_clause(&tx);
+        let lock = tx.lock(RowLock::Update);
         let row = tx
             .fetch_optional(
                 Query::new(format!("SELECT * FROM organizations WHERE id = $1 AND deleted_at IS NULL{lock}")).bind(id),
@@ -249,7 +249,7 @@ impl Organizations<'_> {
             .await?
             .ok_or_else(|| Error::not_found("organization"))?;
         let mut org = from_row(&row, &keys)?;
-        apply(&mut org, patch, crate::time::now())?;
+        apply(&mut org, patch, scope.now())?;
         let cols = columns(&org, &keys)?;
         let n = cols.len();
         let sets: Vec<String> = cols.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 1)).collect();
@@ -265,7 +265,7 @@ impl Organizations<'_> {
 
     /// Soft-deletes an organization: scopes can no longer be opened for it; its data stays.
     pub async fn delete(&self, id: Uuid) -> Result<()> {
-        let now = crate::time::now();
+        let now = self.db.now();
         if !self.exists(id).await? {
             return Err(Error::not_found("organization"));
         }

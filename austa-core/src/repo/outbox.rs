@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::access::{Action, Resource};
 use crate::audit::{check, AuditTx, Event};
-use crate::db::{Query, Row, Tx};
+use crate::db::{Query, QueryBuilder, Row, RowLock};
 use crate::error::{Error, Result};
 use crate::model::{AuditAction, EntityType};
 use crate::scope::Scope;
@@ -128,13 +128,13 @@ pub(crate) fn entity_of(table: &str) -> Option<EntityType> {
 /// state anyway; a row already retried does not absorb new changes, since it may die). Returns whether
 /// a row was written.
 pub(crate) async fn enqueue_in(
-    tx: &mut Tx,
+    tx: &mut AuditTx<'_>,
     organization: Uuid,
     entity: EntityType,
     entity_id: Uuid,
     operation: OutboxOperation,
 ) -> Result<bool> {
-    let now = crate::time::now();
+    let now = tx.now();
     let written = tx
         .execute(
             Query::new(
@@ -161,7 +161,7 @@ pub(crate) async fn enqueue_in(
 /// the transaction that inserts them: one check for an active integration, then multi-row INSERTs, so
 /// a bulk import costs a few statements rather than one per row.
 pub(crate) async fn enqueue_created_in(
-    tx: &mut Tx,
+    tx: &mut AuditTx<'_>,
     organization: Uuid,
     entity: EntityType,
     ids: &[Uuid],
@@ -181,30 +181,22 @@ pub(crate) async fn enqueue_created_in(
     if active.is_none() {
         return Ok(());
     }
-    let now = crate::time::now();
-    // Four parameters per row; 500 rows stay far below both backends' parameter limits.
+    let now = tx.now();
+    // Six parameters per row; 500 rows stay far below both backends' parameter limits.
     for chunk in ids.chunks(500) {
-        let tuples: Vec<String> = (0..chunk.len())
-            .map(|r| {
-                let b = r * 4;
-                format!(
-                    "(${o}, ${i}, $1, ${e}, 'UPSERT', 'PENDING', 0, ${t}, ${t}, ${t})",
-                    o = b + 2,
-                    i = b + 3,
-                    e = b + 4,
-                    t = b + 5
-                )
-            })
-            .collect();
-        let sql = format!(
+        let mut q = QueryBuilder::new(
             "INSERT INTO tasy_outbox (organization_id, id, entity_type, entity_id, operation, status, attempts, \
-             available_at, created_at, updated_at) VALUES {}",
-            tuples.join(", ")
+             available_at, created_at, updated_at) VALUES ",
         );
-        let query = chunk.iter().fold(Query::new(sql).bind(entity.as_str()), |q, id| {
-            q.bind(organization).bind(Uuid::now_v7()).bind(*id).bind(now)
-        });
-        tx.execute(query).await?;
+        let mut rows = q.separated(", ");
+        for id in chunk {
+            rows.push("(").push_bind_unseparated(organization).push_unseparated(", ");
+            rows.push_bind_unseparated(Uuid::now_v7()).push_unseparated(", ").push_bind_unseparated(entity.as_str());
+            rows.push_unseparated(", ").push_bind_unseparated(*id).push_unseparated(", 'UPSERT', 'PENDING', 0, ");
+            rows.push_bind_unseparated(now).push_unseparated(", ").push_bind_unseparated(now);
+            rows.push_unseparated(", ").push_bind_unseparated(now).push_unseparated(")");
+        }
+        tx.execute(q.build()).await?;
     }
     Ok(())
 }
@@ -253,13 +245,10 @@ impl TasyOutbox<'_> {
         self.authorize(Action::Update).await?;
         let scope = self.scope;
         let org = scope.organization_id();
-        let now = crate::time::now();
+        let now = self.scope.now();
         let until = now + chrono_duration(lease)?;
         let mut tx = AuditTx::begin(scope).await?;
-        let skip = match &*tx {
-            Tx::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Tx::Sqlite(_) => "",
-        };
+        let skip = tx.lock(RowLock::SkipLocked);
         let due = tx
             .fetch_all(
                 Query::new(format!(
@@ -305,7 +294,7 @@ impl TasyOutbox<'_> {
     /// after the lease expired and another worker took the row is still accepted: at least once).
     pub async fn complete(&self, id: Uuid) -> Result<OutboxItem> {
         self.authorize(Action::Update).await?;
-        let now = crate::time::now();
+        let now = self.scope.now();
         self.finish(
             id,
             "status = 'DONE', claimed_by = NULL, claimed_until = NULL, completed_at = $1, updated_at = $1",
@@ -329,7 +318,7 @@ impl TasyOutbox<'_> {
         }
         let error = error.to_string();
         self.authorize(Action::Update).await?;
-        let now = crate::time::now();
+        let now = self.scope.now();
         self.finish(
             id,
             "status = CASE WHEN attempts >= $3 THEN 'DEAD' ELSE 'PENDING' END, claimed_by = NULL, \
@@ -353,7 +342,7 @@ impl TasyOutbox<'_> {
         let scope = self.scope;
         let org = scope.organization_id();
         let mut tx = AuditTx::begin(scope).await?;
-        let lock = crate::repo::table::lock_clause(&tx);
+        let lock = tx.lock(RowLock::Update);
         let current = tx
             .fetch_optional(
                 Query::new(format!("SELECT * FROM tasy_outbox WHERE organization_id = $1 AND id = $2{lock}"))

@@ -15,7 +15,7 @@ use crate::audit::event::{patient_column, read_event, update_action};
 use crate::audit::{check, AuditTx, Event};
 use crate::classification::KeyOwner;
 use crate::crypto::{BlindIndexKind, KeySet};
-use crate::db::{IntoValue, Query, Row, Tx, TxMode, Value};
+use crate::db::{IntoValue, Query, Row, RowLock, Tx, TxMode, Value};
 use crate::error::{CryptoErrorKind, Error, Result, RowError};
 use crate::model::AuditAction;
 use crate::repo::outbox::OutboxOperation;
@@ -40,14 +40,6 @@ const ROWS_PER_YIELD: usize = 64;
 pub(crate) async fn yield_periodically(row: usize) {
     if row % ROWS_PER_YIELD == ROWS_PER_YIELD - 1 {
         tokio::task::yield_now().await;
-    }
-}
-
-/// `FOR UPDATE` on PostgreSQL; SQLite write transactions already hold the database's write lock.
-pub(crate) fn lock_clause(tx: &Tx) -> &'static str {
-    match tx {
-        Tx::Postgres(_) => " FOR UPDATE",
-        Tx::Sqlite(_) => "",
     }
 }
 
@@ -283,13 +275,7 @@ pub(crate) async fn insert<M: Model>(scope: &Scope, model: &M) -> Result<()> {
     tx.commit().await
 }
 
-/// Rows per multi-row INSERT, under both backends' bound-parameter limits (SQLite 32,766, PostgreSQL
-/// 65,535) and small enough to keep statements short.
-const MAX_PARAMS_PER_INSERT: usize = 30_000;
-/// On SQLite a statement's cost grows faster than its parameter count: measured from Python on health
-/// data rows, 500-row statements ran at about 2,000 rows per second and 50-row ones at about 7,000. Its
-/// statements stay small.
-const MAX_PARAMS_PER_INSERT_SQLITE: usize = 2_000;
+/// Most rows in one multi-row INSERT (the dialect also bounds its parameters).
 const MAX_ROWS_PER_INSERT: usize = 500;
 
 /// Inserts a batch of built models in one transaction: one multi-row INSERT per chunk, one Tasy
@@ -347,10 +333,7 @@ pub(crate) async fn insert_many<M: Model>(scope: &Scope, models: &[M]) -> Result
             other => other,
         })?;
     }
-    let max_params = match &*tx {
-        Tx::Postgres(_) => MAX_PARAMS_PER_INSERT,
-        Tx::Sqlite(_) => MAX_PARAMS_PER_INSERT_SQLITE,
-    };
+    let max_params = tx.dialect().max_bind_params();
     let per_insert = rows.first().map_or(1, |c| (max_params / (c.len() + 1)).clamp(1, MAX_ROWS_PER_INSERT));
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
@@ -445,7 +428,12 @@ fn insert_rows_query<M: Model>(organization: Uuid, rows: Vec<Vec<(&'static str, 
 }
 
 /// Queues the change for the Tasy ERP in the same transaction, for the tables that sync there.
-pub(crate) async fn to_tasy<M: Model>(tx: &mut Tx, org: Uuid, id: Uuid, operation: OutboxOperation) -> Result<()> {
+pub(crate) async fn to_tasy<M: Model>(
+    tx: &mut AuditTx<'_>,
+    org: Uuid,
+    id: Uuid,
+    operation: OutboxOperation,
+) -> Result<()> {
     if let Some(entity) = super::outbox::entity_of(M::TABLE) {
         super::outbox::enqueue_in(tx, org, entity, id, operation).await?;
     }
@@ -461,7 +449,7 @@ pub(crate) async fn get_in<M: Model>(
     access: &str,
     lock: bool,
 ) -> Result<M> {
-    let lock = if lock { lock_clause(tx) } else { "" };
+    let lock = if lock { tx.lock(RowLock::Update) } else { "" };
     let sql = format!(
         "SELECT * FROM {} WHERE organization_id = $1 AND id = $2{}{access}{lock}",
         M::TABLE,
@@ -578,7 +566,7 @@ pub(crate) async fn update<M: Updatable>(scope: &Scope, id: Uuid, patch: M::Patc
     }
     let before = fingerprints(&keys, &model)?;
     let stored = model.clone();
-    model.apply(patch, crate::time::now())?;
+    model.apply(patch, scope.now())?;
     if let Err(refusal) = model.authorize_fields(scope, Action::Update, Some(&stored)) {
         drop(tx); // the refusal is recorded in a transaction of its own
         return check(scope, M::TABLE, Action::Update, Some(id), row_patient::<M>(&before, owner), Err(refusal)).await;
@@ -623,7 +611,7 @@ async fn set_deleted<M: Model>(scope: &Scope, id: Uuid, access: &str, delete: bo
                  WHERE organization_id = $2 AND id = $3 AND deleted_at {state}{access} RETURNING {returning} AS subject",
                 M::TABLE
             ))
-            .bind(crate::time::now())
+            .bind(scope.now())
             .bind(org)
             .bind(id),
         )

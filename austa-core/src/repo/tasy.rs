@@ -23,7 +23,7 @@ use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updata
 use crate::access::{Action, Resource};
 use crate::audit::{check, AuditTx, Event};
 use crate::crypto::{RowCrypto, Sensitive};
-use crate::db::{IntoValue, Query, Row, Value};
+use crate::db::{IntoValue, Query, Row, RowLock, Value};
 use crate::error::{Error, Result};
 use crate::model::{
     AuditAction, IntegrationStatus, NewTasyIntegration, NewTasySync, SyncOutcome, SyncStatus, TasyIntegration,
@@ -507,7 +507,7 @@ impl TasySyncLogs<'_> {
         )
         .await?;
         let org = scope.organization_id();
-        let now = crate::time::now();
+        let now = self.scope().now();
         let run = TasySyncLog::build(org, Uuid::now_v7(), now, TasySyncStart { integration_id, sync: new })?;
         let keys = scope.db().key_set(org, None).await?;
         let (insert, created) = table::insert_query(&keys, org, &run)?;
@@ -563,7 +563,7 @@ impl TasySyncLogs<'_> {
         let before = table::fingerprints(&keys, &run)?;
 
         // The run.
-        let completed_at = crate::time::now().max(run.started_at);
+        let completed_at = self.scope().now().max(run.started_at);
         let micros = (completed_at - run.started_at).num_microseconds().unwrap_or(i64::MAX);
         let duration = micros as f64 / 1_000_000.0;
         run.records_attempted = outcome.records_attempted;
@@ -582,7 +582,7 @@ impl TasySyncLogs<'_> {
             "SELECT sync_interval_seconds, status, error_count, avg_sync_time_seconds, \
              records_processed, records_failed FROM tasy_integrations \
              WHERE organization_id = $1 AND id = $2{}",
-            table::lock_clause(&tx)
+            tx.lock(RowLock::Update)
         );
         let row = tx
             .fetch_optional(Query::new(sql).bind(org).bind(run.integration_id))

@@ -76,7 +76,7 @@ use uuid::Uuid;
 use crate::access::{Action, Resource};
 use crate::audit::{check, AuditTx, Event};
 use crate::crypto::{BlindIndexKind, KeySet, Sensitive};
-use crate::db::{Database, Query, Row, Tx, TxMode};
+use crate::db::{Database, Query, Row, RowLock, Tx, TxMode};
 use crate::error::{Error, Result};
 use crate::model::{
     AuditAction, Conversation, MessageDirection, MessageStatus, NewConversation, NewMessage, NewPatient, Patient,
@@ -203,7 +203,7 @@ impl WhatsApp<'_> {
                 .registration(&change.phone_number_id)
                 .await?
                 .ok_or_else(|| Error::validation(&field, "is not registered with any organization"))?;
-            check_times(change, registered_at, crate::time::now())?;
+            check_times(change, registered_at, self.db.now())?;
             match organization {
                 None => organization = Some(found),
                 Some(o) if o != found => {
@@ -262,15 +262,8 @@ impl Scope {
         .await?;
         let mut tx = AuditTx::begin(self).await?;
         name_number(&mut tx, &id).await?;
-        if let Tx::Postgres(_) = *tx {
-            // Serializes registrations of one number across organizations (SQLite writers are
-            // serialized already).
-            tx.fetch_optional(
-                Query::new("SELECT pg_advisory_xact_lock(hashtext('austa:whatsapp_number:' || $1)) AS locked")
-                    .bind(id.clone()),
-            )
-            .await?;
-        }
+        // Serializes registrations of one number across organizations.
+        tx.advisory_lock("austa:whatsapp_number", &id, false).await?;
         let owners = tx
             .fetch_all(
                 Query::new("SELECT organization_id FROM whatsapp_numbers WHERE phone_number_id = $1").bind(id.clone()),
@@ -290,7 +283,7 @@ impl Scope {
             )
             .bind(id)
             .bind(org)
-            .bind(crate::time::now()),
+            .bind(self.now()),
         )
         .await
         .map_err(|e| match e {
@@ -335,14 +328,7 @@ impl Scope {
 /// its organization (the table's row-level security policy admits the number a transaction names, so
 /// that the webhook can find the organization of a number it knows without being able to list others).
 async fn name_number(tx: &mut Tx, phone_number_id: &str) -> Result<()> {
-    if let Tx::Postgres(_) = tx {
-        tx.fetch_optional(
-            Query::new("SELECT set_config('austa.whatsapp_phone_number_id', $1, true) AS number")
-                .bind(phone_number_id.to_string()),
-        )
-        .await?;
-    }
-    Ok(())
+    tx.set_local("austa.whatsapp_phone_number_id", phone_number_id).await
 }
 
 fn number_event(org: Uuid) -> Event {
@@ -419,7 +405,7 @@ struct Resolved {
 /// Looks up a sender's open conversation and patient through the blind indexes, locking the
 /// conversation row when `lock` is set.
 async fn resolve(tx: &mut Tx, keys: &KeySet, org: Uuid, wa_id: &str, lock: bool) -> Result<Resolved> {
-    let lock = if lock { table::lock_clause(tx) } else { "" };
+    let lock = if lock { tx.lock(RowLock::Update) } else { "" };
     let digests = keys.blinds(BlindIndexKind::WhatsappChatId, wa_id);
     let sql = format!(
         "SELECT id, patient_id FROM conversations WHERE organization_id = $1 AND whatsapp_chat_id_bidx IN ({}) \
@@ -458,20 +444,13 @@ async fn resolve(tx: &mut Tx, keys: &KeySet, org: Uuid, wa_id: &str, lock: bool)
 /// message id's blind index under the oldest live key version (never the id itself); SQLite writers
 /// are serialized already.
 async fn lock_wamid(tx: &mut Tx, keys: &KeySet, org: Uuid, wamid: &str) -> Result<()> {
-    if let Tx::Postgres(_) = tx {
-        let digest = keys.blinds(BlindIndexKind::WhatsappMessageId, wamid).into_iter().next().unwrap_or_default();
-        let key: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        tx.execute(
-            Query::new("SELECT pg_advisory_xact_lock(hashtext('austa:wamid'), hashtext($1))")
-                .bind(format!("{org}:{key}")),
-        )
-        .await?;
-    }
-    Ok(())
+    let digest = keys.blinds(BlindIndexKind::WhatsappMessageId, wamid).into_iter().next().unwrap_or_default();
+    let key: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    tx.advisory_lock("austa:wamid", &format!("{org}:{key}"), false).await
 }
 
 async fn find_message(tx: &mut Tx, keys: &KeySet, org: Uuid, wamid: &str, lock: bool) -> Result<Option<Row>> {
-    let lock = if lock { table::lock_clause(tx) } else { "" };
+    let lock = if lock { tx.lock(RowLock::Update) } else { "" };
     let digests = keys.blinds(BlindIndexKind::WhatsappMessageId, wamid);
     let sql = format!(
         "SELECT id, patient_id, direction, status, read_at, metadata FROM messages \
@@ -508,6 +487,14 @@ fn advance(current: MessageStatus, new: MessageStatus) -> Option<MessageStatus> 
     }
 }
 
+/// A status as WhatsApp reported it: the new status, when, and the errors of a failure.
+#[derive(Clone, Copy)]
+struct Reported<'a> {
+    status: MessageStatus,
+    at: DateTime<Utc>,
+    errors: &'a [(Option<i64>, Option<String>)],
+}
+
 /// Applies one status to the message `row` (from [`find_message`]) inside `tx`; returns the UPDATE
 /// event when the message moved, `None` when the status was stale. `keys` must hold the message's
 /// patient key when the status carries errors.
@@ -516,17 +503,16 @@ async fn apply_status(
     keys: &KeySet,
     org: Uuid,
     row: &Row,
-    new: MessageStatus,
-    at: DateTime<Utc>,
-    errors: &[(Option<i64>, Option<String>)],
+    reported: Reported<'_>,
+    now: DateTime<Utc>,
 ) -> Result<Option<Event>> {
+    let Reported { status: new, at, errors } = reported;
     let id = row.uuid("id")?;
     let patient = row.uuid("patient_id")?;
     let current: MessageStatus = row.enumeration("status")?;
     let Some(next) = advance(current, new) else {
         return Ok(None);
     };
-    let now = crate::time::now();
     let mut changed = vec!["status"];
     let read_at = match (next, row.opt_time("read_at")?) {
         (MessageStatus::Read, None) => {
@@ -596,6 +582,7 @@ pub(crate) async fn apply_pending_statuses(
     organization: Uuid,
     message_id: Uuid,
     whatsapp_message_id: &str,
+    now: DateTime<Utc>,
 ) -> Result<Vec<Event>> {
     let wamid = crate::repo::messages::wa_message_id(whatsapp_message_id)?;
     lock_wamid(tx, keys, organization, &wamid).await?;
@@ -610,7 +597,7 @@ pub(crate) async fn apply_pending_statuses(
     if pending.is_empty() {
         return Ok(events);
     }
-    let lock = table::lock_clause(tx);
+    let lock = tx.lock(RowLock::Update);
     let delete = "DELETE FROM whatsapp_pending_statuses WHERE organization_id = $1 AND id = $2";
     let message = tx
         .fetch_optional(
@@ -644,7 +631,15 @@ pub(crate) async fn apply_pending_statuses(
             )
             .await?
             .ok_or_else(|| Error::not_found("message"))?;
-        if let Some(event) = apply_status(tx, keys, organization, &row, status, p.time("occurred_at")?, &errors).await?
+        if let Some(event) = apply_status(
+            tx,
+            keys,
+            organization,
+            &row,
+            Reported { status, at: p.time("occurred_at")?, errors: &errors },
+            now,
+        )
+        .await?
         {
             events.push(event);
         }
@@ -654,7 +649,14 @@ pub(crate) async fn apply_pending_statuses(
 }
 
 /// Keeps a status of a message not stored yet (once per wamid and status).
-async fn keep_pending(tx: &mut Tx, keys: &KeySet, org: Uuid, s: &StatusUpdate, status: MessageStatus) -> Result<()> {
+async fn keep_pending(
+    tx: &mut Tx,
+    keys: &KeySet,
+    org: Uuid,
+    s: &StatusUpdate,
+    status: MessageStatus,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let id = Uuid::now_v7();
     let bidx = keys.row("whatsapp_pending_statuses", id, None)?.blind(BlindIndexKind::WhatsappMessageId, &s.wamid)?;
     let (code, title) = s.errors.first().cloned().unwrap_or((None, None));
@@ -671,7 +673,7 @@ async fn keep_pending(tx: &mut Tx, keys: &KeySet, org: Uuid, s: &StatusUpdate, s
         .bind(crate::time::truncate(s.at))
         .bind(code)
         .bind(title)
-        .bind(crate::time::now()),
+        .bind(now),
     )
     .await?;
     Ok(())
@@ -733,7 +735,7 @@ async fn ingest_once(scope: &Scope, body: &Payload) -> Result<IngestReport, Atte
     let mut report = IngestReport { organization_id: Some(org), ..IngestReport::default() };
     let mut events: Vec<Event> = Vec::new();
     let mut chats: HashMap<String, (Uuid, Uuid)> = HashMap::new();
-    let now = crate::time::now();
+    let now = scope.now();
     for change in &body.changes {
         for m in &change.messages {
             if find_message(&mut tx, &keys, org, &m.wamid, false).await?.is_some() {
@@ -760,7 +762,7 @@ async fn ingest_once(scope: &Scope, body: &Payload) -> Result<IngestReport, Atte
                 }
             };
             let id = Box::pin(store_message(&mut tx, &keys, org, m, conversation, patient, now, &mut events)).await?;
-            let pending = Box::pin(apply_pending_statuses(&mut tx, &keys, org, id, &m.wamid)).await?;
+            let pending = Box::pin(apply_pending_statuses(&mut tx, &keys, org, id, &m.wamid, now)).await?;
             report.pending_statuses_applied += u32::try_from(pending.len()).unwrap_or(u32::MAX);
             events.extend(pending);
             report.messages_stored += 1;
@@ -780,7 +782,7 @@ async fn ingest_once(scope: &Scope, body: &Payload) -> Result<IngestReport, Atte
                     if !keys.patients.contains_key(&patient) && !s.errors.is_empty() {
                         return Err(Attempt::Retry(Error::not_found("message")));
                     }
-                    match apply_status(&mut tx, &keys, org, &row, status, s.at, &s.errors)
+                    match apply_status(&mut tx, &keys, org, &row, Reported { status, at: s.at, errors: &s.errors }, now)
                         .await
                         .map_err(at_path(&s.path))?
                     {
@@ -792,7 +794,7 @@ async fn ingest_once(scope: &Scope, body: &Payload) -> Result<IngestReport, Atte
                     }
                 }
                 None => {
-                    keep_pending(&mut tx, &keys, org, s, status).await?;
+                    keep_pending(&mut tx, &keys, org, s, status, now).await?;
                     report.statuses_pending += 1;
                 }
             }
