@@ -36,15 +36,20 @@ pub mod audit;
 pub use austa_model::classification;
 pub mod crypto;
 pub mod db;
+pub mod kernel;
+pub mod keys;
 pub use austa_model::input;
 pub mod model;
 pub mod ops;
+pub mod page;
 pub mod repo;
 pub mod scope;
 pub mod seed;
 pub use austa_model::validate;
 pub use austa_sql::time;
 pub mod whatsapp;
+
+mod layers;
 
 /// The error type, shared with the layers below (`austa-error`).
 pub(crate) use austa_error as error;

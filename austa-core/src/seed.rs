@@ -18,12 +18,12 @@ use chrono::{Duration, NaiveDate};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::crypto::Sensitive;
 use crate::db::Database;
 use crate::error::Result;
+use crate::kernel::Model;
 use crate::model::*;
-use crate::repo::Model;
 use crate::scope::{Actor, Scope};
+use austa_crypto::Sensitive;
 
 /// The seed's stable ids: `0190....-7...-8...` (valid UUIDv7 layout) with the entity kind and a number.
 pub mod ids {

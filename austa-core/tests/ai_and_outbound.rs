@@ -10,7 +10,8 @@ use austa_core::model::{
     AuditAction, AuditLog, Conversation, MessageDirection, MessageStatus, MessageType, NewConversation, NewMessage,
     NewPatient, NewProvider, Patient, Provider, ProviderPatch, ProviderRole, SenderKind, UrgencyLevel,
 };
-use austa_core::repo::ai::{ConversationAnalysis, MessageAnalysis, NewOutboundMessage, OutboundSender};
+use austa_core::repo::ai_work::{ConversationAnalysis, MessageAnalysis};
+use austa_core::repo::outbound::{NewOutboundMessage, OutboundSender};
 use austa_core::time::truncate;
 use austa_core::{Actor, Error, Result, Scope};
 use chrono::{DateTime, Duration, Utc};

@@ -12,7 +12,7 @@ use austa_core::crypto::Sensitive;
 use austa_core::model::{
     EntityType, HealthCategory, HealthDataPatch, HealthDataType, NewHealthData, NewPatient, NewTasyIntegration,
 };
-use austa_core::repo::outbox::{backoff, OutboxOperation, OutboxStatus, MAX_ATTEMPTS};
+use austa_core::repo::tasy_outbox::{backoff, OutboxOperation, OutboxStatus, MAX_ATTEMPTS};
 use austa_core::{Actor, Scope};
 use serde_json::json;
 use support::TestDb;

@@ -377,7 +377,7 @@ async fn statuses_move_forward_only_and_wait_for_their_message() {
 
         // A status before its message is kept (once, even when delivered twice), then applied when the
         // outbound message with that wamid is recorded.
-        use austa_core::repo::ai::{NewOutboundMessage, OutboundSender};
+        use austa_core::repo::outbound::{NewOutboundMessage, OutboundSender};
         let conv = outbound(&scope, "5511987650014", &[]).await;
         let record = |wamid: &str| {
             let mut out = NewOutboundMessage::text(conv, OutboundSender::Bot, "Seu exame está pronto");
@@ -601,7 +601,7 @@ async fn one_sender_in_two_organizations_is_two_patients() {
 
 #[tokio::test]
 async fn a_status_kept_for_later_reaches_the_outbound_recorder() {
-    use austa_core::repo::ai::{NewOutboundMessage, OutboundSender};
+    use austa_core::repo::outbound::{NewOutboundMessage, OutboundSender};
     for tdb in support::backends().await {
         let scope = setup(&tdb, "Hospital Status Antecipado").await;
         let conv = outbound(&scope, "5511988887777", &[]).await;

@@ -58,6 +58,34 @@ impl QueryBuilder {
         self
     }
 
+    /// Appends `(v1, v2, ...)`: one row of a `VALUES` list, each value bound.
+    pub fn push_tuple<V: IntoValue>(&mut self, values: impl IntoIterator<Item = V>) -> &mut Self {
+        self.push("(").push_binds(values).push(")")
+    }
+
+    /// Appends `a = $n, b = $m, ...`: the assignments of an `UPDATE ... SET`.
+    pub fn push_assignments<C: Display, V: IntoValue>(
+        &mut self,
+        columns: impl IntoIterator<Item = (C, V)>,
+    ) -> &mut Self {
+        let mut sets = self.separated(", ");
+        for (column, value) in columns {
+            sets.push(format_args!("{column} = ")).push_bind_unseparated(value);
+        }
+        self
+    }
+
+    /// Appends a [`Filter`], numbering its placeholders after the ones already bound.
+    pub fn push_filter(&mut self, filter: Filter) -> &mut Self {
+        for part in filter.parts {
+            match part {
+                Part::Sql(sql) => self.push(sql),
+                Part::Bind(value) => self.push_bind(value),
+            };
+        }
+        self
+    }
+
     /// A view that puts `separator` before every piece but the first (a `SET a = $1, b = $2` list, a
     /// `VALUES (...), (...)` list).
     pub fn separated(&mut self, separator: &'static str) -> Separated<'_> {
@@ -82,6 +110,67 @@ impl QueryBuilder {
     /// The finished statement.
     pub fn build(self) -> Query {
         Query { sql: self.sql, args: self.args }
+    }
+}
+
+/// A condition (` AND ...` pieces) with its own arguments, written before the statement it goes into
+/// exists: [`QueryBuilder::push_filter`] numbers its placeholders where it lands.
+///
+/// ```
+/// use austa_sql::{Filter, QueryBuilder};
+/// let filter = Filter::new().and_eq("patient_id", uuid::Uuid::nil()).and_eq("is_active", true);
+/// let mut q = QueryBuilder::new("SELECT * FROM documents WHERE organization_id = ");
+/// q.push_bind(uuid::Uuid::nil()).push_filter(filter);
+/// assert_eq!(q.sql(), "SELECT * FROM documents WHERE organization_id = $1 AND patient_id = $2 AND is_active = $3");
+/// ```
+#[derive(Default)]
+pub struct Filter {
+    parts: Vec<Part>,
+}
+
+enum Part {
+    Sql(String),
+    Bind(Value),
+}
+
+impl Filter {
+    /// No condition.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends SQL text (never values: bind them with [`Filter::push_bind`]).
+    pub fn push(mut self, sql: impl Display) -> Self {
+        self.parts.push(Part::Sql(sql.to_string()));
+        self
+    }
+
+    /// Appends a placeholder bound to `value`.
+    pub fn push_bind(mut self, value: impl IntoValue) -> Self {
+        self.parts.push(Part::Bind(value.into_value()));
+        self
+    }
+
+    /// ` AND column = value`.
+    pub fn and_eq(self, column: &'static str, value: impl IntoValue) -> Self {
+        self.push(format_args!(" AND {column} = ")).push_bind(value)
+    }
+
+    /// ` AND column IN (values...)` (the values must not be empty).
+    pub fn and_in<V: IntoValue>(mut self, column: &'static str, values: impl IntoIterator<Item = V>) -> Self {
+        self = self.push(format_args!(" AND {column} IN ("));
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self = self.push(", ");
+            }
+            self = self.push_bind(value);
+        }
+        self.push(")")
+    }
+
+    /// Whether there is no condition.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
     }
 }
 

@@ -29,7 +29,7 @@ pub mod time;
 mod tx;
 mod value;
 
-pub use builder::{QueryBuilder, Separated};
+pub use builder::{Filter, QueryBuilder, Separated};
 pub use dialect::{Dialect, RowLock};
 pub use pool::{redact_password, Backend, Pool};
 pub use row::Row;

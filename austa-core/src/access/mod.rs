@@ -16,40 +16,15 @@
 
 mod matrix;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use uuid::Uuid;
 
+pub use crate::scope::EmergencyGrant;
 pub use matrix::{markdown_matrix, Action, Resource, Rule, SystemIntegration, Who, MATRIX};
 
 use crate::error::{Error, Result};
 use crate::model::AccessLevel;
 use crate::scope::{Role, Scope};
-
-/// A time-boxed emergency grant: one provider, one patient, a reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EmergencyGrant {
-    /// The patient whose data is opened.
-    pub patient_id: Uuid,
-    /// Why (recorded by the audit trail).
-    pub reason: String,
-    /// When the grant started.
-    pub granted_at: DateTime<Utc>,
-    /// When it ends.
-    pub expires_at: DateTime<Utc>,
-}
-
-impl EmergencyGrant {
-    /// Whether the grant is still in force by the system clock. The library itself asks
-    /// [`EmergencyGrant::active_at`] with the database's clock.
-    pub fn active(&self) -> bool {
-        self.active_at(chrono::Utc::now())
-    }
-
-    /// Whether the grant is in force at `now`.
-    pub fn active_at(&self, now: DateTime<Utc>) -> bool {
-        now < self.expires_at
-    }
-}
 
 /// Longest emergency grant.
 pub const MAX_EMERGENCY: Duration = Duration::hours(12);
@@ -81,39 +56,6 @@ impl Scope {
     /// The rule of this scope's actor for `action` on `resource`.
     pub fn rule(&self, resource: Resource, action: Action) -> Rule {
         matrix::rule(self.actor(), resource, action)
-    }
-
-    /// Opens one patient's data to this provider beyond the access levels, for `duration` (at most
-    /// [`MAX_EMERGENCY`]), with a written reason (10 to 500 characters). Returns a new scope carrying the
-    /// grant; the original scope is unchanged. Only providers may ask.
-    ///
-    /// The grant is recorded as `EMERGENCY_ACCESS` (high risk, for review) with its reason, and every
-    /// operation under it is flagged `emergency` in its own event; a refused request is recorded as
-    /// `ACCESS_DENIED`. The provider must still be an active provider of the organization when it asks
-    /// (checked again here, since a scope may outlive a deactivation).
-    pub async fn emergency_access(&self, patient_id: Uuid, reason: &str, duration: Duration) -> Result<Scope> {
-        let allowed = if self.actor().role() == Role::Provider {
-            Ok(())
-        } else {
-            Err(Error::PermissionDenied("only providers may request emergency access".into()))
-        };
-        crate::audit::check(self, "patients", Action::Read, Some(patient_id), Some(patient_id), allowed).await?;
-        self.recheck_actor().await?;
-        let reason = crate::validate::text("reason", reason, 10, 500)?;
-        if duration <= Duration::zero() || duration > MAX_EMERGENCY {
-            return Err(Error::validation("duration", "must be between 1 second and 12 hours"));
-        }
-        if !crate::repo::table::exists::<crate::model::Patient>(self, patient_id).await? {
-            return Err(Error::not_found("patient"));
-        }
-        let now = self.now();
-        let grant = EmergencyGrant { patient_id, reason, granted_at: now, expires_at: now + duration };
-        let event = crate::audit::Event::on(crate::model::AuditAction::EmergencyAccess, "patients")
-            .entity(patient_id)
-            .patient(Some(patient_id))
-            .reason(grant.reason.clone());
-        crate::audit::record_alone(self, event).await?;
-        Ok(self.with_emergency(grant))
     }
 
     /// Fails with `permission_denied` unless the actor may perform `action` on `resource` at all.

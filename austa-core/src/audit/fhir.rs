@@ -13,11 +13,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::event::{decode, time_text, Event};
-use super::record::{check, record_alone};
 use crate::access::{Action, Resource, Rule};
 use crate::db::{Query, TxMode};
 use crate::error::{Error, Result};
+use crate::kernel::event::{decode, time_text, Event};
+use crate::kernel::record::{check, record_alone};
 use crate::model::{AuditAction, AuditLog, AuditOutcome, EntityType};
 use crate::scope::{Role, Scope};
 

@@ -5,32 +5,35 @@
 //! which patient's data, when and why, and to keep anyone, database administrators included, from
 //! quietly rewriting that history. The design, one concern per module:
 //!
-//! * [`event`]: what an event holds. Operations describe what they did (action, entity, the ids
+//! The writing side lives in the [`kernel`](crate::kernel), because every operation records its event
+//! in its own transaction:
+//!
+//! * `kernel::event`: what an event holds. Operations describe what they did (action, entity, the ids
 //!   returned or written, the patients involved, the names of changed fields); actor, purpose and
 //!   request context come from the [`Scope`]; sensitivity and risk are derived from the data
 //!   classification, never passed in. Each event carries an HMAC-SHA-256 under the organization's
 //!   audit key (HKDF of the organization key, so it rotates with it and old versions keep verifying).
-//! * [`record`]: the transaction audited operations run in. The event is inserted with the work, so a
+//! * `kernel::record`: the transaction audited operations run in. The event is inserted with the work, so a
 //!   rolled-back operation leaves none and a committed one always has its event. A read is one event
 //!   listing the ids it returned. Refused operations record `ACCESS_DENIED` on their own.
-//! * [`chain`]: linking committed events, in order, into the organization's chain (each link: HMAC
-//!   over the event's MAC and the previous link's), and [`sequencer`], the background task that does it
+//! * `kernel::chain`: linking committed events, in order, into the organization's chain (each link:
+//!   HMAC over the event's MAC and the previous link's), and `kernel::sequencer`, the background task
+//!   that does it
 //!   after commit on PostgreSQL so that a hospital's writers never queue on a chain lock (measured
 //!   there: why this design and not a lock held until commit).
-//! * [`verify`]: walks the chain and names the first break: modified, deleted, inserted or reordered.
-//! * [`report`]: the access report of one patient ("who looked at my record"), itself audited.
-//! * [`fhir`]: FHIR R4 `AuditEvent` export, streamed.
+//!
+//! This module is the reading side:
+//!
+//! * [`verify`](AuditTrail::verify): walks the chain and names the first break: modified, deleted, inserted or reordered.
+//! * [`access_report`](AuditTrail::access_report): the access report of one patient ("who looked at my record"), itself audited.
+//! * [`export_fhir`](AuditTrail::export_fhir): FHIR R4 `AuditEvent` export, streamed.
 //!
 //! Storage is append-only: triggers reject UPDATE and DELETE of events and links on both backends, the
 //! PostgreSQL runtime role may only SELECT and INSERT them, and this crate has no API that edits or
 //! deletes an event.
 
-mod chain;
-pub(crate) mod event;
 mod fhir;
-pub(crate) mod record;
 mod report;
-mod sequencer;
 mod verify;
 
 use chrono::{DateTime, Utc};
@@ -39,14 +42,12 @@ use uuid::Uuid;
 pub use fhir::to_fhir;
 pub use verify::{ChainBreak, ChainReport, TamperKind};
 
-pub(crate) use event::Event;
-pub(crate) use record::{check, record_alone, AuditTx};
-pub(crate) use sequencer::Sequencer;
+use crate::kernel::{check, record_alone, Event};
 
 use crate::access::{Action, Resource, Rule};
 use crate::error::{Error, Result};
 use crate::model::{AppEvent, AuditAction, AuditLog, EntityType};
-use crate::repo::{Page, PageRequest};
+use crate::page::{Page, PageRequest};
 use crate::scope::Scope;
 
 /// The audit trail of a scope's organization: application events, verification, reports, export.

@@ -8,13 +8,13 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::event::{time_text, Event};
-use super::record::{check, AuditTx};
 use crate::access::{Action, Resource, Rule};
 use crate::db::{Query, Tx};
 use crate::error::{Error, Result};
+use crate::kernel::event::{time_text, Event};
+use crate::kernel::record::{check, AuditTx};
 use crate::model::{AuditAction, AuditLog};
-use crate::repo::{Cursor, Page, PageRequest};
+use crate::page::{Cursor, Page, PageRequest};
 use crate::scope::Scope;
 
 fn parse_cursor(page: &PageRequest) -> Result<Option<(DateTime<Utc>, Uuid)>> {
@@ -79,7 +79,7 @@ pub(crate) async fn access_report(
         .await?;
     tx.commit().await?;
     // Decoded with the organization's key: reasons are encrypted.
-    let items: Vec<AuditLog> = crate::repo::table::decode_rows(scope, &rows).await?;
+    let items: Vec<AuditLog> = crate::kernel::rows::decode_rows(scope, &rows).await?;
     let next = if more {
         items.last().map(|e| Cursor::encode(&format!("{}|{}", time_text(&e.occurred_at), e.id)))
     } else {

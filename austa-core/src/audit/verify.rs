@@ -19,12 +19,12 @@ use std::collections::VecDeque;
 
 use uuid::Uuid;
 
-use super::chain::{self, head_mac, link_mac, GENESIS};
-use super::event::{decode, event_mac};
-use crate::crypto::OrgKeys;
 use crate::db::{Query, Row, Tx, TxMode};
 use crate::error::{Error, Result};
+use crate::kernel::chain::{self, head_mac, link_mac, GENESIS};
+use crate::kernel::event::{decode, event_mac};
 use crate::scope::Scope;
+use austa_crypto::OrgKeys;
 
 /// How the chain was tampered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -8,13 +8,11 @@
 //!   organization key, so equal values in two tenants do not correlate.
 //! * [`Sensitive`]: the wrapper every decrypted value travels in; its `Debug` prints a redaction.
 
-mod admin;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod probe;
 
-pub use admin::{KeyAdmin, MasterKeyRotation, RotationStatus, RotationTarget, RunOptions, ShredReceipt};
-pub(crate) use austa_crypto::{envelope, KeySet, Keyring, OrgKeys, RowCrypto};
+pub use crate::keys::{KeyAdmin, MasterKeyRotation, RotationStatus, RotationTarget, RunOptions, ShredReceipt};
 pub use austa_crypto::{
     provider_from_env, BlindIndexKind, DataKey, DualKeyProvider, Erased, KeyCacheConfig, KeyProvider, KeyStats,
     LocalKeyProvider, Sensitive,

@@ -6,7 +6,7 @@
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::{BlindIndexKind, KeySet};
+use austa_crypto::{BlindIndexKind, KeySet};
 use crate::db::Database;
 use crate::error::Result;
 

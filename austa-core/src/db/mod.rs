@@ -5,17 +5,21 @@
 //! [`Clock`](crate::time::Clock) every operation reads the time from, and the queue of organizations
 //! whose committed audit events wait to be linked into their chain.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::crypto::{KeyCacheConfig, KeyProvider, KeySet, Keyring, OrgKeys};
 use crate::error::{Error, Result};
 use crate::time::{Clock, SystemClock};
+use austa_crypto::{KeyCacheConfig, KeyProvider, KeySet, Keyring, OrgKeys};
 pub use austa_sql::{redact_password, Backend};
-pub(crate) use austa_sql::{IntoValue, Pool, Query, QueryBuilder, Row, RowLock, Tx, TxMode, Value};
+pub(crate) use austa_sql::{Filter, IntoValue, Pool, Query, QueryBuilder, Row, RowLock, Tx, TxMode, Value};
 
 /// Default database when `DATABASE_URL` is not set: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://austa.db";
@@ -42,8 +46,8 @@ pub(crate) struct Inner {
     pub(crate) pool: Pool,
     pub(crate) keyring: Keyring,
     pub(crate) clock: Arc<dyn Clock>,
-    /// Links committed audit events into their chains in the background (PostgreSQL).
-    pub(crate) sequencer: crate::audit::Sequencer,
+    /// Organizations whose committed audit events wait for the background sequencer (PostgreSQL).
+    pub(crate) links: Arc<LinkQueue>,
 }
 
 impl std::fmt::Debug for Database {
@@ -80,7 +84,7 @@ impl Database {
                 pool,
                 keyring: Keyring::new(keys, store, options.key_cache, clock.clone()),
                 clock,
-                sequencer: Default::default(),
+                links: Arc::default(),
             }),
         };
         db.verify_master_key().await?;
@@ -88,11 +92,11 @@ impl Database {
     }
 
     /// Opens the database named by `DATABASE_URL` (default [`DEFAULT_DATABASE_URL`]) with the master key
-    /// from the environment (see [`crypto::provider_from_env`](crate::crypto::provider_from_env)), the key
+    /// from the environment (see [`crypto::provider_from_env`](austa_crypto::provider_from_env)), the key
     /// store named by `AUSTA_KEYSTORE_URL` (default: the same database) and the key cache limits in
     /// `AUSTA_KEY_CACHE_MAX_ENTRIES` and `AUSTA_KEY_CACHE_TTL_SECONDS`.
     pub async fn from_env() -> Result<Self> {
-        Self::open(DatabaseOptions::from_env()?, crate::crypto::provider_from_env()?).await
+        Self::open(DatabaseOptions::from_env()?, austa_crypto::provider_from_env()?).await
     }
 
     /// Which backend this database runs on.
@@ -125,16 +129,6 @@ impl Database {
     /// after key changes made by another process, and to measure cold-cache costs.
     pub fn clear_key_cache(&self) {
         self.inner.keyring.clear_cache();
-    }
-
-    /// Links the audit events still waiting for the sequencer, then closes the pools, waiting for
-    /// connections to be returned. (Events that cannot be linked now stay recorded and pending; the
-    /// next verification links them.)
-    pub async fn close(&self) {
-        let _ = self.flush_audit().await;
-        self.inner.sequencer.stop();
-        self.inner.pool.close().await;
-        self.inner.keyring.store().close().await;
     }
 
     /// Opens a transaction on the data database; on PostgreSQL it is bound to `organization` (None: no
@@ -189,13 +183,50 @@ impl Database {
     }
 
     /// Counters of key work since this handle was opened.
-    pub fn key_stats(&self) -> crate::crypto::KeyStats {
+    pub fn key_stats(&self) -> austa_crypto::KeyStats {
         self.keyring().key_stats()
     }
 
     /// How many unwrapped keys the cache holds now.
     pub fn cached_keys(&self) -> usize {
         self.keyring().cached_keys()
+    }
+}
+
+/// The organizations whose committed audit events wait to be linked into their chains, and the handle
+/// of the task that links them (the kernel's sequencer spawns and runs it; this handle only holds its
+/// state, so that the database layer needs nothing above it).
+#[derive(Default)]
+pub(crate) struct LinkQueue {
+    dirty: Mutex<HashSet<Uuid>>,
+    pub(crate) wake: Notify,
+    pub(crate) task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl LinkQueue {
+    /// Takes every marked organization.
+    pub(crate) fn take(&self) -> Vec<Uuid> {
+        match self.dirty.lock() {
+            Ok(mut d) => d.drain().collect(),
+            Err(poisoned) => poisoned.into_inner().drain().collect(),
+        }
+    }
+
+    /// Marks an organization as having events to link.
+    pub(crate) fn mark(&self, org: Uuid) {
+        match self.dirty.lock() {
+            Ok(mut d) => d.insert(org),
+            Err(poisoned) => poisoned.into_inner().insert(org),
+        };
+    }
+
+    /// Stops the task (the handle is closing).
+    pub(crate) fn stop(&self) {
+        if let Ok(mut task) = self.task.lock() {
+            if let Some(t) = task.take() {
+                t.abort();
+            }
+        }
     }
 }
 

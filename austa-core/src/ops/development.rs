@@ -14,10 +14,10 @@ use sqlx::sqlite::SqliteConnectOptions;
 use uuid::Uuid;
 
 use super::catalog::quote;
-use crate::crypto::KeyProvider;
 use crate::db::{Database, DatabaseOptions};
 use crate::error::{Error, Result};
 use crate::seed::{self, SeedReport};
+use austa_crypto::KeyProvider;
 
 /// Name tokens that mark a database as a development one.
 const DEVELOPMENT_TOKENS: [&str; 9] =

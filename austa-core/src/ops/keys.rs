@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use crate::crypto::RotationStatus;
 use crate::db::{Database, Pool};
 use crate::error::{Error, Result};
+use crate::keys::RotationStatus;
 use crate::scope::Scope;
 
 /// One organization's keys.

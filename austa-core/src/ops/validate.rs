@@ -19,9 +19,9 @@ use sqlx::migrate::Migrator;
 use super::catalog::{self, quote};
 use super::require_rls_bypass;
 use crate::classification;
-use crate::crypto::envelope::{self, KeyKind};
 use crate::db::{Database, Pool};
 use crate::error::{Error, Result};
+use austa_crypto::envelope::{self, KeyKind};
 use austa_sql::migrate::{data_migrator, keystore_migrator};
 
 /// Which check found a problem.

@@ -7,12 +7,13 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{table, Model, Page, PageRequest, Repo, Sealed};
-use crate::crypto::RowCrypto;
-use crate::db::{IntoValue, Row, Value};
+use super::{rows, Model, Page, PageRequest, Repo};
+use crate::db::{Filter, Row, Value};
 use crate::error::{Error, Result};
+use crate::kernel::Sealed;
 use crate::model::{AuditLog, EntityType};
 use crate::scope::Scope;
+use austa_crypto::RowCrypto;
 
 /// Repository of audit events.
 pub type AuditLogs<'s> = Repo<'s, AuditLog>;
@@ -50,7 +51,7 @@ impl Model for AuditLog {
     }
 
     fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
-        let mut log = crate::audit::event::decode(row)?.log;
+        let mut log = crate::kernel::event::decode(row)?.log;
         log.reason = c.open_opt_text(row, "reason")?;
         Ok(log)
     }
@@ -64,19 +65,14 @@ impl AuditLogs<'_> {
         entity_id: Uuid,
         page: PageRequest,
     ) -> Result<Page<AuditLog>> {
-        table::list_where(
-            self.scope(),
-            " AND entity_type = $2 AND entity_id = $3",
-            vec![entity_type.as_str().into_value(), entity_id.into_value()],
-            &page,
-        )
-        .await
+        let filter = Filter::new().and_eq("entity_type", entity_type.as_str()).and_eq("entity_id", entity_id);
+        rows::list_where(self.scope(), filter, &page).await
     }
 
     /// A page of the events whose single patient is `patient_id`, newest first (for every event
     /// involving a patient, listings included, see
     /// [`AuditTrail::access_report`](crate::audit::AuditTrail::access_report)).
     pub async fn for_patient(&self, patient_id: Uuid, page: PageRequest) -> Result<Page<AuditLog>> {
-        table::list_where(self.scope(), " AND patient_id = $2", vec![patient_id.into_value()], &page).await
+        rows::list_where(self.scope(), Filter::new().and_eq("patient_id", patient_id), &page).await
     }
 }

@@ -27,21 +27,22 @@
 use chrono::{DateTime, Datelike, Utc};
 use uuid::Uuid;
 
-use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use super::{rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
-use crate::audit::event::read_event;
-use crate::audit::{check, AuditTx, Event};
-use crate::crypto::{KeySet, RowCrypto, Sensitive};
-use crate::db::{IntoValue, Query, Row, RowLock, Tx, TxMode, Value};
+use crate::db::{Filter, IntoValue, Query, QueryBuilder, Row, RowLock, Tx, TxMode, Value};
 use crate::error::{Error, Result};
+use crate::kernel::event::read_event;
+use crate::kernel::outbox::OutboxOperation;
+use crate::kernel::Sealed;
+use crate::kernel::{check, AuditTx, Event};
 use crate::model::{
     AuditAction, Authorization, AuthorizationPatch, AuthorizationStatus, AuthorizationTransition, NewAuthorization,
     Priority, UrgencyLevel,
 };
-use crate::repo::outbox::OutboxOperation;
 use crate::scope::{Role, Scope};
 use crate::time::truncate;
 use crate::validate;
+use austa_crypto::{KeySet, RowCrypto, Sensitive};
 
 /// Repository of authorizations.
 pub type Authorizations<'s> = Repo<'s, Authorization>;
@@ -318,13 +319,11 @@ impl Authorizations<'_> {
         status: Option<AuthorizationStatus>,
         page: PageRequest,
     ) -> Result<Page<Authorization>> {
-        let mut filter = String::from(" AND patient_id = $2");
-        let mut args = vec![patient_id.into_value()];
+        let mut filter = Filter::new().and_eq("patient_id", patient_id);
         if let Some(s) = status {
-            filter.push_str(" AND status = $3");
-            args.push(s.as_str().into_value());
+            filter = filter.and_eq("status", s.as_str());
         }
-        table::list_where(self.scope(), &filter, args, &page).await
+        rows::list_where(self.scope(), filter, &page).await
     }
 
     /// Attaches a document to the authorization (idempotent). `not_found` when the authorization is not
@@ -553,7 +552,7 @@ fn reason_text(reason: &Sensitive<String>) -> Result<Sensitive<String>> {
     prose("reason", Some(reason), MAX_REASON)?.ok_or_else(|| Error::validation("reason", "is required"))
 }
 
-/// Timestamps must fall in years 1900 to 9999 (see `table::check_times`).
+/// Timestamps must fall in years 1900 to 9999 (see `kernel::rows::check_times`).
 fn within_years(field: &str, t: &DateTime<Utc>) -> Result<()> {
     if (1900..=9999).contains(&t.year()) {
         Ok(())
@@ -625,32 +624,30 @@ struct TransitionRow {
 
 /// The multi-row INSERT of `rows` (at least one), with the scope's actor as who.
 fn insert_transitions(scope: &Scope, rows: &[TransitionRow]) -> Query {
-    const COLUMNS: usize = 11;
-    let values: Vec<String> = (0..rows.len())
-        .map(|r| {
-            let placeholders: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", r * COLUMNS + c)).collect();
-            format!("({})", placeholders.join(", "))
-        })
-        .collect();
-    let sql = format!(
+    let mut q = QueryBuilder::new(format!(
         "INSERT INTO {TRANSITIONS} (organization_id, id, authorization_id, patient_id, from_status, to_status, \
-         provider_id, actor_kind, actor_name, reason, occurred_at) VALUES {}",
-        values.join(", ")
-    );
+         provider_id, actor_kind, actor_name, reason, occurred_at) VALUES "
+    ));
     let (org, kind, name) = (scope.organization_id(), scope.actor().role().as_str(), actor_name(scope));
-    rows.iter().fold(Query::new(sql), |q, t| {
-        q.bind(org)
-            .bind(t.id)
-            .bind(t.authorization)
-            .bind(t.patient)
-            .bind(t.from.as_str())
-            .bind(t.to.as_str())
-            .bind(t.provider)
-            .bind(kind)
-            .bind(name.clone())
-            .bind(t.reason.clone())
-            .bind(t.at)
-    })
+    for (i, t) in rows.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push_tuple([
+            org.into_value(),
+            t.id.into_value(),
+            t.authorization.into_value(),
+            t.patient.into_value(),
+            t.from.as_str().into_value(),
+            t.to.as_str().into_value(),
+            t.provider.into_value(),
+            kind.into_value(),
+            name.clone().into_value(),
+            t.reason.clone().into_value(),
+            t.at.into_value(),
+        ]);
+    }
+    q.build()
 }
 
 /// Decodes an `authorization_transitions` row, decrypting its reason with the patient's key.
@@ -770,14 +767,10 @@ impl Authorizations<'_> {
             .await?;
         let due = rows.iter().map(|r| Ok((r.uuid("id")?, r.uuid("patient_id")?))).collect::<Result<Vec<_>>>()?;
         for chunk in due.chunks(EXPIRE_BATCH) {
-            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
-            let update = Query::new(format!(
-                "UPDATE authorizations SET status = 'EXPIRED', updated_at = $1 \
-                 WHERE organization_id = $2 AND status = 'APPROVED' AND id IN ({})",
-                placeholders.join(", ")
-            ));
-            let update = chunk.iter().fold(update.bind(at).bind(org), |q, (id, _)| q.bind(*id));
-            if tx.execute(update).await? != chunk.len() as u64 {
+            let mut update = QueryBuilder::new("UPDATE authorizations SET status = 'EXPIRED', updated_at = ");
+            update.push_bind(at).push(" WHERE organization_id = ").push_bind(org);
+            update.push(" AND status = 'APPROVED' AND id IN (").push_binds(chunk.iter().map(|(id, _)| *id)).push(")");
+            if tx.execute(update.build()).await? != chunk.len() as u64 {
                 // The rows are locked: anything else means they changed under us; write nothing.
                 return Err(Error::Conflict { field: "status".into() });
             }
@@ -796,7 +789,7 @@ impl Authorizations<'_> {
                 .collect();
             tx.execute(insert_transitions(scope, &history)).await?;
             for (id, _) in chunk {
-                crate::repo::outbox::enqueue_in(
+                crate::kernel::outbox::enqueue_in(
                     &mut tx,
                     org,
                     crate::model::EntityType::Authorization,
@@ -850,7 +843,7 @@ impl Authorizations<'_> {
             .await?;
         if live.map(|r| r.uuid("patient_id")).transpose()? != Some(patient) {
             drop(tx);
-            return Err(table::missing::<Authorization>(scope, Action::Read, authorization_id).await);
+            return Err(rows::missing::<Authorization>(scope, Action::Read, authorization_id).await);
         }
         let rows = tx
             .fetch_all(
@@ -872,7 +865,7 @@ impl Authorizations<'_> {
         tx.commit().await?;
         let decoded: Result<Vec<_>> = rows.iter().map(|r| decode_transition(&keys, r)).collect();
         match decoded {
-            Err(e) if table::is_unknown_key(&e) => {
+            Err(e) if rows::is_unknown_key(&e) => {
                 // A key version created by another process's rotation: reload once.
                 keys = scope.db().refresh_key_set(&keys).await?.ok_or(e)?;
                 rows.iter().map(|r| decode_transition(&keys, r)).collect()
@@ -899,7 +892,7 @@ impl Authorizations<'_> {
             .await?;
         tx.commit().await?;
         let Some(row) = row else {
-            return Err(table::missing::<Authorization>(scope, action, id).await);
+            return Err(rows::missing::<Authorization>(scope, action, id).await);
         };
         let patient = row.uuid("patient_id")?;
         Ok((scope.db().key_set(org, Some(patient)).await?, patient))
@@ -953,7 +946,7 @@ impl Authorizations<'_> {
             Some(row) if row.uuid("patient_id")? == patient => row,
             _ => {
                 drop(tx);
-                return Err(table::missing::<Authorization>(scope, Action::Update, id).await);
+                return Err(rows::missing::<Authorization>(scope, Action::Update, id).await);
             }
         };
         let from: AuthorizationStatus = row.enumeration("status")?;
@@ -974,7 +967,7 @@ impl Authorizations<'_> {
                 // The scope's own provider is not a live, active provider here: a refusal, recorded.
                 drop(tx);
                 let refusal = Error::PermissionDenied("the acting provider is not an active provider here".into());
-                return Err(crate::audit::record::denied(
+                return Err(crate::kernel::record::denied(
                     scope,
                     Authorization::TABLE,
                     Action::Update,
@@ -1011,25 +1004,18 @@ impl Authorizations<'_> {
         }
         changed.push("transitions");
         sets.push(("updated_at", now.into_value()));
-        let assignments: Vec<String> = sets.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 1)).collect();
-        let n = sets.len();
-        let update = Query::new(format!(
-            "UPDATE authorizations SET {} WHERE organization_id = ${} AND id = ${} AND status = ${} \
-             AND deleted_at IS NULL",
-            assignments.join(", "),
-            n + 1,
-            n + 2,
-            n + 3
-        ));
-        let update = sets.into_iter().fold(update, |q, (_, v)| q.bind(v)).bind(org).bind(id).bind(from.as_str());
-        if tx.execute(update).await? != 1 {
+        let mut update = QueryBuilder::new("UPDATE authorizations SET ");
+        update.push_assignments(sets).push(" WHERE organization_id = ").push_bind(org);
+        update.push(" AND id = ").push_bind(id).push(" AND status = ").push_bind(from.as_str());
+        update.push(" AND deleted_at IS NULL");
+        if tx.execute(update.build()).await? != 1 {
             // The row is locked: anything else means it changed under us; write nothing.
             return Err(Error::Conflict { field: "status".into() });
         }
         let history =
             TransitionRow { id: transition_id, authorization: id, patient, from, to, provider, reason, at: now };
         tx.execute(insert_transitions(scope, std::slice::from_ref(&history))).await?;
-        crate::repo::outbox::enqueue_in(
+        crate::kernel::outbox::enqueue_in(
             &mut tx,
             org,
             crate::model::EntityType::Authorization,
@@ -1047,7 +1033,7 @@ impl Authorizations<'_> {
         .await?;
         tx.commit().await?;
 
-        let mut model: Authorization = table::decode_rows(scope, std::slice::from_ref(&row))
+        let mut model: Authorization = rows::decode_rows(scope, std::slice::from_ref(&row))
             .await?
             .pop()
             .ok_or_else(|| Error::not_found(Authorization::ENTITY))?;

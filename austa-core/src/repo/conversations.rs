@@ -9,14 +9,15 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
-use crate::crypto::{BlindIndexKind, RowCrypto, Sensitive};
-use crate::db::{IntoValue, Row, Value};
+use super::{rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
+use crate::db::{Filter, IntoValue, Row, Value};
 use crate::error::{Error, Result};
+use crate::kernel::Sealed;
 use crate::model::{Conversation, ConversationPatch, ConversationStatus, ConversationType, NewConversation, Priority};
 use crate::scope::Scope;
 use crate::time::truncate;
 use crate::validate;
+use austa_crypto::{BlindIndexKind, RowCrypto, Sensitive};
 
 /// Repository of conversations.
 pub type Conversations<'s> = Repo<'s, Conversation>;
@@ -224,24 +225,20 @@ impl SoftDeletable for Conversation {}
 impl Conversations<'_> {
     /// A page of the patient's ACTIVE conversations, newest first.
     pub async fn active_for_patient(&self, patient_id: Uuid, page: PageRequest) -> Result<Page<Conversation>> {
-        table::list_where(
-            self.scope(),
-            " AND patient_id = $2 AND status = $3",
-            vec![patient_id.into_value(), ConversationStatus::Active.as_str().into_value()],
-            &page,
-        )
-        .await
+        let filter =
+            Filter::new().and_eq("patient_id", patient_id).and_eq("status", ConversationStatus::Active.as_str());
+        rows::list_where(self.scope(), filter, &page).await
     }
 
     /// A page of all the patient's conversations (any status), newest first.
     pub async fn list_for_patient(&self, patient_id: Uuid, page: PageRequest) -> Result<Page<Conversation>> {
-        table::list_where(self.scope(), " AND patient_id = $2", vec![patient_id.into_value()], &page).await
+        rows::list_where(self.scope(), Filter::new().and_eq("patient_id", patient_id), &page).await
     }
 
     /// The open (ACTIVE, PAUSED or ESCALATED) conversation of this WhatsApp chat, if any.
     pub async fn open_for_chat(&self, whatsapp_chat_id: &str) -> Result<Option<Conversation>> {
         let normalized = chat_id(whatsapp_chat_id)?;
-        table::find_by_blind(
+        rows::find_by_blind(
             self.scope(),
             "whatsapp_chat_id_bidx",
             BlindIndexKind::WhatsappChatId,

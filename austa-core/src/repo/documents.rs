@@ -29,19 +29,20 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::health_data::json_payload;
-use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use super::{rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
-use crate::audit::AuditTx;
-use crate::crypto::{RowCrypto, Sensitive};
-use crate::db::{IntoValue, Row, Value};
+use crate::db::{Filter, IntoValue, Row, Value};
 use crate::error::{Error, Result};
+use crate::kernel::outbox::OutboxOperation;
+use crate::kernel::AuditTx;
+use crate::kernel::Sealed;
 use crate::model::{
     AccessLevel, Document, DocumentPatch, NewDocument, OcrResult, RetentionPolicy, SensitivityLevel, StorageProvider,
 };
-use crate::repo::outbox::OutboxOperation;
 use crate::scope::Scope;
 use crate::time::truncate;
 use crate::validate;
+use austa_crypto::{RowCrypto, Sensitive};
 
 /// Repository of documents.
 pub type Documents<'s> = Repo<'s, Document>;
@@ -360,7 +361,7 @@ impl SoftDeletable for Document {}
 
 /// The organization's retention policy, read inside `tx` (no event of its own: the operation's event
 /// covers it). Its settings decrypt under the organization key, which `keys` holds.
-async fn retention_policy(tx: &mut AuditTx<'_>, keys: &crate::crypto::KeySet, org: Uuid) -> Result<RetentionPolicy> {
+async fn retention_policy(tx: &mut AuditTx<'_>, keys: &austa_crypto::KeySet, org: Uuid) -> Result<RetentionPolicy> {
     let row = tx
         .fetch_optional(
             crate::db::Query::new(
@@ -392,11 +393,11 @@ impl Documents<'_> {
         let org = scope.organization_id();
         let mut model = Document::build(org, Uuid::now_v7(), self.scope().now(), new)?;
         model.checksum_sha256 = Some(checksum_sha256(checksum)?);
-        table::check_create(scope, &model).await?;
-        let mut keys = table::keys_for(scope, &model).await?;
+        rows::check_create(scope, &model).await?;
+        let mut keys = rows::keys_for(scope, &model).await?;
         let mut tx = AuditTx::begin(scope).await?;
         let policy = match retention_policy(&mut tx, &keys, org).await {
-            Err(e) if table::is_unknown_key(&e) => {
+            Err(e) if rows::is_unknown_key(&e) => {
                 drop(tx); // never wait for the key store while holding a transaction
                 keys = scope.db().refresh_key_set(&keys).await?.ok_or(e)?;
                 tx = AuditTx::begin(scope).await?;
@@ -416,8 +417,8 @@ impl Documents<'_> {
             None => Some(required),
         };
         model.check()?;
-        let event = table::insert_in(&mut tx, &keys, org, &model).await?;
-        table::to_tasy::<Document>(&mut tx, org, model.id, OutboxOperation::Upsert).await?;
+        let event = rows::insert_in(&mut tx, &keys, org, &model).await?;
+        rows::to_tasy::<Document>(&mut tx, org, model.id, OutboxOperation::Upsert).await?;
         tx.record(event).await?;
         tx.commit().await?;
         Ok(model)
@@ -443,18 +444,13 @@ impl Documents<'_> {
             processed_at: Some(Some(self.scope().now())),
             ..Default::default()
         };
-        table::update(self.scope(), id, patch).await
+        rows::update(self.scope(), id, patch).await
     }
 
     /// A page of the patient's active documents, newest first.
     pub async fn for_patient(&self, patient_id: Uuid, page: PageRequest) -> Result<Page<Document>> {
-        table::list_where(
-            self.scope(),
-            " AND patient_id = $2 AND is_active = $3",
-            vec![patient_id.into_value(), true.into_value()],
-            &page,
-        )
-        .await
+        rows::list_where(self.scope(), Filter::new().and_eq("patient_id", patient_id).and_eq("is_active", true), &page)
+            .await
     }
 }
 

@@ -54,12 +54,12 @@ use chrono::{DateTime, Datelike, Days, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use uuid::Uuid;
 
-use super::{missions, table, Model, Page, PageRequest, Repo, Sealed, Updatable};
+use super::{missions, rows, Model, Page, PageRequest, Repo, Updatable};
 use crate::access::{Action, Resource};
-use crate::audit::{check, AuditTx, Event};
-use crate::crypto::{KeySet, RowCrypto};
-use crate::db::{IntoValue, Query, Row, RowLock, Tx, Value};
+use crate::db::{Filter, IntoValue, Query, Row, RowLock, Tx, Value};
 use crate::error::{Error, Result};
+use crate::kernel::Sealed;
+use crate::kernel::{check, AuditTx, Event};
 use crate::model::{
     level_for_experience, level_threshold, week_start, Achievement, AuditAction, Completion, HealthPoints,
     HealthPointsPatch, Mission, NewHealthPoints, NewOnboardingProgress, NewPointTransaction, OnboardingProgress,
@@ -67,6 +67,7 @@ use crate::model::{
 };
 use crate::scope::Scope;
 use crate::validate;
+use austa_crypto::{KeySet, RowCrypto};
 
 /// Repository of mission progress.
 pub type OnboardingProgressRepo<'s> = Repo<'s, OnboardingProgress>;
@@ -247,17 +248,13 @@ impl Updatable for OnboardingProgress {
 impl OnboardingProgressRepo<'_> {
     /// A page of one patient's mission progress, newest first.
     pub async fn for_patient(&self, patient_id: Uuid, page: PageRequest) -> Result<Page<OnboardingProgress>> {
-        table::list_where(self.scope(), " AND patient_id = $2", vec![patient_id.into_value()], &page).await
+        rows::list_where(self.scope(), Filter::new().and_eq("patient_id", patient_id), &page).await
     }
 
     /// The patient's progress on the mission, if any.
     pub async fn find(&self, patient_id: Uuid, mission_id: Uuid) -> Result<Option<OnboardingProgress>> {
-        table::find_where(
-            self.scope(),
-            " AND patient_id = $2 AND mission_id = $3",
-            vec![patient_id.into_value(), mission_id.into_value()],
-        )
-        .await
+        rows::find_where(self.scope(), Filter::new().and_eq("patient_id", patient_id).and_eq("mission_id", mission_id))
+            .await
     }
 }
 
@@ -463,7 +460,7 @@ impl Updatable for HealthPoints {
 impl HealthPointsRepo<'_> {
     /// The patient's points account, if it has one.
     pub async fn for_patient(&self, patient_id: Uuid) -> Result<Option<HealthPoints>> {
-        table::find_where(self.scope(), " AND patient_id = $2", vec![patient_id.into_value()]).await
+        rows::find_where(self.scope(), Filter::new().and_eq("patient_id", patient_id)).await
     }
 }
 
@@ -548,7 +545,7 @@ async fn account_locked(tx: &mut Tx, keys: &KeySet, organization: Uuid, patient_
         .fetch_optional(Query::new(sql).bind(organization).bind(patient_id))
         .await?
         .ok_or_else(|| Error::validation("patient_id", "has no points account in this organization"))?;
-    table::decode(keys, &row)
+    rows::decode(keys, &row)
 }
 
 /// The `EARNED` award of `mission_id` already in the patient's ledger, if any (the unique index
@@ -571,7 +568,7 @@ async fn mission_award(
             .bind(mission_id),
         )
         .await?;
-    row.map(|r| table::decode(keys, &r)).transpose()
+    row.map(|r| rows::decode(keys, &r)).transpose()
 }
 
 /// Inserts a validated movement of the locked `account` inside `tx` and applies it to the account in
@@ -594,7 +591,7 @@ async fn insert_movement(
         }
     }
     apply_to_account(account, transaction, now)?;
-    let (insert, event) = table::insert_query(keys, organization, &*transaction)?;
+    let (insert, event) = rows::insert_query(keys, organization, &*transaction)?;
     tx.execute(insert).await.map_err(|e| match e {
         Error::Conflict { .. } if is_mission_award(transaction) => award_conflict(),
         e => e,
@@ -758,7 +755,7 @@ impl PointTransactions<'_> {
             }
         }
         let event = insert_movement(&mut tx, &keys, org, &mut account, &mut transaction, now).await?;
-        table::write_in(&mut tx, &keys, org, &account).await?;
+        rows::write_in(&mut tx, &keys, org, &account).await?;
         // One operation, one event: the movement (the account's new counters follow from it).
         tx.record(event.patient(Some(patient))).await?;
         tx.commit().await?;
@@ -782,7 +779,7 @@ impl PointTransactions<'_> {
 
     /// A page of one patient's movements, newest first.
     pub async fn for_patient(&self, patient_id: Uuid, page: PageRequest) -> Result<Page<PointTransaction>> {
-        table::list_where(self.scope(), " AND patient_id = $2", vec![patient_id.into_value()], &page).await
+        rows::list_where(self.scope(), Filter::new().and_eq("patient_id", patient_id), &page).await
     }
 
     /// Sums the patient's ledger: `(earned, spent)`, where `earned` is the sum of every non-`SPENT`
@@ -860,7 +857,7 @@ async fn progress_locked(
         tx.lock(RowLock::Update)
     );
     let row = tx.fetch_optional(Query::new(sql).bind(organization).bind(patient_id).bind(mission_id)).await?;
-    row.map(|r| table::decode(keys, &r)).transpose()
+    row.map(|r| rows::decode(keys, &r)).transpose()
 }
 
 /// Whether `patient_id` is a live patient of the organization.
@@ -988,7 +985,7 @@ impl OnboardingProgressRepo<'_> {
             match existing.as_ref().map(|p| p.status) {
                 Some(ProgressStatus::InProgress) => {
                     let progress = existing.ok_or_else(|| Error::not_found(OnboardingProgress::ENTITY))?;
-                    tx.record(table::update_event(&progress, Vec::new(), Some(patient_id))).await?;
+                    tx.record(rows::update_event(&progress, Vec::new(), Some(patient_id))).await?;
                     tx.commit().await?;
                     return Ok(progress);
                 }
@@ -998,7 +995,7 @@ impl OnboardingProgressRepo<'_> {
             check_startable(&mut tx, org, patient_id, &mission, now).await?;
             match existing {
                 Some(mut progress) => {
-                    let before = table::fingerprints(&keys, &progress)?;
+                    let before = rows::fingerprints(&keys, &progress)?;
                     progress.status = ProgressStatus::InProgress;
                     progress.progress = 0.0;
                     progress.current_step = 0;
@@ -1009,9 +1006,9 @@ impl OnboardingProgressRepo<'_> {
                     progress.last_interaction_at = now;
                     progress.updated_at = now;
                     check_progress(&progress)?;
-                    let changed = table::changed_fields(&keys, &before, &progress)?;
-                    table::write_in(&mut tx, &keys, org, &progress).await?;
-                    tx.record(table::update_event(&progress, changed, Some(patient_id))).await?;
+                    let changed = rows::changed_fields(&keys, &before, &progress)?;
+                    rows::write_in(&mut tx, &keys, org, &progress).await?;
+                    tx.record(rows::update_event(&progress, changed, Some(patient_id))).await?;
                     tx.commit().await?;
                     return Ok(progress);
                 }
@@ -1027,7 +1024,7 @@ impl OnboardingProgressRepo<'_> {
                         ..Default::default()
                     };
                     let progress = OnboardingProgress::build(org, Uuid::now_v7(), now, new)?;
-                    let (insert, event) = table::insert_query(&keys, org, &progress)?;
+                    let (insert, event) = rows::insert_query(&keys, org, &progress)?;
                     let mut insert = crate::db::QueryBuilder::from_query(insert);
                     insert.push(" ON CONFLICT DO NOTHING");
                     if tx.execute(insert.build()).await? > 0 {
@@ -1071,15 +1068,15 @@ impl OnboardingProgressRepo<'_> {
             .checked_add(steps)
             .filter(|s| *s <= progress.total_steps)
             .ok_or_else(|| Error::validation("steps", "would move past the mission's last step"))?;
-        let before = table::fingerprints(&keys, &progress)?;
+        let before = rows::fingerprints(&keys, &progress)?;
         progress.current_step = step;
         progress.progress = percent(step, progress.total_steps);
         progress.last_interaction_at = now;
         progress.updated_at = now;
         check_progress(&progress)?;
-        let changed = table::changed_fields(&keys, &before, &progress)?;
-        table::write_in(&mut tx, &keys, org, &progress).await?;
-        tx.record(table::update_event(&progress, changed, Some(patient_id))).await?;
+        let changed = rows::changed_fields(&keys, &before, &progress)?;
+        rows::write_in(&mut tx, &keys, org, &progress).await?;
+        tx.record(rows::update_event(&progress, changed, Some(patient_id))).await?;
         tx.commit().await?;
         Ok(progress)
     }
@@ -1115,7 +1112,7 @@ impl OnboardingProgressRepo<'_> {
             .ok_or_else(|| Error::not_found(OnboardingProgress::ENTITY))?;
         match progress.status {
             ProgressStatus::Completed => {
-                tx.record(table::update_event(&progress, Vec::new(), Some(patient_id))).await?;
+                tx.record(rows::update_event(&progress, Vec::new(), Some(patient_id))).await?;
                 tx.commit().await?;
                 return Ok(Completion { progress, awarded: false, transaction: None });
             }
@@ -1130,7 +1127,7 @@ impl OnboardingProgressRepo<'_> {
         let mission = missions::live_mission_shared(&mut tx, &keys, org, mission_id)
             .await?
             .ok_or_else(|| Error::not_found(Mission::ENTITY))?;
-        let before = table::fingerprints(&keys, &progress)?;
+        let before = rows::fingerprints(&keys, &progress)?;
         let mut points = 0;
         let mut transaction = None;
         if mission.points_reward > 0 || mission.badge_reward.is_some() {
@@ -1171,7 +1168,7 @@ impl OnboardingProgressRepo<'_> {
             }
             if touched {
                 check_account(&account)?;
-                table::write_in(&mut tx, &keys, org, &account).await?;
+                rows::write_in(&mut tx, &keys, org, &account).await?;
             }
         }
         progress.status = ProgressStatus::Completed;
@@ -1185,9 +1182,9 @@ impl OnboardingProgressRepo<'_> {
         progress.last_interaction_at = now;
         progress.updated_at = now;
         check_progress(&progress)?;
-        let changed = table::changed_fields(&keys, &before, &progress)?;
-        table::write_in(&mut tx, &keys, org, &progress).await?;
-        tx.record(table::update_event(&progress, changed, Some(patient_id))).await?;
+        let changed = rows::changed_fields(&keys, &before, &progress)?;
+        rows::write_in(&mut tx, &keys, org, &progress).await?;
+        tx.record(rows::update_event(&progress, changed, Some(patient_id))).await?;
         tx.commit().await?;
         Ok(Completion { progress, awarded: true, transaction })
     }
@@ -1226,15 +1223,15 @@ impl HealthPointsRepo<'_> {
         if !(1900..=9999).contains(&day.year()) || !(1900..=9999).contains(&at.year()) {
             return Err(Error::validation("at", "must be between the years 1900 and 9999"));
         }
-        let before = table::fingerprints(&keys, &account)?;
+        let before = rows::fingerprints(&keys, &account)?;
         register_activity(&mut account, day, at);
-        let changed = table::changed_fields(&keys, &before, &account)?;
+        let changed = rows::changed_fields(&keys, &before, &account)?;
         if !changed.is_empty() {
             account.updated_at = now;
             check_account(&account)?;
-            table::write_in(&mut tx, &keys, org, &account).await?;
+            rows::write_in(&mut tx, &keys, org, &account).await?;
         }
-        tx.record(table::update_event(&account, changed, Some(patient_id))).await?;
+        tx.record(rows::update_event(&account, changed, Some(patient_id))).await?;
         tx.commit().await?;
         Ok(account)
     }

@@ -9,17 +9,18 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use super::{rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
-use crate::crypto::{RowCrypto, Sensitive};
-use crate::db::{IntoValue, Row, Value};
+use crate::db::{Filter, IntoValue, Row, Value};
 use crate::error::{Error, Result};
+use crate::kernel::Sealed;
 use crate::model::{
     AccessLevel, DataSource, HealthData, HealthDataPatch, HealthDataType, NewHealthData, ReliabilityLevel,
     SensitivityLevel,
 };
 use crate::scope::Scope;
 use crate::time::truncate;
+use austa_crypto::{RowCrypto, Sensitive};
 
 /// Repository of health data.
 pub type HealthDataRepo<'s> = Repo<'s, HealthData>;
@@ -272,13 +273,11 @@ impl HealthDataRepo<'_> {
         data_type: Option<HealthDataType>,
         page: PageRequest,
     ) -> Result<Page<HealthData>> {
-        let mut filter = String::from(" AND patient_id = $2 AND is_active = $3");
-        let mut args = vec![patient_id.into_value(), true.into_value()];
+        let mut filter = Filter::new().and_eq("patient_id", patient_id).and_eq("is_active", true);
         if let Some(t) = data_type {
-            filter.push_str(" AND type = $4");
-            args.push(t.as_str().into_value());
+            filter = filter.and_eq("type", t.as_str());
         }
-        table::list_where(self.scope(), &filter, args, &page).await
+        rows::list_where(self.scope(), filter, &page).await
     }
 
     /// Marks the record verified by `provider_id` now (`is_verified`, `verified_by_provider_id`,

@@ -11,13 +11,13 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
-use super::{table, Cursor, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use super::{rows, Cursor, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
-use crate::audit::event::read_event;
-use crate::audit::AuditTx;
-use crate::crypto::{BlindIndexKind, RowCrypto, Sensitive};
 use crate::db::{IntoValue, Query, Row, RowLock, Value};
 use crate::error::{Error, Result};
+use crate::kernel::event::read_event;
+use crate::kernel::AuditTx;
+use crate::kernel::Sealed;
 use crate::model::{
     Message, MessageDirection, MessagePatch, MessageStatus, MessageType, NewMessage, SenderKind, UrgencyLevel,
     UseAppend,
@@ -25,6 +25,7 @@ use crate::model::{
 use crate::scope::Scope;
 use crate::time::truncate;
 use crate::validate;
+use austa_crypto::{BlindIndexKind, RowCrypto, Sensitive};
 
 /// Repository of messages.
 pub type Messages<'s> = Repo<'s, Message>;
@@ -400,7 +401,7 @@ impl Messages<'_> {
     /// [`Messages::append`] with a caller-chosen id (the development seed's stable ids).
     pub(crate) async fn append_with_id(&self, id: Uuid, new: NewMessage) -> Result<Message> {
         let scope = self.scope();
-        crate::audit::check(
+        crate::kernel::check(
             scope,
             "messages",
             Action::Create,
@@ -414,12 +415,12 @@ impl Messages<'_> {
         let mut message = build_message(org, id, now, new)?;
         // The conversation's patient owns the key; conversations never change patient.
         let (keys, owner) =
-            table::keys_for_row::<crate::model::Conversation>(scope, message.conversation_id, Action::Read).await?;
+            rows::keys_for_row::<crate::model::Conversation>(scope, message.conversation_id, Action::Read).await?;
         let patient = owner.ok_or_else(|| Error::not_found("conversation"))?;
         keys.require_patient(patient, "conversation_id")?;
         let mut tx = AuditTx::begin(scope).await?;
         message.patient_id = lock_conversation(&mut tx, org, message.conversation_id, patient).await?;
-        let event = table::insert_in(&mut tx, &keys, org, &message).await?;
+        let event = rows::insert_in(&mut tx, &keys, org, &message).await?;
         let updated = count_in_conversation(&mut tx, org, message.conversation_id, message.sent_at, now).await?;
         if updated != 1 {
             // Unreachable while the row is locked; dropping `tx` rolls the insert back.
@@ -437,7 +438,7 @@ impl Messages<'_> {
         let after = page.after.as_ref().map(decode_cursor).transpose()?;
         let scope = self.scope();
         let org = scope.organization_id();
-        let access = table::access::<Message>(scope, Action::Read, None).await?;
+        let access = rows::access::<Message>(scope, Action::Read, None).await?;
         let base = format!(
             "SELECT * FROM messages WHERE organization_id = $1 AND conversation_id = $2 AND deleted_at IS NULL{access}"
         );
@@ -459,7 +460,7 @@ impl Messages<'_> {
         rows.truncate(limit as usize);
         tx.record(read_event("messages", &rows, None)?).await?;
         tx.commit().await?;
-        let items: Vec<Message> = table::decode_rows(scope, &rows).await?;
+        let items: Vec<Message> = rows::decode_rows(scope, &rows).await?;
         let next = if more { items.last().map(encode_cursor) } else { None };
         Ok(Page { items, next })
     }
@@ -467,7 +468,7 @@ impl Messages<'_> {
     /// The message with this WhatsApp message id, if any.
     pub async fn find_by_whatsapp_message_id(&self, whatsapp_message_id: &str) -> Result<Option<Message>> {
         let normalized = wa_message_id(whatsapp_message_id)?;
-        table::find_by_blind(
+        rows::find_by_blind(
             self.scope(),
             "whatsapp_message_id_bidx",
             BlindIndexKind::WhatsappMessageId,

@@ -21,16 +21,17 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use super::{rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
-use crate::audit::event::read_event;
-use crate::audit::{check, AuditTx, Event};
-use crate::crypto::{KeySet, RowCrypto};
-use crate::db::{IntoValue, Query, Row, RowLock, Tx, Value};
+use crate::db::{Filter, IntoValue, Query, Row, RowLock, Tx, Value};
 use crate::error::{Error, Result};
+use crate::kernel::event::read_event;
+use crate::kernel::Sealed;
+use crate::kernel::{check, AuditTx, Event};
 use crate::model::{AuditAction, Mission, MissionPatch, NewMission};
 use crate::scope::Scope;
 use crate::validate;
+use austa_crypto::{KeySet, RowCrypto};
 
 /// Repository of missions.
 pub type Missions<'s> = Repo<'s, Mission>;
@@ -293,7 +294,7 @@ pub(crate) async fn live_mission_shared(
     let share = tx.lock(RowLock::Share);
     let sql = format!("SELECT * FROM missions WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{share}");
     let row = tx.fetch_optional(Query::new(sql).bind(organization).bind(id)).await?;
-    row.map(|r| table::decode(keys, &r)).transpose()
+    row.map(|r| rows::decode(keys, &r)).transpose()
 }
 
 /// The live prerequisites of `mission_id` that `patient_id` has not completed (no progress row with
@@ -375,7 +376,7 @@ impl Missions<'_> {
         let now = self.scope().now();
         let mission = Mission::build(org, id, now, new)?;
         let keys = scope.db().key_set(org, None).await?;
-        let (insert, mut event) = table::insert_query(&keys, org, &mission)?;
+        let (insert, mut event) = rows::insert_query(&keys, org, &mission)?;
         if !prerequisites.is_empty() {
             event = event.changed(["prerequisites"]);
         }
@@ -571,13 +572,14 @@ impl Missions<'_> {
     /// Missions that are (or were, or will be) available at `at`: active, not deleted, and `at`
     /// within the start and end dates where they are set. Newest first.
     pub async fn active_at(&self, at: DateTime<Utc>, page: PageRequest) -> Result<Page<Mission>> {
-        table::list_where(
-            self.scope(),
-            " AND is_active = $2 AND (start_date IS NULL OR start_date <= $3) \
-             AND (end_date IS NULL OR end_date >= $3)",
-            vec![true.into_value(), crate::time::truncate(at).into_value()],
-            &page,
-        )
-        .await
+        let at = crate::time::truncate(at);
+        let filter = Filter::new()
+            .and_eq("is_active", true)
+            .push(" AND (start_date IS NULL OR start_date <= ")
+            .push_bind(at)
+            .push(") AND (end_date IS NULL OR end_date >= ")
+            .push_bind(at)
+            .push(")");
+        rows::list_where(self.scope(), filter, &page).await
     }
 }

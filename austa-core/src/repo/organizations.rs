@@ -8,17 +8,17 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::page::{Cursor, Page, PageRequest};
 use crate::access::{Action, Resource};
-use crate::audit::event::read_event;
-use crate::audit::{check, AuditTx, Event};
-use crate::crypto::KeySet;
-use crate::db::{Database, IntoValue, Query, Row, RowLock, TxMode};
+use crate::db::{Database, IntoValue, Query, QueryBuilder, Row, RowLock, TxMode};
 use crate::error::{Error, Result};
+use crate::kernel::event::read_event;
+use crate::kernel::{check, AuditTx, Event};
 use crate::model::AuditAction;
 use crate::model::{Address, NewOrganization, Organization, OrganizationPatch};
+use crate::page::{Cursor, Page, PageRequest};
 use crate::scope::Scope;
 use crate::validate;
+use austa_crypto::KeySet;
 
 const TABLE: &str = "organizations";
 
@@ -103,7 +103,7 @@ async fn decode(db: &Database, row: &Row) -> Result<Organization> {
     let id = row.uuid("id")?;
     let keys = db.key_set(id, None).await?;
     match from_row(row, &keys) {
-        Err(e) if crate::repo::table::is_unknown_key(&e) => match db.refresh_key_set(&keys).await? {
+        Err(e) if crate::kernel::rows::is_unknown_key(&e) => match db.refresh_key_set(&keys).await? {
             Some(fresh) => from_row(row, &fresh),
             None => Err(e),
         },
@@ -169,13 +169,11 @@ impl Organizations<'_> {
         let keys = self.db.key_set(id, None).await?;
         let cols = columns(&org, &keys)?;
         let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
-        let sql = format!(
-            "INSERT INTO organizations (id, created_at, {}) VALUES ($1, $2, {})",
-            names.join(", "),
-            (3..cols.len() + 3).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-        );
         let written: Vec<&'static str> = cols.iter().filter(|(_, v)| !v.is_null()).map(|(n, _)| *n).collect();
-        let insert = cols.into_iter().fold(Query::new(sql).bind(id).bind(now), |q, (_, v)| q.bind(v));
+        let mut q =
+            QueryBuilder::new(format!("INSERT INTO organizations (id, created_at, {}) VALUES ", names.join(", ")));
+        q.push_tuple([id.into_value(), now.into_value()].into_iter().chain(cols.into_iter().map(|(_, v)| v)));
+        let insert = q.build();
         // Audited in the new organization's own chain, as the platform.
         let scope = Scope::platform_for(self.db, id);
         let mut tx = AuditTx::begin(&scope).await?;
@@ -251,11 +249,9 @@ impl Organizations<'_> {
         let mut org = from_row(&row, &keys)?;
         apply(&mut org, patch, scope.now())?;
         let cols = columns(&org, &keys)?;
-        let n = cols.len();
-        let sets: Vec<String> = cols.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 1)).collect();
-        let sql = format!("UPDATE organizations SET {} WHERE id = ${} AND deleted_at IS NULL", sets.join(", "), n + 1);
-        let q = cols.into_iter().fold(Query::new(sql), |q, (_, v)| q.bind(v)).bind(id);
-        if tx.execute(q).await? == 0 {
+        let mut q = QueryBuilder::new("UPDATE organizations SET ");
+        q.push_assignments(cols).push(" WHERE id = ").push_bind(id).push(" AND deleted_at IS NULL");
+        if tx.execute(q.build()).await? == 0 {
             return Err(Error::not_found("organization"));
         }
         tx.record(Event::on(AuditAction::ConfigChange, TABLE).entity(id).records([id]).changed(changed)).await?;
@@ -309,7 +305,7 @@ impl Organizations<'_> {
         for r in rows.iter().take(limit as usize) {
             let id = r.uuid("id")?;
             let event = read_event(TABLE, std::slice::from_ref(r), Some(id))?;
-            crate::audit::record_alone(&Scope::platform_for(self.db, id), event).await?;
+            crate::kernel::record_alone(&Scope::platform_for(self.db, id), event).await?;
             items.push(decode(self.db, r).await?);
         }
         let next =

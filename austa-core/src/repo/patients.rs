@@ -4,14 +4,15 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::{table, Model, Repo, Sealed, SoftDeletable, Updatable};
+use super::{rows, Model, Repo, SoftDeletable, Updatable};
 use crate::access::Action;
-use crate::crypto::{BlindIndexKind, RowCrypto, Sensitive};
 use crate::db::{IntoValue, Row, Value};
 use crate::error::{Error, Result};
+use crate::kernel::Sealed;
 use crate::model::{EmergencyContact, Gender, NewPatient, Patient, PatientPatch};
 use crate::scope::{Role, Scope};
 use crate::validate;
+use austa_crypto::{BlindIndexKind, RowCrypto, Sensitive};
 
 /// Repository of patients.
 pub type Patients<'s> = Repo<'s, Patient>;
@@ -238,8 +239,8 @@ impl Updatable for Patient {
 impl SoftDeletable for Patient {}
 
 impl Patients<'_> {
-    async fn find_by(&self, column: &str, kind: BlindIndexKind, normalized: &str) -> Result<Option<Patient>> {
-        table::find_by_blind(self.scope(), column, kind, normalized, "").await
+    async fn find_by(&self, column: &'static str, kind: BlindIndexKind, normalized: &str) -> Result<Option<Patient>> {
+        rows::find_by_blind(self.scope(), column, kind, normalized, "").await
     }
 
     /// The patient with this phone (any format [`validate::phone`] accepts), if any.

@@ -4,13 +4,14 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
-use crate::crypto::{BlindIndexKind, RowCrypto, Sensitive};
-use crate::db::{IntoValue, Row, Value};
+use super::{rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
+use crate::db::{Filter, IntoValue, Row, Value};
 use crate::error::Result;
+use crate::kernel::Sealed;
 use crate::model::{NewProvider, Provider, ProviderPatch};
 use crate::scope::Scope;
 use crate::validate;
+use austa_crypto::{BlindIndexKind, RowCrypto, Sensitive};
 
 /// Repository of providers.
 pub type Providers<'s> = Repo<'s, Provider>;
@@ -154,17 +155,17 @@ impl Providers<'_> {
     /// The provider with this e-mail (case-insensitive), if any.
     pub async fn find_by_email(&self, email: &str) -> Result<Option<Provider>> {
         let normalized = validate::email("email", email)?;
-        table::find_by_blind(self.scope(), "email_bidx", BlindIndexKind::Email, &normalized, "").await
+        rows::find_by_blind(self.scope(), "email_bidx", BlindIndexKind::Email, &normalized, "").await
     }
 
     /// The provider with this professional license (surrounding spaces ignored), if any.
     pub async fn find_by_license(&self, license: &str) -> Result<Option<Provider>> {
         let normalized = validate::text("license", license, 1, 50)?;
-        table::find_where(self.scope(), " AND license = $2", vec![normalized.into_value()]).await
+        rows::find_where(self.scope(), Filter::new().and_eq("license", normalized)).await
     }
 
     /// A page of active providers, newest first.
     pub async fn list_active(&self, page: PageRequest) -> Result<Page<Provider>> {
-        table::list_where(self.scope(), " AND is_active = $2", vec![true.into_value()], &page).await
+        rows::list_where(self.scope(), Filter::new().and_eq("is_active", true), &page).await
     }
 }

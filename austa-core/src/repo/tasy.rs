@@ -19,27 +19,19 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
-use super::{table, Model, Page, PageRequest, Repo, Sealed, SoftDeletable, Updatable};
+use super::{rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
-use crate::audit::{check, AuditTx, Event};
-use crate::crypto::{RowCrypto, Sensitive};
-use crate::db::{IntoValue, Query, Row, RowLock, Value};
+use crate::db::{Filter, IntoValue, Query, Row, RowLock, Value};
 use crate::error::{Error, Result};
+use crate::kernel::Sealed;
+use crate::kernel::{check, AuditTx, Event};
 use crate::model::{
     AuditAction, IntegrationStatus, NewTasyIntegration, NewTasySync, SyncOutcome, SyncStatus, TasyIntegration,
-    TasyIntegrationPatch, TasySyncLog,
+    TasyIntegrationPatch, TasySyncLog, TasySyncStart,
 };
 use crate::scope::Scope;
 use crate::validate;
-
-/// What the generic `create` of [`TasySyncLog`] takes. It can only be built inside `austa-core`
-/// (by `scope.tasy_sync_logs().start(...)`), so every run starts through `start`, which checks that the
-/// integration is live.
-#[derive(Debug, Clone)]
-pub struct TasySyncStart {
-    pub(crate) integration_id: Uuid,
-    pub(crate) sync: NewTasySync,
-}
+use austa_crypto::{RowCrypto, Sensitive};
 
 /// Repository of Tasy integrations.
 pub type TasyIntegrations<'s> = Repo<'s, TasyIntegration>;
@@ -346,27 +338,21 @@ impl SoftDeletable for TasyIntegration {}
 impl TasyIntegrations<'_> {
     /// A page of active integrations, newest first.
     pub async fn list_active(&self, page: PageRequest) -> Result<Page<TasyIntegration>> {
-        table::list_where(self.scope(), " AND is_active = $2", vec![true.into_value()], &page).await
+        rows::list_where(self.scope(), Filter::new().and_eq("is_active", true), &page).await
     }
 
     /// A page of integrations due for a scheduled run at `now`: active, sync enabled, status `ACTIVE`
     /// or `ERROR` (not suspended, in maintenance or inactive), and `next_sync_at` at or before `now`
     /// or not set. Newest first.
     pub async fn due_for_sync(&self, now: DateTime<Utc>, page: PageRequest) -> Result<Page<TasyIntegration>> {
-        table::list_where(
-            self.scope(),
-            " AND is_active = $2 AND sync_enabled = $3 AND status IN ($4, $5) \
-             AND (next_sync_at IS NULL OR next_sync_at <= $6)",
-            vec![
-                true.into_value(),
-                true.into_value(),
-                IntegrationStatus::Active.as_str().into_value(),
-                IntegrationStatus::Error.as_str().into_value(),
-                crate::time::truncate(now).into_value(),
-            ],
-            &page,
-        )
-        .await
+        let filter = Filter::new()
+            .and_eq("is_active", true)
+            .and_eq("sync_enabled", true)
+            .and_in("status", [IntegrationStatus::Active.as_str(), IntegrationStatus::Error.as_str()])
+            .push(" AND (next_sync_at IS NULL OR next_sync_at <= ")
+            .push_bind(crate::time::truncate(now))
+            .push(")");
+        rows::list_where(self.scope(), filter, &page).await
     }
 }
 
@@ -510,7 +496,7 @@ impl TasySyncLogs<'_> {
         let now = self.scope().now();
         let run = TasySyncLog::build(org, Uuid::now_v7(), now, TasySyncStart { integration_id, sync: new })?;
         let keys = scope.db().key_set(org, None).await?;
-        let (insert, created) = table::insert_query(&keys, org, &run)?;
+        let (insert, created) = rows::insert_query(&keys, org, &run)?;
         // Starting a run is recorded as a SYNC of the new run (with the columns it wrote).
         let event = Event { action: AuditAction::Sync, ..created };
         let mut tx = AuditTx::begin(scope).await?;
@@ -543,7 +529,7 @@ impl TasySyncLogs<'_> {
     pub async fn finish(&self, id: Uuid, outcome: SyncOutcome) -> Result<TasySyncLog> {
         let outcome = checked_outcome(outcome)?;
         let scope = self.scope();
-        let access = table::access::<TasySyncLog>(scope, Action::Update, Some(id)).await?;
+        let access = rows::access::<TasySyncLog>(scope, Action::Update, Some(id)).await?;
         check(
             scope,
             TasyIntegration::TABLE,
@@ -556,11 +542,11 @@ impl TasySyncLogs<'_> {
         let org = scope.organization_id();
         let keys = scope.db().key_set(org, None).await?;
         let mut tx = AuditTx::begin(scope).await?;
-        let mut run: TasySyncLog = table::get_in(&mut tx, &keys, org, id, &access, true).await?;
+        let mut run: TasySyncLog = rows::get_in(&mut tx, &keys, org, id, &access, true).await?;
         if !matches!(run.status, SyncStatus::Running | SyncStatus::Pending) {
             return Err(Error::Conflict { field: "status".into() });
         }
-        let before = table::fingerprints(&keys, &run)?;
+        let before = rows::fingerprints(&keys, &run)?;
 
         // The run.
         let completed_at = self.scope().now().max(run.started_at);
@@ -642,7 +628,7 @@ impl TasySyncLogs<'_> {
             _ => {}
         }
 
-        table::write_in(&mut tx, &keys, org, &run).await?;
+        rows::write_in(&mut tx, &keys, org, &run).await?;
         // $9 is the new last error, NULL when the run did not fail (last_error is then kept).
         let update = Query::new(
             "UPDATE tasy_integrations SET last_sync_at = $2, next_sync_at = $3, records_processed = $4, \
@@ -665,7 +651,7 @@ impl TasySyncLogs<'_> {
             return Err(Error::CorruptData("tasy_integrations row vanished during finish".into()));
         }
         // One event for the finished run; the integration's schedule, counters and status follow from it.
-        let changed = table::changed_fields(&keys, &before, &run)?;
+        let changed = rows::changed_fields(&keys, &before, &run)?;
         tx.record(Event::on(AuditAction::Sync, TasySyncLog::TABLE).entity(run.id).records([run.id]).changed(changed))
             .await?;
         tx.commit().await?;
@@ -674,6 +660,6 @@ impl TasySyncLogs<'_> {
 
     /// A page of the runs of integration `integration_id`, newest first.
     pub async fn for_integration(&self, integration_id: Uuid, page: PageRequest) -> Result<Page<TasySyncLog>> {
-        table::list_where(self.scope(), " AND integration_id = $2", vec![integration_id.into_value()], &page).await
+        rows::list_where(self.scope(), Filter::new().and_eq("integration_id", integration_id), &page).await
     }
 }

@@ -70,24 +70,25 @@ mod payload;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use crate::access::{Action, Resource};
-use crate::audit::{check, AuditTx, Event};
-use crate::crypto::{BlindIndexKind, KeySet, Sensitive};
-use crate::db::{Database, Query, Row, RowLock, Tx, TxMode};
+use crate::db::{Database, Query, QueryBuilder, RowLock, Tx, TxMode};
 use crate::error::{Error, Result};
+use crate::kernel::rows;
+use crate::kernel::Model;
+use crate::kernel::{check, AuditTx, Event};
 use crate::model::{
-    AuditAction, Conversation, MessageDirection, MessageStatus, NewConversation, NewMessage, NewPatient, Patient,
-    SenderKind,
+    AuditAction, Conversation, MessageDirection, NewConversation, NewMessage, NewPatient, Patient, SenderKind,
 };
-use crate::repo::table;
-use crate::repo::Model;
+use crate::repo::delivery_status::{
+    apply_pending_statuses, apply_status, find_message, is_outbound, keep_pending, lock_wamid, Reported,
+};
 use crate::scope::{Actor, Scope};
 use crate::validate;
+use austa_crypto::{BlindIndexKind, KeySet, Sensitive};
 
-use payload::{Inbound, Payload, StatusUpdate};
+use payload::{Inbound, Payload};
 
 /// The system actor the ingest runs as.
 pub const WEBHOOK_ACTOR: &str = "whatsapp-webhook";
@@ -389,10 +390,6 @@ fn at_path(path: &str) -> impl Fn(Error) -> Error + '_ {
     }
 }
 
-fn in_list(first: usize, n: usize) -> String {
-    (0..n).map(|i| format!("${}", first + i)).collect::<Vec<_>>().join(", ")
-}
-
 /// Who a sender's messages belong to.
 #[derive(Clone, Copy, Default)]
 struct Resolved {
@@ -406,13 +403,12 @@ struct Resolved {
 /// conversation row when `lock` is set.
 async fn resolve(tx: &mut Tx, keys: &KeySet, org: Uuid, wa_id: &str, lock: bool) -> Result<Resolved> {
     let lock = if lock { tx.lock(RowLock::Update) } else { "" };
-    let digests = keys.blinds(BlindIndexKind::WhatsappChatId, wa_id);
-    let sql = format!(
-        "SELECT id, patient_id FROM conversations WHERE organization_id = $1 AND whatsapp_chat_id_bidx IN ({}) \
-         AND status IN ('ACTIVE','PAUSED','ESCALATED') AND deleted_at IS NULL ORDER BY id LIMIT 1{lock}",
-        in_list(2, digests.len())
-    );
-    let row = tx.fetch_optional(digests.into_iter().fold(Query::new(sql).bind(org), |q, d| q.bind(d))).await?;
+    let mut q = QueryBuilder::new("SELECT id, patient_id FROM conversations WHERE organization_id = ");
+    q.push_bind(org)
+        .push(" AND whatsapp_chat_id_bidx IN (")
+        .push_binds(keys.blinds(BlindIndexKind::WhatsappChatId, wa_id));
+    q.push(") AND status IN ('ACTIVE','PAUSED','ESCALATED') AND deleted_at IS NULL ORDER BY id LIMIT 1").push(lock);
+    let row = tx.fetch_optional(q.build()).await?;
     let conversation = row.map(|r| Ok::<_, Error>((r.uuid("id")?, r.uuid("patient_id")?))).transpose()?;
     let mut patient = None;
     let phone = validate::phone("phone", &format!("+{wa_id}")).ok();
@@ -422,261 +418,16 @@ async fn resolve(tx: &mut Tx, keys: &KeySet, org: Uuid, wa_id: &str, lock: bool)
     ];
     for (kind, column, value) in lookups {
         let Some(value) = value else { continue };
-        let digests = keys.blinds(kind, &value);
-        let sql = format!(
-            "SELECT id FROM patients WHERE organization_id = $1 AND {column} IN ({}) \
-             ORDER BY (deleted_at IS NOT NULL), id LIMIT 1",
-            in_list(2, digests.len())
-        );
-        let row = tx.fetch_optional(digests.into_iter().fold(Query::new(sql).bind(org), |q, d| q.bind(d))).await?;
+        let mut q = QueryBuilder::new("SELECT id FROM patients WHERE organization_id = ");
+        q.push_bind(org).push(format_args!(" AND {column} IN (")).push_binds(keys.blinds(kind, &value));
+        q.push(") ORDER BY (deleted_at IS NOT NULL), id LIMIT 1");
+        let row = tx.fetch_optional(q.build()).await?;
         if let Some(r) = row {
             patient = Some(r.uuid("id")?);
             break;
         }
     }
     Ok(Resolved { conversation, patient })
-}
-
-/// The message with this wamid (live or soft-deleted), with the columns a status update needs.
-/// Serializes, per WhatsApp message id, the two sides of an early status: a status looking for its
-/// message and a message looking for statuses kept before it. Without it (PostgreSQL, READ COMMITTED)
-/// each could miss the other's uncommitted row and the status would stay kept forever. The key is the
-/// message id's blind index under the oldest live key version (never the id itself); SQLite writers
-/// are serialized already.
-async fn lock_wamid(tx: &mut Tx, keys: &KeySet, org: Uuid, wamid: &str) -> Result<()> {
-    let digest = keys.blinds(BlindIndexKind::WhatsappMessageId, wamid).into_iter().next().unwrap_or_default();
-    let key: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    tx.advisory_lock("austa:wamid", &format!("{org}:{key}"), false).await
-}
-
-async fn find_message(tx: &mut Tx, keys: &KeySet, org: Uuid, wamid: &str, lock: bool) -> Result<Option<Row>> {
-    let lock = if lock { tx.lock(RowLock::Update) } else { "" };
-    let digests = keys.blinds(BlindIndexKind::WhatsappMessageId, wamid);
-    let sql = format!(
-        "SELECT id, patient_id, direction, status, read_at, metadata FROM messages \
-         WHERE organization_id = $1 AND whatsapp_message_id_bidx IN ({}) LIMIT 1{lock}",
-        in_list(2, digests.len())
-    );
-    tx.fetch_optional(digests.into_iter().fold(Query::new(sql).bind(org), |q, d| q.bind(d))).await
-}
-
-/// Whether a row from [`find_message`] is an outbound message: delivery statuses describe what the
-/// business sent, so a status naming an inbound message's wamid is never applied to it.
-fn is_outbound(row: &Row) -> Result<bool> {
-    Ok(row.enumeration::<MessageDirection>("direction")? == MessageDirection::Outbound)
-}
-
-fn rank(s: MessageStatus) -> u8 {
-    match s {
-        MessageStatus::Pending => 0,
-        MessageStatus::Sent => 1,
-        MessageStatus::Delivered => 2,
-        MessageStatus::Read => 3,
-        MessageStatus::Failed => 4,
-    }
-}
-
-/// The status a message moves to on `new`, or `None` when it would not move forward: PENDING < SENT <
-/// DELIVERED < READ; FAILED replaces anything but READ (a read message was delivered) and is final.
-fn advance(current: MessageStatus, new: MessageStatus) -> Option<MessageStatus> {
-    match (current, new) {
-        (MessageStatus::Failed, _) | (MessageStatus::Read, MessageStatus::Failed) => None,
-        (_, MessageStatus::Failed) => Some(MessageStatus::Failed),
-        (c, n) if rank(n) > rank(c) => Some(n),
-        _ => None,
-    }
-}
-
-/// A status as WhatsApp reported it: the new status, when, and the errors of a failure.
-#[derive(Clone, Copy)]
-struct Reported<'a> {
-    status: MessageStatus,
-    at: DateTime<Utc>,
-    errors: &'a [(Option<i64>, Option<String>)],
-}
-
-/// Applies one status to the message `row` (from [`find_message`]) inside `tx`; returns the UPDATE
-/// event when the message moved, `None` when the status was stale. `keys` must hold the message's
-/// patient key when the status carries errors.
-async fn apply_status(
-    tx: &mut Tx,
-    keys: &KeySet,
-    org: Uuid,
-    row: &Row,
-    reported: Reported<'_>,
-    now: DateTime<Utc>,
-) -> Result<Option<Event>> {
-    let Reported { status: new, at, errors } = reported;
-    let id = row.uuid("id")?;
-    let patient = row.uuid("patient_id")?;
-    let current: MessageStatus = row.enumeration("status")?;
-    let Some(next) = advance(current, new) else {
-        return Ok(None);
-    };
-    let mut changed = vec!["status"];
-    let read_at = match (next, row.opt_time("read_at")?) {
-        (MessageStatus::Read, None) => {
-            changed.push("read_at");
-            Some(crate::time::truncate(at))
-        }
-        (_, r) => r,
-    };
-    let metadata = if next == MessageStatus::Failed && !errors.is_empty() {
-        let crypto = keys.row("messages", id, Some(patient))?;
-        let mut meta = match crypto.open_opt_json::<Json>(row, "metadata")? {
-            Some(m) => m.expose()?.clone(),
-            None => json!({}),
-        };
-        if !meta.is_object() {
-            meta = json!({ "previous": meta });
-        }
-        let list: Vec<Json> = errors.iter().map(|(code, title)| json!({ "code": code, "title": title })).collect();
-        if let Some(o) = meta.as_object_mut() {
-            match o.get_mut("whatsapp_errors").and_then(Json::as_array_mut) {
-                Some(existing) => existing.extend(list),
-                None => {
-                    o.insert("whatsapp_errors".into(), Json::Array(list));
-                }
-            }
-        }
-        changed.push("metadata");
-        Some(crypto.json("metadata", &Sensitive::new(meta))?)
-    } else {
-        None
-    };
-    let query = match metadata {
-        Some(m) => Query::new(
-            "UPDATE messages SET status = $1, read_at = $2, metadata = $3, updated_at = $4 \
-             WHERE organization_id = $5 AND id = $6",
-        )
-        .bind(next.as_str())
-        .bind(read_at)
-        .bind(m)
-        .bind(now)
-        .bind(org)
-        .bind(id),
-        None => Query::new(
-            "UPDATE messages SET status = $1, read_at = $2, updated_at = $3 WHERE organization_id = $4 AND id = $5",
-        )
-        .bind(next.as_str())
-        .bind(read_at)
-        .bind(now)
-        .bind(org)
-        .bind(id),
-    };
-    tx.execute(query).await?;
-    Ok(Some(
-        Event::on(AuditAction::Update, "messages").entity(id).records([id]).patient(Some(patient)).changed(changed),
-    ))
-}
-
-/// Applies the statuses kept in `whatsapp_pending_statuses` for `whatsapp_message_id` to the message
-/// `message_id` just recorded in `tx`, oldest first and never backwards, and deletes them. Returns the
-/// UPDATE events for the caller to record in the same transaction (empty when nothing was pending).
-/// `keys` must hold the message's patient key (a kept FAILED status writes its errors into the
-/// encrypted metadata). Any recorder of messages with a wamid (this ingest, the outbound recorder)
-/// should call it in its transaction.
-pub(crate) async fn apply_pending_statuses(
-    tx: &mut Tx,
-    keys: &KeySet,
-    organization: Uuid,
-    message_id: Uuid,
-    whatsapp_message_id: &str,
-    now: DateTime<Utc>,
-) -> Result<Vec<Event>> {
-    let wamid = crate::repo::messages::wa_message_id(whatsapp_message_id)?;
-    lock_wamid(tx, keys, organization, &wamid).await?;
-    let digests = keys.blinds(BlindIndexKind::WhatsappMessageId, &wamid);
-    let sql = format!(
-        "SELECT id, status, occurred_at, error_code, error_title FROM whatsapp_pending_statuses \
-         WHERE organization_id = $1 AND whatsapp_message_id_bidx IN ({}) ORDER BY occurred_at, id",
-        in_list(2, digests.len())
-    );
-    let pending = tx.fetch_all(digests.into_iter().fold(Query::new(sql).bind(organization), |q, d| q.bind(d))).await?;
-    let mut events = Vec::new();
-    if pending.is_empty() {
-        return Ok(events);
-    }
-    let lock = tx.lock(RowLock::Update);
-    let delete = "DELETE FROM whatsapp_pending_statuses WHERE organization_id = $1 AND id = $2";
-    let message = tx
-        .fetch_optional(
-            Query::new(format!("SELECT direction FROM messages WHERE organization_id = $1 AND id = $2{lock}"))
-                .bind(organization)
-                .bind(message_id),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("message"))?;
-    if !is_outbound(&message)? {
-        // Kept statuses naming an inbound message's wamid describe nothing the business sent: dropped.
-        for p in &pending {
-            tx.execute(Query::new(delete).bind(organization).bind(p.uuid("id")?)).await?;
-        }
-        return Ok(events);
-    }
-    for p in &pending {
-        let status: MessageStatus = p.enumeration("status")?;
-        let errors = match (p.opt_int("error_code")?, p.opt_text("error_title")?) {
-            (None, None) => vec![],
-            (code, title) => vec![(code, title)],
-        };
-        let row = tx
-            .fetch_optional(
-                Query::new(format!(
-                    "SELECT id, patient_id, status, read_at, metadata FROM messages \
-                     WHERE organization_id = $1 AND id = $2{lock}"
-                ))
-                .bind(organization)
-                .bind(message_id),
-            )
-            .await?
-            .ok_or_else(|| Error::not_found("message"))?;
-        if let Some(event) = apply_status(
-            tx,
-            keys,
-            organization,
-            &row,
-            Reported { status, at: p.time("occurred_at")?, errors: &errors },
-            now,
-        )
-        .await?
-        {
-            events.push(event);
-        }
-        tx.execute(Query::new(delete).bind(organization).bind(p.uuid("id")?)).await?;
-    }
-    Ok(events)
-}
-
-/// Keeps a status of a message not stored yet (once per wamid and status).
-async fn keep_pending(
-    tx: &mut Tx,
-    keys: &KeySet,
-    org: Uuid,
-    s: &StatusUpdate,
-    status: MessageStatus,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let id = Uuid::now_v7();
-    let bidx = keys.row("whatsapp_pending_statuses", id, None)?.blind(BlindIndexKind::WhatsappMessageId, &s.wamid)?;
-    let (code, title) = s.errors.first().cloned().unwrap_or((None, None));
-    tx.execute(
-        Query::new(
-            "INSERT INTO whatsapp_pending_statuses \
-             (organization_id, id, whatsapp_message_id_bidx, status, occurred_at, error_code, error_title, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(org)
-        .bind(id)
-        .bind(bidx)
-        .bind(status.as_str())
-        .bind(crate::time::truncate(s.at))
-        .bind(code)
-        .bind(title)
-        .bind(now),
-    )
-    .await?;
-    Ok(())
 }
 
 /// First and last name from a WhatsApp profile name; `WhatsApp` stands in for a missing part.
@@ -794,7 +545,8 @@ async fn ingest_once(scope: &Scope, body: &Payload) -> Result<IngestReport, Atte
                     }
                 }
                 None => {
-                    keep_pending(&mut tx, &keys, org, s, status, now).await?;
+                    keep_pending(&mut tx, &keys, org, &s.wamid, Reported { status, at: s.at, errors: &s.errors }, now)
+                        .await?;
                     report.statuses_pending += 1;
                 }
             }
@@ -856,7 +608,7 @@ async fn chat_for(
             };
             let patient = Patient::build(org, id, now, new).map_err(at_path(&format!("{}.from", m.path)))?;
             keys.require_patient(id, "patient_id")?;
-            events.push(table::insert_in(tx, keys, org, &patient).await.map_err(retry_on_conflict)?);
+            events.push(rows::insert_in(tx, keys, org, &patient).await.map_err(retry_on_conflict)?);
             report.patients_created += 1;
             id
         }
@@ -873,7 +625,7 @@ async fn chat_for(
         },
     )
     .map_err(at_path(&m.path))?;
-    events.push(table::insert_in(tx, keys, org, &conversation).await.map_err(retry_on_conflict)?);
+    events.push(rows::insert_in(tx, keys, org, &conversation).await.map_err(retry_on_conflict)?);
     report.conversations_created += 1;
     Ok((conversation.id, patient))
 }
@@ -898,7 +650,7 @@ async fn store_message(
     new.sent_at = Some(m.sent_at);
     let mut message = crate::repo::messages::build_message(org, Uuid::now_v7(), now, new).map_err(at_path(&m.path))?;
     message.patient_id = patient;
-    let event = table::insert_in(tx, keys, org, &message).await.map_err(|e| retry_on_conflict(at_path(&m.path)(e)))?;
+    let event = rows::insert_in(tx, keys, org, &message).await.map_err(|e| retry_on_conflict(at_path(&m.path)(e)))?;
     events.push(event);
     let counted = crate::repo::messages::count_in_conversation(tx, org, conversation, message.sent_at, now).await?;
     if counted != 1 {

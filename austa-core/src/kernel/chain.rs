@@ -21,9 +21,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::event::{decode, event_mac};
-use crate::crypto::OrgKeys;
-use crate::db::{Database, IntoValue, Query, RowLock, Tx, TxMode};
+use crate::db::{Database, IntoValue, Query, QueryBuilder, RowLock, Tx, TxMode};
 use crate::error::{Error, Result};
+use austa_crypto::OrgKeys;
 
 pub(crate) const LINK_MAC_LABEL: &[u8] = b"austa:audit-link:v1";
 pub(crate) const HEAD_MAC_LABEL: &[u8] = b"austa:audit-head:v1";
@@ -167,28 +167,16 @@ pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid, now: Da
             links.push((head.seq, log_id, std::mem::replace(&mut head.mac, mac.to_vec())));
         }
         if !links.is_empty() {
-            let mut sql = String::from(
+            let mut q = QueryBuilder::new(
                 "INSERT INTO audit_chain (organization_id, seq, event_id, prev_mac, mac, key_id, chained_at) VALUES ",
             );
-            let mut query_args = Vec::with_capacity(links.len() * 7);
             for (i, (seq, event, prev)) in links.iter().enumerate() {
-                let n = i * 7;
                 if i > 0 {
-                    sql.push_str(", ");
+                    q.push(", ");
                 }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5,
-                    n + 6,
-                    n + 7
-                ));
                 // The mac of link i is the prev of link i + 1, or the head's.
                 let mac = links.get(i + 1).map(|l| l.2.clone()).unwrap_or_else(|| head.mac.clone());
-                query_args.extend([
+                q.push_tuple([
                     org.into_value(),
                     seq.into_value(),
                     event.into_value(),
@@ -198,15 +186,12 @@ pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid, now: Da
                     now.into_value(),
                 ]);
             }
-            tx.execute(query_args.into_iter().fold(Query::new(sql), |q, v| q.bind(v))).await?;
+            tx.execute(q.build()).await?;
         }
         if !done.is_empty() {
-            let placeholders: Vec<String> = (0..done.len()).map(|i| format!("${}", i + 2)).collect();
-            let delete = format!(
-                "DELETE FROM audit_pending WHERE organization_id = $1 AND event_id IN ({})",
-                placeholders.join(", ")
-            );
-            tx.execute(done.into_iter().fold(Query::new(delete).bind(org), |q, id| q.bind(id))).await?;
+            let mut q = QueryBuilder::new("DELETE FROM audit_pending WHERE organization_id = ");
+            q.push_bind(org).push(" AND event_id IN (").push_binds(done).push(")");
+            tx.execute(q.build()).await?;
         }
         if stalled || (rows.len() as i64) < BATCH {
             break;

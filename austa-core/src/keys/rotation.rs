@@ -1,114 +1,21 @@
-//! Key operations: master key rotation, data key rotation, crypto-shredding.
-//!
-//! * **Master key rotation** ([`Database::rotate_master_key`]) re-wraps every organization key under a
-//!   new master key in one key-store transaction, together with the key check value: it touches no
-//!   data, takes time proportional to the number of organization keys, and afterwards the old master key
-//!   opens nothing (the key check refuses it at open time).
-//! * **Data key rotation** ([`KeyAdmin::start_rotation`], [`KeyAdmin::run_rotation`]) creates a new
-//!   version of an organization's or a patient's key and re-encrypts the rows it covers in batches. The
-//!   position (step and last row id) is stored in `key_rotations` in the same transaction as each
-//!   batch, so an interrupted run continues where it stopped; reads and writes keep working throughout,
-//!   because every version decrypts and new writes use the new one. An organization rotation also
-//!   re-wraps its patients' keys and recomputes every blind index; lookups match the indexes of every
-//!   live version meanwhile, so they keep finding every row.
-//! * **Crypto-shredding** ([`KeyAdmin::shred_patient`]) destroys a patient's keys: every ciphertext of
-//!   that patient, in every table and in every backup opened with the current key store, becomes
-//!   unreadable, and reads return erased values instead of failing.
+//! Data key rotation: a new version of an organization's or a patient's key, and the rows it covers
+//! re-encrypted in resumable batches.
 
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 use uuid::Uuid;
 
-use austa_crypto::material::{org_wrap_context, KEY_CHECK_CONTEXT};
+use austa_crypto::material::org_wrap_context;
 
-use super::{DataKey, KeyProvider, KeySet};
 use crate::access::{Action, Resource};
-use crate::audit::{check, record_alone, AuditTx, Event};
 use crate::classification::{self, Class, KeyOwner};
-use crate::db::{Database, Query, Row, RowLock, TxMode, Value};
+use crate::db::{Query, QueryBuilder, Row, RowLock, TxMode, Value};
 use crate::error::{Error, Result};
-use crate::model::{AuditAction, RiskLevel};
-use crate::scope::Scope;
+use crate::kernel::{check, AuditTx, Event};
+use crate::model::AuditAction;
+use austa_crypto::{DataKey, KeySet};
 use austa_sql::begin_on;
 
-/// What a master key rotation did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct MasterKeyRotation {
-    /// Organization key versions re-wrapped.
-    pub organization_keys: usize,
-    /// Organizations whose audit chain could not record the rotation (the rotation itself succeeded);
-    /// empty normally.
-    pub unrecorded_organizations: Vec<Uuid>,
-}
-
-impl Database {
-    /// Re-wraps every organization key under `new` and replaces the key check value, atomically. On
-    /// success this handle uses `new` from now on; reopen other handles with `new`.
-    pub async fn rotate_master_key(&self, new: std::sync::Arc<dyn KeyProvider>) -> Result<MasterKeyRotation> {
-        let keyring = &self.inner.keyring;
-        let old = keyring.provider();
-        let mut tx = begin_on(keyring.store(), None, TxMode::Write).await?;
-        let lock = tx.lock(RowLock::Update);
-        // Exclusive hold of the key check row: key creations (which take it shared) wait for us.
-        tx.execute(Query::new(format!("SELECT key_check FROM keystore_meta WHERE id = 1{lock}"))).await?;
-        let rows = tx
-            .fetch_all(Query::new(format!("SELECT organization_id, id, wrapped_key FROM organization_keys{lock}")))
-            .await?;
-        for r in &rows {
-            let (org, id) = (r.uuid("organization_id")?, r.uuid("id")?);
-            let context = org_wrap_context(org, id);
-            let key = old.unwrap(&r.opt_bytes("wrapped_key")?.unwrap_or_default(), &context)?;
-            tx.execute(
-                Query::new("UPDATE organization_keys SET wrapped_key = $1 WHERE organization_id = $2 AND id = $3")
-                    .bind(new.wrap(&key, &context)?)
-                    .bind(org)
-                    .bind(id),
-            )
-            .await?;
-        }
-        let check = new.wrap(&DataKey::from_slice(&[0u8; 32])?, KEY_CHECK_CONTEXT)?;
-        tx.execute(
-            Query::new("UPDATE keystore_meta SET key_check = $1, rotated_at = $2 WHERE id = 1")
-                .bind(check)
-                .bind(self.now()),
-        )
-        .await?;
-        tx.commit().await?;
-        keyring.set_provider(new);
-        // Recorded in every organization's chain, as the platform.
-        let mut organizations: Vec<Uuid> = rows.iter().map(|r| r.uuid("organization_id")).collect::<Result<_>>()?;
-        organizations.sort();
-        organizations.dedup();
-        let mut unrecorded = Vec::new();
-        for org in organizations {
-            // A key left behind by a failed organization insert has no chain to record in.
-            if !self.organizations().exists(org).await? {
-                continue;
-            }
-            let scope = Scope::platform_for(self, org);
-            let event = Event::on(AuditAction::ConfigChange, "organizations")
-                .entity(org)
-                .changed(["master_key"])
-                .reason("master key rotation")
-                .risk_at_least(RiskLevel::High);
-            // The rotation is done whatever happens here: go on with the other organizations and
-            // report the ones whose chain did not get the event.
-            if record_alone(&scope, event).await.is_err() {
-                unrecorded.push(org);
-            }
-        }
-        Ok(MasterKeyRotation { organization_keys: rows.len(), unrecorded_organizations: unrecorded })
-    }
-}
-
-/// The `CONFIG_CHANGE` event of a key operation on an organization's or a patient's key.
-fn key_event(target: RotationTarget, org: Uuid, what: &str) -> Event {
-    let event = match target {
-        RotationTarget::Organization => Event::on(AuditAction::ConfigChange, "organizations").entity(org),
-        RotationTarget::Patient(p) => Event::on(AuditAction::ConfigChange, "patients").entity(p).patient(Some(p)),
-    };
-    event.changed(["key"]).reason(what).risk_at_least(RiskLevel::High)
-}
+use super::{key_event, KeyAdmin};
 
 /// Whose key a data key rotation replaces. Serialized as `"ORGANIZATION"` or `{"PATIENT": "<id>"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -166,35 +73,6 @@ impl Default for RunOptions {
     }
 }
 
-/// What crypto-shredding a patient did: the record the audit trail keeps.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ShredReceipt {
-    /// The organization.
-    pub organization_id: Uuid,
-    /// The erased patient.
-    pub patient_id: Uuid,
-    /// The key versions destroyed by this call (empty when the patient was already erased).
-    pub destroyed_key_ids: Vec<Uuid>,
-    /// When.
-    pub shredded_at: DateTime<Utc>,
-    /// Who (the scope's actor).
-    pub shredded_by: String,
-    /// Why (the stated reason, e.g. an LGPD erasure request id).
-    pub reason: String,
-}
-
-/// Key operations of one organization, reached through [`Scope::keys`].
-pub struct KeyAdmin<'s> {
-    scope: &'s Scope,
-}
-
-impl Scope {
-    /// Key operations for this scope's organization.
-    pub fn keys(&self) -> KeyAdmin<'_> {
-        KeyAdmin { scope: self }
-    }
-}
-
 /// The tables a rotation walks, in order. `patient_keys` (key store) comes first for an organization
 /// rotation: patient keys must be wrapped by the new version before the old one could ever retire.
 fn steps(target: RotationTarget) -> Vec<&'static str> {
@@ -217,41 +95,21 @@ fn steps(target: RotationTarget) -> Vec<&'static str> {
     }
 }
 
-fn actor_label(scope: &Scope) -> String {
-    let a = scope.actor();
-    match (a.id(), a.name()) {
-        (Some(id), _) => format!("{}:{id}", a.role().as_str()),
-        (None, Some(name)) => format!("{}:{name}", a.role().as_str()),
-        (None, None) => a.role().as_str().to_string(),
-    }
-}
-
 /// The WHERE clause selecting a step's rows (placeholders: `$1` organization, `$2` patient when any).
-fn step_filter(table: &str, target: RotationTarget) -> String {
-    let org = if table == "organizations" { "id = $1" } else { "organization_id = $1" };
+fn push_step_filter(q: &mut QueryBuilder, table: &str, org: Uuid, target: RotationTarget) {
+    q.push(if table == "organizations" { "id = " } else { "organization_id = " }).push_bind(org);
     match (target, classification::table_owner(table)) {
-        (RotationTarget::Patient(_), KeyOwner::Patient { column }) => format!("{org} AND {column} = $2"),
-        (RotationTarget::Patient(_), KeyOwner::Organization) => format!("{org} AND 1 = 0"),
-        _ => org.to_string(),
-    }
-}
-
-fn bind_filter(q: Query, org: Uuid, target: RotationTarget) -> Query {
-    match target {
-        RotationTarget::Patient(p) => q.bind(org).bind(p),
-        RotationTarget::Organization => q.bind(org),
+        (RotationTarget::Patient(p), KeyOwner::Patient { column }) => {
+            q.push(format_args!(" AND {column} = ")).push_bind(p);
+        }
+        (RotationTarget::Patient(_), KeyOwner::Organization) => {
+            q.push(" AND 1 = 0");
+        }
+        _ => {}
     }
 }
 
 impl KeyAdmin<'_> {
-    fn db(&self) -> &Database {
-        self.scope.db()
-    }
-
-    fn org(&self) -> Uuid {
-        self.scope.organization_id()
-    }
-
     /// Starts a rotation: claims the subject (one running rotation per organization or patient: a
     /// second start is a `conflict` naming `rotation`), creates the new key version, and counts the
     /// rows to process. Run it with [`KeyAdmin::run_rotation`].
@@ -462,17 +320,16 @@ impl KeyAdmin<'_> {
 
     async fn count_step(&self, table: &str, target: RotationTarget) -> Result<i64> {
         let org = self.org();
-        let (pool, sql) = if table == "patient_keys" {
-            (
-                self.db().inner.keyring.store(),
-                "SELECT COUNT(*) AS n FROM patient_keys WHERE organization_id = $1 AND state <> 'DESTROYED'"
-                    .to_string(),
-            )
+        let (pool, query) = if table == "patient_keys" {
+            let sql = "SELECT COUNT(*) AS n FROM patient_keys WHERE organization_id = $1 AND state <> 'DESTROYED'";
+            (self.db().inner.keyring.store(), Query::new(sql).bind(org))
         } else {
-            (&self.db().inner.pool, format!("SELECT COUNT(*) AS n FROM {table} WHERE {}", step_filter(table, target)))
+            let mut q = QueryBuilder::new(format!("SELECT COUNT(*) AS n FROM {table} WHERE "));
+            push_step_filter(&mut q, table, org, target);
+            (&self.db().inner.pool, q.build())
         };
         let mut tx = begin_on(pool, Some(org), TxMode::Read).await?;
-        let n = tx.fetch_optional(bind_filter(Query::new(sql), org, target)).await?.map(|r| r.int("n")).transpose()?;
+        let n = tx.fetch_optional(query).await?.map(|r| r.int("n")).transpose()?;
         tx.commit().await?;
         Ok(n.unwrap_or(0))
     }
@@ -493,16 +350,14 @@ impl KeyAdmin<'_> {
             KeyOwner::Patient { column } => column,
             KeyOwner::Organization => "id",
         };
-        let filter = step_filter(table, status.target);
-        let k = if matches!(status.target, RotationTarget::Patient(_)) { 3 } else { 2 };
-        let sql = format!(
-            "SELECT id, {owner_col} AS owner FROM {table} WHERE {filter} AND (${k} IS NULL OR id > ${k}) \
-             ORDER BY id LIMIT ${}",
-            k + 1
-        );
+        let mut q = QueryBuilder::new(format!("SELECT id, {owner_col} AS owner FROM {table} WHERE "));
+        push_step_filter(&mut q, table, org, status.target);
+        if let Some(last_id) = last_id {
+            q.push(" AND id > ").push_bind(last_id);
+        }
+        q.push(" ORDER BY id LIMIT ").push_bind(i64::from(batch));
         let mut tx = self.db().begin(Some(org), TxMode::Read).await?;
-        let rows =
-            tx.fetch_all(bind_filter(Query::new(sql), org, status.target).bind(last_id).bind(i64::from(batch))).await?;
+        let rows = tx.fetch_all(q.build()).await?;
         tx.commit().await?;
         if rows.is_empty() {
             return self.advance(status.id, position, None, 0).await;
@@ -513,10 +368,10 @@ impl KeyAdmin<'_> {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.uuid("id")).collect::<Result<_>>()?;
         let mut tx = AuditTx::begin(self.scope).await?;
         let lock = tx.lock(RowLock::Update);
-        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
         let id_col = if table == "organizations" { "id" } else { "organization_id" };
-        let select = format!("SELECT * FROM {table} WHERE {id_col} = $1 AND id IN ({}){lock}", placeholders.join(", "));
-        let locked = tx.fetch_all(ids.iter().fold(Query::new(select).bind(org), |q, id| q.bind(*id))).await?;
+        let mut select = QueryBuilder::new(format!("SELECT * FROM {table} WHERE {id_col} = "));
+        select.push_bind(org).push(" AND id IN (").push_binds(ids.iter().copied()).push(")").push(lock);
+        let locked = tx.fetch_all(select.build()).await?;
         for row in &locked {
             if let Some(update) = reencrypt_row(&keys, table, status.target, row)? {
                 tx.execute(update).await?;
@@ -630,122 +485,6 @@ impl KeyAdmin<'_> {
         tx.record(key_event(status.target, org, "data key rotation completed").records([status.id])).await?;
         tx.commit().await
     }
-
-    /// Crypto-shreds a patient: destroys every version of their key in the key store, replaces the
-    /// patient's blind indexes with random bytes (so their phone or CPF neither finds nor blocks anyone),
-    /// and marks the patient erased. Every encrypted field of the patient, in every table, then reads as
-    /// erased; so it does in any copy of the data opened with the current key store.
-    pub async fn shred_patient(&self, patient_id: Uuid, reason: &str) -> Result<ShredReceipt> {
-        let allowed = self.scope.authorize(Resource::Keys, Action::Delete);
-        check(self.scope, "patients", Action::Delete, Some(patient_id), Some(patient_id), allowed).await?;
-        let reason = crate::validate::text("reason", reason, 1, 500)?;
-        let org = self.org();
-        let db = self.db();
-        if !crate::repo::table::exists::<crate::model::Patient>(self.scope, patient_id).await? {
-            return Err(Error::not_found("patient"));
-        }
-        let now = self.scope.now();
-        let by = actor_label(self.scope);
-        let mut tx = begin_on(db.inner.keyring.store(), Some(org), TxMode::Write).await?;
-        let destroyed: Vec<Uuid> = tx
-            .fetch_all(
-                Query::new(
-                    "SELECT id FROM patient_keys WHERE organization_id = $1 AND patient_id = $2 AND state <> 'DESTROYED'",
-                )
-                .bind(org)
-                .bind(patient_id),
-            )
-            .await?
-            .iter()
-            .map(|r| r.uuid("id"))
-            .collect::<Result<_>>()?;
-        tx.execute(
-            Query::new(
-                "UPDATE patient_keys SET wrapped_key = NULL, state = 'DESTROYED', destroyed_at = $1, destroyed_by = $2 \
-                 WHERE organization_id = $3 AND patient_id = $4 AND state <> 'DESTROYED'",
-            )
-            .bind(now)
-            .bind(by.clone())
-            .bind(org)
-            .bind(patient_id),
-        )
-        .await?;
-        tx.commit().await?;
-        db.inner.keyring.invalidate_patient(org, patient_id);
-        self.release_identifiers(patient_id, now, &reason).await?;
-        Ok(ShredReceipt {
-            organization_id: org,
-            patient_id,
-            destroyed_key_ids: destroyed,
-            shredded_at: now,
-            shredded_by: by,
-            reason,
-        })
-    }
-
-    /// Overwrites an erased patient's blind indexes with random bytes and records the erasure time.
-    /// Records the shredding (`DELETE` of the patient, critical risk) in the same transaction.
-    async fn release_identifiers(&self, patient_id: Uuid, now: DateTime<Utc>, reason: &str) -> Result<()> {
-        let org = self.org();
-        let random = || {
-            let mut b = vec![0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut b);
-            b
-        };
-        let mut tx = AuditTx::begin(self.scope).await?;
-        tx.execute(
-            Query::new(
-                "UPDATE patients SET erased_at = COALESCE(erased_at, $1), phone_bidx = $2, \
-                 cpf_bidx = CASE WHEN cpf_bidx IS NULL THEN NULL ELSE $3 END, \
-                 email_bidx = CASE WHEN email_bidx IS NULL THEN NULL ELSE $4 END, \
-                 whatsapp_id_bidx = CASE WHEN whatsapp_id_bidx IS NULL THEN NULL ELSE $5 END \
-                 WHERE organization_id = $6 AND id = $7",
-            )
-            .bind(now)
-            .bind(random())
-            .bind(random())
-            .bind(random())
-            .bind(random())
-            .bind(org)
-            .bind(patient_id),
-        )
-        .await?;
-        // The blind indexes of the patient's other rows (conversation chat ids, WhatsApp message ids),
-        // taken from the classification so that an identifier column added there is released too.
-        let others =
-            classification::ENCRYPTED_COLUMNS.iter().filter(|c| c.table != "patients" && c.blind_index().is_some());
-        for c in others {
-            let KeyOwner::Patient { column } = c.owner() else { continue };
-            let (table, bidx) = (c.table, format!("{}_bidx", c.column));
-            let rows = tx
-                .fetch_all(
-                    Query::new(format!(
-                        "SELECT id FROM {table} WHERE organization_id = $1 AND {column} = $2 AND {bidx} IS NOT NULL"
-                    ))
-                    .bind(org)
-                    .bind(patient_id),
-                )
-                .await?;
-            for r in &rows {
-                tx.execute(
-                    Query::new(format!("UPDATE {table} SET {bidx} = $1 WHERE organization_id = $2 AND id = $3"))
-                        .bind(random())
-                        .bind(org)
-                        .bind(r.uuid("id")?),
-                )
-                .await?;
-            }
-        }
-        let event = Event::on(AuditAction::Delete, "patients")
-            .entity(patient_id)
-            .records([patient_id])
-            .patient(Some(patient_id))
-            .changed(["keys", "erased_at"])
-            .reason(format!("crypto-shredding: {reason}"))
-            .risk_at_least(RiskLevel::Critical);
-        tx.record(event).await?;
-        tx.commit().await
-    }
 }
 
 fn advance_query(org: Uuid, id: Uuid, position: usize, last: Option<Uuid>, done: i64, now: DateTime<Utc>) -> Query {
@@ -795,21 +534,13 @@ fn reencrypt_row(keys: &KeySet, table: &'static str, target: RotationTarget, row
     if sets.is_empty() {
         return Ok(None);
     }
-    let assignments: Vec<String> = sets.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 1)).collect();
-    let n = sets.len();
-    let q = sets.into_iter();
-    Ok(Some(if table == "organizations" {
-        let sql = format!("UPDATE organizations SET {} WHERE id = ${}", assignments.join(", "), n + 1);
-        q.fold(Query::new(sql), |q, (_, v)| q.bind(v)).bind(id)
-    } else {
-        let sql = format!(
-            "UPDATE {table} SET {} WHERE organization_id = ${} AND id = ${}",
-            assignments.join(", "),
-            n + 1,
-            n + 2
-        );
-        q.fold(Query::new(sql), |q, (_, v)| q.bind(v)).bind(keys.org.organization).bind(id)
-    }))
+    let mut q = QueryBuilder::new(format!("UPDATE {table} SET "));
+    q.push_assignments(sets).push(" WHERE ");
+    if table != "organizations" {
+        q.push("organization_id = ").push_bind(keys.org.organization).push(" AND ");
+    }
+    q.push("id = ").push_bind(id);
+    Ok(Some(q.build()))
 }
 
 fn status_from_row(row: &Row) -> Result<RotationStatus> {

@@ -20,11 +20,11 @@ use uuid::Uuid;
 use super::chain;
 use super::event::{insert_query, Event};
 use crate::access::Action;
-use crate::crypto::OrgKeys;
 use crate::db::{Query, Tx, TxMode};
 use crate::error::{Error, Result};
 use crate::model::{AuditAction, AuditOutcome};
 use crate::scope::Scope;
+use austa_crypto::OrgKeys;
 
 /// A write transaction of one scope that records audit events.
 pub(crate) struct AuditTx<'s> {
@@ -90,8 +90,7 @@ impl<'s> AuditTx<'s> {
         } else {
             self.tx.commit().await?;
             // Linked by the background sequencer: the writer's work ends at its commit.
-            let db = self.scope.db();
-            db.inner.sequencer.schedule(&db.inner, org);
+            super::sequencer::schedule(self.scope.db(), org);
             Ok(())
         }
     }

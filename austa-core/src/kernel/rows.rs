@@ -8,18 +8,18 @@
 
 use uuid::Uuid;
 
-use super::page::{Cursor, Page, PageRequest};
 use super::{Model, Updatable};
 use crate::access::{Action, Resource};
-use crate::audit::event::{patient_column, read_event, update_action};
-use crate::audit::{check, AuditTx, Event};
 use crate::classification::KeyOwner;
-use crate::crypto::{BlindIndexKind, KeySet};
-use crate::db::{IntoValue, Query, Row, RowLock, Tx, TxMode, Value};
+use crate::db::{Filter, IntoValue, Query, QueryBuilder, Row, RowLock, Tx, TxMode, Value};
 use crate::error::{CryptoErrorKind, Error, Result, RowError};
+use crate::kernel::event::{patient_column, read_event, update_action};
+use crate::kernel::outbox::OutboxOperation;
+use crate::kernel::{check, AuditTx, Event};
 use crate::model::AuditAction;
-use crate::repo::outbox::OutboxOperation;
+use crate::page::{Cursor, Page, PageRequest};
 use crate::scope::Scope;
+use austa_crypto::{BlindIndexKind, KeySet};
 
 fn live_filter<M: Model>() -> &'static str {
     if M::SOFT_DELETE {
@@ -155,15 +155,7 @@ pub(crate) fn insert_query<M: Model>(keys: &KeySet, organization: Uuid, model: &
     let columns = model.columns(&keys.row(M::TABLE, model.id(), model_owner(model)?)?)?;
     check_times(&columns)?;
     let event = create_event::<M>(model.id(), &columns);
-    let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
-    let placeholders: Vec<String> = (1..=columns.len() + 1).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "INSERT INTO {} (organization_id, {}) VALUES ({})",
-        M::TABLE,
-        names.join(", "),
-        placeholders.join(", ")
-    );
-    Ok((columns.into_iter().fold(Query::new(sql).bind(organization), |q, (_, v)| q.bind(v)), event))
+    Ok((insert_rows_query::<M>(organization, vec![columns]), event))
 }
 
 /// While an organization key rotation runs, rows are indexed under two key versions at once, and each
@@ -196,16 +188,11 @@ pub(crate) async fn check_identifiers<M: Model>(
         let Some(column) = crate::classification::columns_of(M::TABLE).find(|c| c.blind_index() == Some(kind)) else {
             continue;
         };
-        let digests = keys.blinds(kind, &normalized);
-        let placeholders: Vec<String> = (0..digests.len()).map(|i| format!("${}", i + 3)).collect();
-        let sql = format!(
-            "SELECT id FROM {} WHERE organization_id = $1 AND id <> $2 AND {}_bidx IN ({}) LIMIT 1",
-            M::TABLE,
-            column.column,
-            placeholders.join(", ")
-        );
-        let query = digests.into_iter().fold(Query::new(sql).bind(organization).bind(model.id()), |q, d| q.bind(d));
-        if tx.fetch_optional(query).await?.is_some() {
+        let mut q = QueryBuilder::new(format!("SELECT id FROM {} WHERE organization_id = ", M::TABLE));
+        q.push_bind(organization).push(" AND id <> ").push_bind(model.id());
+        q.push(format_args!(" AND {}_bidx IN (", column.column)).push_binds(keys.blinds(kind, &normalized));
+        q.push(") LIMIT 1");
+        if tx.fetch_optional(q.build()).await?.is_some() {
             return Err(Error::Conflict { field: column.column.to_string() });
         }
     }
@@ -249,7 +236,7 @@ pub(crate) async fn missing<M: Model>(scope: &Scope, action: Action, id: Uuid) -
         Action::Delete => AuditAction::Delete,
     };
     let event = Event::on(audit_action, M::TABLE).entity(id).outcome(crate::model::AuditOutcome::NotFound);
-    match crate::audit::record_alone(scope, event).await {
+    match crate::kernel::record_alone(scope, event).await {
         Ok(_) => Error::not_found(M::ENTITY),
         Err(e) => e,
     }
@@ -340,9 +327,9 @@ pub(crate) async fn insert_many<M: Model>(scope: &Scope, models: &[M]) -> Result
         let chunk: Vec<_> = rows.by_ref().take(per_insert).collect();
         tx.execute(insert_rows_query::<M>(org, chunk)).await?;
     }
-    if let Some(entity) = super::outbox::entity_of(M::TABLE) {
+    if let Some(entity) = crate::kernel::outbox::entity_of(M::TABLE) {
         let ids: Vec<Uuid> = models.iter().map(Model::id).collect();
-        super::outbox::enqueue_created_in(&mut tx, org, entity, &ids).await?;
+        crate::kernel::outbox::enqueue_created_in(&mut tx, org, entity, &ids).await?;
     }
     tx.record(event).await?;
     tx.commit().await
@@ -386,12 +373,10 @@ async fn check_batch_uniqueness(
             }
         }
         for chunk in candidates.chunks(MAX_ROWS_PER_INSERT) {
-            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT {column} AS digest FROM {table} WHERE organization_id = $1 AND {column} IN ({})",
-                placeholders.join(", ")
-            );
-            let query = chunk.iter().fold(Query::new(sql).bind(organization), |q, (_, d)| q.bind(d.to_vec()));
+            let mut q = QueryBuilder::new(format!("SELECT {column} AS digest FROM {table} WHERE organization_id = "));
+            q.push_bind(organization).push(format_args!(" AND {column} IN ("));
+            q.push_binds(chunk.iter().map(|(_, d)| d.to_vec())).push(")");
+            let query = q.build();
             let mut taken = std::collections::HashSet::new();
             for found in tx.fetch_all(query).await? {
                 if let Some(digest) = found.opt_bytes("digest")? {
@@ -415,16 +400,14 @@ async fn check_batch_uniqueness(
 /// One INSERT of several rows (every row of a model has the same columns in the same order).
 fn insert_rows_query<M: Model>(organization: Uuid, rows: Vec<Vec<(&'static str, Value)>>) -> Query {
     let names: Vec<&str> = rows.first().map(|c| c.iter().map(|(n, _)| *n).collect()).unwrap_or_default();
-    let width = names.len() + 1;
-    let tuples: Vec<String> = (0..rows.len())
-        .map(|r| {
-            let params: Vec<String> = (1..=width).map(|i| format!("${}", r * width + i)).collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
-    let sql = format!("INSERT INTO {} (organization_id, {}) VALUES {}", M::TABLE, names.join(", "), tuples.join(", "));
-    rows.into_iter()
-        .fold(Query::new(sql), |q, columns| columns.into_iter().fold(q.bind(organization), |q, (_, v)| q.bind(v)))
+    let mut q = QueryBuilder::new(format!("INSERT INTO {} (organization_id, {}) VALUES ", M::TABLE, names.join(", ")));
+    for (i, columns) in rows.into_iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push_tuple(std::iter::once(organization.into_value()).chain(columns.into_iter().map(|(_, v)| v)));
+    }
+    q.build()
 }
 
 /// Queues the change for the Tasy ERP in the same transaction, for the tables that sync there.
@@ -434,8 +417,8 @@ pub(crate) async fn to_tasy<M: Model>(
     id: Uuid,
     operation: OutboxOperation,
 ) -> Result<()> {
-    if let Some(entity) = super::outbox::entity_of(M::TABLE) {
-        super::outbox::enqueue_in(tx, org, entity, id, operation).await?;
+    if let Some(entity) = crate::kernel::outbox::entity_of(M::TABLE) {
+        crate::kernel::outbox::enqueue_in(tx, org, entity, id, operation).await?;
     }
     Ok(())
 }
@@ -515,17 +498,10 @@ pub(crate) fn update_query<M: Model>(keys: &KeySet, organization: Uuid, model: &
         .filter(|(n, _)| *n != "id" && *n != "created_at")
         .collect();
     check_times(&columns)?;
-    let sets: Vec<String> = columns.iter().enumerate().map(|(i, (n, _))| format!("{n} = ${}", i + 1)).collect();
-    let n = columns.len();
-    let sql = format!(
-        "UPDATE {} SET {} WHERE organization_id = ${} AND id = ${}{}",
-        M::TABLE,
-        sets.join(", "),
-        n + 1,
-        n + 2,
-        live_filter::<M>()
-    );
-    Ok(columns.into_iter().fold(Query::new(sql), |q, (_, v)| q.bind(v)).bind(organization).bind(model.id()))
+    let mut q = QueryBuilder::new(format!("UPDATE {} SET ", M::TABLE));
+    q.push_assignments(columns).push(" WHERE organization_id = ").push_bind(organization);
+    q.push(" AND id = ").push_bind(model.id()).push(live_filter::<M>());
+    Ok(q.build())
 }
 
 /// Writes every column of an already-loaded model back inside `tx`; `not_found` if no live row.
@@ -635,28 +611,19 @@ pub(crate) async fn soft_delete<M: Model>(scope: &Scope, id: Uuid) -> Result<()>
     set_deleted::<M>(scope, id, &access, true).await
 }
 
-/// A page of live rows of `M` matching `filter` (SQL starting with ` AND ...`, placeholders from `$2`,
-/// arguments in `args`), newest first by id.
-pub(crate) async fn list_where<M: Model>(
-    scope: &Scope,
-    filter: &str,
-    args: Vec<Value>,
-    page: &PageRequest,
-) -> Result<Page<M>> {
+/// A page of live rows of `M` matching `filter`, newest first by id.
+pub(crate) async fn list_where<M: Model>(scope: &Scope, filter: Filter, page: &PageRequest) -> Result<Page<M>> {
     let limit = page.checked_limit()?;
     let after = page.after_id()?;
     let org = scope.organization_id();
     let access = access::<M>(scope, Action::Read, None).await?;
-    let k = args.len() + 2;
-    let sql = format!(
-        "SELECT * FROM {} WHERE organization_id = $1{}{filter}{access} AND (${k} IS NULL OR id < ${k}) \
-         ORDER BY id DESC LIMIT ${}",
-        M::TABLE,
-        live_filter::<M>(),
-        k + 1
-    );
-    let query =
-        args.into_iter().fold(Query::new(sql).bind(org), |q, v| q.bind(v)).bind(after).bind(i64::from(limit) + 1);
+    let mut q = QueryBuilder::new(format!("SELECT * FROM {} WHERE organization_id = ", M::TABLE));
+    q.push_bind(org).push(live_filter::<M>()).push_filter(filter).push(access);
+    if let Some(after) = after {
+        q.push(" AND id < ").push_bind(after);
+    }
+    q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit) + 1);
+    let query = q.build();
     let mut tx = AuditTx::begin(scope).await?;
     let mut rows = tx.fetch_all(query).await?;
     let more = rows.len() > limit as usize;
@@ -668,26 +635,20 @@ pub(crate) async fn list_where<M: Model>(
     Ok(Page { items, next })
 }
 
-/// The one live row of `M` matching `filter` (placeholders from `$2`), if any.
-pub(crate) async fn find_where<M: Model>(scope: &Scope, filter: &str, args: Vec<Value>) -> Result<Option<M>> {
-    find_where_recording::<M>(scope, filter, args, true).await
+/// The one live row of `M` matching `filter`, if any.
+pub(crate) async fn find_where<M: Model>(scope: &Scope, filter: Filter) -> Result<Option<M>> {
+    find_where_recording::<M>(scope, filter, true).await
 }
 
 /// [`find_where`]; with `record_miss` false, a miss rolls back without an event (the caller looks
 /// again and records then), so that one lookup is one event.
-async fn find_where_recording<M: Model>(
-    scope: &Scope,
-    filter: &str,
-    args: Vec<Value>,
-    record_miss: bool,
-) -> Result<Option<M>> {
+async fn find_where_recording<M: Model>(scope: &Scope, filter: Filter, record_miss: bool) -> Result<Option<M>> {
     let org = scope.organization_id();
     let access = access::<M>(scope, Action::Read, None).await?;
-    let sql =
-        format!("SELECT * FROM {} WHERE organization_id = $1{}{filter}{access} LIMIT 2", M::TABLE, live_filter::<M>());
-    let query = args.into_iter().fold(Query::new(sql).bind(org), |q, v| q.bind(v));
+    let mut q = QueryBuilder::new(format!("SELECT * FROM {} WHERE organization_id = ", M::TABLE));
+    q.push_bind(org).push(live_filter::<M>()).push_filter(filter).push(access).push(" LIMIT 2");
     let mut tx = AuditTx::begin(scope).await?;
-    let rows = tx.fetch_all(query).await?;
+    let rows = tx.fetch_all(q.build()).await?;
     if rows.is_empty() && !record_miss {
         return Ok(None);
     }
@@ -700,20 +661,18 @@ async fn find_where_recording<M: Model>(
 }
 
 /// The one live row of `M` whose blind index `column` matches `normalized` under any live version of
-/// the organization's key (so lookups keep working while a rotation re-indexes rows), plus `filter`.
+/// the organization's key (so lookups keep working while a rotation re-indexes rows), plus the
+/// literal condition `also` (` AND ...`, no placeholders).
 pub(crate) async fn find_by_blind<M: Model>(
     scope: &Scope,
-    column: &str,
+    column: &'static str,
     kind: BlindIndexKind,
     normalized: &str,
-    filter: &str,
+    also: &'static str,
 ) -> Result<Option<M>> {
     let find = |keys: &KeySet, record_miss: bool| {
-        let digests = keys.blinds(kind, normalized);
-        let placeholders: Vec<String> = (0..digests.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(" AND {column} IN ({}){filter}", placeholders.join(", "));
-        let args = digests.into_iter().map(IntoValue::into_value).collect();
-        async move { find_where_recording(scope, &sql, args, record_miss).await }
+        let filter = Filter::new().and_in(column, keys.blinds(kind, normalized)).push(also);
+        async move { find_where_recording(scope, filter, record_miss).await }
     };
     let keys = scope.db().key_set(scope.organization_id(), None).await?;
     let found = find(&keys, false).await?;
@@ -725,7 +684,7 @@ pub(crate) async fn find_by_blind<M: Model>(
     match scope.db().refresh_key_set(&keys).await? {
         Some(fresh) => find(&fresh, true).await,
         None => {
-            crate::audit::record_alone(scope, read_event(M::TABLE, &[], None)?).await?;
+            crate::kernel::record_alone(scope, read_event(M::TABLE, &[], None)?).await?;
             Ok(None)
         }
     }

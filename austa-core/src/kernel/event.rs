@@ -10,11 +10,11 @@ use uuid::Uuid;
 
 use std::sync::Arc;
 
-use crate::crypto::{KeySet, OrgKeys, Sensitive};
 use crate::db::{Query, Row};
 use crate::error::{Error, Result};
 use crate::model::{AuditAction, AuditLog, AuditOutcome, EntityType, RiskLevel, Sensitivity, MAX_LISTED_IDS};
 use crate::scope::{Role, Scope};
+use austa_crypto::{KeySet, OrgKeys, Sensitive};
 
 /// Domain separation of the MACs.
 pub(crate) const EVENT_MAC_LABEL: &[u8] = b"austa:audit-event:v1";
