@@ -656,7 +656,13 @@ async fn gamification(hospital: &Scope, report: &mut SeedReport) -> Result<()> {
         ensure(report, hospital, "onboarding_progress", id, hospital.onboarding_progress().create_with_id(id, new))
             .await?;
     }
+    health_points(hospital, report).await?;
+    point_transactions(hospital, report).await
+}
 
+/// The seed's points accounts.
+async fn health_points(hospital: &Scope, report: &mut SeedReport) -> Result<()> {
+    let now = hospital.now();
     let achievement = |id: &str, name: &str| Achievement { id: id.into(), name: name.into(), earned_at: now };
     let points = [
         NewHealthPoints {
@@ -688,7 +694,11 @@ async fn gamification(hospital: &Scope, report: &mut SeedReport) -> Result<()> {
     for (new, id) in points.into_iter().zip(ids::HEALTH_POINTS) {
         ensure(report, hospital, "health_points", id, hospital.health_points().create_with_id(id, new)).await?;
     }
+    Ok(())
+}
 
+/// The seed's ledger rows.
+async fn point_transactions(hospital: &Scope, report: &mut SeedReport) -> Result<()> {
     let earned = |patient_id,
                   amount,
                   reason: &str,

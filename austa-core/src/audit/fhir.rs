@@ -87,6 +87,32 @@ pub fn to_fhir(e: &AuditLog) -> Value {
         AuditOutcome::NotFound => "4",
         AuditOutcome::Denied => "8",
     };
+    let mut resource = json!({
+        "resourceType": "AuditEvent",
+        "id": e.id.to_string(),
+        "type": event_type(e.action),
+        "action": action_code(e.action),
+        "recorded": time_text(&e.occurred_at),
+        "outcome": outcome,
+        "agent": [agent(e)],
+        "source": {
+            "site": e.organization_id.to_string(),
+            "observer": { "display": "austa-core" },
+            "type": [{ "system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server" }],
+        },
+        "entity": entities(e),
+    });
+    if let Some(sub) = subtype(e.action) {
+        resource["subtype"] = sub;
+    }
+    if e.outcome != AuditOutcome::Success {
+        resource["outcomeDesc"] = json!(e.outcome.as_str());
+    }
+    resource
+}
+
+/// The event's one agent: who acted, from where, and why.
+fn agent(e: &AuditLog) -> Value {
     let agent_type = match e.actor_kind {
         Role::System => json!({ "coding": [{ "system": DICOM, "code": "110150", "display": "Application" }] }),
         _ => {
@@ -118,6 +144,12 @@ pub fn to_fhir(e: &AuditLog) -> Value {
     if let Some(purpose) = &e.purpose {
         agent["purposeOfUse"] = json!([{ "text": purpose }]);
     }
+    agent
+}
+
+/// The event's entities: each patient involved, and the record or kind of record touched (unless it
+/// is a patient record, listed already as its Person).
+fn entities(e: &AuditLog) -> Vec<Value> {
     let mut entities: Vec<Value> = e
         .patient_ids
         .iter()
@@ -142,34 +174,12 @@ pub fn to_fhir(e: &AuditLog) -> Value {
             detail.push(json!({ "type": "changed_fields", "valueString": e.changed_fields.join(",") }));
         }
     }
-    // A patient record is already listed as the Person entity.
     let patient_record =
         e.entity_type == EntityType::Patient && e.entity_id.is_some_and(|id| e.patient_ids.contains(&id));
     if !patient_record {
         entities.push(object);
     }
-    let mut resource = json!({
-        "resourceType": "AuditEvent",
-        "id": e.id.to_string(),
-        "type": event_type(e.action),
-        "action": action_code(e.action),
-        "recorded": time_text(&e.occurred_at),
-        "outcome": outcome,
-        "agent": [agent],
-        "source": {
-            "site": e.organization_id.to_string(),
-            "observer": { "display": "austa-core" },
-            "type": [{ "system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server" }],
-        },
-        "entity": entities,
-    });
-    if let Some(sub) = subtype(e.action) {
-        resource["subtype"] = sub;
-    }
-    if e.outcome != AuditOutcome::Success {
-        resource["outcomeDesc"] = json!(e.outcome.as_str());
-    }
-    resource
+    entities
 }
 
 const BATCH: i64 = 500;

@@ -148,6 +148,104 @@ fn brk(seq: Option<i64>, event_id: Option<Uuid>, kind: TamperKind, detail: Strin
     Some(ChainBreak { seq, event_id, kind, detail })
 }
 
+/// The chain head as stored: its sequence number, whether its MAC verifies, and the MAC of the last
+/// link it names.
+struct Head {
+    seq: i64,
+    mac_ok: bool,
+    last: Vec<u8>,
+}
+
+async fn read_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Result<Option<Head>> {
+    let sql = "SELECT seq, mac, key_id, head_mac FROM audit_heads WHERE organization_id = $1";
+    let Some(r) = tx.fetch_optional(Query::new(sql).bind(org)).await? else { return Ok(None) };
+    let (seq, mac, key, stored) =
+        (r.int("seq")?, r.opt_bytes("mac")?.unwrap_or_default(), r.uuid("key_id")?, r.opt_bytes("head_mac")?);
+    let mac_ok = head_mac(keys, key, org, seq, &mac).is_ok_and(|m| Some(m.to_vec()) == stored);
+    Ok(Some(Head { seq, mac_ok, last: mac }))
+}
+
+/// Where a walk along the chain stands: what the next link must follow and be numbered.
+struct Walk {
+    expected_prev: Vec<u8>,
+    expected_seq: i64,
+    verified: u64,
+    last_seen: i64,
+}
+
+impl Walk {
+    /// Checks `link`, whose successor (the next link, or the head) names `next_prev` as its
+    /// predecessor; the break it shows, if any.
+    async fn check(
+        &mut self,
+        tx: &mut Tx,
+        keys: &OrgKeys,
+        org: Uuid,
+        link: Link,
+        next_prev: &[u8],
+    ) -> Result<Option<ChainBreak>> {
+        self.last_seen = link.seq;
+        if link.event.is_none() {
+            let detail = "the event of this link is gone".into();
+            return Ok(brk(Some(link.seq), Some(link.event_id), TamperKind::Deleted, detail));
+        }
+        if !self_consistent(keys, org, &link) {
+            // Does the chain still vouch for this link (its successor points at it)?
+            let kind = if next_prev != link.mac && next_prev == self.expected_prev {
+                TamperKind::Inserted
+            } else {
+                TamperKind::Modified
+            };
+            return Ok(brk(Some(link.seq), Some(link.event_id), kind, "MAC does not match the stored content".into()));
+        }
+        if link.prev != self.expected_prev {
+            // An intact link that does not follow its predecessor: what it follows sits elsewhere
+            // (reordered) or nowhere (deleted).
+            let (kind, seq) = match seq_of_mac(tx, org, &link.prev).await? {
+                Some(_) => (TamperKind::Reordered, link.seq),
+                None => (TamperKind::Deleted, self.expected_seq),
+            };
+            let detail = format!("link {} does not follow link {}", link.seq, self.expected_seq - 1);
+            return Ok(brk(Some(seq), Some(link.event_id), kind, detail));
+        }
+        if link.seq != self.expected_seq {
+            // Linked correctly but renumbered: the sequence numbers were edited.
+            let detail = format!("sequence number {} where {} was expected", link.seq, self.expected_seq);
+            return Ok(brk(Some(self.expected_seq), Some(link.event_id), TamperKind::Modified, detail));
+        }
+        self.verified += 1;
+        self.expected_prev = link.mac;
+        self.expected_seq += 1;
+        Ok(None)
+    }
+
+    /// Once the walk reached the head: the head must verify and name the last link walked.
+    fn check_head(&self, head: &Head) -> Option<ChainBreak> {
+        if !head.mac_ok {
+            brk(Some(head.seq), None, TamperKind::Modified, "the chain head fails its MAC".into())
+        } else if self.last_seen < head.seq {
+            let detail = format!("the head names link {}, the chain ends at {}", head.seq, self.last_seen);
+            brk(Some(self.last_seen + 1), None, TamperKind::Deleted, detail)
+        } else if self.last_seen > head.seq {
+            brk(Some(head.seq + 1), None, TamperKind::Inserted, "links beyond the chain head".into())
+        } else if self.expected_prev != head.last {
+            brk(Some(head.seq), None, TamperKind::Modified, "the chain head names another last link".into())
+        } else {
+            None
+        }
+    }
+}
+
+/// The MAC link `from` must follow: the genesis value, or link `from - 1`'s.
+async fn predecessor(tx: &mut Tx, org: Uuid, from: i64) -> Result<Vec<u8>> {
+    if from == 1 {
+        return Ok(GENESIS.to_vec());
+    }
+    let sql = "SELECT mac FROM audit_chain WHERE organization_id = $1 AND seq = $2";
+    let row = tx.fetch_optional(Query::new(sql).bind(org).bind(from - 1)).await?;
+    Ok(row.and_then(|r| r.opt_bytes("mac").ok().flatten()).unwrap_or_default())
+}
+
 /// Verifies links `from..=to` (clamped to the head) of the scope's organization after linking every
 /// pending event, reading one snapshot. When the range reaches the head, also checks the head and that
 /// no event sits outside the chain.
@@ -159,26 +257,13 @@ pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<
     let keys = db.keyring().load_org_keys(org).await?;
     let from = from.max(1);
     let mut tx = db.begin(Some(org), TxMode::Snapshot).await?;
-    let head = tx
-        .fetch_optional(
-            Query::new("SELECT seq, mac, key_id, head_mac FROM audit_heads WHERE organization_id = $1").bind(org),
-        )
-        .await?;
-    let (head_seq, head_mac_ok, head_last) = match &head {
-        None => (0, false, GENESIS.to_vec()),
-        Some(r) => {
-            let (seq, mac, key, hm) =
-                (r.int("seq")?, r.opt_bytes("mac")?.unwrap_or_default(), r.uuid("key_id")?, r.opt_bytes("head_mac")?);
-            let ok = head_mac(&keys, key, org, seq, &mac).is_ok_and(|m| Some(m.to_vec()) == hm);
-            (seq, ok, mac)
-        }
-    };
+    let head = read_head(&mut tx, &keys, org).await?;
+    let head_seq = head.as_ref().map_or(0, |h| h.seq);
     if from > head_seq.max(1) {
         tx.commit().await?;
         return Err(Error::validation("from", "is beyond the chain's head"));
     }
     let to = to.unwrap_or(head_seq).min(head_seq);
-    let whole = from == 1 && to == head_seq;
     let report = |verified, to_seq, unchained, broken| ChainReport {
         organization_id: org,
         from_seq: from,
@@ -188,115 +273,47 @@ pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<
         unchained,
         broken,
     };
-    if head.is_none() || head_seq == 0 {
+    let Some(head) = head.filter(|h| h.seq > 0) else {
         // Every organization records its own creation, so after linking a chain is never empty: its
         // events, its links and its head were all removed.
         tx.commit().await?;
-        let broken = brk(Some(1), None, TamperKind::Deleted, "the chain head is gone".into());
-        return Ok(report(0, 0, 0, broken));
-    }
-    // The expected predecessor of the first link checked.
-    let mut expected_prev = if from == 1 {
-        GENESIS.to_vec()
-    } else {
-        tx.fetch_optional(
-            Query::new("SELECT mac FROM audit_chain WHERE organization_id = $1 AND seq = $2").bind(org).bind(from - 1),
-        )
-        .await?
-        .and_then(|r| r.opt_bytes("mac").ok().flatten())
-        .unwrap_or_default()
+        return Ok(report(0, 0, 0, brk(Some(1), None, TamperKind::Deleted, "the chain head is gone".into())));
     };
-    let mut expected_seq = from;
-    let mut verified = 0u64;
-    let mut last_seen = from - 1;
+    let mut walk = Walk {
+        expected_prev: predecessor(&mut tx, org, from).await?,
+        expected_seq: from,
+        verified: 0,
+        last_seen: from - 1,
+    };
     let mut broken = None;
-    let mut queue: VecDeque<Link> = VecDeque::new();
-    let mut cursor = from - 1;
-    let mut exhausted = false;
+    let (mut queue, mut cursor, mut exhausted) = (VecDeque::<Link>::new(), from - 1, false);
     loop {
         if queue.len() < 2 && !exhausted {
             // One link past the range (when there is one) tells whether the chain vouches for the last.
             let page = fetch_links(&mut tx, org, cursor, to.saturating_add(1)).await?;
             exhausted = (page.len() as i64) < PAGE;
-            if let Some(last) = page.last() {
-                cursor = last.seq;
-            }
+            cursor = page.last().map_or(cursor, |l| l.seq);
             queue.extend(page);
         }
         let Some(link) = queue.pop_front() else { break };
         if link.seq > to && link.seq <= head_seq {
             break;
         }
-        last_seen = link.seq;
-        if link.event.is_none() {
-            broken =
-                brk(Some(link.seq), Some(link.event_id), TamperKind::Deleted, "the event of this link is gone".into());
+        let next_prev = queue.front().map(|n| n.prev.clone()).unwrap_or_else(|| head.last.clone());
+        broken = walk.check(&mut tx, &keys, org, link, &next_prev).await?;
+        if broken.is_some() {
             break;
         }
-        if !self_consistent(&keys, org, &link) {
-            // Does the chain still vouch for this link (the next link, or the head, points at it)?
-            let next_prev = queue.front().map(|n| n.prev.clone()).unwrap_or_else(|| head_last.clone());
-            let kind = if next_prev == link.mac {
-                TamperKind::Modified
-            } else if next_prev == expected_prev {
-                TamperKind::Inserted
-            } else {
-                TamperKind::Modified
-            };
-            broken = brk(Some(link.seq), Some(link.event_id), kind, "MAC does not match the stored content".into());
-            break;
-        }
-        if link.prev != expected_prev {
-            // An intact link that does not follow its predecessor: what it follows sits elsewhere
-            // (reordered) or nowhere (deleted).
-            let (kind, seq) = match seq_of_mac(&mut tx, org, &link.prev).await? {
-                Some(_) => (TamperKind::Reordered, link.seq),
-                None => (TamperKind::Deleted, expected_seq),
-            };
-            broken = brk(
-                Some(seq),
-                Some(link.event_id),
-                kind,
-                format!("link {} does not follow link {}", link.seq, expected_seq - 1),
-            );
-            break;
-        }
-        if link.seq != expected_seq {
-            // Linked correctly but renumbered: the sequence numbers were edited.
-            broken = brk(
-                Some(expected_seq),
-                Some(link.event_id),
-                TamperKind::Modified,
-                format!("sequence number {} where {} was expected", link.seq, expected_seq),
-            );
-            break;
-        }
-        verified += 1;
-        expected_prev = link.mac;
-        expected_seq += 1;
     }
     if broken.is_none() && to == head_seq {
-        if !head_mac_ok {
-            broken = brk(Some(head_seq), None, TamperKind::Modified, "the chain head fails its MAC".into());
-        } else if last_seen < head_seq {
-            broken = brk(
-                Some(last_seen + 1),
-                None,
-                TamperKind::Deleted,
-                format!("the head names link {head_seq}, the chain ends at {last_seen}"),
-            );
-        } else if last_seen > head_seq {
-            broken = brk(Some(head_seq + 1), None, TamperKind::Inserted, "links beyond the chain head".into());
-        } else if expected_prev != head_last {
-            broken = brk(Some(head_seq), None, TamperKind::Modified, "the chain head names another last link".into());
-        }
+        broken = walk.check_head(&head);
     }
     let pending = count(&mut tx, "SELECT count(*) AS n FROM audit_pending WHERE organization_id = $1", org).await?;
-    if broken.is_none() && whole {
+    if broken.is_none() && from == 1 && to == head_seq {
         broken = outside_the_chain(&mut tx, org).await?;
     }
     tx.commit().await?;
-    Ok(report(verified, last_seen.max(0), pending, broken))
+    Ok(report(walk.verified, walk.last_seen.max(0), pending, broken))
 }
 
 /// Events that are neither linked nor queued (inserted by someone without the key, or dropped by the

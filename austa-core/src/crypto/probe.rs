@@ -6,9 +6,9 @@
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use austa_crypto::{BlindIndexKind, KeySet};
 use crate::db::Database;
 use crate::error::Result;
+use austa_crypto::{BlindIndexKind, KeySet};
 
 /// An organization's key set, as a repository holds it during an operation.
 pub struct FieldProbe {

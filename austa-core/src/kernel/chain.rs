@@ -120,6 +120,30 @@ fn check_event(keys: &OrgKeys, row: &crate::db::Row) -> Check {
     }
 }
 
+/// The INSERT of new `links` (sequence number, event, previous MAC): the MAC of link i is the
+/// previous MAC of link i + 1, or `head_mac` for the last.
+fn insert_links(org: Uuid, key_id: Uuid, links: &[(i64, Uuid, Vec<u8>)], head_mac: &[u8], now: DateTime<Utc>) -> Query {
+    let mut q = QueryBuilder::new(
+        "INSERT INTO audit_chain (organization_id, seq, event_id, prev_mac, mac, key_id, chained_at) VALUES ",
+    );
+    for (i, (seq, event, prev)) in links.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        let mac = links.get(i + 1).map_or_else(|| head_mac.to_vec(), |l| l.2.clone());
+        q.push_tuple([
+            org.into_value(),
+            seq.into_value(),
+            event.into_value(),
+            prev.clone().into_value(),
+            mac.into_value(),
+            key_id.into_value(),
+            now.into_value(),
+        ]);
+    }
+    q.build()
+}
+
 /// Links every pending event of `org` visible to `tx`, in id order, dating the links `now`.
 pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid, now: DateTime<Utc>) -> Result<Linked> {
     let mut head = lock_head(tx, keys, org, now).await?;
@@ -161,32 +185,12 @@ pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid, now: Da
                 }
             };
             done.push(id);
-            let log_id = id;
-            let mac = link_mac(keys, key_id, org, log_id, &stored, &head.mac)?;
+            let mac = link_mac(keys, key_id, org, id, &stored, &head.mac)?;
             head.seq += 1;
-            links.push((head.seq, log_id, std::mem::replace(&mut head.mac, mac.to_vec())));
+            links.push((head.seq, id, std::mem::replace(&mut head.mac, mac.to_vec())));
         }
         if !links.is_empty() {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO audit_chain (organization_id, seq, event_id, prev_mac, mac, key_id, chained_at) VALUES ",
-            );
-            for (i, (seq, event, prev)) in links.iter().enumerate() {
-                if i > 0 {
-                    q.push(", ");
-                }
-                // The mac of link i is the prev of link i + 1, or the head's.
-                let mac = links.get(i + 1).map(|l| l.2.clone()).unwrap_or_else(|| head.mac.clone());
-                q.push_tuple([
-                    org.into_value(),
-                    seq.into_value(),
-                    event.into_value(),
-                    prev.clone().into_value(),
-                    mac.into_value(),
-                    key_id.into_value(),
-                    now.into_value(),
-                ]);
-            }
-            tx.execute(q.build()).await?;
+            tx.execute(insert_links(org, key_id, &links, &head.mac, now)).await?;
         }
         if !done.is_empty() {
             let mut q = QueryBuilder::new("DELETE FROM audit_pending WHERE organization_id = ");
@@ -200,19 +204,11 @@ pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid, now: Da
     let linked = (head.seq - start) as u64;
     if linked > 0 {
         let key_id = keys.active_id();
-        tx.execute(
-            Query::new(
-                "UPDATE audit_heads SET seq = $1, mac = $2, key_id = $3, head_mac = $4, updated_at = $5 \
-                 WHERE organization_id = $6",
-            )
-            .bind(head.seq)
-            .bind(head.mac.clone())
-            .bind(key_id)
-            .bind(head_mac(keys, key_id, org, head.seq, &head.mac)?.to_vec())
-            .bind(now)
-            .bind(org),
-        )
-        .await?;
+        let head_mac = head_mac(keys, key_id, org, head.seq, &head.mac)?.to_vec();
+        let sql = "UPDATE audit_heads SET seq = $1, mac = $2, key_id = $3, head_mac = $4, updated_at = $5 \
+                   WHERE organization_id = $6";
+        tx.execute(Query::new(sql).bind(head.seq).bind(head.mac).bind(key_id).bind(head_mac).bind(now).bind(org))
+            .await?;
     }
     Ok(Linked { linked, stalled })
 }

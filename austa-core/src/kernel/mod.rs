@@ -32,4 +32,5 @@ pub use outbox::OutboxOperation;
 
 pub(crate) use event::Event;
 pub(crate) use model::Sealed;
-pub(crate) use record::{check, record_alone, AuditTx};
+pub(crate) use outbox::enqueue_in;
+pub(crate) use record::{check, denied, record_alone, AuditTx};

@@ -31,9 +31,7 @@ use crate::db::{Query, QueryBuilder, Row, RowLock};
 use crate::error::{Error, Result};
 use crate::kernel::event::read_event;
 use crate::kernel::AuditTx;
-use crate::model::{
-    Conversation, ConversationPatch, Message, MessagePatch, UrgencyLevel,
-};
+use crate::model::{Conversation, ConversationPatch, Message, MessagePatch, UrgencyLevel};
 use crate::time::truncate;
 use austa_crypto::Sensitive;
 
@@ -80,7 +78,6 @@ pub struct ConversationAnalysis {
     /// AI summary, 1 to 10,000 characters (encrypted).
     pub summary: Option<Sensitive<String>>,
 }
-
 
 fn claim_args(worker: &str, limit: u32, lease: Duration) -> Result<(String, chrono::Duration)> {
     let worker = crate::validate::text("worker", worker, 1, 200)?;
@@ -272,4 +269,3 @@ impl Conversations<'_> {
         rows::update::<Conversation>(self.scope(), id, patch).await
     }
 }
-

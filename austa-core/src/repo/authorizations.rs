@@ -27,17 +27,17 @@
 use chrono::{DateTime, Datelike, Utc};
 use uuid::Uuid;
 
-use super::{rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
+use super::{patch, rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
 use crate::db::{Filter, IntoValue, Query, QueryBuilder, Row, RowLock, Tx, TxMode, Value};
 use crate::error::{Error, Result};
 use crate::kernel::event::read_event;
 use crate::kernel::outbox::OutboxOperation;
 use crate::kernel::Sealed;
-use crate::kernel::{check, AuditTx, Event};
+use crate::kernel::{check, denied, enqueue_in, AuditTx, Event};
 use crate::model::{
-    AuditAction, Authorization, AuthorizationPatch, AuthorizationStatus, AuthorizationTransition, NewAuthorization,
-    Priority, UrgencyLevel,
+    AuditAction, Authorization, AuthorizationPatch, AuthorizationStatus, AuthorizationTransition, EntityType,
+    NewAuthorization, Priority, UrgencyLevel,
 };
 use crate::scope::{Role, Scope};
 use crate::time::truncate;
@@ -204,51 +204,21 @@ impl Updatable for Authorization {
             // What was approved or denied stays what was approved or denied.
             return Err(Error::Conflict { field: "status".into() });
         }
-        if let Some(v) = p.authorization_type {
-            self.authorization_type = v;
-        }
-        if let Some(v) = p.procedure_name {
-            self.procedure_name = secret_text("procedure_name", &v, 200)?;
-        }
-        if let Some(v) = p.procedure_code {
-            self.procedure_code = opt_secret_text("procedure_code", v.as_ref(), 50)?;
-        }
-        if let Some(v) = p.description {
-            self.description = prose("description", v.as_ref(), 2000)?;
-        }
-        if let Some(v) = p.provider_id {
-            self.provider_id = v;
-        }
-        if let Some(v) = p.health_data_id {
-            self.health_data_id = v;
-        }
-        if let Some(v) = p.related_conditions {
-            self.related_conditions = related_conditions(v)?;
-        }
-        if let Some(v) = p.priority {
-            self.priority = v;
-        }
-        if let Some(v) = p.urgency_level {
-            self.urgency_level = v;
-        }
-        if let Some(v) = p.valid_from {
-            self.valid_from = v.map(truncate);
-        }
-        if let Some(v) = p.valid_until {
-            self.valid_until = v.map(truncate);
-        }
-        if let Some(v) = p.justification {
-            self.justification = prose("justification", v.as_ref(), 4000)?;
-        }
-        if let Some(v) = p.clinical_notes {
-            self.clinical_notes = prose("clinical_notes", v.as_ref(), 10_000)?;
-        }
-        if let Some(v) = p.tasy_reference_id {
-            self.tasy_reference_id = external_id("tasy_reference_id", v.as_deref())?;
-        }
-        if let Some(v) = p.insurance_claim_id {
-            self.insurance_claim_id = external_id("insurance_claim_id", v.as_deref())?;
-        }
+        patch!(self.authorization_type, p.authorization_type);
+        patch!(self.procedure_name, p.procedure_name, |v| secret_text("procedure_name", &v, 200)?);
+        patch!(self.procedure_code, p.procedure_code, |v| opt_secret_text("procedure_code", v.as_ref(), 50)?);
+        patch!(self.description, p.description, |v| prose("description", v.as_ref(), 2000)?);
+        patch!(self.provider_id, p.provider_id);
+        patch!(self.health_data_id, p.health_data_id);
+        patch!(self.related_conditions, p.related_conditions, |v| related_conditions(v)?);
+        patch!(self.priority, p.priority);
+        patch!(self.urgency_level, p.urgency_level);
+        patch!(self.valid_from, p.valid_from, |v| v.map(truncate));
+        patch!(self.valid_until, p.valid_until, |v| v.map(truncate));
+        patch!(self.justification, p.justification, |v| prose("justification", v.as_ref(), 4000)?);
+        patch!(self.clinical_notes, p.clinical_notes, |v| prose("clinical_notes", v.as_ref(), 10_000)?);
+        patch!(self.tasy_reference_id, p.tasy_reference_id, |v| external_id("tasy_reference_id", v.as_deref())?);
+        patch!(self.insurance_claim_id, p.insurance_claim_id, |v| external_id("insurance_claim_id", v.as_deref())?);
         self.check()?;
         self.updated_at = now;
         Ok(())
@@ -545,7 +515,77 @@ impl Step {
             Step::StartReview { .. } | Step::Approve { .. } => None,
         }
     }
+
+    /// The step with its input checked and normalized (times truncated and in range, validity
+    /// ordered, reasons trimmed and bounded), before any I/O.
+    fn checked(self) -> Result<Step> {
+        Ok(match self {
+            Step::Approve { approver, valid_from, valid_until } => {
+                let (valid_from, valid_until) = (truncate(valid_from), truncate(valid_until));
+                within_years("valid_from", &valid_from)?;
+                within_years("valid_until", &valid_until)?;
+                validate::ordered("valid_until", Some(&valid_from), Some(&valid_until))?;
+                Step::Approve { approver, valid_from, valid_until }
+            }
+            Step::Deny { reviewer, reason } => Step::Deny { reviewer, reason: reason_text(&reason)? },
+            Step::Cancel { reason } => Step::Cancel { reason: reason_text(&reason)? },
+            other => other,
+        })
+    }
+
+    /// The columns the step writes into the locked row `row` at `now`, and the names of the fields
+    /// that change (for the audit event).
+    fn assignments(&self, row: &Row, now: DateTime<Utc>) -> Result<(Assignments, Vec<&'static str>)> {
+        let mut sets: Vec<(&'static str, Value)> = vec![("status", self.target().as_str().into_value())];
+        let mut changed = vec!["status"];
+        match self {
+            Step::StartReview { reviewer } => {
+                sets.push(("reviewed_by_provider_id", reviewer.into_value()));
+                sets.push(("reviewed_at", now.into_value()));
+                changed.extend(["reviewed_by_provider_id", "reviewed_at"]);
+            }
+            Step::Approve { approver, valid_from, valid_until } => {
+                sets.push(("approved_by_provider_id", approver.into_value()));
+                sets.push(("approved_at", now.into_value()));
+                sets.push(("valid_from", valid_from.into_value()));
+                sets.push(("valid_until", valid_until.into_value()));
+                changed.extend(["approved_by_provider_id", "approved_at"]);
+                if row.opt_time("valid_from")? != Some(*valid_from) {
+                    changed.push("valid_from");
+                }
+                if row.opt_time("valid_until")? != Some(*valid_until) {
+                    changed.push("valid_until");
+                }
+            }
+            Step::Deny { .. } | Step::Cancel { .. } => {}
+        }
+        changed.push("transitions");
+        sets.push(("updated_at", now.into_value()));
+        Ok((sets, changed))
+    }
+
+    /// Applies the step to the decoded model, as the UPDATE did to its row.
+    fn apply_to(self, model: &mut Authorization, now: DateTime<Utc>) {
+        model.status = self.target();
+        model.updated_at = now;
+        match self {
+            Step::StartReview { reviewer } => {
+                model.reviewed_by_provider_id = Some(reviewer);
+                model.reviewed_at = Some(now);
+            }
+            Step::Approve { approver, valid_from, valid_until } => {
+                model.approved_by_provider_id = Some(approver);
+                model.approved_at = Some(now);
+                model.valid_from = Some(valid_from);
+                model.valid_until = Some(valid_until);
+            }
+            Step::Deny { .. } | Step::Cancel { .. } => {}
+        }
+    }
 }
+
+/// Columns and the values an UPDATE writes into them.
+type Assignments = Vec<(&'static str, Value)>;
 
 /// A denial or cancellation reason: CRLF normalized to LF, trimmed, 1 to [`MAX_REASON`] characters.
 fn reason_text(reason: &Sensitive<String>) -> Result<Sensitive<String>> {
@@ -902,7 +942,6 @@ impl Authorizations<'_> {
     async fn transition(&self, id: Uuid, step: Step) -> Result<Authorization> {
         let scope = self.scope();
         let org = scope.organization_id();
-        let to = step.target();
         let named = step.provider();
         // Who may: the access matrix, and a provider only as themself. Refusals are recorded.
         let allowed = scope.row_filter(Authorization::TABLE, Action::Update).and_then(|filter| {
@@ -912,48 +951,21 @@ impl Authorizations<'_> {
             Ok(filter)
         });
         let access = check(scope, Authorization::TABLE, Action::Update, Some(id), None, allowed).await?;
-        // Input, before any I/O.
-        let step = match step {
-            Step::Approve { approver, valid_from, valid_until } => {
-                let (valid_from, valid_until) = (truncate(valid_from), truncate(valid_until));
-                within_years("valid_from", &valid_from)?;
-                within_years("valid_until", &valid_until)?;
-                validate::ordered("valid_until", Some(&valid_from), Some(&valid_until))?;
-                Step::Approve { approver, valid_from, valid_until }
-            }
-            Step::Deny { reviewer, reason } => Step::Deny { reviewer, reason: reason_text(&reason)? },
-            Step::Cancel { reason } => Step::Cancel { reason: reason_text(&reason)? },
-            other => other,
-        };
+        let step = step.checked()?;
         let (keys, patient) = self.row_keys(id, &access, Action::Update).await?;
         keys.require_patient(patient, "patient_id")?;
         let transition_id = Uuid::now_v7();
         let reason = keys.row(TRANSITIONS, transition_id, Some(patient))?.opt_text("reason", step.reason())?;
 
         let mut tx = AuditTx::begin(scope).await?;
-        let lock = tx.lock(RowLock::Update);
-        let row = tx
-            .fetch_optional(
-                Query::new(format!(
-                    "SELECT * FROM authorizations \
-                     WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{access}{lock}"
-                ))
-                .bind(org)
-                .bind(id),
-            )
-            .await?;
-        let row = match row {
-            Some(row) if row.uuid("patient_id")? == patient => row,
-            _ => {
-                drop(tx);
-                return Err(rows::missing::<Authorization>(scope, Action::Update, id).await);
-            }
+        let Some(row) = self.lock_row(&mut tx, id, patient, &access).await? else {
+            drop(tx);
+            return Err(rows::missing::<Authorization>(scope, Action::Update, id).await);
         };
-        let from: AuthorizationStatus = row.enumeration("status")?;
+        let (from, to, now) = (row.enumeration::<AuthorizationStatus>("status")?, step.target(), scope.now());
         if !from.can_become(to) {
             return Err(Error::Conflict { field: "status".into() });
         }
-        let now = self.scope().now();
         if now < row.time("requested_at")? {
             // The database requires review and approval times not before the request.
             return Err(Error::Conflict { field: "requested_at".into() });
@@ -967,43 +979,10 @@ impl Authorizations<'_> {
                 // The scope's own provider is not a live, active provider here: a refusal, recorded.
                 drop(tx);
                 let refusal = Error::PermissionDenied("the acting provider is not an active provider here".into());
-                return Err(crate::kernel::record::denied(
-                    scope,
-                    Authorization::TABLE,
-                    Action::Update,
-                    Some(id),
-                    Some(patient),
-                    refusal,
-                )
-                .await);
+                return Err(denied(scope, Authorization::TABLE, Action::Update, Some(id), Some(patient), refusal).await);
             }
         }
-
-        let mut sets: Vec<(&'static str, Value)> = vec![("status", to.as_str().into_value())];
-        let mut changed = vec!["status"];
-        match &step {
-            Step::StartReview { reviewer } => {
-                sets.push(("reviewed_by_provider_id", reviewer.into_value()));
-                sets.push(("reviewed_at", now.into_value()));
-                changed.extend(["reviewed_by_provider_id", "reviewed_at"]);
-            }
-            Step::Approve { approver, valid_from, valid_until } => {
-                sets.push(("approved_by_provider_id", approver.into_value()));
-                sets.push(("approved_at", now.into_value()));
-                sets.push(("valid_from", valid_from.into_value()));
-                sets.push(("valid_until", valid_until.into_value()));
-                changed.extend(["approved_by_provider_id", "approved_at"]);
-                if row.opt_time("valid_from")? != Some(*valid_from) {
-                    changed.push("valid_from");
-                }
-                if row.opt_time("valid_until")? != Some(*valid_until) {
-                    changed.push("valid_until");
-                }
-            }
-            Step::Deny { .. } | Step::Cancel { .. } => {}
-        }
-        changed.push("transitions");
-        sets.push(("updated_at", now.into_value()));
+        let (sets, changed) = step.assignments(&row, now)?;
         let mut update = QueryBuilder::new("UPDATE authorizations SET ");
         update.push_assignments(sets).push(" WHERE organization_id = ").push_bind(org);
         update.push(" AND id = ").push_bind(id).push(" AND status = ").push_bind(from.as_str());
@@ -1015,43 +994,30 @@ impl Authorizations<'_> {
         let history =
             TransitionRow { id: transition_id, authorization: id, patient, from, to, provider, reason, at: now };
         tx.execute(insert_transitions(scope, std::slice::from_ref(&history))).await?;
-        crate::kernel::outbox::enqueue_in(
-            &mut tx,
-            org,
-            crate::model::EntityType::Authorization,
-            id,
-            OutboxOperation::Upsert,
-        )
-        .await?;
-        tx.record(
-            Event::on(AuditAction::Update, Authorization::TABLE)
-                .entity(id)
-                .records([id])
-                .patient(Some(patient))
-                .changed(changed),
-        )
-        .await?;
+        enqueue_in(&mut tx, org, EntityType::Authorization, id, OutboxOperation::Upsert).await?;
+        let event = Event::on(AuditAction::Update, Authorization::TABLE).entity(id).records([id]);
+        tx.record(event.patient(Some(patient)).changed(changed)).await?;
         tx.commit().await?;
 
         let mut model: Authorization = rows::decode_rows(scope, std::slice::from_ref(&row))
             .await?
             .pop()
             .ok_or_else(|| Error::not_found(Authorization::ENTITY))?;
-        model.status = to;
-        model.updated_at = now;
-        match step {
-            Step::StartReview { reviewer } => {
-                model.reviewed_by_provider_id = Some(reviewer);
-                model.reviewed_at = Some(now);
-            }
-            Step::Approve { approver, valid_from, valid_until } => {
-                model.approved_by_provider_id = Some(approver);
-                model.approved_at = Some(now);
-                model.valid_from = Some(valid_from);
-                model.valid_until = Some(valid_until);
-            }
-            Step::Deny { .. } | Step::Cancel { .. } => {}
-        }
+        step.apply_to(&mut model, now);
         Ok(model)
+    }
+
+    /// The live authorization `id` of `patient` within `access`, locked in `tx`; `None` when it is
+    /// not there (or belongs to another patient than the one its keys were loaded for).
+    async fn lock_row(&self, tx: &mut AuditTx<'_>, id: Uuid, patient: Uuid, access: &str) -> Result<Option<Row>> {
+        let lock = tx.lock(RowLock::Update);
+        let sql = format!(
+            "SELECT * FROM authorizations WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL{access}{lock}"
+        );
+        let row = tx.fetch_optional(Query::new(sql).bind(self.scope().organization_id()).bind(id)).await?;
+        match row {
+            Some(row) if row.uuid("patient_id")? == patient => Ok(Some(row)),
+            _ => Ok(None),
+        }
     }
 }

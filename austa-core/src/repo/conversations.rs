@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
+use super::{patch, rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::db::{Filter, IntoValue, Row, Value};
 use crate::error::{Error, Result};
 use crate::kernel::Sealed;
@@ -170,51 +170,24 @@ impl Updatable for Conversation {
     type Patch = ConversationPatch;
 
     fn apply(&mut self, p: ConversationPatch, now: DateTime<Utc>) -> Result<()> {
-        if let Some(v) = p.status {
-            self.status = v;
-        }
-        if let Some(v) = p.conversation_type {
-            self.conversation_type = v;
-        }
-        if let Some(v) = p.title {
-            self.title = secret_text("title", v.as_ref(), 200)?;
-        }
-        if let Some(v) = p.summary {
-            self.summary = secret_text("summary", v.as_ref(), 10_000)?;
-        }
-        if let Some(v) = p.tags {
-            self.tags = validate::labels("tags", &v)?;
-        }
-        if let Some(v) = p.priority {
-            self.priority = v;
-        }
-        if let Some(v) = p.bot_enabled {
-            self.bot_enabled = v;
-        }
-        if let Some(v) = p.ai_context {
-            self.ai_context = v;
-        }
-        if let Some(v) = p.last_bot_response_at {
-            self.last_bot_response_at = v.map(truncate);
-        }
-        if let Some(v) = p.health_topics {
-            self.health_topics = secret_labels("health_topics", v.as_ref())?;
-        }
-        if let Some(v) = p.medications_mentioned {
-            self.medications_mentioned = secret_labels("medications_mentioned", v.as_ref())?;
-        }
-        if let Some(v) = p.symptoms_reported {
-            self.symptoms_reported = secret_labels("symptoms_reported", v.as_ref())?;
-        }
-        if let Some(v) = p.avg_response_time_minutes {
-            self.avg_response_time_minutes = avg_response(v)?;
-        }
-        if let Some(v) = p.satisfaction_score {
-            self.satisfaction_score = satisfaction(v)?;
-        }
-        if let Some(v) = p.ended_at {
-            self.ended_at = ended_at(self.started_at, v)?;
-        }
+        patch!(self.status, p.status);
+        patch!(self.conversation_type, p.conversation_type);
+        patch!(self.title, p.title, |v| secret_text("title", v.as_ref(), 200)?);
+        patch!(self.summary, p.summary, |v| secret_text("summary", v.as_ref(), 10_000)?);
+        patch!(self.tags, p.tags, |v| validate::labels("tags", &v)?);
+        patch!(self.priority, p.priority);
+        patch!(self.bot_enabled, p.bot_enabled);
+        patch!(self.ai_context, p.ai_context);
+        patch!(self.last_bot_response_at, p.last_bot_response_at, |v| v.map(truncate));
+        patch!(self.health_topics, p.health_topics, |v| secret_labels("health_topics", v.as_ref())?);
+        patch!(self.medications_mentioned, p.medications_mentioned, |v| secret_labels(
+            "medications_mentioned",
+            v.as_ref()
+        )?);
+        patch!(self.symptoms_reported, p.symptoms_reported, |v| secret_labels("symptoms_reported", v.as_ref())?);
+        patch!(self.avg_response_time_minutes, p.avg_response_time_minutes, |v| avg_response(v)?);
+        patch!(self.satisfaction_score, p.satisfaction_score, |v| satisfaction(v)?);
+        patch!(self.ended_at, p.ended_at, |v| ended_at(self.started_at, v)?);
         self.updated_at = now;
         Ok(())
     }

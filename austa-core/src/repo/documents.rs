@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::health_data::json_payload;
-use super::{rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
+use super::{patch, rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
 use crate::db::{Filter, IntoValue, Row, Value};
 use crate::error::{Error, Result};
@@ -270,78 +270,30 @@ impl Updatable for Document {
     type Patch = DocumentPatch;
 
     fn apply(&mut self, p: DocumentPatch, now: DateTime<Utc>) -> Result<()> {
-        if let Some(v) = p.filename {
-            self.filename = secret_text("filename", &v, 1, 255)?;
-        }
-        if let Some(v) = p.original_name {
-            self.original_name = secret_text("original_name", &v, 1, 255)?;
-        }
-        if let Some(v) = p.mime_type {
-            self.mime_type = mime_type(&v)?;
-        }
-        if let Some(v) = p.size_bytes {
-            self.size_bytes = validate::non_negative("size_bytes", v)?;
-        }
-        if let Some(v) = p.storage_provider {
-            self.storage_provider = v;
-        }
-        if let Some(v) = p.storage_path {
-            self.storage_path = secret_text("storage_path", &v, 1, 1024)?;
-        }
-        if let Some(v) = p.download_url {
-            self.download_url = opt_secret_text("download_url", v.as_ref(), 2048)?;
-        }
-        if let Some(v) = p.thumbnail_url {
-            self.thumbnail_url = opt_secret_text("thumbnail_url", v.as_ref(), 2048)?;
-        }
-        if let Some(v) = p.document_type {
-            self.document_type = v;
-        }
-        if let Some(v) = p.category {
-            self.category = v;
-        }
-        if let Some(v) = p.tags {
-            self.tags = validate::labels("tags", &v)?;
-        }
-        if let Some(v) = p.has_ocr {
-            self.has_ocr = v;
-        }
-        if let Some(v) = p.ocr_text {
-            self.ocr_text = ocr_text(v)?;
-        }
-        if let Some(v) = p.ocr_confidence {
-            self.ocr_confidence = validate::opt_range("ocr_confidence", v, 0.0, 1.0)?;
-        }
-        if let Some(v) = p.processed_at {
-            self.processed_at = v.map(truncate);
-        }
-        if let Some(v) = p.extracted_data {
-            self.extracted_data = json_payload("extracted_data", v, MAX_EXTRACTED_BYTES)?;
-        }
-        if let Some(v) = p.health_keywords {
-            self.health_keywords = health_keywords(v)?;
-        }
-        if let Some(v) = p.is_encrypted {
-            self.is_encrypted = v;
-        }
-        if let Some(v) = p.storage_key_ref {
-            self.storage_key_ref = storage_key_ref(v.as_deref())?;
-        }
-        if let Some(v) = p.checksum_sha256 {
-            self.checksum_sha256 = Some(checksum_sha256(&v)?);
-        }
-        if let Some(v) = p.access_level {
-            self.access_level = v;
-        }
-        if let Some(v) = p.sensitivity_level {
-            self.sensitivity_level = v;
-        }
-        if let Some(v) = p.is_active {
-            self.is_active = v;
-        }
-        if let Some(v) = p.archived_at {
-            self.archived_at = v.map(truncate);
-        }
+        patch!(self.filename, p.filename, |v| secret_text("filename", &v, 1, 255)?);
+        patch!(self.original_name, p.original_name, |v| secret_text("original_name", &v, 1, 255)?);
+        patch!(self.mime_type, p.mime_type, |v| mime_type(&v)?);
+        patch!(self.size_bytes, p.size_bytes, |v| validate::non_negative("size_bytes", v)?);
+        patch!(self.storage_provider, p.storage_provider);
+        patch!(self.storage_path, p.storage_path, |v| secret_text("storage_path", &v, 1, 1024)?);
+        patch!(self.download_url, p.download_url, |v| opt_secret_text("download_url", v.as_ref(), 2048)?);
+        patch!(self.thumbnail_url, p.thumbnail_url, |v| opt_secret_text("thumbnail_url", v.as_ref(), 2048)?);
+        patch!(self.document_type, p.document_type);
+        patch!(self.category, p.category);
+        patch!(self.tags, p.tags, |v| validate::labels("tags", &v)?);
+        patch!(self.has_ocr, p.has_ocr);
+        patch!(self.ocr_text, p.ocr_text, |v| ocr_text(v)?);
+        patch!(self.ocr_confidence, p.ocr_confidence, |v| validate::opt_range("ocr_confidence", v, 0.0, 1.0)?);
+        patch!(self.processed_at, p.processed_at, |v| v.map(truncate));
+        patch!(self.extracted_data, p.extracted_data, |v| json_payload("extracted_data", v, MAX_EXTRACTED_BYTES)?);
+        patch!(self.health_keywords, p.health_keywords, |v| health_keywords(v)?);
+        patch!(self.is_encrypted, p.is_encrypted);
+        patch!(self.storage_key_ref, p.storage_key_ref, |v| storage_key_ref(v.as_deref())?);
+        patch!(self.checksum_sha256, p.checksum_sha256, |v| Some(checksum_sha256(&v)?));
+        patch!(self.access_level, p.access_level);
+        patch!(self.sensitivity_level, p.sensitivity_level);
+        patch!(self.is_active, p.is_active);
+        patch!(self.archived_at, p.archived_at, |v| v.map(truncate));
         if let Some(v) = p.retention_until {
             let v = v.map(truncate);
             if let Some(current) = self.retention_until {

@@ -54,7 +54,7 @@ use chrono::{DateTime, Datelike, Days, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use uuid::Uuid;
 
-use super::{missions, rows, Model, Page, PageRequest, Repo, Updatable};
+use super::{missions, patch, rows, Model, Page, PageRequest, Repo, Updatable};
 use crate::access::{Action, Resource};
 use crate::db::{Filter, IntoValue, Query, Row, RowLock, Tx, Value};
 use crate::error::{Error, Result};
@@ -206,39 +206,17 @@ impl Updatable for OnboardingProgress {
     type Patch = OnboardingProgressPatch;
 
     fn apply(&mut self, p: OnboardingProgressPatch, now: DateTime<Utc>) -> Result<()> {
-        if let Some(v) = p.status {
-            self.status = v;
-        }
-        if let Some(v) = p.progress {
-            self.progress = v;
-        }
-        if let Some(v) = p.current_step {
-            self.current_step = v;
-        }
-        if let Some(v) = p.total_steps {
-            self.total_steps = v;
-        }
-        if let Some(v) = p.started_at {
-            self.started_at = v.map(crate::time::truncate);
-        }
-        if let Some(v) = p.completed_at {
-            self.completed_at = v.map(crate::time::truncate);
-        }
-        if let Some(v) = p.points_earned {
-            self.points_earned = v;
-        }
-        if let Some(v) = p.badge_earned {
-            self.badge_earned = badge("badge_earned", v.as_deref())?;
-        }
-        if let Some(v) = p.attempts_count {
-            self.attempts_count = v;
-        }
-        if let Some(v) = p.time_spent_minutes {
-            self.time_spent_minutes = v;
-        }
-        if let Some(v) = p.last_interaction_at {
-            self.last_interaction_at = crate::time::truncate(v);
-        }
+        patch!(self.status, p.status);
+        patch!(self.progress, p.progress);
+        patch!(self.current_step, p.current_step);
+        patch!(self.total_steps, p.total_steps);
+        patch!(self.started_at, p.started_at, |v| v.map(crate::time::truncate));
+        patch!(self.completed_at, p.completed_at, |v| v.map(crate::time::truncate));
+        patch!(self.points_earned, p.points_earned);
+        patch!(self.badge_earned, p.badge_earned, |v| badge("badge_earned", v.as_deref())?);
+        patch!(self.attempts_count, p.attempts_count);
+        patch!(self.time_spent_minutes, p.time_spent_minutes);
+        patch!(self.last_interaction_at, p.last_interaction_at, |v| crate::time::truncate(v));
         check_progress(self)?;
         self.updated_at = now;
         Ok(())
@@ -427,34 +405,76 @@ impl Updatable for HealthPoints {
     type Patch = HealthPointsPatch;
 
     fn apply(&mut self, p: HealthPointsPatch, now: DateTime<Utc>) -> Result<()> {
-        if let Some(v) = p.current_level {
-            self.current_level = v;
-        }
-        if let Some(v) = p.next_level_at {
-            self.next_level_at = v;
-        }
-        if let Some(v) = p.badges {
-            self.badges = badges(&v)?;
-        }
-        if let Some(v) = p.achievements {
-            self.achievements = achievements(v)?;
-        }
-        if let Some(v) = p.daily_streak {
-            self.daily_streak = v;
-        }
-        if let Some(v) = p.weekly_streak {
-            self.weekly_streak = v;
-        }
-        if let Some(v) = p.longest_streak {
-            self.longest_streak = v;
-        }
-        if let Some(v) = p.last_active_date {
-            self.last_active_date = crate::time::truncate(v);
-        }
+        patch!(self.current_level, p.current_level);
+        patch!(self.next_level_at, p.next_level_at);
+        patch!(self.badges, p.badges, |v| badges(&v)?);
+        patch!(self.achievements, p.achievements, |v| achievements(v)?);
+        patch!(self.daily_streak, p.daily_streak);
+        patch!(self.weekly_streak, p.weekly_streak);
+        patch!(self.longest_streak, p.longest_streak);
+        patch!(self.last_active_date, p.last_active_date, |v| crate::time::truncate(v));
         check_account(self)?;
         self.updated_at = now;
         Ok(())
     }
+}
+
+/// Awards a completed mission's points (once: an award already in the ledger is found, not repeated)
+/// and badge to the patient's account inside `tx`; returns the points and the new ledger row, if any.
+async fn reward(
+    tx: &mut AuditTx<'_>,
+    keys: &KeySet,
+    patient_id: Uuid,
+    progress_id: Uuid,
+    mission: &Mission,
+    now: DateTime<Utc>,
+) -> Result<(i64, Option<PointTransaction>)> {
+    let org = keys.org.organization;
+    let mut points = 0;
+    let mut transaction = None;
+    if mission.points_reward == 0 && mission.badge_reward.is_none() {
+        return Ok((points, transaction));
+    }
+    let mut account = account_locked(tx, keys, org, patient_id).await?;
+    let mut touched = false;
+    if mission.points_reward > 0 {
+        match mission_award(tx, keys, org, patient_id, mission.id).await? {
+            Some(existing) => points = existing.amount,
+            None => {
+                let new = NewPointTransaction {
+                    source_mission_id: Some(mission.id),
+                    metadata: Some(serde_json::json!({ "onboarding_progress_id": progress_id })),
+                    ..NewPointTransaction::new(
+                        patient_id,
+                        TransactionType::Earned,
+                        mission.points_reward,
+                        "Mission completed",
+                        SourceType::Mission,
+                    )
+                };
+                let mut award = build_transaction(org, Uuid::now_v7(), now, account.id, new)?;
+                // The award is a ledger row of its own: recorded with its CREATE event, so that the
+                // ledger can be rebuilt from the audit trail table by table.
+                let award_event = insert_movement(tx, keys, org, &mut account, &mut award, now).await?;
+                tx.record(award_event).await?;
+                points = award.amount;
+                transaction = Some(award);
+                touched = true;
+            }
+        }
+    }
+    if let Some(badge) = mission.badge_reward.as_ref().filter(|b| !account.badges.contains(b)) {
+        let mut held = account.badges.clone();
+        held.push(badge.clone());
+        account.badges = badges(&held)?;
+        account.updated_at = now;
+        touched = true;
+    }
+    if touched {
+        check_account(&account)?;
+        rows::write_in(tx, keys, org, &account).await?;
+    }
+    Ok((points, transaction))
 }
 
 impl HealthPointsRepo<'_> {
@@ -1128,49 +1148,7 @@ impl OnboardingProgressRepo<'_> {
             .await?
             .ok_or_else(|| Error::not_found(Mission::ENTITY))?;
         let before = rows::fingerprints(&keys, &progress)?;
-        let mut points = 0;
-        let mut transaction = None;
-        if mission.points_reward > 0 || mission.badge_reward.is_some() {
-            let mut account = account_locked(&mut tx, &keys, org, patient_id).await?;
-            let mut touched = false;
-            if mission.points_reward > 0 {
-                match mission_award(&mut tx, &keys, org, patient_id, mission.id).await? {
-                    Some(existing) => points = existing.amount,
-                    None => {
-                        let new = NewPointTransaction {
-                            source_mission_id: Some(mission.id),
-                            metadata: Some(serde_json::json!({ "onboarding_progress_id": progress.id })),
-                            ..NewPointTransaction::new(
-                                patient_id,
-                                TransactionType::Earned,
-                                mission.points_reward,
-                                "Mission completed",
-                                SourceType::Mission,
-                            )
-                        };
-                        let mut award = build_transaction(org, Uuid::now_v7(), now, account.id, new)?;
-                        // The award is a ledger row of its own: recorded with its CREATE event, so
-                        // that the ledger can be rebuilt from the audit trail table by table.
-                        let award_event = insert_movement(&mut tx, &keys, org, &mut account, &mut award, now).await?;
-                        tx.record(award_event).await?;
-                        points = award.amount;
-                        transaction = Some(award);
-                        touched = true;
-                    }
-                }
-            }
-            if let Some(badge) = mission.badge_reward.as_ref().filter(|b| !account.badges.contains(b)) {
-                let mut held = account.badges.clone();
-                held.push(badge.clone());
-                account.badges = badges(&held)?;
-                account.updated_at = now;
-                touched = true;
-            }
-            if touched {
-                check_account(&account)?;
-                rows::write_in(&mut tx, &keys, org, &account).await?;
-            }
-        }
+        let (points, transaction) = reward(&mut tx, &keys, patient_id, progress.id, &mission, now).await?;
         progress.status = ProgressStatus::Completed;
         progress.current_step = progress.total_steps;
         progress.progress = 100.0;

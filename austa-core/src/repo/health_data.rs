@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
+use super::{patch, rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
 use crate::db::{Filter, IntoValue, Row, Value};
 use crate::error::{Error, Result};
@@ -194,36 +194,16 @@ impl Updatable for HealthData {
     type Patch = HealthDataPatch;
 
     fn apply(&mut self, p: HealthDataPatch, now: DateTime<Utc>) -> Result<()> {
-        if let Some(v) = p.data_type {
-            self.data_type = v;
-        }
-        if let Some(v) = p.category {
-            self.category = v;
-        }
-        if let Some(v) = p.conditions {
-            self.conditions = payload("conditions", v)?;
-        }
-        if let Some(v) = p.medications {
-            self.medications = payload("medications", v)?;
-        }
-        if let Some(v) = p.allergies {
-            self.allergies = payload("allergies", v)?;
-        }
-        if let Some(v) = p.symptoms {
-            self.symptoms = payload("symptoms", v)?;
-        }
-        if let Some(v) = p.vital_signs {
-            self.vital_signs = payload("vital_signs", v)?;
-        }
-        if let Some(v) = p.lab_results {
-            self.lab_results = payload("lab_results", v)?;
-        }
-        if let Some(v) = p.source {
-            self.source = v;
-        }
-        if let Some(v) = p.reliability {
-            self.reliability = v;
-        }
+        patch!(self.data_type, p.data_type);
+        patch!(self.category, p.category);
+        patch!(self.conditions, p.conditions, |v| payload("conditions", v)?);
+        patch!(self.medications, p.medications, |v| payload("medications", v)?);
+        patch!(self.allergies, p.allergies, |v| payload("allergies", v)?);
+        patch!(self.symptoms, p.symptoms, |v| payload("symptoms", v)?);
+        patch!(self.vital_signs, p.vital_signs, |v| payload("vital_signs", v)?);
+        patch!(self.lab_results, p.lab_results, |v| payload("lab_results", v)?);
+        patch!(self.source, p.source);
+        patch!(self.reliability, p.reliability);
         if let Some(v) = p.is_verified {
             if !v {
                 // Unverifying drops the verifier; setting one again in the same patch is an error below.
@@ -239,24 +219,12 @@ impl Updatable for HealthData {
             }
             self.verified_by_provider_id = v;
         }
-        if let Some(v) = p.verified_at {
-            self.verified_at = v.map(truncate);
-        }
-        if let Some(v) = p.sensitivity_level {
-            self.sensitivity_level = v;
-        }
-        if let Some(v) = p.access_level {
-            self.access_level = v;
-        }
-        if let Some(v) = p.expires_at {
-            self.expires_at = v.map(truncate);
-        }
-        if let Some(v) = p.is_active {
-            self.is_active = v;
-        }
-        if let Some(v) = p.recorded_at {
-            self.recorded_at = truncate(v);
-        }
+        patch!(self.verified_at, p.verified_at, |v| v.map(truncate));
+        patch!(self.sensitivity_level, p.sensitivity_level);
+        patch!(self.access_level, p.access_level);
+        patch!(self.expires_at, p.expires_at, |v| v.map(truncate));
+        patch!(self.is_active, p.is_active);
+        patch!(self.recorded_at, p.recorded_at, |v| truncate(v));
         self.check(now)?;
         self.updated_at = now;
         Ok(())

@@ -11,7 +11,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
-use super::{rows, Cursor, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
+use super::{patch, rows, Cursor, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
 use crate::db::{IntoValue, Query, Row, RowLock, Value};
 use crate::error::{Error, Result};
@@ -259,39 +259,17 @@ impl Updatable for Message {
     type Patch = MessagePatch;
 
     fn apply(&mut self, p: MessagePatch, now: DateTime<Utc>) -> Result<()> {
-        if let Some(v) = p.status {
-            self.status = v;
-        }
-        if let Some(v) = p.read_at {
-            self.read_at = v.map(truncate);
-        }
-        if let Some(v) = p.processed_at {
-            self.processed_at = v.map(truncate);
-        }
-        if let Some(v) = p.ai_processed {
-            self.ai_processed = v;
-        }
-        if let Some(v) = p.ai_confidence {
-            self.ai_confidence = ai_confidence(v)?;
-        }
-        if let Some(v) = p.ai_intent {
-            self.ai_intent = ai_intent(v.as_ref())?;
-        }
-        if let Some(v) = p.ai_entities {
-            self.ai_entities = v;
-        }
-        if let Some(v) = p.health_keywords {
-            self.health_keywords = health_keywords(v.as_ref())?;
-        }
-        if let Some(v) = p.urgency_level {
-            self.urgency_level = v;
-        }
-        if let Some(v) = p.requires_response {
-            self.requires_response = v;
-        }
-        if let Some(v) = p.bot_response_time_seconds {
-            self.bot_response_time_seconds = bot_response_time(v)?;
-        }
+        patch!(self.status, p.status);
+        patch!(self.read_at, p.read_at, |v| v.map(truncate));
+        patch!(self.processed_at, p.processed_at, |v| v.map(truncate));
+        patch!(self.ai_processed, p.ai_processed);
+        patch!(self.ai_confidence, p.ai_confidence, |v| ai_confidence(v)?);
+        patch!(self.ai_intent, p.ai_intent, |v| ai_intent(v.as_ref())?);
+        patch!(self.ai_entities, p.ai_entities);
+        patch!(self.health_keywords, p.health_keywords, |v| health_keywords(v.as_ref())?);
+        patch!(self.urgency_level, p.urgency_level);
+        patch!(self.requires_response, p.requires_response);
+        patch!(self.bot_response_time_seconds, p.bot_response_time_seconds, |v| bot_response_time(v)?);
         self.updated_at = now;
         Ok(())
     }

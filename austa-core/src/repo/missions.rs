@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
+use super::{patch, rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
 use crate::db::{Filter, IntoValue, Query, Row, RowLock, Tx, Value};
 use crate::error::{Error, Result};
@@ -197,45 +197,19 @@ impl Updatable for Mission {
     type Patch = MissionPatch;
 
     fn apply(&mut self, p: MissionPatch, now: DateTime<Utc>) -> Result<()> {
-        if let Some(v) = p.title {
-            self.title = title(&v)?;
-        }
-        if let Some(v) = p.description {
-            self.description = description(&v)?;
-        }
-        if let Some(v) = p.category {
-            self.category = v;
-        }
-        if let Some(v) = p.difficulty {
-            self.difficulty = v;
-        }
-        if let Some(v) = p.points_reward {
-            self.points_reward = validate::non_negative("points_reward", v)?;
-        }
-        if let Some(v) = p.badge_reward {
-            self.badge_reward = badge_reward(v.as_deref())?;
-        }
-        if let Some(v) = p.unlock_reward {
-            self.unlock_reward = unlock_reward(v.as_deref())?;
-        }
-        if let Some(v) = p.required_actions {
-            self.required_actions = required_actions(v)?;
-        }
-        if let Some(v) = p.is_active {
-            self.is_active = v;
-        }
-        if let Some(v) = p.start_date {
-            self.start_date = v.map(crate::time::truncate);
-        }
-        if let Some(v) = p.end_date {
-            self.end_date = v.map(crate::time::truncate);
-        }
-        if let Some(v) = p.estimated_time_minutes {
-            self.estimated_time_minutes = opt_minutes(v)?;
-        }
-        if let Some(v) = p.tags {
-            self.tags = validate::labels("tags", &v)?;
-        }
+        patch!(self.title, p.title, |v| title(&v)?);
+        patch!(self.description, p.description, |v| description(&v)?);
+        patch!(self.category, p.category);
+        patch!(self.difficulty, p.difficulty);
+        patch!(self.points_reward, p.points_reward, |v| validate::non_negative("points_reward", v)?);
+        patch!(self.badge_reward, p.badge_reward, |v| badge_reward(v.as_deref())?);
+        patch!(self.unlock_reward, p.unlock_reward, |v| unlock_reward(v.as_deref())?);
+        patch!(self.required_actions, p.required_actions, |v| required_actions(v)?);
+        patch!(self.is_active, p.is_active);
+        patch!(self.start_date, p.start_date, |v| v.map(crate::time::truncate));
+        patch!(self.end_date, p.end_date, |v| v.map(crate::time::truncate));
+        patch!(self.estimated_time_minutes, p.estimated_time_minutes, |v| opt_minutes(v)?);
+        patch!(self.tags, p.tags, |v| validate::labels("tags", &v)?);
         check_dates(self)?;
         self.updated_at = now;
         Ok(())

@@ -28,6 +28,25 @@ pub mod tasy_outbox;
 
 use std::marker::PhantomData;
 
+/// In a patch's `apply`: when the patch gives `$value`, checks it with `$check` (where `$v` is the
+/// value) and writes the result into `$field`; `$check` may use `?`.
+///
+/// `patch!(self.filename, p.filename, |v| secret_text("filename", &v, 1, 255)?)` stands for
+/// `if let Some(v) = p.filename { self.filename = secret_text(...)?; }`.
+macro_rules! patch {
+    ($field:expr, $value:expr) => {
+        if let Some(v) = $value {
+            $field = v;
+        }
+    };
+    ($field:expr, $value:expr, |$v:ident| $check:expr) => {
+        if let Some($v) = $value {
+            $field = $check;
+        }
+    };
+}
+pub(crate) use patch;
+
 use uuid::Uuid;
 
 pub use crate::kernel::{Model, SoftDeletable, Updatable};

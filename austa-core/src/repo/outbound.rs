@@ -12,7 +12,6 @@
 //! `whatsapp-webhook`, the platform), and a provider sends as themself only. Refusals are recorded as
 //! `ACCESS_DENIED`.
 
-
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -22,10 +21,7 @@ use crate::access::{Action, Resource};
 use crate::db::{Query, Tx};
 use crate::error::{Error, Result};
 use crate::kernel::{check, AuditTx};
-use crate::model::{
-    Conversation, Message, MessageDirection, MessageStatus, MessageType, NewMessage,
-    SenderKind,
-};
+use crate::model::{Conversation, Message, MessageDirection, MessageStatus, MessageType, NewMessage, SenderKind};
 use crate::scope::Role;
 use crate::time::truncate;
 use austa_crypto::Sensitive;
@@ -73,6 +69,24 @@ pub struct NewOutboundMessage {
 }
 
 impl NewOutboundMessage {
+    /// The message to store, sent by `sender_kind` (the provider `provider` when one).
+    fn into_new_message(self, sender_kind: SenderKind, provider: Option<Uuid>) -> Result<NewMessage> {
+        let status = outbound_status(self.status, self.whatsapp_message_id.is_some())?;
+        Ok(NewMessage {
+            whatsapp_message_id: self.whatsapp_message_id,
+            sender_provider_id: provider,
+            content: self.content,
+            media_url: self.media_url,
+            media_type: self.media_type,
+            metadata: self.metadata,
+            requires_response: self.requires_response,
+            bot_response_time_seconds: self.response_time_seconds,
+            status: Some(status),
+            sent_at: self.sent_at.map(truncate),
+            ..NewMessage::new(self.conversation_id, MessageDirection::Outbound, self.message_type, sender_kind)
+        })
+    }
+
     /// A TEXT message from `sender` with defaults elsewhere.
     pub fn text(conversation_id: Uuid, sender: OutboundSender, content: impl Into<Sensitive<String>>) -> Self {
         Self {
@@ -92,13 +106,22 @@ impl NewOutboundMessage {
     }
 }
 
-
 fn outbound_status(v: Option<MessageStatus>, has_wamid: bool) -> Result<MessageStatus> {
     match v {
         None if has_wamid => Ok(MessageStatus::Sent),
         None => Ok(MessageStatus::Pending),
         Some(s @ (MessageStatus::Sent | MessageStatus::Pending)) => Ok(s),
         Some(_) => Err(Error::validation("status", "an outbound message starts SENT or PENDING")),
+    }
+}
+
+/// Fails with a validation error on `sender_provider_id` unless `provider` is a live, active provider
+/// of the organization.
+async fn require_active_provider(tx: &mut Tx, org: Uuid, provider: Uuid) -> Result<()> {
+    let sql = "SELECT id FROM providers WHERE organization_id = $1 AND id = $2 AND is_active AND deleted_at IS NULL";
+    match tx.fetch_optional(Query::new(sql).bind(org).bind(provider)).await? {
+        Some(_) => Ok(()),
+        None => Err(Error::validation("sender_provider_id", "is not an active provider of this organization")),
     }
 }
 
@@ -164,20 +187,7 @@ impl Messages<'_> {
             OutboundSender::Bot => (SenderKind::Bot, None),
             OutboundSender::Provider(p) => (SenderKind::Provider, Some(p)),
         };
-        let status = outbound_status(out.status, out.whatsapp_message_id.is_some())?;
-        let new = NewMessage {
-            whatsapp_message_id: out.whatsapp_message_id,
-            sender_provider_id: provider,
-            content: out.content,
-            media_url: out.media_url,
-            media_type: out.media_type,
-            metadata: out.metadata,
-            requires_response: out.requires_response,
-            bot_response_time_seconds: out.response_time_seconds,
-            status: Some(status),
-            sent_at: out.sent_at.map(truncate),
-            ..NewMessage::new(out.conversation_id, MessageDirection::Outbound, out.message_type, sender_kind)
-        };
+        let new = out.into_new_message(sender_kind, provider)?;
         let mut message = build_message(org, Uuid::now_v7(), now, new)?;
         let (keys, owner) = rows::keys_for_row::<Conversation>(scope, message.conversation_id, Action::Read).await?;
         let patient = owner.ok_or_else(|| Error::not_found("conversation"))?;
@@ -186,19 +196,7 @@ impl Messages<'_> {
         message.patient_id =
             crate::repo::messages::lock_conversation(&mut tx, org, message.conversation_id, patient).await?;
         if let Some(p) = provider {
-            let active = tx
-                .fetch_optional(
-                    Query::new(
-                        "SELECT id FROM providers WHERE organization_id = $1 AND id = $2 AND is_active \
-                         AND deleted_at IS NULL",
-                    )
-                    .bind(org)
-                    .bind(p),
-                )
-                .await?;
-            if active.is_none() {
-                return Err(Error::validation("sender_provider_id", "is not an active provider of this organization"));
-            }
+            require_active_provider(&mut tx, org, p).await?;
         }
         if message.bot_response_time_seconds.is_none() {
             message.bot_response_time_seconds =

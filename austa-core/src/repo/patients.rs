@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::{rows, Model, Repo, SoftDeletable, Updatable};
+use super::{patch, rows, Model, Repo, SoftDeletable, Updatable};
 use crate::access::Action;
 use crate::db::{IntoValue, Row, Value};
 use crate::error::{Error, Result};
@@ -188,49 +188,23 @@ impl Updatable for Patient {
     type Patch = PatientPatch;
 
     fn apply(&mut self, p: PatientPatch, now: DateTime<Utc>) -> Result<()> {
-        if let Some(v) = p.first_name {
-            self.first_name = name("first_name", &v)?;
-        }
-        if let Some(v) = p.last_name {
-            self.last_name = name("last_name", &v)?;
-        }
-        if let Some(v) = p.phone {
-            self.phone = phone(&v)?;
-        }
-        if let Some(v) = p.email {
-            self.email = email(v.as_ref())?;
-        }
-        if let Some(v) = p.cpf {
-            self.cpf = cpf(v.as_ref())?;
-        }
+        patch!(self.first_name, p.first_name, |v| name("first_name", &v)?);
+        patch!(self.last_name, p.last_name, |v| name("last_name", &v)?);
+        patch!(self.phone, p.phone, |v| phone(&v)?);
+        patch!(self.email, p.email, |v| email(v.as_ref())?);
+        patch!(self.cpf, p.cpf, |v| cpf(v.as_ref())?);
         if let Some(v) = p.date_of_birth {
             date_of_birth(v.as_ref(), now.date_naive())?;
             self.date_of_birth = v;
         }
-        if let Some(v) = p.gender {
-            self.gender = v;
-        }
-        if let Some(v) = p.whatsapp_id {
-            self.whatsapp_id = whatsapp_id(v.as_ref())?;
-        }
-        if let Some(v) = p.preferred_language {
-            self.preferred_language = validate::language_tag("preferred_language", &v)?;
-        }
-        if let Some(v) = p.timezone {
-            self.timezone = validate::timezone("timezone", &v)?;
-        }
-        if let Some(v) = p.is_active {
-            self.is_active = v;
-        }
-        if let Some(v) = p.is_verified {
-            self.is_verified = v;
-        }
-        if let Some(v) = p.last_active_at {
-            self.last_active_at = crate::time::truncate(v);
-        }
-        if let Some(v) = p.emergency_contact {
-            self.emergency_contact = emergency_contact(v)?;
-        }
+        patch!(self.gender, p.gender);
+        patch!(self.whatsapp_id, p.whatsapp_id, |v| whatsapp_id(v.as_ref())?);
+        patch!(self.preferred_language, p.preferred_language, |v| validate::language_tag("preferred_language", &v)?);
+        patch!(self.timezone, p.timezone, |v| validate::timezone("timezone", &v)?);
+        patch!(self.is_active, p.is_active);
+        patch!(self.is_verified, p.is_verified);
+        patch!(self.last_active_at, p.last_active_at, |v| crate::time::truncate(v));
+        patch!(self.emergency_contact, p.emergency_contact, |v| emergency_contact(v)?);
         self.updated_at = now;
         Ok(())
     }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
+use super::{patch, rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::db::{Filter, IntoValue, Row, Value};
 use crate::error::Result;
 use crate::kernel::Sealed;
@@ -117,33 +117,15 @@ impl Updatable for Provider {
     type Patch = ProviderPatch;
 
     fn apply(&mut self, p: ProviderPatch, now: DateTime<Utc>) -> Result<()> {
-        if let Some(v) = p.title {
-            self.title = title(v.as_deref())?;
-        }
-        if let Some(v) = p.first_name {
-            self.first_name = name("first_name", &v)?;
-        }
-        if let Some(v) = p.last_name {
-            self.last_name = name("last_name", &v)?;
-        }
-        if let Some(v) = p.email {
-            self.email = email(&v)?;
-        }
-        if let Some(v) = p.phone {
-            self.phone = phone(v.as_ref())?;
-        }
-        if let Some(v) = p.license {
-            self.license = license(v.as_deref())?;
-        }
-        if let Some(v) = p.specialty {
-            self.specialty = validate::labels("specialty", &v)?;
-        }
-        if let Some(v) = p.role {
-            self.role = v;
-        }
-        if let Some(v) = p.is_active {
-            self.is_active = v;
-        }
+        patch!(self.title, p.title, |v| title(v.as_deref())?);
+        patch!(self.first_name, p.first_name, |v| name("first_name", &v)?);
+        patch!(self.last_name, p.last_name, |v| name("last_name", &v)?);
+        patch!(self.email, p.email, |v| email(&v)?);
+        patch!(self.phone, p.phone, |v| phone(v.as_ref())?);
+        patch!(self.license, p.license, |v| license(v.as_deref())?);
+        patch!(self.specialty, p.specialty, |v| validate::labels("specialty", &v)?);
+        patch!(self.role, p.role);
+        patch!(self.is_active, p.is_active);
         self.updated_at = now;
         Ok(())
     }

@@ -19,9 +19,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
-use super::{rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
+use super::{patch, rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
-use crate::db::{Filter, IntoValue, Query, Row, RowLock, Value};
+use crate::db::{Filter, IntoValue, Query, Row, RowLock, Tx, Value};
 use crate::error::{Error, Result};
 use crate::kernel::Sealed;
 use crate::kernel::{check, AuditTx, Event};
@@ -288,33 +288,15 @@ impl Updatable for TasyIntegration {
     type Patch = TasyIntegrationPatch;
 
     fn apply(&mut self, p: TasyIntegrationPatch, now: DateTime<Utc>) -> Result<()> {
-        if let Some(v) = p.tasy_instance_url {
-            self.tasy_instance_url = instance_url("tasy_instance_url", &v)?;
-        }
-        if let Some(v) = p.api_version {
-            self.api_version = api_version(&v)?;
-        }
-        if let Some(v) = p.is_active {
-            self.is_active = v;
-        }
-        if let Some(v) = p.api_key {
-            self.api_key = api_key(&v)?;
-        }
-        if let Some(v) = p.client_id {
-            self.client_id = client_id(v.as_deref())?;
-        }
-        if let Some(v) = p.last_auth_at {
-            self.last_auth_at = v.map(crate::time::truncate);
-        }
-        if let Some(v) = p.sync_enabled {
-            self.sync_enabled = v;
-        }
-        if let Some(v) = p.sync_interval_seconds {
-            self.sync_interval_seconds = interval(v)?;
-        }
-        if let Some(v) = p.next_sync_at {
-            self.next_sync_at = v.map(crate::time::truncate);
-        }
+        patch!(self.tasy_instance_url, p.tasy_instance_url, |v| instance_url("tasy_instance_url", &v)?);
+        patch!(self.api_version, p.api_version, |v| api_version(&v)?);
+        patch!(self.is_active, p.is_active);
+        patch!(self.api_key, p.api_key, |v| api_key(&v)?);
+        patch!(self.client_id, p.client_id, |v| client_id(v.as_deref())?);
+        patch!(self.last_auth_at, p.last_auth_at, |v| v.map(crate::time::truncate));
+        patch!(self.sync_enabled, p.sync_enabled);
+        patch!(self.sync_interval_seconds, p.sync_interval_seconds, |v| interval(v)?);
+        patch!(self.next_sync_at, p.next_sync_at, |v| v.map(crate::time::truncate));
         if let Some(v) = p.field_mapping {
             json_object("field_mapping", &v)?;
             self.field_mapping = v;
@@ -325,9 +307,7 @@ impl Updatable for TasyIntegration {
             }
             self.filters = v;
         }
-        if let Some(v) = p.status {
-            self.status = v;
-        }
+        patch!(self.status, p.status);
         self.updated_at = now;
         Ok(())
     }
@@ -477,6 +457,114 @@ struct IntegrationTally {
     records_failed: i64,
 }
 
+/// Writes a run's outcome into the run, completed at `completed_at`.
+fn close_run(run: &mut TasySyncLog, outcome: SyncOutcome, completed_at: DateTime<Utc>) {
+    let micros = (completed_at - run.started_at).num_microseconds().unwrap_or(i64::MAX);
+    run.records_attempted = outcome.records_attempted;
+    run.records_succeeded = outcome.records_succeeded;
+    run.records_failed = outcome.records_failed;
+    run.records_skipped = outcome.records_skipped;
+    run.status = outcome.status;
+    run.completed_at = Some(completed_at);
+    run.duration_seconds = Some(micros as f64 / 1_000_000.0);
+    run.error_message = outcome.error_message;
+    run.error_details = outcome.error_details;
+    run.summary = outcome.summary;
+}
+
+/// How many other runs of `run`'s integration have finished (the weight of the mean duration so far).
+async fn finished_runs(tx: &mut Tx, org: Uuid, run: &TasySyncLog) -> Result<i64> {
+    let sql = "SELECT COUNT(*) AS n FROM tasy_sync_logs WHERE organization_id = $1 \
+               AND integration_id = $2 AND completed_at IS NOT NULL AND id <> $3";
+    let row = tx.fetch_optional(Query::new(sql).bind(org).bind(run.integration_id).bind(run.id)).await?;
+    Ok(row.map(|r| r.int("n")).transpose()?.unwrap_or(0))
+}
+
+impl IntegrationTally {
+    /// The integration's counters, its row locked in `tx`.
+    async fn lock(tx: &mut Tx, org: Uuid, integration: Uuid) -> Result<Self> {
+        let sql = format!(
+            "SELECT sync_interval_seconds, status, error_count, avg_sync_time_seconds, \
+             records_processed, records_failed FROM tasy_integrations \
+             WHERE organization_id = $1 AND id = $2{}",
+            tx.lock(RowLock::Update)
+        );
+        let row = tx
+            .fetch_optional(Query::new(sql).bind(org).bind(integration))
+            .await?
+            .ok_or_else(|| Error::CorruptData("tasy_sync_logs.integration_id has no integration".into()))?;
+        Ok(Self {
+            sync_interval_seconds: row.int("sync_interval_seconds")?,
+            status: row.enumeration("status")?,
+            error_count: row.int("error_count")?,
+            avg_sync_time_seconds: row.opt_float("avg_sync_time_seconds")?,
+            records_processed: row.int("records_processed")?,
+            records_failed: row.int("records_failed")?,
+        })
+    }
+
+    /// Counts the finished `run` in: the mean duration over `finished_before + 1` runs, the records,
+    /// and the error state (an operator's status, suspended or in maintenance, is kept).
+    fn count(&mut self, run: &TasySyncLog, finished_before: i64) {
+        let duration = run.duration_seconds.unwrap_or(0.0);
+        self.avg_sync_time_seconds = Some(match self.avg_sync_time_seconds {
+            Some(avg) if finished_before > 0 => {
+                let n = finished_before as f64;
+                (avg * n + duration) / (n + 1.0)
+            }
+            _ => duration,
+        });
+        self.records_processed = self
+            .records_processed
+            .saturating_add(run.records_succeeded)
+            .saturating_add(run.records_failed)
+            .saturating_add(run.records_skipped);
+        self.records_failed = self.records_failed.saturating_add(run.records_failed);
+        let operator_status = !matches!(self.status, IntegrationStatus::Active | IntegrationStatus::Error);
+        match run.status {
+            SyncStatus::Failed => {
+                self.error_count = self.error_count.saturating_add(1);
+                if !operator_status {
+                    self.status = IntegrationStatus::Error;
+                }
+            }
+            SyncStatus::Completed if !operator_status => self.status = IntegrationStatus::Active,
+            _ => {}
+        }
+    }
+
+    /// Writes the tally and the next scheduled run back to the integration.
+    async fn write(&self, tx: &mut Tx, org: Uuid, run: &TasySyncLog, completed_at: DateTime<Utc>) -> Result<()> {
+        let next_sync_at = TimeDelta::try_seconds(self.sync_interval_seconds)
+            .and_then(|d| completed_at.checked_add_signed(d))
+            .ok_or_else(|| Error::CorruptData("tasy_integrations.sync_interval_seconds out of range".into()))?;
+        // The new last error, NULL when the run did not fail (last_error is then kept).
+        let set_error = (run.status == SyncStatus::Failed)
+            .then(|| run.error_message.clone().unwrap_or_else(|| "sync run failed without an error message".into()));
+        let update = Query::new(
+            "UPDATE tasy_integrations SET last_sync_at = $2, next_sync_at = $3, records_processed = $4, \
+             records_failed = $5, avg_sync_time_seconds = $6, error_count = $7, status = $8, \
+             last_error = COALESCE($9, last_error), \
+             last_error_at = CASE WHEN $9 IS NULL THEN last_error_at ELSE $2 END, \
+             updated_at = $2 WHERE organization_id = $1 AND id = $10",
+        )
+        .bind(org)
+        .bind(completed_at)
+        .bind(next_sync_at)
+        .bind(self.records_processed)
+        .bind(self.records_failed)
+        .bind(self.avg_sync_time_seconds)
+        .bind(self.error_count)
+        .bind(self.status.as_str())
+        .bind(set_error)
+        .bind(run.integration_id);
+        if tx.execute(update).await? != 1 {
+            return Err(Error::CorruptData("tasy_integrations row vanished during finish".into()));
+        }
+        Ok(())
+    }
+}
+
 impl TasySyncLogs<'_> {
     /// Starts a run of integration `integration_id`: status `RUNNING`, `started_at` now. The
     /// integration must be live (not soft-deleted) in this organization, otherwise a validation error
@@ -530,15 +618,8 @@ impl TasySyncLogs<'_> {
         let outcome = checked_outcome(outcome)?;
         let scope = self.scope();
         let access = rows::access::<TasySyncLog>(scope, Action::Update, Some(id)).await?;
-        check(
-            scope,
-            TasyIntegration::TABLE,
-            Action::Update,
-            None,
-            None,
-            scope.authorize(Resource::TasyIntegration, Action::Update),
-        )
-        .await?;
+        let allowed = scope.authorize(Resource::TasyIntegration, Action::Update);
+        check(scope, TasyIntegration::TABLE, Action::Update, None, None, allowed).await?;
         let org = scope.organization_id();
         let keys = scope.db().key_set(org, None).await?;
         let mut tx = AuditTx::begin(scope).await?;
@@ -547,109 +628,14 @@ impl TasySyncLogs<'_> {
             return Err(Error::Conflict { field: "status".into() });
         }
         let before = rows::fingerprints(&keys, &run)?;
-
-        // The run.
-        let completed_at = self.scope().now().max(run.started_at);
-        let micros = (completed_at - run.started_at).num_microseconds().unwrap_or(i64::MAX);
-        let duration = micros as f64 / 1_000_000.0;
-        run.records_attempted = outcome.records_attempted;
-        run.records_succeeded = outcome.records_succeeded;
-        run.records_failed = outcome.records_failed;
-        run.records_skipped = outcome.records_skipped;
-        run.status = outcome.status;
-        run.completed_at = Some(completed_at);
-        run.duration_seconds = Some(duration);
-        run.error_message = outcome.error_message;
-        run.error_details = outcome.error_details;
-        run.summary = outcome.summary;
-
+        let completed_at = scope.now().max(run.started_at);
+        close_run(&mut run, outcome, completed_at);
         // The integration, locked after the run (every finish takes the locks in this order).
-        let sql = format!(
-            "SELECT sync_interval_seconds, status, error_count, avg_sync_time_seconds, \
-             records_processed, records_failed FROM tasy_integrations \
-             WHERE organization_id = $1 AND id = $2{}",
-            tx.lock(RowLock::Update)
-        );
-        let row = tx
-            .fetch_optional(Query::new(sql).bind(org).bind(run.integration_id))
-            .await?
-            .ok_or_else(|| Error::CorruptData("tasy_sync_logs.integration_id has no integration".into()))?;
-        let mut tally = IntegrationTally {
-            sync_interval_seconds: row.int("sync_interval_seconds")?,
-            status: row.enumeration("status")?,
-            error_count: row.int("error_count")?,
-            avg_sync_time_seconds: row.opt_float("avg_sync_time_seconds")?,
-            records_processed: row.int("records_processed")?,
-            records_failed: row.int("records_failed")?,
-        };
-        let finished_before = tx
-            .fetch_optional(
-                Query::new(
-                    "SELECT COUNT(*) AS n FROM tasy_sync_logs WHERE organization_id = $1 \
-                     AND integration_id = $2 AND completed_at IS NOT NULL AND id <> $3",
-                )
-                .bind(org)
-                .bind(run.integration_id)
-                .bind(run.id),
-            )
-            .await?
-            .map(|r| r.int("n"))
-            .transpose()?
-            .unwrap_or(0);
-        tally.avg_sync_time_seconds = Some(match tally.avg_sync_time_seconds {
-            Some(avg) if finished_before > 0 => {
-                let n = finished_before as f64;
-                (avg * n + duration) / (n + 1.0)
-            }
-            _ => duration,
-        });
-        tally.records_processed = tally
-            .records_processed
-            .saturating_add(run.records_succeeded)
-            .saturating_add(run.records_failed)
-            .saturating_add(run.records_skipped);
-        tally.records_failed = tally.records_failed.saturating_add(run.records_failed);
-        let next_sync_at = TimeDelta::try_seconds(tally.sync_interval_seconds)
-            .and_then(|d| completed_at.checked_add_signed(d))
-            .ok_or_else(|| Error::CorruptData("tasy_integrations.sync_interval_seconds out of range".into()))?;
-        let operator_status = !matches!(tally.status, IntegrationStatus::Active | IntegrationStatus::Error);
-        let mut set_error: Option<String> = None;
-        match run.status {
-            SyncStatus::Failed => {
-                tally.error_count = tally.error_count.saturating_add(1);
-                set_error = Some(
-                    run.error_message.clone().unwrap_or_else(|| "sync run failed without an error message".into()),
-                );
-                if !operator_status {
-                    tally.status = IntegrationStatus::Error;
-                }
-            }
-            SyncStatus::Completed if !operator_status => tally.status = IntegrationStatus::Active,
-            _ => {}
-        }
-
+        let mut tally = IntegrationTally::lock(&mut tx, org, run.integration_id).await?;
+        let finished_before = finished_runs(&mut tx, org, &run).await?;
+        tally.count(&run, finished_before);
         rows::write_in(&mut tx, &keys, org, &run).await?;
-        // $9 is the new last error, NULL when the run did not fail (last_error is then kept).
-        let update = Query::new(
-            "UPDATE tasy_integrations SET last_sync_at = $2, next_sync_at = $3, records_processed = $4, \
-             records_failed = $5, avg_sync_time_seconds = $6, error_count = $7, status = $8, \
-             last_error = COALESCE($9, last_error), \
-             last_error_at = CASE WHEN $9 IS NULL THEN last_error_at ELSE $2 END, \
-             updated_at = $2 WHERE organization_id = $1 AND id = $10",
-        )
-        .bind(org)
-        .bind(completed_at)
-        .bind(next_sync_at)
-        .bind(tally.records_processed)
-        .bind(tally.records_failed)
-        .bind(tally.avg_sync_time_seconds)
-        .bind(tally.error_count)
-        .bind(tally.status.as_str())
-        .bind(set_error)
-        .bind(run.integration_id);
-        if tx.execute(update).await? != 1 {
-            return Err(Error::CorruptData("tasy_integrations row vanished during finish".into()));
-        }
+        tally.write(&mut tx, org, &run, completed_at).await?;
         // One event for the finished run; the integration's schedule, counters and status follow from it.
         let changed = rows::changed_fields(&keys, &before, &run)?;
         tx.record(Event::on(AuditAction::Sync, TasySyncLog::TABLE).entity(run.id).records([run.id]).changed(changed))

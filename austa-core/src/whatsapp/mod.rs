@@ -88,7 +88,7 @@ use crate::scope::{Actor, Scope};
 use crate::validate;
 use austa_crypto::{BlindIndexKind, KeySet, Sensitive};
 
-use payload::{Inbound, Payload};
+use payload::{Inbound, Payload, StatusUpdate};
 
 /// The system actor the ingest runs as.
 pub const WEBHOOK_ACTOR: &str = "whatsapp-webhook";
@@ -443,218 +443,224 @@ fn split_name(name: Option<&str>) -> (String, String) {
 /// keys are needed, keys are created and loaded (never while holding the write transaction), then one
 /// audited transaction stores everything.
 async fn ingest_once(scope: &Scope, body: &Payload) -> Result<IngestReport, Attempt> {
+    let (keys, new_patients) = prepare(scope, body).await?;
     let org = scope.organization_id();
-    let db = scope.db();
-    let senders: Vec<&str> = {
-        let mut seen = HashSet::new();
-        body.changes.iter().flat_map(|c| &c.messages).map(|m| m.from.as_str()).filter(|f| seen.insert(*f)).collect()
-    };
-    // 1. Read-only pass.
+    let tx = AuditTx::begin(scope).await?;
+    let report = IngestReport { organization_id: Some(org), ..IngestReport::default() };
+    let mut body_tx =
+        BodyTx { tx, keys, org, now: scope.now(), new_patients, report, events: Vec::new(), chats: HashMap::new() };
+    for change in &body.changes {
+        for m in &change.messages {
+            body_tx.message(change, m).await?;
+        }
+        for s in &change.statuses {
+            body_tx.status(s).await?;
+        }
+    }
+    body_tx.commit().await
+}
+
+/// The read-only pass of a body: the keys its transaction needs (of the patients it names, and of new
+/// patients for unknown senders, created in the key store now), and the ids chosen for those new
+/// patients by WhatsApp id.
+async fn prepare<'b>(scope: &Scope, body: &'b Payload) -> Result<(KeySet, HashMap<&'b str, Uuid>), Attempt> {
+    let (org, db) = (scope.organization_id(), scope.db());
+    let mut seen = HashSet::new();
+    let senders: Vec<&str> =
+        body.changes.iter().flat_map(|c| &c.messages).map(|m| m.from.as_str()).filter(|f| seen.insert(*f)).collect();
     let org_keys = db.key_set(org, None).await?;
     let mut owners: HashSet<Uuid> = HashSet::new();
     let mut new_patients: HashMap<&str, Uuid> = HashMap::new();
-    {
-        let mut tx = db.begin(Some(org), TxMode::Read).await?;
-        for &from in &senders {
-            let r = resolve(&mut tx, &org_keys, org, from, false).await?;
-            match (r.conversation, r.patient) {
-                (Some((_, p)), _) | (None, Some(p)) => {
-                    owners.insert(p);
-                }
-                (None, None) => {
-                    new_patients.insert(from, Uuid::now_v7());
-                }
+    let mut tx = db.begin(Some(org), TxMode::Read).await?;
+    for &from in &senders {
+        let r = resolve(&mut tx, &org_keys, org, from, false).await?;
+        match (r.conversation, r.patient) {
+            (Some((_, p)), _) | (None, Some(p)) => {
+                owners.insert(p);
             }
-        }
-        for s in body.changes.iter().flat_map(|c| &c.statuses) {
-            match find_message(&mut tx, &org_keys, org, &s.wamid, false).await? {
-                Some(row) if is_outbound(&row)? => {
-                    owners.insert(row.uuid("patient_id")?);
-                }
-                _ => {}
-            }
-        }
-        tx.commit().await?;
-    }
-    // 2. Keys of new patients (in the key store), then every key the transaction needs.
-    for id in new_patients.values() {
-        db.create_patient_key(org, *id).await?;
-    }
-    let keys = db.key_set(org, owners.iter().copied().chain(new_patients.values().copied())).await?;
-    // 3. The body's transaction.
-    let mut tx = AuditTx::begin(scope).await?;
-    let mut report = IngestReport { organization_id: Some(org), ..IngestReport::default() };
-    let mut events: Vec<Event> = Vec::new();
-    let mut chats: HashMap<String, (Uuid, Uuid)> = HashMap::new();
-    let now = scope.now();
-    for change in &body.changes {
-        for m in &change.messages {
-            if find_message(&mut tx, &keys, org, &m.wamid, false).await?.is_some() {
-                report.duplicates_skipped += 1;
-                continue;
-            }
-            let (conversation, patient) = match chats.get(&m.from) {
-                Some(c) => *c,
-                None => {
-                    let c = Box::pin(chat_for(
-                        &mut tx,
-                        &keys,
-                        org,
-                        change,
-                        m,
-                        &new_patients,
-                        now,
-                        &mut report,
-                        &mut events,
-                    ))
-                    .await?;
-                    chats.insert(m.from.clone(), c);
-                    c
-                }
-            };
-            let id = Box::pin(store_message(&mut tx, &keys, org, m, conversation, patient, now, &mut events)).await?;
-            let pending = Box::pin(apply_pending_statuses(&mut tx, &keys, org, id, &m.wamid, now)).await?;
-            report.pending_statuses_applied += u32::try_from(pending.len()).unwrap_or(u32::MAX);
-            events.extend(pending);
-            report.messages_stored += 1;
-            report.unsupported_stored += u32::from(m.unsupported);
-            report.message_ids.push(id);
-        }
-        for s in &change.statuses {
-            let Some(status) = s.status else {
-                report.statuses_ignored += 1;
-                continue;
-            };
-            lock_wamid(&mut tx, &keys, org, &s.wamid).await?;
-            match find_message(&mut tx, &keys, org, &s.wamid, true).await? {
-                Some(row) if !is_outbound(&row)? => report.statuses_not_outbound += 1,
-                Some(row) => {
-                    let patient = row.uuid("patient_id")?;
-                    if !keys.patients.contains_key(&patient) && !s.errors.is_empty() {
-                        return Err(Attempt::Retry(Error::not_found("message")));
-                    }
-                    match apply_status(&mut tx, &keys, org, &row, Reported { status, at: s.at, errors: &s.errors }, now)
-                        .await
-                        .map_err(at_path(&s.path))?
-                    {
-                        Some(event) => {
-                            report.statuses_applied += 1;
-                            events.push(event);
-                        }
-                        None => report.statuses_stale += 1,
-                    }
-                }
-                None => {
-                    keep_pending(&mut tx, &keys, org, &s.wamid, Reported { status, at: s.at, errors: &s.errors }, now)
-                        .await?;
-                    report.statuses_pending += 1;
-                }
+            (None, None) => {
+                new_patients.insert(from, Uuid::now_v7());
             }
         }
     }
-    for event in events {
-        tx.record(event).await?;
+    for s in body.changes.iter().flat_map(|c| &c.statuses) {
+        match find_message(&mut tx, &org_keys, org, &s.wamid, false).await? {
+            Some(row) if is_outbound(&row)? => {
+                owners.insert(row.uuid("patient_id")?);
+            }
+            _ => {}
+        }
     }
-    let patients: Vec<Uuid> = chats.values().map(|(_, p)| *p).collect::<HashSet<_>>().into_iter().collect();
-    tx.record(
-        Event::on(AuditAction::Import, "messages").records(report.message_ids.clone()).patients(patients).reason(
-            format!(
-                "whatsapp webhook: {} stored, {} duplicate, {} statuses applied, {} kept",
-                report.messages_stored, report.duplicates_skipped, report.statuses_applied, report.statuses_pending
-            ),
-        ),
-    )
-    .await?;
     tx.commit().await?;
-    Ok(report)
+    db.create_patient_keys(org, new_patients.values().copied()).await?;
+    let keys = db.key_set(org, owners.iter().copied().chain(new_patients.values().copied())).await?;
+    Ok((keys, new_patients))
 }
 
-/// The conversation (and its patient) of a sender's chat inside the body's transaction: the open one,
-/// or a new one for the patient found, or for a new patient.
-#[allow(clippy::too_many_arguments)]
-async fn chat_for(
-    tx: &mut Tx,
-    keys: &KeySet,
+/// The transaction of one body and what it has done so far.
+struct BodyTx<'s, 'b> {
+    tx: AuditTx<'s>,
+    keys: KeySet,
     org: Uuid,
-    change: &payload::Change,
-    m: &Inbound,
-    new_patients: &HashMap<&str, Uuid>,
     now: DateTime<Utc>,
-    report: &mut IngestReport,
-    events: &mut Vec<Event>,
-) -> Result<(Uuid, Uuid), Attempt> {
-    let missing_key = || Attempt::Retry(Error::not_found("patient"));
-    let r = resolve(tx, keys, org, &m.from, true).await?;
-    if let Some((conversation, patient)) = r.conversation {
-        if !keys.patients.contains_key(&patient) {
-            return Err(missing_key());
+    /// Ids chosen for the patients of unknown senders, by WhatsApp id.
+    new_patients: HashMap<&'b str, Uuid>,
+    report: IngestReport,
+    events: Vec<Event>,
+    /// The conversation and patient of each sender's chat, once found.
+    chats: HashMap<String, (Uuid, Uuid)>,
+}
+
+impl BodyTx<'_, '_> {
+    /// Stores one inbound message (unless its wamid is stored already) in its chat's conversation.
+    async fn message(&mut self, change: &payload::Change, m: &Inbound) -> Result<(), Attempt> {
+        if find_message(&mut self.tx, &self.keys, self.org, &m.wamid, false).await?.is_some() {
+            self.report.duplicates_skipped += 1;
+            return Ok(());
         }
-        return Ok((conversation, patient));
+        let (conversation, patient) = match self.chats.get(&m.from) {
+            Some(c) => *c,
+            None => {
+                let c = Box::pin(self.chat_for(change, m)).await?;
+                self.chats.insert(m.from.clone(), c);
+                c
+            }
+        };
+        let id = Box::pin(self.store_message(m, conversation, patient)).await?;
+        let pending =
+            Box::pin(apply_pending_statuses(&mut self.tx, &self.keys, self.org, id, &m.wamid, self.now)).await?;
+        self.report.pending_statuses_applied += u32::try_from(pending.len()).unwrap_or(u32::MAX);
+        self.events.extend(pending);
+        self.report.messages_stored += 1;
+        self.report.unsupported_stored += u32::from(m.unsupported);
+        self.report.message_ids.push(id);
+        Ok(())
     }
-    let patient = match r.patient {
-        Some(p) if keys.patients.contains_key(&p) => p,
-        Some(_) => return Err(missing_key()),
-        None => {
-            let id = *new_patients.get(m.from.as_str()).ok_or_else(missing_key)?;
-            let name = change.names.iter().find(|(wa, _)| *wa == m.from).and_then(|(_, n)| n.as_deref());
-            let (first, last) = split_name(name);
-            let new = NewPatient {
-                first_name: Sensitive::new(first),
-                last_name: Sensitive::new(last),
-                phone: Sensitive::new(format!("+{}", m.from)),
-                whatsapp_id: Some(Sensitive::new(m.from.clone())),
-                is_verified: false,
-                ..NewPatient::default()
-            };
-            let patient = Patient::build(org, id, now, new).map_err(at_path(&format!("{}.from", m.path)))?;
-            keys.require_patient(id, "patient_id")?;
-            events.push(rows::insert_in(tx, keys, org, &patient).await.map_err(retry_on_conflict)?);
-            report.patients_created += 1;
-            id
+
+    /// Applies one status to its outbound message, or keeps it for a message not stored yet.
+    async fn status(&mut self, s: &StatusUpdate) -> Result<(), Attempt> {
+        let Some(status) = s.status else {
+            self.report.statuses_ignored += 1;
+            return Ok(());
+        };
+        let (tx, keys, org) = (&mut self.tx, &self.keys, self.org);
+        let reported = Reported { status, at: s.at, errors: &s.errors };
+        lock_wamid(tx, keys, org, &s.wamid).await?;
+        match find_message(tx, keys, org, &s.wamid, true).await? {
+            Some(row) if !is_outbound(&row)? => self.report.statuses_not_outbound += 1,
+            Some(row) => {
+                let patient = row.uuid("patient_id")?;
+                if !keys.patients.contains_key(&patient) && !s.errors.is_empty() {
+                    return Err(Attempt::Retry(Error::not_found("message")));
+                }
+                match apply_status(tx, keys, org, &row, reported, self.now).await.map_err(at_path(&s.path))? {
+                    Some(event) => {
+                        self.report.statuses_applied += 1;
+                        self.events.push(event);
+                    }
+                    None => self.report.statuses_stale += 1,
+                }
+            }
+            None => {
+                keep_pending(tx, keys, org, &s.wamid, reported, self.now).await?;
+                self.report.statuses_pending += 1;
+            }
         }
-    };
-    let conversation = Conversation::build(
-        org,
-        Uuid::now_v7(),
-        now,
-        NewConversation {
+        Ok(())
+    }
+
+    /// Records every event and the body's IMPORT event, and commits.
+    async fn commit(mut self) -> Result<IngestReport, Attempt> {
+        for event in std::mem::take(&mut self.events) {
+            self.tx.record(event).await?;
+        }
+        let patients: Vec<Uuid> = self.chats.values().map(|(_, p)| *p).collect::<HashSet<_>>().into_iter().collect();
+        let r = &self.report;
+        let reason = format!(
+            "whatsapp webhook: {} stored, {} duplicate, {} statuses applied, {} kept",
+            r.messages_stored, r.duplicates_skipped, r.statuses_applied, r.statuses_pending
+        );
+        let import = Event::on(AuditAction::Import, "messages").records(r.message_ids.clone()).patients(patients);
+        self.tx.record(import.reason(reason)).await?;
+        self.tx.commit().await?;
+        Ok(self.report)
+    }
+
+    /// The conversation (and its patient) of a sender's chat inside the body's transaction: the open
+    /// one, or a new one for the patient found, or for a new patient.
+    async fn chat_for(&mut self, change: &payload::Change, m: &Inbound) -> Result<(Uuid, Uuid), Attempt> {
+        let (org, now) = (self.org, self.now);
+        let missing_key = || Attempt::Retry(Error::not_found("patient"));
+        let r = resolve(&mut self.tx, &self.keys, org, &m.from, true).await?;
+        if let Some((conversation, patient)) = r.conversation {
+            if !self.keys.patients.contains_key(&patient) {
+                return Err(missing_key());
+            }
+            return Ok((conversation, patient));
+        }
+        let patient = match r.patient {
+            Some(p) if self.keys.patients.contains_key(&p) => p,
+            Some(_) => return Err(missing_key()),
+            None => {
+                let id = *self.new_patients.get(m.from.as_str()).ok_or_else(missing_key)?;
+                let name = change.names.iter().find(|(wa, _)| *wa == m.from).and_then(|(_, n)| n.as_deref());
+                let patient = Patient::build(org, id, now, new_patient(&m.from, name))
+                    .map_err(at_path(&format!("{}.from", m.path)))?;
+                self.keys.require_patient(id, "patient_id")?;
+                let event =
+                    rows::insert_in(&mut self.tx, &self.keys, org, &patient).await.map_err(retry_on_conflict)?;
+                self.events.push(event);
+                self.report.patients_created += 1;
+                id
+            }
+        };
+        let new = NewConversation {
             patient_id: patient,
             whatsapp_chat_id: Sensitive::new(m.from.clone()),
             started_at: Some(m.sent_at),
             ..NewConversation::default()
-        },
-    )
-    .map_err(at_path(&m.path))?;
-    events.push(rows::insert_in(tx, keys, org, &conversation).await.map_err(retry_on_conflict)?);
-    report.conversations_created += 1;
-    Ok((conversation.id, patient))
+        };
+        let conversation = Conversation::build(org, Uuid::now_v7(), now, new).map_err(at_path(&m.path))?;
+        let event = rows::insert_in(&mut self.tx, &self.keys, org, &conversation).await.map_err(retry_on_conflict)?;
+        self.events.push(event);
+        self.report.conversations_created += 1;
+        Ok((conversation.id, patient))
+    }
+
+    /// Inserts one inbound message and counts it in its conversation; returns its id.
+    async fn store_message(&mut self, m: &Inbound, conversation: Uuid, patient: Uuid) -> Result<Uuid, Attempt> {
+        let (org, now) = (self.org, self.now);
+        let mut new = NewMessage::new(conversation, MessageDirection::Inbound, m.message_type, SenderKind::Patient);
+        new.whatsapp_message_id = Some(Sensitive::new(m.wamid.clone()));
+        new.content = m.content.clone().map(Sensitive::new);
+        new.media_type = m.media_type.clone();
+        new.metadata = Some(Sensitive::new(m.metadata.clone()));
+        new.sent_at = Some(m.sent_at);
+        let mut message =
+            crate::repo::messages::build_message(org, Uuid::now_v7(), now, new).map_err(at_path(&m.path))?;
+        message.patient_id = patient;
+        let event = rows::insert_in(&mut self.tx, &self.keys, org, &message)
+            .await
+            .map_err(|e| retry_on_conflict(at_path(&m.path)(e)))?;
+        self.events.push(event);
+        let counted =
+            crate::repo::messages::count_in_conversation(&mut self.tx, org, conversation, message.sent_at, now).await?;
+        if counted != 1 {
+            return Err(Attempt::Retry(Error::not_found("conversation")));
+        }
+        Ok(message.id)
+    }
 }
 
-/// Inserts one inbound message and counts it in its conversation; returns its id.
-#[allow(clippy::too_many_arguments)]
-async fn store_message(
-    tx: &mut Tx,
-    keys: &KeySet,
-    org: Uuid,
-    m: &Inbound,
-    conversation: Uuid,
-    patient: Uuid,
-    now: DateTime<Utc>,
-    events: &mut Vec<Event>,
-) -> Result<Uuid, Attempt> {
-    let mut new = NewMessage::new(conversation, MessageDirection::Inbound, m.message_type, SenderKind::Patient);
-    new.whatsapp_message_id = Some(Sensitive::new(m.wamid.clone()));
-    new.content = m.content.clone().map(Sensitive::new);
-    new.media_type = m.media_type.clone();
-    new.metadata = Some(Sensitive::new(m.metadata.clone()));
-    new.sent_at = Some(m.sent_at);
-    let mut message = crate::repo::messages::build_message(org, Uuid::now_v7(), now, new).map_err(at_path(&m.path))?;
-    message.patient_id = patient;
-    let event = rows::insert_in(tx, keys, org, &message).await.map_err(|e| retry_on_conflict(at_path(&m.path)(e)))?;
-    events.push(event);
-    let counted = crate::repo::messages::count_in_conversation(tx, org, conversation, message.sent_at, now).await?;
-    if counted != 1 {
-        return Err(Attempt::Retry(Error::not_found("conversation")));
+/// The patient an unknown sender becomes: named after the WhatsApp profile name, unverified.
+fn new_patient(wa_id: &str, profile_name: Option<&str>) -> NewPatient {
+    let (first, last) = split_name(profile_name);
+    NewPatient {
+        first_name: Sensitive::new(first),
+        last_name: Sensitive::new(last),
+        phone: Sensitive::new(format!("+{wa_id}")),
+        whatsapp_id: Some(Sensitive::new(wa_id.to_string())),
+        is_verified: false,
+        ..NewPatient::default()
     }
-    Ok(message.id)
 }
