@@ -4,7 +4,6 @@
 //! operations) lives in the library, where it is tested on both backends; this crate parses the
 //! command line (clap), opens the database like the library does, shows progress, asks for
 //! confirmations, and maps results to text, `--json` documents and exit codes (see [`outcome::Exit`]).
-#![forbid(unsafe_code)]
 
 mod cli;
 mod commands;

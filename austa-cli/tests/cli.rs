@@ -1,5 +1,7 @@
 //! The `austa` binary, run as an operator would, on SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 mod support;
 
 use std::io::Write as _;

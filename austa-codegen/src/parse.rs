@@ -45,7 +45,7 @@ fn parse_item(path: &str, item: &Item, model: &mut Model) -> Result<(), Error> {
             let container = serde_attrs(&s.attrs, &ctx)?;
             let mut fields = Vec::new();
             for f in &named.named {
-                let ident = f.ident.as_ref().expect("named field").unraw().to_string();
+                let Some(ident) = f.ident.as_ref().map(|i| i.unraw().to_string()) else { continue };
                 let fctx = format!("{ctx}: field `{ident}`");
                 let attrs = serde_attrs(&f.attrs, &fctx)?;
                 if !is_pub(&f.vis) || attrs.skip {

@@ -119,7 +119,7 @@ pub fn render_enums(model: &Model) -> Result<String, Error> {
 
 fn render_enum(out: &mut String, e: &Enum) -> Result<(), Error> {
     check_identifier(&e.name, &format!("enum `{}`", e.name))?;
-    writeln!(out, "class {}(_StrEnum):", e.name).unwrap();
+    let _ = writeln!(out, "class {}(_StrEnum):", e.name);
     if !e.doc.is_empty() {
         out.push_str(&docstring(&e.doc, "    "));
         out.push('\n');
@@ -136,7 +136,7 @@ fn render_enum(out: &mut String, e: &Enum) -> Result<(), Error> {
             return Err(Error::new(format!("{ctx}: member name `{member}` is used twice")));
         }
         comment(out, &v.doc, "    ");
-        writeln!(out, "    {member} = {}", py_str(&v.serialized)).unwrap();
+        let _ = writeln!(out, "    {member} = {}", py_str(&v.serialized));
     }
     Ok(())
 }
@@ -180,13 +180,13 @@ pub fn render_models(model: &Model) -> Result<String, Error> {
     }
     out.push_str("from dataclasses import dataclass\n");
     if !typing.is_empty() {
-        writeln!(out, "from typing import {}", typing.into_iter().collect::<Vec<_>>().join(", ")).unwrap();
+        let _ = writeln!(out, "from typing import {}", typing.into_iter().collect::<Vec<_>>().join(", "));
     }
     out.push_str("\nfrom . import _record as _r\n");
     if !enums.is_empty() {
         out.push_str("from ._enums import (\n");
         for e in &enums {
-            writeln!(out, "    {e},").unwrap();
+            let _ = writeln!(out, "    {e},");
         }
         out.push_str(")\n");
     }
@@ -200,24 +200,26 @@ fn render_struct(out: &mut String, model: &Model, s: &Struct) -> Result<(), Erro
     let ctx = format!("struct `{}` ({})", s.name, s.source);
     check_identifier(&s.name, &ctx)?;
     out.push_str("@dataclass(frozen=True, repr=False, eq=True)\n");
-    writeln!(out, "class {}(Record):", s.name).unwrap();
+    let _ = writeln!(out, "class {}(Record):", s.name);
     if !s.doc.is_empty() {
         out.push_str(&docstring(&s.doc, "    "));
         out.push('\n');
     }
     match &s.table {
-        Some(t) => writeln!(out, "    __table__ = {}", py_str(t)).unwrap(),
+        Some(t) => {
+            let _ = writeln!(out, "    __table__ = {}", py_str(t));
+        }
         None => out.push_str("    __table__ = None\n"),
     }
     let sensitive: Vec<String> = s.fields.iter().filter(|f| f.sensitive).map(|f| py_str(&f.name)).collect();
     if sensitive.is_empty() {
         out.push_str("    __sensitive__ = frozenset()\n");
     } else if sensitive.join(", ").len() <= 80 {
-        writeln!(out, "    __sensitive__ = frozenset({{{}}})", sensitive.join(", ")).unwrap();
+        let _ = writeln!(out, "    __sensitive__ = frozenset({{{}}})", sensitive.join(", "));
     } else {
         out.push_str("    __sensitive__ = frozenset(\n        {\n");
         for name in &sensitive {
-            writeln!(out, "            {name},").unwrap();
+            let _ = writeln!(out, "            {name},");
         }
         out.push_str("        }\n    )\n");
     }
@@ -234,13 +236,13 @@ fn render_struct(out: &mut String, model: &Model, s: &Struct) -> Result<(), Erro
         let ann = annotation(model, &f.ty).map_err(|e| Error::new(format!("{fctx}: {e}")))?;
         out.push('\n');
         comment(out, &f.doc, "    ");
-        writeln!(out, "    {}: {ann}", f.name).unwrap();
+        let _ = writeln!(out, "    {}: {ann}", f.name);
         let conv = converter(model, &f.ty).map_err(|e| Error::new(format!("{fctx}: {e}")))?;
         converters.push((f.name.as_str(), conv));
     }
     out.push_str("\n    __converters__ = (\n");
     for (name, conv) in converters {
-        writeln!(out, "        ({}, {}),", py_str(name), conv.as_deref().unwrap_or("None")).unwrap();
+        let _ = writeln!(out, "        ({}, {}),", py_str(name), conv.as_deref().unwrap_or("None"));
     }
     out.push_str("    )\n");
     Ok(())
@@ -249,7 +251,7 @@ fn render_struct(out: &mut String, model: &Model, s: &Struct) -> Result<(), Erro
 fn render_all<'a>(out: &mut String, names: impl Iterator<Item = &'a str>) {
     out.push_str("\n\n__all__ = [\n");
     for n in names {
-        writeln!(out, "    {},", py_str(n)).unwrap();
+        let _ = writeln!(out, "    {},", py_str(n));
     }
     out.push_str("]\n");
 }
@@ -274,7 +276,9 @@ pub fn py_str(s: &str) -> String {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => write!(out, "\\x{:02x}", c as u32).unwrap(),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
             c => out.push(c),
         }
     }
@@ -326,10 +330,10 @@ pub fn docstring(doc: &str, indent: &str) -> String {
         if l.is_empty() {
             out.push('\n');
         } else {
-            writeln!(out, "{indent}{l}").unwrap();
+            let _ = writeln!(out, "{indent}{l}");
         }
     }
-    writeln!(out, "{indent}\"\"\"").unwrap();
+    let _ = writeln!(out, "{indent}\"\"\"");
     out
 }
 
@@ -339,9 +343,9 @@ fn comment(out: &mut String, doc: &str, indent: &str) {
     }
     for l in plain_doc(doc).lines() {
         if l.is_empty() {
-            writeln!(out, "{indent}#:").unwrap();
+            let _ = writeln!(out, "{indent}#:");
         } else {
-            writeln!(out, "{indent}#: {l}").unwrap();
+            let _ = writeln!(out, "{indent}#: {l}");
         }
     }
 }

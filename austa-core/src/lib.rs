@@ -28,8 +28,6 @@
 //! rotation and crypto-shredding), [`scope`] (tenancy), [`access`] (who may do what), [`audit`] (the
 //! trail), [`model`] (types and enums), [`repo`] (one module per aggregate), [`whatsapp`] (webhook
 //! ingest), [`ops`] (operator tooling), [`validate`] (input rules), [`seed`] (development data).
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod access;
 pub mod audit;

@@ -2,6 +2,8 @@
 //! and response times, AI results encrypted at rest on messages and conversations, the AI worker queue
 //! (oldest first, concurrent claims, expired leases, processed messages leaving it), access and audit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 mod support;
 
 use std::time::Duration as StdDuration;

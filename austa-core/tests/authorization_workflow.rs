@@ -6,6 +6,8 @@
 //! concurrent approvals (one wins), decided content frozen, and the encrypted reason at rest, through a
 //! key rotation and after crypto-shredding. Every test runs on SQLite and, when configured, PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 mod support;
 
 use std::collections::BTreeSet;

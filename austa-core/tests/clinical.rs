@@ -4,6 +4,8 @@
 //! documents), ciphertext at rest and redacted Debug output. Every test runs on SQLite and, when
 //! configured, PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 mod support;
 
 use std::fmt::Debug;

@@ -2,6 +2,8 @@
 //! pagination, domain queries, the message counters kept by `append`, tenant isolation and encryption
 //! at rest.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 mod support;
 
 use std::future::Future;

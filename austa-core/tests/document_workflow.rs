@@ -6,6 +6,8 @@
 //! and actors the access matrix does not allow are refused, the refusal recorded. Every test runs on
 //! SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 mod support;
 
 use austa_core::crypto::Sensitive;

@@ -6,6 +6,8 @@
 //! access matrix does not allow are refused and the refusal is recorded. Every test runs on SQLite and
 //! PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 mod support;
 
 use austa_core::model::{

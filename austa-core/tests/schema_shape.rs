@@ -9,6 +9,8 @@
 //!
 //! SQLite always runs; PostgreSQL runs when `AUSTA_TEST_DATABASE_URL` is set (see `support`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,6 +3,8 @@
 //! scheduler query, encryption of the API key, and isolation between organizations (audit events
 //! included; the audit trail itself is tested in `audit.rs`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 mod support;
 
 use std::fmt::Debug;

@@ -4,6 +4,8 @@
 //! rows are delivered again (at least once), concurrent workers never share a row, rows die after the
 //! attempt limit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 mod support;
 
 use std::time::Duration;

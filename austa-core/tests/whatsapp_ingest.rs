@@ -3,6 +3,8 @@
 //! unknown numbers, malformed bodies (nothing stored), conversation counters and audit events.
 //! Synthetic data only.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 mod support;
 
 use austa_core::model::{

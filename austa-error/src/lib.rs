@@ -7,9 +7,6 @@
 //! value that caused the error: a CPF that fails its check digits is reported as "cpf: invalid check
 //! digits", not echoed back, so that errors can be logged freely.
 
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-
 use std::fmt;
 
 /// Result alias used throughout the crate.

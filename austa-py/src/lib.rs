@@ -11,7 +11,6 @@
 //! a single, testable shape that the Node binding shares. Every call releases the interpreter lock
 //! while the core works (`Python::detach`), so threads in a pipeline run in parallel, and catches
 //! panics, which reach Python as `NativeError` with the code `internal`, never as a crash.
-#![forbid(unsafe_code)]
 
 use austa_bindings::failure;
 use austa_core::{Database as CoreDatabase, Scope as CoreScope};

@@ -5,6 +5,8 @@
 //!
 //! `cargo bench -p austa-benches --bench crypto`
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 use austa_benches::sqlite_fixture;
 use austa_core::crypto::probe::{load_organization_keys, FieldProbe};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

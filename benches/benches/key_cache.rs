@@ -6,6 +6,8 @@
 //!
 //! `cargo bench -p austa-benches --bench key_cache`
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 use austa_benches::{patient_with_messages, sqlite_fixture};
 use austa_core::repo::PageRequest;
 use criterion::{criterion_group, criterion_main, Criterion};

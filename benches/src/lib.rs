@@ -5,7 +5,6 @@
 //! them), [`stats`], [`memory`] and [`report`].
 //!
 //! The fixtures below serve the criterion benchmarks.
-#![forbid(unsafe_code)]
 
 pub mod baseline;
 pub mod library;

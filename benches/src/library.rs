@@ -19,13 +19,16 @@ use crate::target::{as_user, Backend, Target};
 
 /// The library on one backend, with one organization.
 pub struct Library {
+    /// The database handle.
     pub db: Database,
+    /// The scope every workload runs in.
     pub scope: Scope,
     /// Whether PostgreSQL runs under row-level security (as `austa_app`).
     pub as_runtime_role: bool,
 }
 
 impl Library {
+    /// Opens and migrates the target, and prepares an organization with its WhatsApp number.
     pub async fn open(target: &Target) -> Result<Self> {
         let url = target.database("library").await?;
         let keys: Arc<dyn KeyProvider> = Arc::new(LocalKeyProvider::from_key(&DataKey::generate(), "bench"));
@@ -69,11 +72,13 @@ impl Library {
         Ok(())
     }
 
+    /// Ingests one webhook body.
     pub async fn ingest(&self, body: &str) -> Result<()> {
         self.db.whatsapp().ingest(body.as_bytes()).await?;
         Ok(())
     }
 
+    /// Looks a patient up by phone; whether it was found.
     pub async fn lookup(&self, phone: &str) -> Result<bool> {
         Ok(self.scope.patients().find_by_phone(phone).await?.is_some())
     }
@@ -84,10 +89,12 @@ impl Library {
         Ok(c.ok_or("no open conversation")?.id)
     }
 
+    /// Reads the latest 50 messages of a conversation; how many came back.
     pub async fn history(&self, conversation: Uuid) -> Result<usize> {
         Ok(self.scope.messages().history(conversation, PageRequest::first(50)).await?.items.len())
     }
 
+    /// The id of synthetic patient `i`.
     pub async fn patient_id(&self, i: usize) -> Result<Uuid> {
         let p = self.scope.patients().find_by_phone(&synthetic::phone(i)).await?;
         Ok(p.ok_or("no such patient")?.id)

@@ -12,23 +12,33 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Better {
+    /// A higher figure is better (throughput).
     Higher,
+    /// A lower figure is better (latency, memory).
     Lower,
 }
 
 /// One measured figure.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
+    /// What was measured.
     pub workload: String,
+    /// `sqlite` or `postgres`.
     pub backend: String,
+    /// The unit (`msgs/s`, `p99 ms`, ...).
     pub metric: String,
+    /// Which way is better.
     pub better: Better,
+    /// The library's figure.
     pub library: f64,
+    /// The plaintext baseline's figure, when it has one.
     pub plaintext: Option<f64>,
+    /// The hand-secured baseline's figure, when it has one.
     pub hand_secured: Option<f64>,
 }
 
 impl Row {
+    /// A figure of the library alone.
     pub fn new(workload: &str, backend: &str, metric: &str, better: Better, library: f64) -> Self {
         Self {
             workload: workload.into(),
@@ -41,6 +51,7 @@ impl Row {
         }
     }
 
+    /// Adds the baselines' figures.
     pub fn baselines(mut self, plaintext: Option<f64>, hand_secured: Option<f64>) -> Self {
         self.plaintext = plaintext;
         self.hand_secured = hand_secured;

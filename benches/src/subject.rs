@@ -10,11 +10,14 @@ use crate::library::Library;
 /// The library or a baseline.
 #[derive(Clone)]
 pub enum Subject {
+    /// The library.
     Library(Arc<Library>),
+    /// A hand-written baseline.
     Baseline(Arc<Baseline>, Mode),
 }
 
 impl Subject {
+    /// The column name of the subject in the report.
     pub fn name(&self) -> &'static str {
         match self {
             Subject::Library(_) => "library",
@@ -23,6 +26,7 @@ impl Subject {
         }
     }
 
+    /// Inserts synthetic patients `range`, in batches.
     pub async fn add_patients(&self, range: std::ops::Range<usize>, batch: usize) -> Result<()> {
         match self {
             Subject::Library(l) => l.add_patients(range, batch).await,
@@ -30,6 +34,7 @@ impl Subject {
         }
     }
 
+    /// Ingests one webhook body.
     pub async fn ingest(&self, body: &str) -> Result<()> {
         match self {
             Subject::Library(l) => l.ingest(body).await,
@@ -37,6 +42,7 @@ impl Subject {
         }
     }
 
+    /// Looks a patient up by phone; whether it was found.
     pub async fn lookup(&self, phone: &str) -> Result<bool> {
         match self {
             Subject::Library(l) => l.lookup(phone).await,
@@ -44,6 +50,7 @@ impl Subject {
         }
     }
 
+    /// The conversation of synthetic patient `i`.
     pub async fn conversation_of(&self, i: usize) -> Result<Uuid> {
         match self {
             Subject::Library(l) => l.conversation_of(i).await,
@@ -51,6 +58,7 @@ impl Subject {
         }
     }
 
+    /// Reads the latest 50 messages of a conversation; how many came back.
     pub async fn history(&self, conversation: Uuid) -> Result<usize> {
         match self {
             Subject::Library(l) => l.history(conversation).await,
@@ -58,6 +66,7 @@ impl Subject {
         }
     }
 
+    /// The id of synthetic patient `i`.
     pub async fn patient_id(&self, i: usize) -> Result<Uuid> {
         match self {
             Subject::Library(l) => l.patient_id(i).await,
@@ -65,6 +74,7 @@ impl Subject {
         }
     }
 
+    /// Imports `rows` health data rows for `patient`, `batch` at a time.
     pub async fn bulk(&self, patient: Uuid, rows: usize, batch: usize) -> Result<()> {
         match self {
             Subject::Library(l) => l.bulk(patient, rows, batch).await,
@@ -96,6 +106,7 @@ impl Subject {
         }
     }
 
+    /// Closes the subject's pools.
     pub async fn close(&self) {
         match self {
             Subject::Library(l) => l.db.close().await,

@@ -55,10 +55,15 @@ pub fn vital_signs(i: usize) -> serde_json::Value {
 /// What the baselines read out of a webhook body (the library parses the whole body itself).
 #[derive(Debug, Clone)]
 pub struct InboundText {
+    /// The business number the body names.
     pub phone_number_id: String,
+    /// The sender.
     pub wa_id: String,
+    /// The wamid.
     pub message_id: String,
+    /// Unix seconds.
     pub timestamp: i64,
+    /// The text.
     pub body: String,
 }
 

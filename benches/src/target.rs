@@ -7,11 +7,14 @@ use std::sync::Mutex;
 /// A backend the workloads run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// Embedded SQLite.
     Sqlite,
+    /// PostgreSQL.
     Postgres,
 }
 
 impl Backend {
+    /// The backend's name in reports.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
@@ -24,6 +27,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Fresh databases of one backend.
 pub struct Target {
+    /// Which backend.
     pub backend: Backend,
     dir: tempfile::TempDir,
     admin: Option<String>,

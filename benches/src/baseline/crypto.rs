@@ -46,6 +46,7 @@ fn mac(key: &[u8; 32], parts: &[&[u8]]) -> Vec<u8> {
 }
 
 impl Keys {
+    /// A random key.
     pub fn generate() -> Self {
         let key = random_key();
         Self {
@@ -69,6 +70,7 @@ impl Keys {
         out
     }
 
+    /// Opens what `seal` sealed with the same associated data; `None` when it fails authentication.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         if sealed.len() < 12 + 16 {
             return None;

@@ -26,13 +26,17 @@ use crate::synthetic::{self, BUSINESS_NUMBER};
 use crate::target::{Backend, Target};
 use crypto::{aad, Keys};
 
+/// Errors of the baselines (the hand-written code has no typed error of its own).
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
+/// Results of the baselines.
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Which baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// No protection at all: the floor.
     Plaintext,
+    /// The library's protections written by hand.
     HandSecured,
 }
 
