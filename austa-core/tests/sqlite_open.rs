@@ -11,7 +11,7 @@ use austa_core::crypto::{DataKey, KeyProvider, LocalKeyProvider};
 use austa_core::Database;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_opens_of_a_new_file_all_succeed_and_migrate_once() {
+async fn many_opens_of_a_new_file_all_succeed_and_migrate_once_sqlite() {
     let keys: Arc<dyn KeyProvider> = Arc::new(LocalKeyProvider::from_key(&DataKey::generate(), "test"));
     for round in 0..10 {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -1,4 +1,4 @@
-//! Shared test support: one fresh, migrated database per backend.
+//! Shared test support: one fresh, migrated database per backend, and the fixtures several areas use.
 //!
 //! SQLite always runs (a file in a temporary directory). PostgreSQL runs when
 //! `AUSTA_TEST_DATABASE_URL` names a server where the user may create databases. With `CI=true`, a
@@ -28,14 +28,14 @@
 //! SQLite template holds the key store's key check value for it. The PostgreSQL template, which other
 //! processes with other keys reuse, holds none; each test database gets its check value when it is
 //! created (a `migrate` that finds every migration applied and writes only that).
-#![allow(dead_code)]
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use austa_core::crypto::{DataKey, KeyProvider, LocalKeyProvider};
-use austa_core::model::{NewOrganization, OrganizationType};
-use austa_core::{Actor, Database, Scope};
+use austa_core::model::{AuditLog, NewOrganization, NewPatient, OrganizationType, Patient};
+use austa_core::{Actor, Database, Error, Result, Scope};
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
 use uuid::Uuid;
@@ -315,7 +315,8 @@ async fn allow_app_login(url: &str) {
     .await;
 }
 
-/// One migrated, empty database per available backend.
+/// One migrated, empty database per available backend, for the tests that compare the two (the others
+/// use `#[backends]`).
 pub async fn backends() -> Vec<TestDb> {
     let mut v = vec![sqlite().await];
     if let Some(pg) = postgres().await {
@@ -496,3 +497,70 @@ impl TestDb {
     }
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Fixtures and assertions shared by several areas
+
+/// A new patient of `scope`'s organization.
+pub async fn patient(scope: &Scope, first: &str, phone: &str) -> Patient {
+    let new =
+        NewPatient { first_name: first.into(), last_name: "Mendes".into(), phone: phone.into(), ..Default::default() };
+    scope.patients().create(new).await.unwrap()
+}
+
+/// Rows in a whole table, counted with raw SQL as the owner (sees soft-deleted rows, and on PostgreSQL
+/// every organization's).
+pub async fn count(tdb: &TestDb, table: &str) -> i64 {
+    tdb.raw_i64(&format!("SELECT COUNT(*) FROM {table}")).await
+}
+
+/// Audit events of `scope`'s organization, counted with raw SQL.
+pub async fn event_count(tdb: &TestDb, scope: &Scope) -> i64 {
+    tdb.raw_i64(&format!("SELECT COUNT(*) FROM audit_logs WHERE organization_id = '{}'", scope.organization_id())).await
+}
+
+/// Runs `op`, checks that it recorded exactly one audit event in `scope`'s organization, and returns
+/// the event (read back through `scope`).
+pub async fn one_event<T>(tdb: &TestDb, scope: &Scope, op: impl Future<Output = T>) -> (T, AuditLog) {
+    let before = event_count(tdb, scope).await;
+    let out = op.await;
+    assert_eq!(event_count(tdb, scope).await, before + 1, "exactly one event per operation");
+    let id = tdb
+        .raw_text(&format!(
+            "SELECT CAST(id AS TEXT) FROM audit_logs WHERE organization_id = '{}' ORDER BY id DESC LIMIT 1",
+            scope.organization_id()
+        ))
+        .await;
+    let event = scope.audit_logs().get(id.parse().expect("an event id")).await.expect("the event");
+    (out, event)
+}
+
+/// The operation failed with `code`, naming `field` (None: naming none).
+#[track_caller]
+pub fn assert_err<T: std::fmt::Debug>(r: Result<T>, code: &str, field: Option<&str>) {
+    let e = r.expect_err("expected an error");
+    assert_eq!((e.code(), e.field()), (code, field), "{e}");
+}
+
+/// The operation failed with `code`, whatever field it names.
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(r: Result<T>, code: &str) {
+    let e: Error = r.expect_err("expected an error");
+    assert_eq!(e.code(), code, "{e}");
+}
+
+/// The operation failed validation of `field`.
+#[track_caller]
+pub fn assert_validation<T: std::fmt::Debug>(r: Result<T>, field: &str) {
+    assert_err(r, "validation", Some(field));
+}
+
+/// Whether `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The column holds ciphertext: present and not containing the plaintext.
+pub async fn assert_ciphertext(tdb: &TestDb, table: &str, column: &str, id: Uuid, plaintext: &str) {
+    let raw = tdb.raw_bytes(table, column, id).await.unwrap_or_else(|| panic!("{table}.{column} is NULL"));
+    assert!(!contains(&raw, plaintext.as_bytes()), "{table}.{column} holds plaintext");
+}
