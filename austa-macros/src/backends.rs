@@ -1,6 +1,6 @@
 //! `#[backends]`: one test body, one test per backend.
 //!
-//! ```ignore
+//! ```text
 //! #[backends(<tokio::test arguments>)]
 //! /// docs
 //! async fn name(tdb: TestDb) { body }
@@ -8,7 +8,7 @@
 //!
 //! becomes
 //!
-//! ```ignore
+//! ```text
 //! /// docs
 //! mod name {
 //!     use super::*;
