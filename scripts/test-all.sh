@@ -2,9 +2,9 @@
 # Runs every check and test of the workspace, on SQLite and on PostgreSQL.
 #
 # PostgreSQL: uses AUSTA_TEST_DATABASE_URL when set (a server where the user may CREATE DATABASE; each
-# test creates and drops its own database). Otherwise it starts a throwaway cluster on 127.0.0.1 with
-# the machine's PostgreSQL binaries and removes it on exit. With CI=true, a missing PostgreSQL fails the
-# run instead of skipping those tests.
+# test creates its own database from a template migrated once, and drops it). Otherwise it starts a
+# throwaway cluster on 127.0.0.1 with the machine's PostgreSQL binaries and removes it on exit. With
+# CI=true, a missing PostgreSQL fails the run instead of skipping those tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -2,10 +2,6 @@
 //! row-level rules (a patient sees only themself; providers see health data by access level; admins
 //! read clinical data only with a stated purpose) and break-glass emergency access.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
-
-mod support;
-
 use austa_core::access::{markdown_matrix, Action, Resource, Rule, SystemIntegration, Who};
 use austa_core::crypto::{RotationTarget, Sensitive};
 use austa_core::model::*;
@@ -15,6 +11,9 @@ use austa_core::{Actor, Database, RequestContext, Result, Scope};
 use chrono::Duration;
 use serde_json::json;
 use uuid::Uuid;
+
+use crate::support::{self, TestDb};
+use austa_macros::backends;
 
 /// Rows every cell's operation works on: the seed's hospital plus an authorization, a Tasy integration
 /// and a sync run.
@@ -272,125 +271,116 @@ fn expected_rule(who: Who, resource: Resource, action: Action) -> Rule {
         .unwrap_or(Rule::Deny)
 }
 
-#[tokio::test]
-async fn every_cell_of_the_matrix_is_enforced() {
-    for tdb in support::backends().await {
-        let f = fixture(&tdb.db).await;
-        let purpose = RequestContext { purpose: Some("auditoria clínica".into()), ..Default::default() };
-        let mut cells = 0;
-        for who in Who::ALL {
-            let plain = tdb.db.scope(ids::HOSPITAL, actor(who)).await.unwrap();
-            let with_purpose = tdb.db.scope_with(ids::HOSPITAL, actor(who), purpose.clone()).await.unwrap();
-            for resource in Resource::ALL {
-                for action in Action::ALL {
-                    let rule = expected_rule(who, resource, action);
-                    assert_eq!(plain.rule(resource, action), rule);
-                    let Some(result) = attempt(&plain, &f, resource, action).await else {
-                        // No operation exists (organizations are created platform-side, the ledger and the
-                        // audit trail are append-only): only `platform`'s blanket rule may name it.
-                        let platform = who == Who::System(SystemIntegration::Platform);
-                        assert!(platform || rule == Rule::Deny, "{who:?} {resource:?} {action:?}: no such operation");
-                        continue;
-                    };
-                    cells += 1;
-                    let cell = format!("{:?}: {} {:?} {:?} -> {result:?}", tdb.backend, who.label(), resource, action);
-                    match rule {
-                        Rule::Deny => assert_eq!(result.unwrap_err().code(), "permission_denied", "{cell}"),
-                        Rule::WithPurpose => {
-                            assert_eq!(result.unwrap_err().code(), "permission_denied", "{cell} without purpose");
-                            let again = attempt(&with_purpose, &f, resource, action).await;
-                            assert!(matches!(again, Some(Ok(()))), "{cell} with purpose: {again:?}");
-                        }
-                        _ => assert!(result.is_ok(), "{cell}"),
+#[backends]
+async fn every_cell_of_the_matrix_is_enforced(tdb: TestDb) {
+    let f = fixture(&tdb.db).await;
+    let purpose = RequestContext { purpose: Some("auditoria clínica".into()), ..Default::default() };
+    let mut cells = 0;
+    for who in Who::ALL {
+        let plain = tdb.db.scope(ids::HOSPITAL, actor(who)).await.unwrap();
+        let with_purpose = tdb.db.scope_with(ids::HOSPITAL, actor(who), purpose.clone()).await.unwrap();
+        for resource in Resource::ALL {
+            for action in Action::ALL {
+                let rule = expected_rule(who, resource, action);
+                assert_eq!(plain.rule(resource, action), rule);
+                let Some(result) = attempt(&plain, &f, resource, action).await else {
+                    // No operation exists (organizations are created platform-side, the ledger and the
+                    // audit trail are append-only): only `platform`'s blanket rule may name it.
+                    let platform = who == Who::System(SystemIntegration::Platform);
+                    assert!(platform || rule == Rule::Deny, "{who:?} {resource:?} {action:?}: no such operation");
+                    continue;
+                };
+                cells += 1;
+                let cell = format!("{:?}: {} {:?} {:?} -> {result:?}", tdb.backend, who.label(), resource, action);
+                match rule {
+                    Rule::Deny => assert_eq!(result.unwrap_err().code(), "permission_denied", "{cell}"),
+                    Rule::WithPurpose => {
+                        assert_eq!(result.unwrap_err().code(), "permission_denied", "{cell} without purpose");
+                        let again = attempt(&with_purpose, &f, resource, action).await;
+                        assert!(matches!(again, Some(Ok(()))), "{cell} with purpose: {again:?}");
                     }
+                    _ => assert!(result.is_ok(), "{cell}"),
                 }
             }
         }
-        assert!(cells > 300, "{cells} cells exercised");
     }
+    assert!(cells > 300, "{cells} cells exercised");
 }
 
-#[tokio::test]
-async fn a_patient_reaches_only_their_own_record() {
-    for tdb in support::backends().await {
-        fixture(&tdb.db).await;
-        let carlos = tdb.db.scope(ids::HOSPITAL, Actor::patient(ids::PATIENT_CARLOS)).await.unwrap();
-        assert_eq!(carlos.patients().get(ids::PATIENT_ANA).await.unwrap_err().code(), "not_found");
-        let patients = carlos.patients().list(PageRequest::first(50)).await.unwrap().items;
-        assert_eq!(patients.iter().map(|p| p.id).collect::<Vec<_>>(), vec![ids::PATIENT_CARLOS]);
-        assert!(carlos.patients().find_by_phone("+5511876543210").await.unwrap().is_none(), "Ana is invisible");
-        let ana_conversation = carlos.conversations().get(ids::CONVERSATION_ANA).await;
-        assert_eq!(ana_conversation.unwrap_err().code(), "not_found");
-        assert!(carlos
-            .health_data()
-            .list(PageRequest::first(50))
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .all(|h| h.patient_id == ids::PATIENT_CARLOS));
-        let update = carlos.patients().update(ids::PATIENT_ANA, PatientPatch::default()).await;
-        assert_eq!(update.unwrap_err().code(), "not_found");
-        let other_ledger = carlos.point_transactions().ledger_balance(ids::PATIENT_ANA).await;
-        assert_eq!(other_ledger.unwrap_err().code(), "permission_denied");
-        // Patients never reach data marked for system administrators only.
-        let platform = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
-        let hidden = NewHealthData { access_level: Some(AccessLevel::SystemAdmin), ..new_health_data() };
-        let hidden = platform.health_data().create(hidden).await.unwrap().id;
-        assert_eq!(carlos.health_data().get(hidden).await.unwrap_err().code(), "not_found");
-    }
+#[backends]
+async fn a_patient_reaches_only_their_own_record(tdb: TestDb) {
+    fixture(&tdb.db).await;
+    let carlos = tdb.db.scope(ids::HOSPITAL, Actor::patient(ids::PATIENT_CARLOS)).await.unwrap();
+    assert_eq!(carlos.patients().get(ids::PATIENT_ANA).await.unwrap_err().code(), "not_found");
+    let patients = carlos.patients().list(PageRequest::first(50)).await.unwrap().items;
+    assert_eq!(patients.iter().map(|p| p.id).collect::<Vec<_>>(), vec![ids::PATIENT_CARLOS]);
+    assert!(carlos.patients().find_by_phone("+5511876543210").await.unwrap().is_none(), "Ana is invisible");
+    let ana_conversation = carlos.conversations().get(ids::CONVERSATION_ANA).await;
+    assert_eq!(ana_conversation.unwrap_err().code(), "not_found");
+    assert!(carlos
+        .health_data()
+        .list(PageRequest::first(50))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .all(|h| h.patient_id == ids::PATIENT_CARLOS));
+    let update = carlos.patients().update(ids::PATIENT_ANA, PatientPatch::default()).await;
+    assert_eq!(update.unwrap_err().code(), "not_found");
+    let other_ledger = carlos.point_transactions().ledger_balance(ids::PATIENT_ANA).await;
+    assert_eq!(other_ledger.unwrap_err().code(), "permission_denied");
+    // Patients never reach data marked for system administrators only.
+    let platform = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
+    let hidden = NewHealthData { access_level: Some(AccessLevel::SystemAdmin), ..new_health_data() };
+    let hidden = platform.health_data().create(hidden).await.unwrap().id;
+    assert_eq!(carlos.health_data().get(hidden).await.unwrap_err().code(), "not_found");
 }
 
-#[tokio::test]
-async fn providers_see_health_data_by_access_level_and_break_glass_opens_one_patient_for_a_while() {
-    for tdb in support::backends().await {
-        fixture(&tdb.db).await;
-        let ana = tdb.db.scope(ids::HOSPITAL, Actor::provider(ids::PROVIDER_ANA_SILVA)).await.unwrap();
-        // HEALTH_DATA[1] is Carlos's medication record, PATIENT_ONLY.
-        assert_eq!(ana.health_data().get(ids::HEALTH_DATA[1]).await.unwrap_err().code(), "not_found");
-        assert!(ana.health_data().get(ids::HEALTH_DATA[0]).await.is_ok(), "PROVIDER_PATIENT is visible");
+#[backends]
+async fn providers_see_health_data_by_access_level_and_break_glass_opens_one_patient_for_a_while(tdb: TestDb) {
+    fixture(&tdb.db).await;
+    let ana = tdb.db.scope(ids::HOSPITAL, Actor::provider(ids::PROVIDER_ANA_SILVA)).await.unwrap();
+    // HEALTH_DATA[1] is Carlos's medication record, PATIENT_ONLY.
+    assert_eq!(ana.health_data().get(ids::HEALTH_DATA[1]).await.unwrap_err().code(), "not_found");
+    assert!(ana.health_data().get(ids::HEALTH_DATA[0]).await.is_ok(), "PROVIDER_PATIENT is visible");
 
-        let short = ana.emergency_access(ids::PATIENT_CARLOS, "curto", Duration::minutes(30)).await;
-        assert_eq!(short.unwrap_err().field(), Some("reason"));
-        let long =
-            ana.emergency_access(ids::PATIENT_CARLOS, "paciente inconsciente na emergência", Duration::hours(13));
-        assert_eq!(long.await.unwrap_err().field(), Some("duration"));
-        let admin = tdb.db.scope(ids::HOSPITAL, Actor::admin(None)).await.unwrap();
-        let not_provider = admin.emergency_access(ids::PATIENT_CARLOS, "paciente inconsciente", Duration::minutes(5));
-        assert_eq!(not_provider.await.unwrap_err().code(), "permission_denied");
+    let short = ana.emergency_access(ids::PATIENT_CARLOS, "curto", Duration::minutes(30)).await;
+    assert_eq!(short.unwrap_err().field(), Some("reason"));
+    let long = ana.emergency_access(ids::PATIENT_CARLOS, "paciente inconsciente na emergência", Duration::hours(13));
+    assert_eq!(long.await.unwrap_err().field(), Some("duration"));
+    let admin = tdb.db.scope(ids::HOSPITAL, Actor::admin(None)).await.unwrap();
+    let not_provider = admin.emergency_access(ids::PATIENT_CARLOS, "paciente inconsciente", Duration::minutes(5));
+    assert_eq!(not_provider.await.unwrap_err().code(), "permission_denied");
 
-        let reason = "paciente inconsciente na emergência, alergias desconhecidas";
-        let glass = ana.emergency_access(ids::PATIENT_CARLOS, reason, Duration::minutes(30)).await.unwrap();
-        let grant = glass.emergency().unwrap();
-        assert_eq!((grant.patient_id, grant.reason.as_str()), (ids::PATIENT_CARLOS, reason));
-        assert!(grant.active() && grant.expires_at > grant.granted_at);
-        assert!(glass.health_data().get(ids::HEALTH_DATA[1]).await.is_ok(), "opened by the grant");
-        // Only that patient, and only through the new scope.
-        assert!(ana.health_data().get(ids::HEALTH_DATA[1]).await.is_err());
-        assert!(ana.emergency().is_none());
-        let ana_allergy = ids::HEALTH_DATA[2];
-        assert_eq!(glass.health_data().get(ana_allergy).await.unwrap_err().code(), "not_found");
+    let reason = "paciente inconsciente na emergência, alergias desconhecidas";
+    let glass = ana.emergency_access(ids::PATIENT_CARLOS, reason, Duration::minutes(30)).await.unwrap();
+    let grant = glass.emergency().unwrap();
+    assert_eq!((grant.patient_id, grant.reason.as_str()), (ids::PATIENT_CARLOS, reason));
+    assert!(grant.active() && grant.expires_at > grant.granted_at);
+    assert!(glass.health_data().get(ids::HEALTH_DATA[1]).await.is_ok(), "opened by the grant");
+    // Only that patient, and only through the new scope.
+    assert!(ana.health_data().get(ids::HEALTH_DATA[1]).await.is_err());
+    assert!(ana.emergency().is_none());
+    let ana_allergy = ids::HEALTH_DATA[2];
+    assert_eq!(glass.health_data().get(ana_allergy).await.unwrap_err().code(), "not_found");
 
-        let brief = ana.emergency_access(ids::PATIENT_CARLOS, reason, Duration::milliseconds(1)).await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        assert!(!brief.emergency().unwrap().active());
-        assert_eq!(brief.health_data().get(ids::HEALTH_DATA[1]).await.unwrap_err().code(), "not_found", "expired");
-    }
+    let brief = ana.emergency_access(ids::PATIENT_CARLOS, reason, Duration::milliseconds(1)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert!(!brief.emergency().unwrap().active());
+    assert_eq!(brief.health_data().get(ids::HEALTH_DATA[1]).await.unwrap_err().code(), "not_found", "expired");
 }
 
-#[tokio::test]
-async fn denied_operations_change_nothing() {
-    for tdb in support::backends().await {
-        fixture(&tdb.db).await;
-        let platform = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
-        let before = platform.patients().list(PageRequest::first(500)).await.unwrap().items.len();
-        let webhook = tdb.db.scope(ids::HOSPITAL, Actor::system("whatsapp-webhook")).await.unwrap();
-        assert_eq!(webhook.patients().delete(ids::PATIENT_CARLOS).await.unwrap_err().code(), "permission_denied");
-        let unknown = tdb.db.scope(ids::HOSPITAL, Actor::system("scraper")).await.unwrap();
-        assert_eq!(unknown.patients().create(new_patient()).await.unwrap_err().code(), "permission_denied");
-        assert_eq!(platform.patients().list(PageRequest::first(500)).await.unwrap().items.len(), before);
-        assert!(platform.patients().get(ids::PATIENT_CARLOS).await.is_ok());
-    }
+#[backends]
+async fn denied_operations_change_nothing(tdb: TestDb) {
+    fixture(&tdb.db).await;
+    let platform = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
+    let before = platform.patients().list(PageRequest::first(500)).await.unwrap().items.len();
+    let webhook = tdb.db.scope(ids::HOSPITAL, Actor::system("whatsapp-webhook")).await.unwrap();
+    assert_eq!(webhook.patients().delete(ids::PATIENT_CARLOS).await.unwrap_err().code(), "permission_denied");
+    let unknown = tdb.db.scope(ids::HOSPITAL, Actor::system("scraper")).await.unwrap();
+    assert_eq!(unknown.patients().create(new_patient()).await.unwrap_err().code(), "permission_denied");
+    assert_eq!(platform.patients().list(PageRequest::first(500)).await.unwrap().items.len(), before);
+    assert!(platform.patients().get(ids::PATIENT_CARLOS).await.is_ok());
 }
 
 /// `ACCESS_DENIED` events of the seed hospital so far.
@@ -402,165 +392,148 @@ async fn refusals(tdb: &support::TestDb) -> i64 {
     .await
 }
 
-#[tokio::test]
-async fn providers_write_access_levels_only_where_they_could_see_the_row() {
-    for tdb in support::backends().await {
-        fixture(&tdb.db).await;
-        let platform = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
-        let carlos = tdb.db.scope(ids::HOSPITAL, Actor::patient(ids::PATIENT_CARLOS)).await.unwrap();
-        let ana = tdb.db.scope(ids::HOSPITAL, Actor::provider(ids::PROVIDER_ANA_SILVA)).await.unwrap();
-        let tdb = &tdb;
-        let rows = |table: &'static str| {
-            let sql = format!("SELECT COUNT(*) FROM {table}");
-            async move { tdb.raw_i64(&sql).await }
-        };
-        let denied = |r: Result<()>, what: &str| assert_eq!(r.unwrap_err().code(), "permission_denied", "{what}");
+#[backends]
+async fn providers_write_access_levels_only_where_they_could_see_the_row(tdb: TestDb) {
+    fixture(&tdb.db).await;
+    let platform = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
+    let carlos = tdb.db.scope(ids::HOSPITAL, Actor::patient(ids::PATIENT_CARLOS)).await.unwrap();
+    let ana = tdb.db.scope(ids::HOSPITAL, Actor::provider(ids::PROVIDER_ANA_SILVA)).await.unwrap();
+    let tdb = &tdb;
+    let rows = |table: &'static str| {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        async move { tdb.raw_i64(&sql).await }
+    };
+    let denied = |r: Result<()>, what: &str| assert_eq!(r.unwrap_err().code(), "permission_denied", "{what}");
 
-        // Creating above the levels a provider sees is refused, recorded, and writes nothing.
-        let (health_rows, document_rows, refused) =
-            (rows("health_data").await, rows("documents").await, refusals(tdb).await);
-        for level in [AccessLevel::SystemAdmin, AccessLevel::PatientOnly] {
-            let hidden = NewHealthData { access_level: Some(level), ..new_health_data() };
-            denied(ok(ana.health_data().create(hidden.clone()).await), "health_data.create");
-            match ana.health_data().create_many([new_health_data(), hidden]).await {
-                Err(austa_core::Error::Batch(rows)) => {
-                    assert_eq!((rows.len(), rows[0].row, rows[0].error.code()), (1, 1, "permission_denied"));
-                }
-                other => panic!("create_many: {other:?}"),
+    // Creating above the levels a provider sees is refused, recorded, and writes nothing.
+    let (health_rows, document_rows, refused) =
+        (rows("health_data").await, rows("documents").await, refusals(tdb).await);
+    for level in [AccessLevel::SystemAdmin, AccessLevel::PatientOnly] {
+        let hidden = NewHealthData { access_level: Some(level), ..new_health_data() };
+        denied(ok(ana.health_data().create(hidden.clone()).await), "health_data.create");
+        match ana.health_data().create_many([new_health_data(), hidden]).await {
+            Err(austa_core::Error::Batch(rows)) => {
+                assert_eq!((rows.len(), rows[0].row, rows[0].error.code()), (1, 1, "permission_denied"));
             }
-            let doc = NewDocument { access_level: Some(level), ..new_document() };
-            denied(ok(ana.documents().create(doc.clone()).await), "documents.create");
-            denied(ok(ana.documents().register(doc, &"ab".repeat(32)).await), "documents.register");
+            other => panic!("create_many: {other:?}"),
         }
-        assert_eq!((rows("health_data").await, rows("documents").await), (health_rows, document_rows));
-        assert_eq!(refusals(tdb).await, refused + 8, "every refusal is recorded");
-
-        // Raising a record it can see above its levels is refused too: the record stays where it was,
-        // and stays visible to its patient.
-        let visible = ana.health_data().create(new_health_data()).await.unwrap();
-        let raise = HealthDataPatch { access_level: Some(AccessLevel::SystemAdmin), ..Default::default() };
-        let refused = refusals(tdb).await;
-        denied(ok(ana.health_data().update(visible.id, raise.clone()).await), "health_data.update");
-        assert_eq!(refusals(tdb).await, refused + 1);
-        assert_eq!(platform.health_data().get(visible.id).await.unwrap(), visible, "nothing written");
-        assert!(carlos.health_data().get(visible.id).await.is_ok());
-        let doc = ana.documents().register(new_document(), &"cd".repeat(32)).await.unwrap();
-        let hide = DocumentPatch { access_level: Some(AccessLevel::SystemAdmin), ..Default::default() };
-        denied(ok(ana.documents().update(doc.id, hide.clone()).await), "documents.update");
-        assert_eq!(platform.documents().get(doc.id).await.unwrap(), doc);
-        // Between levels it can see, it may move a record.
-        let org_wide = HealthDataPatch { access_level: Some(AccessLevel::Organization), ..Default::default() };
-        assert_eq!(
-            ana.health_data().update(visible.id, org_wide).await.unwrap().access_level,
-            AccessLevel::Organization
-        );
-
-        // A provider records a verification only in its own name.
-        let as_maria = HealthDataPatch {
-            is_verified: Some(true),
-            verified_by_provider_id: Some(Some(ids::PROVIDER_MARIA_SANTOS)),
-            ..Default::default()
-        };
-        denied(ok(ana.health_data().update(visible.id, as_maria).await), "verify as another");
-        denied(ok(ana.health_data().verify(visible.id, ids::PROVIDER_MARIA_SANTOS).await), "verify as another");
-        assert_eq!(
-            ana.health_data().verify(visible.id, ids::PROVIDER_ANA_SILVA).await.unwrap().verified_by_provider_id,
-            Some(ids::PROVIDER_ANA_SILVA)
-        );
-
-        // Under an emergency grant the patient's rows are visible at every level, and so writable.
-        let reason = "paciente inconsciente na emergência, histórico necessário";
-        let glass = ana.emergency_access(ids::PATIENT_CARLOS, reason, Duration::minutes(30)).await.unwrap();
-        assert_eq!(glass.health_data().update(visible.id, raise).await.unwrap().access_level, AccessLevel::SystemAdmin);
-        assert_eq!(glass.documents().update(doc.id, hide).await.unwrap().access_level, AccessLevel::SystemAdmin);
-        // The platform and the Tasy integration are not limited by level.
-        let tasy = tdb.db.scope(ids::HOSPITAL, Actor::system("tasy-sync")).await.unwrap();
-        let admin_only = NewHealthData { access_level: Some(AccessLevel::SystemAdmin), ..new_health_data() };
-        assert!(tasy.health_data().create(admin_only).await.is_ok());
+        let doc = NewDocument { access_level: Some(level), ..new_document() };
+        denied(ok(ana.documents().create(doc.clone()).await), "documents.create");
+        denied(ok(ana.documents().register(doc, &"ab".repeat(32)).await), "documents.register");
     }
+    assert_eq!((rows("health_data").await, rows("documents").await), (health_rows, document_rows));
+    assert_eq!(refusals(tdb).await, refused + 8, "every refusal is recorded");
+
+    // Raising a record it can see above its levels is refused too: the record stays where it was,
+    // and stays visible to its patient.
+    let visible = ana.health_data().create(new_health_data()).await.unwrap();
+    let raise = HealthDataPatch { access_level: Some(AccessLevel::SystemAdmin), ..Default::default() };
+    let refused = refusals(tdb).await;
+    denied(ok(ana.health_data().update(visible.id, raise.clone()).await), "health_data.update");
+    assert_eq!(refusals(tdb).await, refused + 1);
+    assert_eq!(platform.health_data().get(visible.id).await.unwrap(), visible, "nothing written");
+    assert!(carlos.health_data().get(visible.id).await.is_ok());
+    let doc = ana.documents().register(new_document(), &"cd".repeat(32)).await.unwrap();
+    let hide = DocumentPatch { access_level: Some(AccessLevel::SystemAdmin), ..Default::default() };
+    denied(ok(ana.documents().update(doc.id, hide.clone()).await), "documents.update");
+    assert_eq!(platform.documents().get(doc.id).await.unwrap(), doc);
+    // Between levels it can see, it may move a record.
+    let org_wide = HealthDataPatch { access_level: Some(AccessLevel::Organization), ..Default::default() };
+    assert_eq!(ana.health_data().update(visible.id, org_wide).await.unwrap().access_level, AccessLevel::Organization);
+
+    // A provider records a verification only in its own name.
+    let as_maria = HealthDataPatch {
+        is_verified: Some(true),
+        verified_by_provider_id: Some(Some(ids::PROVIDER_MARIA_SANTOS)),
+        ..Default::default()
+    };
+    denied(ok(ana.health_data().update(visible.id, as_maria).await), "verify as another");
+    denied(ok(ana.health_data().verify(visible.id, ids::PROVIDER_MARIA_SANTOS).await), "verify as another");
+    assert_eq!(
+        ana.health_data().verify(visible.id, ids::PROVIDER_ANA_SILVA).await.unwrap().verified_by_provider_id,
+        Some(ids::PROVIDER_ANA_SILVA)
+    );
+
+    // Under an emergency grant the patient's rows are visible at every level, and so writable.
+    let reason = "paciente inconsciente na emergência, histórico necessário";
+    let glass = ana.emergency_access(ids::PATIENT_CARLOS, reason, Duration::minutes(30)).await.unwrap();
+    assert_eq!(glass.health_data().update(visible.id, raise).await.unwrap().access_level, AccessLevel::SystemAdmin);
+    assert_eq!(glass.documents().update(doc.id, hide).await.unwrap().access_level, AccessLevel::SystemAdmin);
+    // The platform and the Tasy integration are not limited by level.
+    let tasy = tdb.db.scope(ids::HOSPITAL, Actor::system("tasy-sync")).await.unwrap();
+    let admin_only = NewHealthData { access_level: Some(AccessLevel::SystemAdmin), ..new_health_data() };
+    assert!(tasy.health_data().create(admin_only).await.is_ok());
 }
 
-#[tokio::test]
-async fn a_scope_names_a_real_provider_or_patient_of_its_organization() {
-    for tdb in support::backends().await {
-        fixture(&tdb.db).await;
-        let platform = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
-        let code = |r: Result<Scope>| r.map(|_| ()).unwrap_err().code();
-        let refused = refusals(&tdb).await;
-        // An id that is no provider, a patient's id named as a provider, a provider of another
-        // organization, a provider's id named as a patient: no scope, and each refusal recorded
-        // under the claimed actor.
-        let stranger = Uuid::now_v7();
-        assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::provider(stranger)).await), "permission_denied");
-        assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::provider(ids::PATIENT_CARLOS)).await), "permission_denied");
-        assert_eq!(
-            code(tdb.db.scope(ids::HOSPITAL, Actor::patient(ids::PROVIDER_ANA_SILVA)).await),
-            "permission_denied"
-        );
-        assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::patient(stranger)).await), "permission_denied");
-        let clinic = tdb.db.scope(ids::CLINIC, Actor::platform()).await.unwrap();
-        let clinic_doctor = tdb.provider(&clinic).await;
-        assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::provider(clinic_doctor)).await), "permission_denied");
-        assert!(tdb.db.scope(ids::CLINIC, Actor::provider(clinic_doctor)).await.is_ok());
-        assert_eq!(refusals(&tdb).await, refused + 5);
-        let claimed = tdb
-            .raw_i64(&format!(
-                "SELECT COUNT(*) FROM audit_logs WHERE action = 'ACCESS_DENIED' AND actor_kind = 'PROVIDER' \
-                 AND actor_id = '{stranger}' AND entity_id = '{stranger}'"
-            ))
-            .await;
-        assert_eq!(claimed, 1, "the refusal names the claimed actor");
+#[backends]
+async fn a_scope_names_a_real_provider_or_patient_of_its_organization(tdb: TestDb) {
+    fixture(&tdb.db).await;
+    let platform = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
+    let code = |r: Result<Scope>| r.map(|_| ()).unwrap_err().code();
+    let refused = refusals(&tdb).await;
+    // An id that is no provider, a patient's id named as a provider, a provider of another
+    // organization, a provider's id named as a patient: no scope, and each refusal recorded
+    // under the claimed actor.
+    let stranger = Uuid::now_v7();
+    assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::provider(stranger)).await), "permission_denied");
+    assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::provider(ids::PATIENT_CARLOS)).await), "permission_denied");
+    assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::patient(ids::PROVIDER_ANA_SILVA)).await), "permission_denied");
+    assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::patient(stranger)).await), "permission_denied");
+    let clinic = tdb.db.scope(ids::CLINIC, Actor::platform()).await.unwrap();
+    let clinic_doctor = tdb.provider(&clinic).await;
+    assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::provider(clinic_doctor)).await), "permission_denied");
+    assert!(tdb.db.scope(ids::CLINIC, Actor::provider(clinic_doctor)).await.is_ok());
+    assert_eq!(refusals(&tdb).await, refused + 5);
+    let claimed = tdb
+        .raw_i64(&format!(
+            "SELECT COUNT(*) FROM audit_logs WHERE action = 'ACCESS_DENIED' AND actor_kind = 'PROVIDER' \
+             AND actor_id = '{stranger}' AND entity_id = '{stranger}'"
+        ))
+        .await;
+    assert_eq!(claimed, 1, "the refusal names the claimed actor");
 
-        // A deactivated (or deleted) provider gets no new scope, and a scope opened before cannot open
-        // an emergency grant: the grant checks the provider again.
-        let doctor = tdb.provider(&platform).await;
-        let before = tdb.db.scope(ids::HOSPITAL, Actor::provider(doctor)).await.unwrap();
-        platform
-            .providers()
-            .update(doctor, ProviderPatch { is_active: Some(false), ..Default::default() })
-            .await
-            .unwrap();
-        assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::provider(doctor)).await), "permission_denied");
-        let reason = "paciente inconsciente na emergência, histórico necessário";
-        let grant = before.emergency_access(ids::PATIENT_CARLOS, reason, Duration::minutes(30)).await;
-        assert_eq!(grant.map(|_| ()).unwrap_err().code(), "permission_denied");
-        let gone = tdb.provider(&platform).await;
-        platform.providers().delete(gone).await.unwrap();
-        assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::provider(gone)).await), "permission_denied");
-        // A soft-deleted patient likewise; a live one gets their scope.
-        let julia = platform.patients().create(new_patient()).await.unwrap().id;
-        assert!(tdb.db.scope(ids::HOSPITAL, Actor::patient(julia)).await.is_ok());
-        platform.patients().delete(julia).await.unwrap();
-        assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::patient(julia)).await), "permission_denied");
-        assert!(platform.audit().verify().await.unwrap().is_intact());
-    }
+    // A deactivated (or deleted) provider gets no new scope, and a scope opened before cannot open
+    // an emergency grant: the grant checks the provider again.
+    let doctor = tdb.provider(&platform).await;
+    let before = tdb.db.scope(ids::HOSPITAL, Actor::provider(doctor)).await.unwrap();
+    platform.providers().update(doctor, ProviderPatch { is_active: Some(false), ..Default::default() }).await.unwrap();
+    assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::provider(doctor)).await), "permission_denied");
+    let reason = "paciente inconsciente na emergência, histórico necessário";
+    let grant = before.emergency_access(ids::PATIENT_CARLOS, reason, Duration::minutes(30)).await;
+    assert_eq!(grant.map(|_| ()).unwrap_err().code(), "permission_denied");
+    let gone = tdb.provider(&platform).await;
+    platform.providers().delete(gone).await.unwrap();
+    assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::provider(gone)).await), "permission_denied");
+    // A soft-deleted patient likewise; a live one gets their scope.
+    let julia = platform.patients().create(new_patient()).await.unwrap().id;
+    assert!(tdb.db.scope(ids::HOSPITAL, Actor::patient(julia)).await.is_ok());
+    platform.patients().delete(julia).await.unwrap();
+    assert_eq!(code(tdb.db.scope(ids::HOSPITAL, Actor::patient(julia)).await), "permission_denied");
+    assert!(platform.audit().verify().await.unwrap().is_intact());
 }
 
-#[tokio::test]
-async fn a_patient_cannot_mark_themself_verified() {
-    for tdb in support::backends().await {
-        fixture(&tdb.db).await;
-        let platform = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
-        // Julia registered herself unverified (as the webhook registers unknown senders).
-        let julia = platform.patients().create(new_patient()).await.unwrap().id;
-        let as_julia = tdb.db.scope(ids::HOSPITAL, Actor::patient(julia)).await.unwrap();
-        let refused = refusals(&tdb).await;
-        let verify = PatientPatch { is_verified: Some(true), ..Default::default() };
-        assert_eq!(as_julia.patients().update(julia, verify.clone()).await.unwrap_err().code(), "permission_denied");
-        assert_eq!(refusals(&tdb).await, refused + 1);
-        assert!(!platform.patients().get(julia).await.unwrap().is_verified);
-        // Carlos (verified) may not clear it either, but may change what is his to change, and a patch
-        // that leaves the flag as it is passes.
-        let carlos = tdb.db.scope(ids::HOSPITAL, Actor::patient(ids::PATIENT_CARLOS)).await.unwrap();
-        let clear = PatientPatch { is_verified: Some(false), ..Default::default() };
-        assert_eq!(carlos.patients().update(ids::PATIENT_CARLOS, clear).await.unwrap_err().code(), "permission_denied");
-        let same =
-            PatientPatch { is_verified: Some(true), timezone: Some("America/Recife".into()), ..Default::default() };
-        assert_eq!(carlos.patients().update(ids::PATIENT_CARLOS, same).await.unwrap().timezone, "America/Recife");
-        // The organization verifies.
-        let ana = tdb.db.scope(ids::HOSPITAL, Actor::provider(ids::PROVIDER_ANA_SILVA)).await.unwrap();
-        assert!(ana.patients().update(julia, verify).await.unwrap().is_verified);
-    }
+#[backends]
+async fn a_patient_cannot_mark_themself_verified(tdb: TestDb) {
+    fixture(&tdb.db).await;
+    let platform = tdb.db.scope(ids::HOSPITAL, Actor::platform()).await.unwrap();
+    // Julia registered herself unverified (as the webhook registers unknown senders).
+    let julia = platform.patients().create(new_patient()).await.unwrap().id;
+    let as_julia = tdb.db.scope(ids::HOSPITAL, Actor::patient(julia)).await.unwrap();
+    let refused = refusals(&tdb).await;
+    let verify = PatientPatch { is_verified: Some(true), ..Default::default() };
+    assert_eq!(as_julia.patients().update(julia, verify.clone()).await.unwrap_err().code(), "permission_denied");
+    assert_eq!(refusals(&tdb).await, refused + 1);
+    assert!(!platform.patients().get(julia).await.unwrap().is_verified);
+    // Carlos (verified) may not clear it either, but may change what is his to change, and a patch
+    // that leaves the flag as it is passes.
+    let carlos = tdb.db.scope(ids::HOSPITAL, Actor::patient(ids::PATIENT_CARLOS)).await.unwrap();
+    let clear = PatientPatch { is_verified: Some(false), ..Default::default() };
+    assert_eq!(carlos.patients().update(ids::PATIENT_CARLOS, clear).await.unwrap_err().code(), "permission_denied");
+    let same = PatientPatch { is_verified: Some(true), timezone: Some("America/Recife".into()), ..Default::default() };
+    assert_eq!(carlos.patients().update(ids::PATIENT_CARLOS, same).await.unwrap().timezone, "America/Recife");
+    // The organization verifies.
+    let ana = tdb.db.scope(ids::HOSPITAL, Actor::provider(ids::PROVIDER_ANA_SILVA)).await.unwrap();
+    assert!(ana.patients().update(julia, verify).await.unwrap().is_verified);
 }
 
 #[test]

@@ -2,14 +2,13 @@
 //! exactly those columns (every other binary column is a blind index or a wrapped key), each identifier
 //! has its blind index, and the README carries the same table.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
-
-mod support;
-
 use std::collections::BTreeSet;
 
 use austa_core::classification::{markdown_table, Class, ENCRYPTED_COLUMNS};
 use sqlx::Row;
+
+use crate::support::{self, TestDb};
+use austa_macros::backends;
 
 async fn binary_columns(tdb: &support::TestDb) -> BTreeSet<(String, String)> {
     let rows: Vec<(String, String)> = match tdb.backend {
@@ -43,31 +42,29 @@ async fn binary_columns(tdb: &support::TestDb) -> BTreeSet<(String, String)> {
     rows.into_iter().collect()
 }
 
-#[tokio::test]
-async fn schema_encrypts_exactly_the_classified_columns() {
+#[backends]
+async fn schema_encrypts_exactly_the_classified_columns(tdb: TestDb) {
     let classified: BTreeSet<(String, String)> =
         ENCRYPTED_COLUMNS.iter().map(|c| (c.table.to_string(), c.column.to_string())).collect();
     assert_eq!(classified.len(), ENCRYPTED_COLUMNS.len(), "no duplicates");
-    for tdb in support::backends().await {
-        let binary = binary_columns(&tdb).await;
-        let encrypted: BTreeSet<_> = binary
-            .iter()
-            // Key material, key checks, blind indexes and the audit trail's MACs are binary but not
-            // encrypted columns.
-            .filter(|(t, c)| {
-                t != "_sqlx_migrations"
-                    && !(t.starts_with("audit_") && c.ends_with("mac"))
-                    && !c.ends_with("_bidx")
-                    && c != "wrapped_key"
-                    && c != "key_check"
-            })
-            .cloned()
-            .collect();
-        assert_eq!(encrypted, classified, "{:?}", tdb.backend);
-        for c in ENCRYPTED_COLUMNS {
-            let bidx = (c.table.to_string(), format!("{}_bidx", c.column));
-            assert_eq!(binary.contains(&bidx), c.class == Class::Identifier, "{}.{}", c.table, c.column);
-        }
+    let binary = binary_columns(&tdb).await;
+    let encrypted: BTreeSet<_> = binary
+        .iter()
+        // Key material, key checks, blind indexes and the audit trail's MACs are binary but not
+        // encrypted columns.
+        .filter(|(t, c)| {
+            t != "_sqlx_migrations"
+                && !(t.starts_with("audit_") && c.ends_with("mac"))
+                && !c.ends_with("_bidx")
+                && c != "wrapped_key"
+                && c != "key_check"
+        })
+        .cloned()
+        .collect();
+    assert_eq!(encrypted, classified, "{:?}", tdb.backend);
+    for c in ENCRYPTED_COLUMNS {
+        let bidx = (c.table.to_string(), format!("{}_bidx", c.column));
+        assert_eq!(binary.contains(&bidx), c.class == Class::Identifier, "{}.{}", c.table, c.column);
     }
 }
 

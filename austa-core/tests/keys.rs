@@ -1,11 +1,7 @@
-//! Key management (issue 3): the master key checked at open time, master key rotation, the bounded key
+//! Key management: the master key checked at open time, master key rotation, the bounded key
 //! cache, resumable data key rotations of a patient and of an organization (with concurrent writers and
 //! lookups at every step), crypto-shredding (also of a backup taken before it), misuse that must give
 //! typed errors, and external key providers built on the public trait alone.
-
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
-
-mod support;
 
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,8 +24,10 @@ use austa_core::repo::PageRequest;
 use austa_core::{Actor, CryptoErrorKind, Database, DatabaseOptions, Error, Result, Scope};
 use base64::Engine as _;
 use serde_json::json;
-use support::{Backend, TestDb};
 use uuid::Uuid;
+
+use crate::support::{assert_err, Backend, TestDb};
+use austa_macros::backends;
 
 // ---------------------------------------------------------------------------------------------------
 // Fixtures and checks
@@ -184,11 +182,6 @@ fn crypto_kind<T: Debug>(r: Result<T>) -> CryptoErrorKind {
     }
 }
 
-fn assert_code<T: Debug>(r: Result<T>, code: &str, field: Option<&str>) {
-    let e = r.unwrap_err();
-    assert_eq!((e.code(), e.field()), (code, field), "{e}");
-}
-
 fn local(key: &DataKey, origin: &str) -> LocalKeyProvider {
     LocalKeyProvider::from_key(key, origin)
 }
@@ -250,94 +243,83 @@ fn distinct(ids: &[(String, Uuid)]) -> Vec<Uuid> {
 // ---------------------------------------------------------------------------------------------------
 // Master key
 
-#[tokio::test]
-async fn a_wrong_master_key_is_refused_at_open() {
-    for tdb in support::backends().await {
-        assert_wrong_master_key(&tdb.url, new_provider()).await;
-        Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap();
-    }
+#[backends]
+async fn a_wrong_master_key_is_refused_at_open(tdb: TestDb) {
+    assert_wrong_master_key(&tdb.url, new_provider()).await;
+    Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap();
 }
 
-#[tokio::test]
-async fn master_key_rotation_rewraps_organization_keys_and_retires_the_old_key() {
-    for tdb in support::backends().await {
-        let (a, b) = (tdb.org("A").await, tdb.org("B").await);
-        let people = vec![person(&a, 0, 3).await, person(&a, 1, 3).await, person(&b, 2, 3).await];
-        let message = history(&a, people[0].conversation).await[0].id;
-        let before = tdb.raw_bytes("messages", "content", message).await;
-        let new = new_provider();
+#[backends]
+async fn master_key_rotation_rewraps_organization_keys_and_retires_the_old_key(tdb: TestDb) {
+    let (a, b) = (tdb.org("A").await, tdb.org("B").await);
+    let people = vec![person(&a, 0, 3).await, person(&a, 1, 3).await, person(&b, 2, 3).await];
+    let message = history(&a, people[0].conversation).await[0].id;
+    let before = tdb.raw_bytes("messages", "content", message).await;
+    let new = new_provider();
 
-        let report = tdb.db.rotate_master_key(new.clone()).await.unwrap();
-        assert_eq!(report.organization_keys, 2, "one key per organization");
-        assert_eq!(tdb.raw_bytes("messages", "content", message).await, before, "no data is rewritten");
-        for p in &people {
-            assert_reads(&tdb.db, p).await; // the rotating handle switched to the new key
-        }
-        assert_wrong_master_key(&tdb.url, tdb.keys.clone()).await;
-        let fresh = Database::connect_with(&tdb.url, new).await.unwrap();
-        for p in &people {
-            assert_reads(&fresh, p).await;
-        }
+    let report = tdb.db.rotate_master_key(new.clone()).await.unwrap();
+    assert_eq!(report.organization_keys, 2, "one key per organization");
+    assert_eq!(tdb.raw_bytes("messages", "content", message).await, before, "no data is rewritten");
+    for p in &people {
+        assert_reads(&tdb.db, p).await; // the rotating handle switched to the new key
+    }
+    assert_wrong_master_key(&tdb.url, tdb.keys.clone()).await;
+    let fresh = Database::connect_with(&tdb.url, new).await.unwrap();
+    for p in &people {
+        assert_reads(&fresh, p).await;
     }
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Key cache
 
-#[tokio::test]
-async fn reading_a_patients_messages_unwraps_their_keys_once() {
-    for tdb in support::backends().await {
-        let scope = tdb.org("A").await;
-        let started = Instant::now();
-        let p = person(&scope, 0, 1000).await;
-        eprintln!("{:?}: 1,000 messages appended in {:?}", tdb.backend, started.elapsed());
+#[backends]
+async fn reading_a_patients_messages_unwraps_their_keys_once(tdb: TestDb) {
+    let scope = tdb.org("A").await;
+    let started = Instant::now();
+    let p = person(&scope, 0, 1000).await;
+    eprintln!("{:?}: 1,000 messages appended in {:?}", tdb.backend, started.elapsed());
 
-        let fresh = Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap();
-        let messages = history(&scope_in(&fresh, &p).await, p.conversation).await; // two pages of 500
-        assert_eq!(messages.len(), 1000);
-        assert!(messages.iter().all(|m| m.content.as_ref().unwrap().expose().is_ok()));
-        assert_eq!(fresh.key_stats().unwraps, 2, "the organization key and the patient key, once each");
-    }
+    let fresh = Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap();
+    let messages = history(&scope_in(&fresh, &p).await, p.conversation).await; // two pages of 500
+    assert_eq!(messages.len(), 1000);
+    assert!(messages.iter().all(|m| m.content.as_ref().unwrap().expose().is_ok()));
+    assert_eq!(fresh.key_stats().unwraps, 2, "the organization key and the patient key, once each");
 }
 
-#[tokio::test]
-async fn the_key_cache_is_bounded_in_size_and_time() {
-    for tdb in support::backends().await {
-        let scope = tdb.org("A").await;
-        let mut people = Vec::new();
-        for i in 0..5 {
-            people.push(person(&scope, i, 1).await);
-        }
-        let open = |max_entries, ttl| {
-            Database::open(
-                DatabaseOptions::new(&tdb.url).key_cache(KeyCacheConfig { max_entries, ttl }),
-                tdb.keys.clone(),
-            )
-        };
+#[backends]
+async fn the_key_cache_is_bounded_in_size_and_time(tdb: TestDb) {
+    let scope = tdb.org("A").await;
+    let mut people = Vec::new();
+    for i in 0..5 {
+        people.push(person(&scope, i, 1).await);
+    }
+    let open = |max_entries, ttl| {
+        Database::open(DatabaseOptions::new(&tdb.url).key_cache(KeyCacheConfig { max_entries, ttl }), tdb.keys.clone())
+    };
 
-        let small = open(2, Duration::from_secs(600)).await.unwrap();
-        for p in &people {
-            assert_reads(&small, p).await;
-            assert!(small.cached_keys() <= 2, "{} keys cached", small.cached_keys());
-        }
+    let small = open(2, Duration::from_secs(600)).await.unwrap();
+    for p in &people {
+        assert_reads(&small, p).await;
+        assert!(small.cached_keys() <= 2, "{} keys cached", small.cached_keys());
+    }
 
-        // Warm cache: reading the same patient again unwraps nothing; with a zero TTL it unwraps again.
-        // (With a zero TTL the exact count also depends on the audit sequencer, which loads the
-        // organization key in the background after commits on PostgreSQL.)
-        for ttl in [Duration::from_secs(600), Duration::ZERO] {
-            let db = open(100, ttl).await.unwrap();
-            assert_reads(&db, &people[0]).await;
-            db.flush_audit().await.unwrap();
-            let first = db.key_stats().unwraps;
-            assert_reads(&db, &people[0]).await;
-            db.flush_audit().await.unwrap();
-            let second = db.key_stats().unwraps;
-            if ttl.is_zero() {
-                // The second read unwraps its keys again; how many the sequencer adds varies with load.
-                assert!(second > first, "ttl 0: {first} then {second}");
-            } else {
-                assert_eq!(second, first, "ttl {ttl:?}");
-            }
+    // Warm cache: reading the same patient again unwraps nothing; with a zero TTL it unwraps again.
+    // (With a zero TTL the exact count also depends on the audit sequencer, which loads the
+    // organization key in the background after commits on PostgreSQL.)
+    for ttl in [Duration::from_secs(600), Duration::ZERO] {
+        let db = open(100, ttl).await.unwrap();
+        assert_reads(&db, &people[0]).await;
+        db.flush_audit().await.unwrap();
+        let first = db.key_stats().unwraps;
+        assert_reads(&db, &people[0]).await;
+        db.flush_audit().await.unwrap();
+        let second = db.key_stats().unwraps;
+        if ttl.is_zero() {
+            // The second read unwraps its keys again; how many the sequencer adds varies with load.
+            assert!(second > first, "ttl 0: {first} then {second}");
+        } else {
+            assert_eq!(second, first, "ttl {ttl:?}");
         }
     }
 }
@@ -345,68 +327,65 @@ async fn the_key_cache_is_bounded_in_size_and_time() {
 // ---------------------------------------------------------------------------------------------------
 // Data key rotation
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interrupted_patient_key_rotation_resumes_after_a_restart_with_writers_running() {
-    for tdb in support::backends().await {
-        let scope = tdb.org("A").await;
-        let mut x = person(&scope, 0, 60).await;
-        let y = person(&scope, 1, 2).await;
-        let (old_x, old_y) = (patient_key_ids(&tdb, x.id).await, patient_key_ids(&tdb, y.id).await);
-        let old_key = distinct(&old_x)[0];
-        assert_eq!(distinct(&old_x), vec![old_key]);
+#[backends(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_patient_key_rotation_resumes_after_a_restart_with_writers_running(tdb: TestDb) {
+    let scope = tdb.org("A").await;
+    let mut x = person(&scope, 0, 60).await;
+    let y = person(&scope, 1, 2).await;
+    let (old_x, old_y) = (patient_key_ids(&tdb, x.id).await, patient_key_ids(&tdb, y.id).await);
+    let old_key = distinct(&old_x)[0];
+    assert_eq!(distinct(&old_x), vec![old_key]);
 
-        let bystander = Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap();
-        assert_reads(&bystander, &x).await; // another process, with X's key as it was cached
+    let bystander = Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap();
+    assert_reads(&bystander, &x).await; // another process, with X's key as it was cached
 
-        let target = RotationTarget::Patient(x.id);
-        let start = scope.keys().start_rotation(target).await.unwrap();
-        assert_eq!((start.rows_done, start.rows_total), (0, 64), "patient, conversation, 60 messages, 2 records");
-        assert_ne!(start.new_key_id, old_key);
-        assert_code(scope.keys().start_rotation(target).await, "conflict", Some("rotation"));
+    let target = RotationTarget::Patient(x.id);
+    let start = scope.keys().start_rotation(target).await.unwrap();
+    assert_eq!((start.rows_done, start.rows_total), (0, 64), "patient, conversation, 60 messages, 2 records");
+    assert_ne!(start.new_key_id, old_key);
+    assert_err(scope.keys().start_rotation(target).await, "conflict", Some("rotation"));
 
-        // Part of the run, with a writer appending meanwhile; then the process "crashes" halfway.
-        let writer = spawn_writer(scope.clone(), x.conversation, "during the run");
-        let two_batches = RunOptions { batch_size: 10, max_batches: Some(2) };
-        let mut status = start.clone();
-        while status.rows_done * 2 < status.rows_total {
-            status = scope.keys().run_rotation(start.id, two_batches, |_| {}).await.unwrap();
-            assert_eq!(scope.patients().get(x.id).await.unwrap().first_name.expose().unwrap(), &x.name);
-            assert!(texts(&scope, x.conversation).await.iter().all(Option::is_some), "reads keep working");
-        }
-        assert!(!status.completed && status.rows_done > 0 && status.remaining() > 0, "{status:?}");
-        assert_eq!(status.current_step, Some("messages"));
-        assert_eq!(scope.keys().rotation_status(start.id).await.unwrap(), status, "the position is persisted");
-        let mut both = vec![old_key, start.new_key_id];
-        both.sort();
-        assert_eq!(distinct(&patient_key_ids(&tdb, x.id).await), both, "halfway: some rows old, some new");
-        x.messages.extend(writer.await.unwrap());
-
-        // A new handle resumes where the first one stopped, with another writer running.
-        let restarted = Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap();
-        let scope = scope_in(&restarted, &x).await;
-        let writer = spawn_writer(scope.clone(), x.conversation, "during the resume");
-        let mut reports: Vec<RotationStatus> = Vec::new();
-        let done =
-            scope.keys().run_rotation(start.id, RunOptions::default(), |s| reports.push(s.clone())).await.unwrap();
-        x.messages.extend(writer.await.unwrap());
-        assert!(done.completed && done.remaining() == 0 && done.completed_at.is_some() && done.current_step.is_none());
-        assert_eq!(reports.last(), Some(&done), "progress is reported after every batch");
-        assert!(reports.windows(2).all(|w| w[0].rows_done <= w[1].rows_done));
-
-        // Nothing lost, every ciphertext of X under the new key, Y untouched.
-        assert_reads(&Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap(), &x).await;
-        let now_x = patient_key_ids(&tdb, x.id).await;
-        assert_eq!(now_x.len(), old_x.len() + 30, "every ciphertext of X, including the 30 written meanwhile");
-        assert!(now_x.iter().all(|(_, k)| *k == start.new_key_id), "{now_x:?}");
-        assert_eq!(patient_key_ids(&tdb, y.id).await, old_y);
-        assert_reads(&restarted, &y).await;
-        assert_reads(&bystander, &x).await;
-
-        // The rotation lock is released: a new rotation may start (and complete) now.
-        let again = scope.keys().start_rotation(target).await.unwrap();
-        assert!(scope.keys().run_rotation(again.id, RunOptions::default(), |_| {}).await.unwrap().completed);
-        assert_reads(&restarted, &x).await;
+    // Part of the run, with a writer appending meanwhile; then the process "crashes" halfway.
+    let writer = spawn_writer(scope.clone(), x.conversation, "during the run");
+    let two_batches = RunOptions { batch_size: 10, max_batches: Some(2) };
+    let mut status = start.clone();
+    while status.rows_done * 2 < status.rows_total {
+        status = scope.keys().run_rotation(start.id, two_batches, |_| {}).await.unwrap();
+        assert_eq!(scope.patients().get(x.id).await.unwrap().first_name.expose().unwrap(), &x.name);
+        assert!(texts(&scope, x.conversation).await.iter().all(Option::is_some), "reads keep working");
     }
+    assert!(!status.completed && status.rows_done > 0 && status.remaining() > 0, "{status:?}");
+    assert_eq!(status.current_step, Some("messages"));
+    assert_eq!(scope.keys().rotation_status(start.id).await.unwrap(), status, "the position is persisted");
+    let mut both = vec![old_key, start.new_key_id];
+    both.sort();
+    assert_eq!(distinct(&patient_key_ids(&tdb, x.id).await), both, "halfway: some rows old, some new");
+    x.messages.extend(writer.await.unwrap());
+
+    // A new handle resumes where the first one stopped, with another writer running.
+    let restarted = Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap();
+    let scope = scope_in(&restarted, &x).await;
+    let writer = spawn_writer(scope.clone(), x.conversation, "during the resume");
+    let mut reports: Vec<RotationStatus> = Vec::new();
+    let done = scope.keys().run_rotation(start.id, RunOptions::default(), |s| reports.push(s.clone())).await.unwrap();
+    x.messages.extend(writer.await.unwrap());
+    assert!(done.completed && done.remaining() == 0 && done.completed_at.is_some() && done.current_step.is_none());
+    assert_eq!(reports.last(), Some(&done), "progress is reported after every batch");
+    assert!(reports.windows(2).all(|w| w[0].rows_done <= w[1].rows_done));
+
+    // Nothing lost, every ciphertext of X under the new key, Y untouched.
+    assert_reads(&Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap(), &x).await;
+    let now_x = patient_key_ids(&tdb, x.id).await;
+    assert_eq!(now_x.len(), old_x.len() + 30, "every ciphertext of X, including the 30 written meanwhile");
+    assert!(now_x.iter().all(|(_, k)| *k == start.new_key_id), "{now_x:?}");
+    assert_eq!(patient_key_ids(&tdb, y.id).await, old_y);
+    assert_reads(&restarted, &y).await;
+    assert_reads(&bystander, &x).await;
+
+    // The rotation lock is released: a new rotation may start (and complete) now.
+    let again = scope.keys().start_rotation(target).await.unwrap();
+    assert!(scope.keys().run_rotation(again.id, RunOptions::default(), |_| {}).await.unwrap().completed);
+    assert_reads(&restarted, &x).await;
 }
 
 /// Lookups through every blind index the organization key computes.
@@ -428,167 +407,158 @@ async fn assert_settings(db: &Database, org: Uuid) {
     assert_eq!(settings.expose().unwrap()["whatsapp_phone_number_id"], "wa-business-001");
 }
 
-#[tokio::test]
-async fn organization_key_rotation_keeps_every_lookup_working_at_every_batch() {
-    for tdb in support::backends().await {
-        let settings = json!({"whatsapp_phone_number_id": "wa-business-001"});
-        let new_org = NewOrganization {
-            settings: Some(Sensitive::new(settings)),
-            ..NewOrganization::new("Hospital", OrganizationType::Hospital)
-        };
-        let org = tdb.db.organizations().create(new_org).await.unwrap();
-        let scope = tdb.db.scope(org.id, Actor::platform()).await.unwrap();
-        let mut people = Vec::new();
-        for i in 0..7 {
-            people.push(person(&scope, i, 1).await);
-        }
-        let doctor = NewProvider::new("Ana", "Souza", "ana.souza@hospital.com.br", ProviderRole::Doctor);
-        let doctor = scope.providers().create(doctor).await.unwrap().id;
-        let phone_index = "SELECT phone_bidx FROM patients WHERE organization_id = $1 ORDER BY id";
-        let original: Vec<Vec<u8>> = raw(&tdb, phone_index, org.id).await;
+#[backends]
+async fn organization_key_rotation_keeps_every_lookup_working_at_every_batch(tdb: TestDb) {
+    let settings = json!({"whatsapp_phone_number_id": "wa-business-001"});
+    let new_org = NewOrganization {
+        settings: Some(Sensitive::new(settings)),
+        ..NewOrganization::new("Hospital", OrganizationType::Hospital)
+    };
+    let org = tdb.db.organizations().create(new_org).await.unwrap();
+    let scope = tdb.db.scope(org.id, Actor::platform()).await.unwrap();
+    let mut people = Vec::new();
+    for i in 0..7 {
+        people.push(person(&scope, i, 1).await);
+    }
+    let doctor = NewProvider::new("Ana", "Souza", "ana.souza@hospital.com.br", ProviderRole::Doctor);
+    let doctor = scope.providers().create(doctor).await.unwrap().id;
+    let phone_index = "SELECT phone_bidx FROM patients WHERE organization_id = $1 ORDER BY id";
+    let original: Vec<Vec<u8>> = raw(&tdb, phone_index, org.id).await;
 
-        // Another process, whose cache holds the organization key as it was before the rotation.
-        let bystander = Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap();
-        let elsewhere = bystander.scope(org.id, Actor::platform()).await.unwrap();
-        assert_lookups(&elsewhere, &people, doctor).await;
+    // Another process, whose cache holds the organization key as it was before the rotation.
+    let bystander = Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap();
+    let elsewhere = bystander.scope(org.id, Actor::platform()).await.unwrap();
+    assert_lookups(&elsewhere, &people, doctor).await;
 
-        let mut status = scope.keys().start_rotation(RotationTarget::Organization).await.unwrap();
-        let (mut batches, mut saw_mixed_index) = (0, false);
-        while !status.completed {
-            assert_lookups(&scope, &people, doctor).await;
-            assert_lookups(&elsewhere, &people, doctor).await;
-            assert_settings(&tdb.db, org.id).await;
-            status = scope
-                .keys()
-                .run_rotation(status.id, RunOptions { batch_size: 2, max_batches: Some(1) }, |_| {})
-                .await
-                .unwrap();
-            batches += 1;
-            let now: Vec<Vec<u8>> = raw(&tdb, phone_index, org.id).await;
-            let rekeyed = now.iter().zip(&original).filter(|(a, b)| a != b).count();
-            saw_mixed_index |= rekeyed > 0 && rekeyed < people.len();
-        }
+    let mut status = scope.keys().start_rotation(RotationTarget::Organization).await.unwrap();
+    let (mut batches, mut saw_mixed_index) = (0, false);
+    while !status.completed {
         assert_lookups(&scope, &people, doctor).await;
         assert_lookups(&elsewhere, &people, doctor).await;
-        assert_settings(&bystander, org.id).await;
-        assert!(batches > 10 && saw_mixed_index, "{batches} batches; lookups ran while the phone index was mixed");
-        let changed: Vec<Vec<u8>> = raw(&tdb, phone_index, org.id).await;
-        assert!(changed.iter().zip(&original).all(|(a, b)| a != b), "every phone re-indexed");
-
-        // Patient keys are re-wrapped by the new organization key; a fresh handle reads everything.
-        let stale = "SELECT COUNT(*) FROM patient_keys WHERE wrapping_key_id <> $1";
-        assert_eq!(raw::<i64>(&tdb, stale, status.new_key_id).await, vec![0]);
-        let fresh = Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap();
-        for (db, p) in people.iter().flat_map(|p| [(&fresh, p), (&bystander, p)]) {
-            assert_reads(db, p).await;
-        }
-        assert_lookups(&scope_in(&fresh, &people[0]).await, &people, doctor).await;
-        assert_settings(&fresh, org.id).await;
-    }
-}
-
-#[tokio::test]
-async fn identifiers_stay_unique_while_an_organization_rotation_runs() {
-    for tdb in support::backends().await {
-        let scope = tdb.org("Hospital").await;
-        let mut people = Vec::new();
-        for i in 0..6 {
-            people.push(person(&scope, i, 1).await);
-        }
-        let status = scope.keys().start_rotation(RotationTarget::Organization).await.unwrap();
-        let status = scope
+        assert_settings(&tdb.db, org.id).await;
+        status = scope
             .keys()
-            .run_rotation(status.id, RunOptions { batch_size: 2, max_batches: Some(3) }, |_| {})
+            .run_rotation(status.id, RunOptions { batch_size: 2, max_batches: Some(1) }, |_| {})
             .await
             .unwrap();
-        assert!(!status.completed, "the phone index is now half old, half new");
-        for p in &people {
-            let duplicate = NewPatient {
-                first_name: "Outro".into(),
-                last_name: "Paciente".into(),
-                phone: p.phone.as_str().into(),
-                ..Default::default()
-            };
-            assert_code(scope.patients().create(duplicate).await, "conflict", Some("phone"));
-            let wamid = p.wamids[0].clone();
-            assert_code(
-                scope.messages().append(text(p.conversation, "de novo", Some(wamid))).await,
-                "conflict",
-                Some("whatsapp_message_id"),
-            );
-        }
-        let done = scope.keys().run_rotation(status.id, RunOptions::default(), |_| {}).await.unwrap();
-        assert!(done.completed);
-        for p in &people {
-            assert_eq!(scope.patients().find_by_phone(&p.phone).await.unwrap().unwrap().id, p.id);
-        }
+        batches += 1;
+        let now: Vec<Vec<u8>> = raw(&tdb, phone_index, org.id).await;
+        let rekeyed = now.iter().zip(&original).filter(|(a, b)| a != b).count();
+        saw_mixed_index |= rekeyed > 0 && rekeyed < people.len();
+    }
+    assert_lookups(&scope, &people, doctor).await;
+    assert_lookups(&elsewhere, &people, doctor).await;
+    assert_settings(&bystander, org.id).await;
+    assert!(batches > 10 && saw_mixed_index, "{batches} batches; lookups ran while the phone index was mixed");
+    let changed: Vec<Vec<u8>> = raw(&tdb, phone_index, org.id).await;
+    assert!(changed.iter().zip(&original).all(|(a, b)| a != b), "every phone re-indexed");
+
+    // Patient keys are re-wrapped by the new organization key; a fresh handle reads everything.
+    let stale = "SELECT COUNT(*) FROM patient_keys WHERE wrapping_key_id <> $1";
+    assert_eq!(raw::<i64>(&tdb, stale, status.new_key_id).await, vec![0]);
+    let fresh = Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap();
+    for (db, p) in people.iter().flat_map(|p| [(&fresh, p), (&bystander, p)]) {
+        assert_reads(db, p).await;
+    }
+    assert_lookups(&scope_in(&fresh, &people[0]).await, &people, doctor).await;
+    assert_settings(&fresh, org.id).await;
+}
+
+#[backends]
+async fn identifiers_stay_unique_while_an_organization_rotation_runs(tdb: TestDb) {
+    let scope = tdb.org("Hospital").await;
+    let mut people = Vec::new();
+    for i in 0..6 {
+        people.push(person(&scope, i, 1).await);
+    }
+    let status = scope.keys().start_rotation(RotationTarget::Organization).await.unwrap();
+    let status =
+        scope.keys().run_rotation(status.id, RunOptions { batch_size: 2, max_batches: Some(3) }, |_| {}).await.unwrap();
+    assert!(!status.completed, "the phone index is now half old, half new");
+    for p in &people {
+        let duplicate = NewPatient {
+            first_name: "Outro".into(),
+            last_name: "Paciente".into(),
+            phone: p.phone.as_str().into(),
+            ..Default::default()
+        };
+        assert_err(scope.patients().create(duplicate).await, "conflict", Some("phone"));
+        let wamid = p.wamids[0].clone();
+        assert_err(
+            scope.messages().append(text(p.conversation, "de novo", Some(wamid))).await,
+            "conflict",
+            Some("whatsapp_message_id"),
+        );
+    }
+    let done = scope.keys().run_rotation(status.id, RunOptions::default(), |_| {}).await.unwrap();
+    assert!(done.completed);
+    for p in &people {
+        assert_eq!(scope.patients().find_by_phone(&p.phone).await.unwrap().unwrap().id, p.id);
     }
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Crypto-shredding
 
-#[tokio::test]
-async fn shredding_a_patient_erases_them_everywhere_and_nobody_else() {
-    for tdb in support::backends().await {
-        let scope = tdb.org("A").await;
-        let org = scope.organization_id();
-        let officer = Uuid::now_v7();
-        let admin = tdb.db.scope(org, Actor::admin(Some(officer))).await.unwrap();
-        let (x, y) = (person(&scope, 0, 3).await, person(&scope, 1, 3).await);
+#[backends]
+async fn shredding_a_patient_erases_them_everywhere_and_nobody_else(tdb: TestDb) {
+    let scope = tdb.org("A").await;
+    let org = scope.organization_id();
+    let officer = Uuid::now_v7();
+    let admin = tdb.db.scope(org, Actor::admin(Some(officer))).await.unwrap();
+    let (x, y) = (person(&scope, 0, 3).await, person(&scope, 1, 3).await);
 
-        // Shredding is an administrator's act (the access matrix allows it to ADMIN and platform only).
-        let provider = tdb.db.scope(org, Actor::provider(tdb.provider(&scope).await)).await.unwrap();
-        assert_code(provider.keys().shred_patient(x.id, "not mine to do").await, "permission_denied", None);
-        let receipt = admin.keys().shred_patient(x.id, "LGPD erasure request 42").await.unwrap();
-        assert_eq!((receipt.organization_id, receipt.patient_id), (org, x.id));
-        assert_eq!(receipt.destroyed_key_ids, distinct(&patient_key_ids(&tdb, x.id).await));
-        assert_eq!(receipt.shredded_by, format!("ADMIN:{officer}"));
-        assert_eq!(receipt.reason, "LGPD erasure request 42");
+    // Shredding is an administrator's act (the access matrix allows it to ADMIN and platform only).
+    let provider = tdb.db.scope(org, Actor::provider(tdb.provider(&scope).await)).await.unwrap();
+    assert_err(provider.keys().shred_patient(x.id, "not mine to do").await, "permission_denied", None);
+    let receipt = admin.keys().shred_patient(x.id, "LGPD erasure request 42").await.unwrap();
+    assert_eq!((receipt.organization_id, receipt.patient_id), (org, x.id));
+    assert_eq!(receipt.destroyed_key_ids, distinct(&patient_key_ids(&tdb, x.id).await));
+    assert_eq!(receipt.shredded_by, format!("ADMIN:{officer}"));
+    assert_eq!(receipt.reason, "LGPD erasure request 42");
 
-        for db in [&tdb.db, &Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap()] {
-            assert_erased(db, &x).await;
-            assert_reads(db, &y).await;
-        }
-        let erased = scope.patients().get(x.id).await.unwrap();
-        assert!(erased.erased_at.is_some_and(|t| t >= receipt.shredded_at - chrono::Duration::seconds(1)));
-        let listed = scope.patients().list(PageRequest::first(50)).await.unwrap().items;
-        assert!(listed.iter().any(|p| p.id == x.id && p.first_name.is_erased()));
-        assert!(listed.iter().any(|p| p.id == y.id && p.first_name.expose().is_ok()));
-
-        // X's identifiers neither find nor block anyone.
-        assert!(scope.patients().find_by_phone(&x.phone).await.unwrap().is_none());
-        assert!(scope.conversations().open_for_chat(&x.chat).await.unwrap().is_none());
-        assert!(scope.messages().find_by_whatsapp_message_id(&x.wamids[0]).await.unwrap().is_none());
-        let returning = NewPatient {
-            first_name: "Novo".into(),
-            last_name: "Paciente".into(),
-            phone: x.phone.as_str().into(),
-            ..Default::default()
-        };
-        let newcomer = scope.patients().create(returning).await.unwrap();
-        assert_eq!(scope.patients().find_by_phone(&x.phone).await.unwrap().map(|p| p.id), Some(newcomer.id));
-
-        // Nothing can be written for X any more.
-        assert_code(scope.messages().append(text(x.conversation, "olá?", None)).await, "erased", None);
-        let patch = PatientPatch { is_active: Some(false), ..Default::default() };
-        assert_code(scope.patients().update(x.id, patch).await, "erased", None);
-        let record = NewHealthData {
-            symptoms: Some(Sensitive::new(json!(["tontura"]))),
-            ..NewHealthData::new(x.id, HealthDataType::Symptom, HealthCategory::General)
-        };
-        assert_code(scope.health_data().create(record).await, "erased", None);
-        assert_code(scope.keys().start_rotation(RotationTarget::Patient(x.id)).await, "erased", None);
-
-        let second = scope.keys().shred_patient(x.id, "LGPD erasure request 42").await.unwrap();
-        assert!(second.destroyed_key_ids.is_empty());
-        assert_code(scope.keys().shred_patient(Uuid::now_v7(), "no such patient").await, "not_found", None);
-        assert_reads(&tdb.db, &y).await;
+    for db in [&tdb.db, &Database::connect_with(&tdb.url, tdb.keys.clone()).await.unwrap()] {
+        assert_erased(db, &x).await;
+        assert_reads(db, &y).await;
     }
+    let erased = scope.patients().get(x.id).await.unwrap();
+    assert!(erased.erased_at.is_some_and(|t| t >= receipt.shredded_at - chrono::Duration::seconds(1)));
+    let listed = scope.patients().list(PageRequest::first(50)).await.unwrap().items;
+    assert!(listed.iter().any(|p| p.id == x.id && p.first_name.is_erased()));
+    assert!(listed.iter().any(|p| p.id == y.id && p.first_name.expose().is_ok()));
+
+    // X's identifiers neither find nor block anyone.
+    assert!(scope.patients().find_by_phone(&x.phone).await.unwrap().is_none());
+    assert!(scope.conversations().open_for_chat(&x.chat).await.unwrap().is_none());
+    assert!(scope.messages().find_by_whatsapp_message_id(&x.wamids[0]).await.unwrap().is_none());
+    let returning = NewPatient {
+        first_name: "Novo".into(),
+        last_name: "Paciente".into(),
+        phone: x.phone.as_str().into(),
+        ..Default::default()
+    };
+    let newcomer = scope.patients().create(returning).await.unwrap();
+    assert_eq!(scope.patients().find_by_phone(&x.phone).await.unwrap().map(|p| p.id), Some(newcomer.id));
+
+    // Nothing can be written for X any more.
+    assert_err(scope.messages().append(text(x.conversation, "olá?", None)).await, "erased", None);
+    let patch = PatientPatch { is_active: Some(false), ..Default::default() };
+    assert_err(scope.patients().update(x.id, patch).await, "erased", None);
+    let record = NewHealthData {
+        symptoms: Some(Sensitive::new(json!(["tontura"]))),
+        ..NewHealthData::new(x.id, HealthDataType::Symptom, HealthCategory::General)
+    };
+    assert_err(scope.health_data().create(record).await, "erased", None);
+    assert_err(scope.keys().start_rotation(RotationTarget::Patient(x.id)).await, "erased", None);
+
+    let second = scope.keys().shred_patient(x.id, "LGPD erasure request 42").await.unwrap();
+    assert!(second.destroyed_key_ids.is_empty());
+    assert_err(scope.keys().shred_patient(Uuid::now_v7(), "no such patient").await, "not_found", None);
+    assert_reads(&tdb.db, &y).await;
 }
 
 #[tokio::test]
-async fn a_backup_taken_before_shredding_is_erased_too_when_opened_with_the_current_key_store() {
+async fn a_backup_taken_before_shredding_is_erased_too_when_opened_with_the_current_key_store_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = |file: &str| format!("sqlite://{}", dir.path().join(file).display());
     let keys = new_provider();
@@ -628,26 +598,24 @@ async fn a_backup_taken_before_shredding_is_erased_too_when_opened_with_the_curr
 // ---------------------------------------------------------------------------------------------------
 // Misuse and providers
 
-#[tokio::test]
-async fn unknown_keys_truncated_envelopes_and_short_keys_are_typed_errors() {
+#[backends]
+async fn unknown_keys_truncated_envelopes_and_short_keys_are_typed_errors(tdb: TestDb) {
     assert_eq!(crypto_kind(DataKey::from_slice(&[0u8; 31])), CryptoErrorKind::InvalidKey);
     let short = base64::engine::general_purpose::STANDARD.encode([7u8; 31]);
-    assert_code(LocalKeyProvider::from_base64(&short, "short key"), "config", None);
-    for tdb in support::backends().await {
-        let scope = tdb.org("A").await;
-        let p = person(&scope, 0, 1).await;
-        let id = history(&scope, p.conversation).await[0].id;
-        let original = tdb.raw_bytes("messages", "content", id).await.unwrap();
+    assert_err(LocalKeyProvider::from_base64(&short, "short key"), "config", None);
+    let scope = tdb.org("A").await;
+    let p = person(&scope, 0, 1).await;
+    let id = history(&scope, p.conversation).await[0].id;
+    let original = tdb.raw_bytes("messages", "content", id).await.unwrap();
 
-        let mut unknown = original.clone();
-        unknown[2..18].copy_from_slice(Uuid::new_v4().as_bytes());
-        tdb.raw_set_bytes("messages", "content", id, Some(unknown)).await;
-        assert_eq!(crypto_kind(scope.messages().get(id).await), CryptoErrorKind::UnknownKey);
-        tdb.raw_set_bytes("messages", "content", id, Some(original[..20].to_vec())).await;
-        assert_eq!(crypto_kind(scope.messages().get(id).await), CryptoErrorKind::MalformedEnvelope);
-        tdb.raw_set_bytes("messages", "content", id, Some(original)).await;
-        assert_reads(&tdb.db, &p).await;
-    }
+    let mut unknown = original.clone();
+    unknown[2..18].copy_from_slice(Uuid::new_v4().as_bytes());
+    tdb.raw_set_bytes("messages", "content", id, Some(unknown)).await;
+    assert_eq!(crypto_kind(scope.messages().get(id).await), CryptoErrorKind::UnknownKey);
+    tdb.raw_set_bytes("messages", "content", id, Some(original[..20].to_vec())).await;
+    assert_eq!(crypto_kind(scope.messages().get(id).await), CryptoErrorKind::MalformedEnvelope);
+    tdb.raw_set_bytes("messages", "content", id, Some(original)).await;
+    assert_reads(&tdb.db, &p).await;
 }
 
 /// A stand-in for an external KMS (AWS KMS, Vault transit), written against the public trait only: the
@@ -708,25 +676,23 @@ async fn read_twice(tdb: &TestDb, keys: Arc<dyn KeyProvider>, p: &Person) {
     assert_eq!(db.key_stats().unwraps, 2, "organization and patient key unwrapped once each");
 }
 
-#[tokio::test]
-async fn external_and_dual_key_providers_work_through_the_public_trait() {
-    for tdb in support::backends().await {
-        let kms = FakeKms::new();
-        let p = move_to(&tdb, kms.clone()).await;
-        assert!(kms.wraps.load(Ordering::SeqCst) >= 2, "key check and organization keys wrapped by the KMS");
-        let calls = || kms.unwraps.load(Ordering::SeqCst);
-        let before = calls();
-        read_twice(&tdb, kms.clone(), &p).await;
-        assert_eq!(calls() - before, 2, "one KMS call for the key check, one for the organization key");
+#[backends]
+async fn external_and_dual_key_providers_work_through_the_public_trait(tdb: TestDb) {
+    let kms = FakeKms::new();
+    let p = move_to(&tdb, kms.clone()).await;
+    assert!(kms.wraps.load(Ordering::SeqCst) >= 2, "key check and organization keys wrapped by the KMS");
+    let calls = || kms.unwraps.load(Ordering::SeqCst);
+    let before = calls();
+    read_twice(&tdb, kms.clone(), &p).await;
+    assert_eq!(calls() - before, 2, "one KMS call for the key check, one for the organization key");
 
-        let (a, b) = (DataKey::generate(), DataKey::generate());
-        let dual = |b: &DataKey| -> Arc<dyn KeyProvider> {
-            Arc::new(DualKeyProvider::new(local(&a, "custodian-a"), local(b, "custodian-b")))
-        };
-        let p = move_to(&tdb, dual(&b)).await;
-        read_twice(&tdb, dual(&b), &p).await;
-        assert_wrong_master_key(&tdb.url, Arc::new(local(&a, "custodian-a"))).await;
-        assert_wrong_master_key(&tdb.url, dual(&DataKey::generate())).await;
-        assert_wrong_master_key(&tdb.url, kms).await;
-    }
+    let (a, b) = (DataKey::generate(), DataKey::generate());
+    let dual = |b: &DataKey| -> Arc<dyn KeyProvider> {
+        Arc::new(DualKeyProvider::new(local(&a, "custodian-a"), local(b, "custodian-b")))
+    };
+    let p = move_to(&tdb, dual(&b)).await;
+    read_twice(&tdb, dual(&b), &p).await;
+    assert_wrong_master_key(&tdb.url, Arc::new(local(&a, "custodian-a"))).await;
+    assert_wrong_master_key(&tdb.url, dual(&DataKey::generate())).await;
+    assert_wrong_master_key(&tdb.url, kms).await;
 }

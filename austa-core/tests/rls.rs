@@ -3,13 +3,11 @@
 //! repository query would become if its organization filter were removed) sees and changes only the
 //! current organization's rows, and nothing at all when no organization is set.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
-
-mod support;
-
 use austa_core::seed::{self, ids};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
+
+use crate::support;
 
 /// Tables under row-level security: every table with `organization_id`, except the key store's.
 async fn rls_tables(owner: &PgPool) -> Vec<String> {
@@ -51,7 +49,7 @@ async fn seeded() -> Option<(support::TestDb, PgPool, PgPool)> {
 }
 
 #[tokio::test]
-async fn every_tenant_table_has_forced_row_level_security() {
+async fn every_tenant_table_has_forced_row_level_security_postgres() {
     let Some((_tdb, owner, _app)) = seeded().await else { return };
     let tables = rls_tables(&owner).await;
     assert!(tables.len() >= 17, "{tables:?}");
@@ -86,7 +84,7 @@ async fn every_tenant_table_has_forced_row_level_security() {
 }
 
 #[tokio::test]
-async fn unfiltered_reads_see_only_the_current_organization_and_nothing_without_one() {
+async fn unfiltered_reads_see_only_the_current_organization_and_nothing_without_one_postgres() {
     let Some((_tdb, owner, app)) = seeded().await else { return };
     let mut seen_rows = 0;
     for table in rls_tables(&owner).await {
@@ -101,7 +99,7 @@ async fn unfiltered_reads_see_only_the_current_organization_and_nothing_without_
 }
 
 #[tokio::test]
-async fn unfiltered_writes_touch_only_the_current_organization() {
+async fn unfiltered_writes_touch_only_the_current_organization_postgres() {
     let Some((_tdb, owner, app)) = seeded().await else { return };
     let mut tx = app.begin().await.unwrap();
     sqlx::query("SELECT set_config('austa.organization_id', $1, true)")
@@ -128,7 +126,7 @@ async fn unfiltered_writes_touch_only_the_current_organization() {
 }
 
 #[tokio::test]
-async fn a_session_naming_another_tenant_s_number_can_read_but_not_delete_it() {
+async fn a_session_naming_another_tenant_s_number_can_read_but_not_delete_it_postgres() {
     let Some((_tdb, owner, app)) = seeded().await else { return };
     let mut tx = app.begin().await.unwrap();
     for (name, value) in [

@@ -7,16 +7,15 @@
 //! * On PostgreSQL, every tenant table is ready for Citus distribution by `organization_id`.
 //! * The CHECK constraints are enforced by the database itself, not only by the library.
 //!
-//! SQLite always runs; PostgreSQL runs when `AUSTA_TEST_DATABASE_URL` is set (see `support`).
-
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
-
-mod support;
+//! SQLite always runs; PostgreSQL runs when `AUSTA_TEST_DATABASE_URL` is set (see `support`). The tests
+//! that compare the two backends run SQLite's half alone without PostgreSQL.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::{PgPool, SqlitePool};
-use support::{Backend, TestDb};
+
+use crate::support::{self, Backend, TestDb};
+use austa_macros::backends;
 
 /// The 15 model tables, then the 3 tables that replace free-form id arrays and hold the wrapped keys.
 const TABLES: [&str; 18] = [
@@ -274,7 +273,7 @@ async fn pg_foreign_keys(pool: &PgPool) -> BTreeSet<ForeignKey> {
 }
 
 #[tokio::test]
-async fn same_tables_columns_and_indexes() {
+async fn same_tables_columns_and_indexes_on_sqlite_and_postgres() {
     let mut shapes = BTreeMap::new();
     for (_db, pool) in pools().await {
         let shape = pool.shape().await;
@@ -307,21 +306,21 @@ async fn same_tables_columns_and_indexes() {
     assert!(diffs.is_empty(), "schemas differ:\n{}", diffs.join("\n"));
 }
 
-#[tokio::test]
-async fn all_fifteen_models_have_tables() {
-    for (_db, pool) in pools().await {
-        let shape = pool.shape().await;
-        let missing: Vec<_> = TABLES.iter().filter(|t| !shape.contains_key(**t)).collect();
-        assert!(missing.is_empty(), "{} lacks tables {missing:?}", pool.name());
-    }
+#[backends]
+async fn all_fifteen_models_have_tables(tdb: TestDb) {
+    let pool = Pool::of(&tdb).await;
+    let shape = pool.shape().await;
+    let missing: Vec<_> = TABLES.iter().filter(|t| !shape.contains_key(**t)).collect();
+    assert!(missing.is_empty(), "{} lacks tables {missing:?}", pool.name());
 }
 
 #[tokio::test]
-async fn postgres_schema_follows_citus_rules() {
-    // Without PostgreSQL there is nothing to check (and with CI=true, `backends` has already panicked).
-    let Some((_db, pool)) = pools().await.into_iter().find(|(_, p)| matches!(p, Pool::Postgres(_))) else {
+async fn schema_follows_citus_rules_postgres() {
+    // Without PostgreSQL there is nothing to check (and with CI=true, `postgres` has already panicked).
+    let Some(tdb) = support::postgres().await else {
         return;
     };
+    let pool = Pool::of(&tdb).await;
     const ORG: &str = "organization_id";
     let mut violations = Vec::new();
     // Reference tables (replicated to every node): the tenants themselves and the key store's
@@ -353,7 +352,7 @@ async fn postgres_schema_follows_citus_rules() {
 }
 
 #[tokio::test]
-async fn tenant_tables_have_restrictive_foreign_keys() {
+async fn tenant_tables_have_restrictive_foreign_keys_on_sqlite_and_postgres() {
     let mut all = BTreeMap::new();
     for (_db, pool) in pools().await {
         let keys = pool.foreign_keys().await;
@@ -424,8 +423,8 @@ const DOCUMENT: &str = "INSERT INTO documents (organization_id, id, patient_id, 
     VALUES ({org}, {id}, {patient}, $1, $1, 'application/pdf', {v}, 'LOCAL', $1, 'LAB_RESULT', 'LABORATORY', '[]',
             FALSE, TRUE, 'PATIENT_ONLY', 'SENSITIVE', TRUE, {now}, {now}, {now})";
 
-#[tokio::test]
-async fn check_constraints_reject_bad_rows() {
+#[backends]
+async fn check_constraints_reject_bad_rows(tdb: TestDb) {
     // (what, template, accepted value, rejected value): the rejected row differs only in `{v}`.
     let cases = [
         ("organizations.tax_id length", ORGANIZATION, "'12345678000195'", "'123'"),
@@ -437,23 +436,22 @@ async fn check_constraints_reject_bad_rows() {
         ("messages.ai_confidence <= 1", MESSAGE, "1", "1.5"),
         ("messages is_bot = (sender_kind = 'BOT')", BOT_MESSAGE, "'BOT'", "'PATIENT'"),
     ];
-    for (_db, pool) in pools().await {
-        let backend = pool.name();
-        let parents =
-            [(ORGANIZATION, ORG_ID), (PATIENT, PATIENT_ID), (MISSION, MISSION_ID), (CONVERSATION, CONVERSATION_ID)];
-        for (template, id) in parents {
-            let sql = fill(template, id, "NULL");
-            pool.execute(&sql).await.unwrap_or_else(|e| panic!("{backend}: {sql}: {e}"));
-        }
-        for (i, (what, template, good, bad)) in cases.iter().enumerate() {
-            let id = format!("'e0000000-0000-7000-8000-{i:012}'");
-            let rejected = pool.execute(&fill(template, &id, bad)).await;
-            assert!(
-                matches!(&rejected, Err(sqlx::Error::Database(e)) if e.is_check_violation()),
-                "{backend}: {what}: {bad} was not rejected by a CHECK: {rejected:?}"
-            );
-            let accepted = pool.execute(&fill(template, &id, good)).await;
-            assert!(accepted.is_ok(), "{backend}: {what}: {good} was rejected: {accepted:?}");
-        }
+    let pool = Pool::of(&tdb).await;
+    let backend = pool.name();
+    let parents =
+        [(ORGANIZATION, ORG_ID), (PATIENT, PATIENT_ID), (MISSION, MISSION_ID), (CONVERSATION, CONVERSATION_ID)];
+    for (template, id) in parents {
+        let sql = fill(template, id, "NULL");
+        pool.execute(&sql).await.unwrap_or_else(|e| panic!("{backend}: {sql}: {e}"));
+    }
+    for (i, (what, template, good, bad)) in cases.iter().enumerate() {
+        let id = format!("'e0000000-0000-7000-8000-{i:012}'");
+        let rejected = pool.execute(&fill(template, &id, bad)).await;
+        assert!(
+            matches!(&rejected, Err(sqlx::Error::Database(e)) if e.is_check_violation()),
+            "{backend}: {what}: {bad} was not rejected by a CHECK: {rejected:?}"
+        );
+        let accepted = pool.execute(&fill(template, &id, good)).await;
+        assert!(accepted.is_ok(), "{backend}: {what}: {good} was rejected: {accepted:?}");
     }
 }
