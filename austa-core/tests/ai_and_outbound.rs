@@ -420,13 +420,13 @@ async fn an_expired_lease_is_claimed_again(tdb: TestDb) {
     assert_eq!(first.iter().map(|m| m.id).collect::<Vec<_>>(), vec![id]);
     assert!(ai.messages().claim_for_ai("worker-b", 10, StdDuration::from_secs(60)).await.unwrap().is_empty());
     // worker-a crashes; its lease runs out.
-    tokio::time::sleep(StdDuration::from_millis(1100)).await;
+    tdb.clock.advance(chrono::TimeDelta::seconds(2));
     let again = ai.messages().claim_for_ai("worker-b", 10, StdDuration::from_secs(60)).await.unwrap();
     assert_eq!(again.iter().map(|m| m.id).collect::<Vec<_>>(), vec![id]);
     assert_eq!(tdb.raw_text(&format!("SELECT ai_claimed_by FROM messages WHERE id = '{id}'")).await, "worker-b");
     ai.messages().record_ai_result(id, analysis()).await.unwrap();
     // Processed: never handed out again, even once every lease is over.
-    tokio::time::sleep(StdDuration::from_millis(1100)).await;
+    tdb.clock.advance(chrono::TimeDelta::minutes(2));
     assert!(ai.messages().claim_for_ai("worker-c", 10, StdDuration::from_secs(1)).await.unwrap().is_empty());
 }
 

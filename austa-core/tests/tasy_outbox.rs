@@ -165,7 +165,7 @@ async fn a_crashed_worker_s_rows_are_delivered_again_and_workers_never_share_a_r
     assert_eq!((delivered.len(), unique.len()), (35, 35), "every row once, none twice");
     assert!(lost.iter().all(|i| !unique.contains(&i.id)), "leased rows wait for the lease");
     // After the lease, the crashed worker's rows are claimed again: at least once.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tdb.clock.advance(chrono::TimeDelta::seconds(2));
     let again = w.tasy_outbox().claim("worker-b", 10, Duration::from_secs(60)).await.unwrap();
     let mut again_ids: Vec<_> = again.iter().map(|i| i.id).collect();
     let mut lost_ids: Vec<_> = lost.iter().map(|i| i.id).collect();

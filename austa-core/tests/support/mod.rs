@@ -35,7 +35,8 @@ use std::sync::{Arc, OnceLock};
 
 use austa_core::crypto::{DataKey, KeyProvider, LocalKeyProvider};
 use austa_core::model::{AuditLog, NewOrganization, NewPatient, OrganizationType, Patient};
-use austa_core::{Actor, Database, Error, Result, Scope};
+use austa_core::time::OffsetClock;
+use austa_core::{Actor, Database, DatabaseOptions, Error, Result, Scope};
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
 use uuid::Uuid;
@@ -50,6 +51,8 @@ pub enum Backend {
 /// A migrated, empty database and what is needed to reach it with raw SQL.
 pub struct TestDb {
     pub backend: Backend,
+    /// The clock `db` reads: a test makes time pass with `tdb.clock.advance(..)` instead of sleeping.
+    pub clock: Arc<OffsetClock>,
     /// The database as its owner (on PostgreSQL a superuser, which bypasses row-level security): for
     /// raw inspection and tampering.
     pub url: String,
@@ -134,6 +137,15 @@ fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
+/// Opens `url` with the test keys and `clock`.
+async fn open_with_clock(
+    url: &str,
+    keys: Arc<dyn KeyProvider>,
+    clock: Arc<OffsetClock>,
+) -> Result<Database> {
+    Database::open(DatabaseOptions::new(url).clock(clock), keys).await
+}
+
 /// A fresh migrated SQLite database: a copy of the template.
 pub async fn sqlite() -> TestDb {
     let template = sqlite_template().await;
@@ -145,8 +157,9 @@ pub async fn sqlite() -> TestDb {
     }
     let url = sqlite_url(&path);
     let keys = test_keys();
-    let db = Database::connect_with(&url, keys.clone()).await.expect("connect sqlite");
-    TestDb { backend: Backend::Sqlite, app_url: url.clone(), url, db, keys, guard: Guard::Dir(dir) }
+    let clock = Arc::new(OffsetClock::default());
+    let db = open_with_clock(&url, keys.clone(), clock.clone()).await.expect("connect sqlite");
+    TestDb { backend: Backend::Sqlite, app_url: url.clone(), url, db, keys, clock, guard: Guard::Dir(dir) }
 }
 
 /// `admin_url` with its database replaced by `name` (query parameters kept).
@@ -283,8 +296,10 @@ pub async fn postgres() -> Option<TestDb> {
     owner.close().await;
     allow_app_login(&url).await;
     let app_url = as_user(&url, "austa_app");
-    let db = Database::connect_with(&app_url, keys.clone()).await.expect("connect as austa_app");
-    Some(TestDb { backend: Backend::Postgres, url, app_url, db, keys, guard: Guard::PgDatabase { admin_url, name } })
+    let clock = Arc::new(OffsetClock::default());
+    let db = open_with_clock(&app_url, keys.clone(), clock.clone()).await.expect("connect as austa_app");
+    let guard = Guard::PgDatabase { admin_url, name };
+    Some(TestDb { backend: Backend::Postgres, url, app_url, db, keys, clock, guard })
 }
 
 /// `postgres://someone[:pw]@host/db` as `user` (no password: the test cluster trusts local connections).
