@@ -45,23 +45,19 @@ impl std::error::Error for Error {}
 /// The directory whose every `.rs` file is parsed, relative to the workspace root.
 pub const MODEL_DIR: &str = "austa-model/src/model";
 
-/// The other parsed sources, relative to the workspace root. `scope.rs` defines `Role`, the type of
-/// `AuditLog::actor_kind` and `AuthorizationTransition::actor_kind`.
+/// The other parsed sources, relative to the workspace root: `identity.rs` defines `Role` (the type
+/// of `AuditLog::actor_kind`), the others the reports operations return.
 pub const EXTRA_SOURCES: &[&str] = &[
     "austa-model/src/identity.rs",
-    "austa-core/src/crypto/admin.rs",
-    "austa-core/src/repo/outbox.rs",
+    "austa-core/src/keys/master.rs",
+    "austa-core/src/keys/rotation.rs",
+    "austa-core/src/keys/shred.rs",
+    "austa-core/src/kernel/outbox.rs",
+    "austa-core/src/repo/tasy_outbox.rs",
     "austa-core/src/whatsapp/mod.rs",
     "austa-core/src/seed.rs",
     "austa-core/src/audit/verify.rs",
 ];
-
-/// The repository sources, whose `impl ... for Model { const TABLE: &str = "..." }` name the tables.
-pub const REPO_DIR: &str = "austa-core/src/repo";
-
-/// Models whose repository declares the table as a file-level `const TABLE` instead of in an impl:
-/// (model, file relative to the workspace root).
-pub const FILE_LEVEL_TABLES: &[(&str, &str)] = &[("Organization", "austa-core/src/repo/organizations.rs")];
 
 /// One generated file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,27 +102,14 @@ fn rust_files(root: &Path, dir: &str) -> Result<Vec<String>, Error> {
     Ok(files)
 }
 
-/// Parses the sources under `root` into a validated [`ir::Model`], tables included.
+/// Parses the sources under `root` into a validated [`ir::Model`]; stored models carry the table
+/// of their `#[record]` declaration.
 pub fn load_model(root: &Path) -> Result<ir::Model, Error> {
     let mut model = ir::Model::default();
     let mut sources = rust_files(root, MODEL_DIR)?;
     sources.extend(EXTRA_SOURCES.iter().map(|s| s.to_string()));
     for rel in &sources {
         parse::parse_source(rel, &read(root, rel)?, &mut model)?;
-    }
-    let mut tables = Vec::new();
-    for rel in rust_files(root, REPO_DIR)? {
-        tables.extend(parse::parse_tables(&rel, &read(root, &rel)?)?);
-    }
-    for (name, rel) in FILE_LEVEL_TABLES {
-        let table = parse::parse_file_table(rel, &read(root, rel)?)?
-            .ok_or_else(|| Error::new(format!("{rel}: no file-level `const TABLE`")))?;
-        tables.push((name.to_string(), table));
-    }
-    for (name, table) in tables {
-        if let Some(s) = model.structs.iter_mut().find(|s| s.name == name) {
-            s.table = Some(table);
-        }
     }
     model.validate()?;
     Ok(model)

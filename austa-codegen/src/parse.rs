@@ -64,7 +64,7 @@ fn parse_item(path: &str, item: &Item, model: &mut Model) -> Result<(), Error> {
                 name: s.ident.to_string(),
                 doc: doc_of(&s.attrs),
                 fields,
-                table: None,
+                table: record_table(&s.attrs, &ctx)?,
                 source: path.to_owned(),
             });
         }
@@ -159,41 +159,6 @@ impl Parse for DbVariant {
         let text = input.parse()?;
         Ok(DbVariant { attrs, ident, text })
     }
-}
-
-/// Reads the SQL table names of stored models from the repository sources: each
-/// `impl Trait for Model { const TABLE: &'static str = "name"; }` gives `(Model, name)`.
-pub fn parse_tables(path: &str, text: &str) -> Result<Vec<(String, String)>, Error> {
-    let file = syn::parse_file(text).map_err(|e| Error::new(format!("{path}: {e}")))?;
-    let mut out = Vec::new();
-    for item in &file.items {
-        let Item::Impl(imp) = item else { continue };
-        if imp.trait_.is_none() {
-            continue;
-        }
-        let Type::Path(self_ty) = &*imp.self_ty else { continue };
-        let Some(model) = self_ty.path.segments.last() else { continue };
-        for it in &imp.items {
-            if let syn::ImplItem::Const(c) = it {
-                if c.ident == "TABLE" {
-                    let Some(table) = str_lit(&c.expr) else {
-                        return Err(Error::new(format!("{path}: `{}::TABLE` is not a string literal", model.ident)));
-                    };
-                    out.push((model.ident.to_string(), table));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The value of a file-level `const TABLE: &str = "...";`, if the file has one.
-pub fn parse_file_table(path: &str, text: &str) -> Result<Option<String>, Error> {
-    let file = syn::parse_file(text).map_err(|e| Error::new(format!("{path}: {e}")))?;
-    Ok(file.items.iter().find_map(|item| match item {
-        Item::Const(c) if c.ident == "TABLE" => str_lit(&c.expr),
-        _ => None,
-    }))
 }
 
 fn str_lit(expr: &Expr) -> Option<String> {
@@ -400,4 +365,22 @@ fn serde_attrs(attrs: &[Attribute], ctx: &str) -> Result<SerdeAttrs, Error> {
         .map_err(|e| Error::new(format!("{ctx}: {e}")))?;
     }
     Ok(out)
+}
+
+/// The table of a stored model: the `table` of its `#[record(table = "...", ...)]` declaration
+/// (the attribute `#[derive(Record)]` reads), `None` for other structs.
+fn record_table(attrs: &[Attribute], ctx: &str) -> Result<Option<String>, Error> {
+    let mut table = None;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("record")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("table") {
+                table = Some(meta.value()?.parse::<LitStr>()?.value());
+            } else if meta.input.peek(Token![=]) {
+                meta.value()?.parse::<Expr>()?;
+            }
+            Ok(())
+        })
+        .map_err(|e| Error::new(format!("{ctx}: #[record]: {e}")))?;
+    }
+    Ok(table)
 }

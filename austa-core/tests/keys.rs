@@ -221,7 +221,7 @@ where
 /// with where it was found. Envelope: version 1, key kind 2 (patient), 16-byte key id.
 async fn patient_key_ids(tdb: &TestDb, patient: Uuid) -> Vec<(String, Uuid)> {
     let mut ids = Vec::new();
-    for c in ENCRYPTED_COLUMNS {
+    for c in ENCRYPTED_COLUMNS.iter() {
         let KeyOwner::Patient { column } = c.owner() else { continue };
         let sql = format!("SELECT {} FROM {} WHERE {column} = $1 ORDER BY id", c.column, c.table);
         for env in raw::<Option<Vec<u8>>>(tdb, &sql, patient).await.into_iter().flatten() {

@@ -225,6 +225,11 @@ impl RowCrypto<'_> {
             .map_err(|_| Error::crypto(CryptoErrorKind::InvalidPlaintext, self.where_(column)))
     }
 
+    /// Decrypts a NOT NULL JSON column.
+    pub fn open_json<T: DeserializeOwned>(&self, row: &Row, column: &str) -> Result<Sensitive<T>> {
+        self.open_opt_json(row, column)?.ok_or_else(|| Error::CorruptData(format!("{} is NULL", self.where_(column))))
+    }
+
     /// Blind index of a normalized value (see [`BlindIndexKind`]) under the active organization key.
     pub fn blind(&self, kind: BlindIndexKind, normalized: &str) -> Result<Value> {
         if let Some(recorded) = self.recorded {

@@ -1,9 +1,11 @@
-//! Procedural macros for austa's tests. Each macro lives in a module of its own; this file only
-//! exports them.
+//! Procedural macros of austa: `#[derive(Record)]`, a model's storage from its one declaration (used
+//! by `austa-model`), and `#[backends]`, one test per backend (used by the tests). Each macro lives in
+//! a module of its own; this file only exports them.
 
 use proc_macro::TokenStream;
 
 mod backends;
+mod record;
 
 /// Runs one async test body once per backend, as two tests named for the backend.
 ///
@@ -31,4 +33,13 @@ mod backends;
 #[proc_macro_attribute]
 pub fn backends(args: TokenStream, item: TokenStream) -> TokenStream {
     backends::expand(args.into(), item.into()).unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+/// Derives `austa_model::record::Record` for a model: its table, its column list with each column's
+/// classification (plain, encrypted, or encrypted with a blind index), and the codec between its
+/// fields and a row, encrypting under the organization's or the owning patient's key. See the
+/// `austa_model::record` module for the attributes.
+#[proc_macro_derive(Record, attributes(record))]
+pub fn derive_record(item: TokenStream) -> TokenStream {
+    syn::parse::<syn::DeriveInput>(item).and_then(record::expand).unwrap_or_else(syn::Error::into_compile_error).into()
 }

@@ -7,18 +7,29 @@
 //! * **operational**: plain (ids, enums, timestamps, counters, flags, organization-level content),
 //!   because the platform must filter, sort or aggregate on it and it identifies nobody by itself.
 //!
-//! [`ENCRYPTED_COLUMNS`] lists the first two classes; every other column is operational. The README's
-//! classification table is generated from it ([`markdown_table`]), and a test checks both the README
-//! and the live schema of both backends against it, so the three cannot drift apart. Key rotation and
-//! crypto-shredding are driven by it too: [`table_owner`] says whose key encrypts a table's columns.
+//! The classification is not written here: it is read from each model's declaration
+//! (`#[derive(Record)]`, see [`record`](crate::record)), whose field types and attributes say how each
+//! column is stored, plus the one table that is no model ([`EXTRA_COLUMNS`]). [`ENCRYPTED_COLUMNS`]
+//! lists the first two classes; every other column is operational. The README's classification table
+//! is generated from it ([`markdown_table`]), and a test checks both the README and the live schema of
+//! both backends against it, so they cannot drift apart. Key rotation and crypto-shredding are driven
+//! by it too: [`table_owner`] says whose key encrypts a table's columns.
 
+use std::sync::LazyLock;
+
+use crate::model::{
+    AuditLog, Authorization, Conversation, Document, HealthData, HealthPoints, Message, Mission, OnboardingProgress,
+    Organization, Patient, PointTransaction, Provider, TasyIntegration, TasySyncLog,
+};
+use crate::record::{ColumnClass, ColumnDef, Record};
 use austa_crypto::BlindIndexKind;
 
 /// Class of an encrypted column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
-    /// Encrypted and blind-indexed (lookups and uniqueness by organization).
-    Identifier,
+    /// Encrypted and blind-indexed (lookups and uniqueness by organization) under this kind's
+    /// normalization.
+    Identifier(BlindIndexKind),
     /// Encrypted only.
     Sensitive,
 }
@@ -51,37 +62,71 @@ pub struct EncryptedColumn {
 
 impl EncryptedColumn {
     /// Whose key encrypts this column.
-    pub const fn owner(&self) -> KeyOwner {
+    pub fn owner(&self) -> KeyOwner {
         table_owner(self.table)
     }
 
     /// The blind index kind of an identifier column.
     pub fn blind_index(&self) -> Option<BlindIndexKind> {
-        match (self.class, self.column) {
-            (Class::Sensitive, _) => None,
-            (_, "phone") => Some(BlindIndexKind::Phone),
-            (_, "cpf") => Some(BlindIndexKind::Cpf),
-            (_, "email") => Some(BlindIndexKind::Email),
-            (_, "whatsapp_id") => Some(BlindIndexKind::WhatsappId),
-            (_, "whatsapp_chat_id") => Some(BlindIndexKind::WhatsappChatId),
-            (_, "whatsapp_message_id") => Some(BlindIndexKind::WhatsappMessageId),
-            _ => None,
+        match self.class {
+            Class::Sensitive => None,
+            Class::Identifier(kind) => Some(kind),
         }
     }
 }
 
+/// One stored table: its name, its columns and whose key encrypts them.
+#[derive(Debug, Clone, Copy)]
+pub struct TableDef {
+    /// The table.
+    pub table: &'static str,
+    /// Its columns (of a model: from its declaration).
+    pub columns: &'static [ColumnDef],
+    /// Whose key encrypts its sensitive columns.
+    pub owner: KeyOwner,
+}
+
+const fn model<M: Record>() -> TableDef {
+    TableDef { table: M::TABLE, columns: M::COLUMNS, owner: M::KEY_OWNER }
+}
+
+/// The stored tables with encrypted columns, in schema order: every model's, from its declaration,
+/// and the table that is no model.
+pub const TABLES: &[TableDef] = &[
+    model::<Organization>(),
+    model::<Patient>(),
+    model::<Provider>(),
+    model::<Conversation>(),
+    model::<Message>(),
+    model::<HealthData>(),
+    model::<Document>(),
+    model::<Authorization>(),
+    TableDef {
+        table: "authorization_transitions",
+        columns: EXTRA_COLUMNS,
+        owner: KeyOwner::Patient { column: "patient_id" },
+    },
+    model::<Mission>(),
+    model::<OnboardingProgress>(),
+    model::<HealthPoints>(),
+    model::<PointTransaction>(),
+    model::<TasyIntegration>(),
+    model::<TasySyncLog>(),
+    model::<AuditLog>(),
+];
+
+/// The encrypted columns of `authorization_transitions`, a history table without a model of its own.
+pub const EXTRA_COLUMNS: &[ColumnDef] = &[ColumnDef {
+    name: "reason",
+    field: "reason",
+    class: ColumnClass::Sensitive,
+    nullable: true,
+    holds: "Denial or cancellation reason",
+}];
+
 /// Whose key encrypts the sensitive columns of `table`.
-pub const fn table_owner(table: &str) -> KeyOwner {
-    match table.as_bytes() {
-        b"patients" => KeyOwner::Patient { column: "id" },
-        b"conversations"
-        | b"messages"
-        | b"health_data"
-        | b"documents"
-        | b"authorizations"
-        | b"authorization_transitions" => KeyOwner::Patient { column: "patient_id" },
-        _ => KeyOwner::Organization,
-    }
+pub fn table_owner(table: &str) -> KeyOwner {
+    TABLES.iter().find(|t| t.table == table).map_or(KeyOwner::Organization, |t| t.owner)
 }
 
 /// The encrypted columns of one table.
@@ -92,7 +137,7 @@ pub fn columns_of(table: &str) -> impl Iterator<Item = &'static EncryptedColumn>
 /// The tables that have encrypted columns, in schema order.
 pub fn encrypted_tables() -> Vec<&'static str> {
     let mut tables: Vec<&'static str> = Vec::new();
-    for c in ENCRYPTED_COLUMNS {
+    for c in ENCRYPTED_COLUMNS.iter() {
         if !tables.contains(&c.table) {
             tables.push(c.table);
         }
@@ -100,73 +145,29 @@ pub fn encrypted_tables() -> Vec<&'static str> {
     tables
 }
 
-const fn id(table: &'static str, column: &'static str, holds: &'static str) -> EncryptedColumn {
-    EncryptedColumn { table, column, class: Class::Identifier, holds }
-}
-
-const fn s(table: &'static str, column: &'static str, holds: &'static str) -> EncryptedColumn {
-    EncryptedColumn { table, column, class: Class::Sensitive, holds }
-}
-
-/// Every encrypted column of the schema.
-pub const ENCRYPTED_COLUMNS: &[EncryptedColumn] = &[
-    s("organizations", "settings", "configuration, integration identifiers"),
-    s("patients", "first_name", "given name"),
-    s("patients", "last_name", "family name"),
-    id("patients", "email", "e-mail (lower case)"),
-    id("patients", "phone", "WhatsApp phone (E.164)"),
-    id("patients", "cpf", "CPF (11 digits)"),
-    s("patients", "date_of_birth", "date of birth"),
-    s("patients", "gender", "gender"),
-    id("patients", "whatsapp_id", "WhatsApp user id"),
-    s("patients", "emergency_contact", "name, phone, relationship"),
-    id("providers", "email", "professional e-mail"),
-    s("providers", "phone", "phone"),
-    id("conversations", "whatsapp_chat_id", "WhatsApp chat id (a phone number)"),
-    s("conversations", "title", "title (often names a condition)"),
-    s("conversations", "summary", "AI summary"),
-    s("conversations", "ai_context", "AI conversation context"),
-    s("conversations", "health_topics", "conditions discussed"),
-    s("conversations", "medications_mentioned", "medications mentioned"),
-    s("conversations", "symptoms_reported", "symptoms reported"),
-    id("messages", "whatsapp_message_id", "WhatsApp message id (its wamid embeds the sender's phone)"),
-    s("messages", "content", "message text"),
-    s("messages", "media_url", "media location"),
-    s("messages", "metadata", "WhatsApp metadata (contacts, locations)"),
-    s("messages", "ai_intent", "detected intent"),
-    s("messages", "ai_entities", "extracted entities"),
-    s("messages", "health_keywords", "detected health terms"),
-    s("health_data", "conditions", "conditions"),
-    s("health_data", "medications", "medications and dosages"),
-    s("health_data", "allergies", "allergies"),
-    s("health_data", "symptoms", "symptoms"),
-    s("health_data", "vital_signs", "vital signs"),
-    s("health_data", "lab_results", "laboratory results"),
-    s("documents", "filename", "stored file name (carries the patient's name)"),
-    s("documents", "original_name", "uploaded file name"),
-    s("documents", "storage_path", "storage location"),
-    s("documents", "download_url", "download link"),
-    s("documents", "thumbnail_url", "thumbnail link"),
-    s("documents", "ocr_text", "OCR text"),
-    s("documents", "extracted_data", "structured data from the document"),
-    s("documents", "health_keywords", "detected health terms"),
-    s("authorizations", "procedure_name", "procedure"),
-    s("authorizations", "procedure_code", "procedure code (reveals the procedure)"),
-    s("authorizations", "description", "description"),
-    s("authorizations", "related_conditions", "related conditions"),
-    s("authorizations", "justification", "clinical justification"),
-    s("authorizations", "clinical_notes", "clinical notes"),
-    s("authorization_transitions", "reason", "denial or cancellation reason"),
-    s("tasy_integrations", "api_key", "Tasy API key (organization key)"),
-    s("audit_logs", "reason", "an emergency grant's or a shredding's written reason (organization key)"),
-];
+/// Every encrypted column of the schema, read from [`TABLES`].
+pub static ENCRYPTED_COLUMNS: LazyLock<Vec<EncryptedColumn>> = LazyLock::new(|| {
+    TABLES
+        .iter()
+        .flat_map(|t| {
+            t.columns.iter().filter_map(move |c| {
+                let class = match c.class {
+                    ColumnClass::Operational => return None,
+                    ColumnClass::Sensitive => Class::Sensitive,
+                    ColumnClass::Identifier(kind) => Class::Identifier(kind),
+                };
+                Some(EncryptedColumn { table: t.table, column: c.name, class, holds: c.holds })
+            })
+        })
+        .collect()
+});
 
 /// The classification as the Markdown table the README carries.
 pub fn markdown_table() -> String {
     let mut out = String::from("| table | column | class | key | holds |\n|---|---|---|---|---|\n");
-    for c in ENCRYPTED_COLUMNS {
+    for c in ENCRYPTED_COLUMNS.iter() {
         let class = match c.class {
-            Class::Identifier => format!("identifier (blind index `{}_bidx`)", c.column),
+            Class::Identifier(_) => format!("identifier (blind index `{}_bidx`)", c.column),
             Class::Sensitive => "sensitive".to_string(),
         };
         let key = match c.owner() {

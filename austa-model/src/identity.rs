@@ -82,3 +82,25 @@ impl Actor {
         self.name.as_deref()
     }
 }
+
+impl crate::record::Column for Role {
+    fn to_value(&self) -> austa_sql::Value {
+        austa_sql::Value::Text(Some(self.as_str().to_string()))
+    }
+
+    fn null() -> austa_sql::Value {
+        austa_sql::Value::Text(None)
+    }
+
+    fn read(row: &austa_sql::Row, column: &str) -> austa_error::Result<Option<Self>> {
+        row.opt_text(column)?
+            .map(|s| match s.as_str() {
+                "PATIENT" => Ok(Role::Patient),
+                "PROVIDER" => Ok(Role::Provider),
+                "ADMIN" => Ok(Role::Admin),
+                "SYSTEM" => Ok(Role::System),
+                _ => Err(austa_error::Error::CorruptData(format!("column {column}: unknown role"))),
+            })
+            .transpose()
+    }
+}

@@ -7,8 +7,12 @@
 //!
 //! No I/O happens here: a type is built and checked before anything is read or written.
 
+// The derive writes `::austa_model::...` paths, which must also resolve inside this crate.
+extern crate self as austa_model;
+
 pub mod classification;
 pub mod identity;
 pub mod input;
 pub mod model;
+pub mod record;
 pub mod validate;

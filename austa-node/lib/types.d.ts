@@ -406,8 +406,8 @@ export interface AuditLog {
   /** The purpose stated by the scope (`treatment`, `billing`, ...). */
   readonly purpose: string | null;
   /**
-   * A reason specific to this event (an emergency grant's or a shredding's written reason): free
-   * text that may name a condition, so it is encrypted under the organization's key.
+   * The written reason of an emergency grant or a shredding. Free text that may name a
+   * condition, so it is encrypted under the organization's key.
    */
   readonly reason: string | null;
   /** Session id from the scope. */
@@ -833,7 +833,7 @@ export interface HealthData {
   readonly allergies: unknown;
   /** Current symptoms (encrypted JSON). */
   readonly symptoms: unknown;
-  /** Blood pressure, weight, ... (encrypted JSON). */
+  /** The measured values, such as blood pressure or weight (encrypted JSON). */
   readonly vitalSigns: unknown;
   /** Laboratory results (encrypted JSON). */
   readonly labResults: unknown;

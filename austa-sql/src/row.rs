@@ -81,13 +81,18 @@ impl Row {
         self.opt_float(column)?.ok_or_else(|| corrupt(column, "unexpected NULL"))
     }
 
-    /// A NOT NULL boolean column. A value the column cannot hold is `corrupt_data` naming the column.
+    /// A boolean column (NULL: `None`). A value the column cannot hold is `corrupt_data` naming the
+    /// column.
+    pub fn opt_bool(&self, column: &str) -> Result<Option<bool>> {
+        match self {
+            Row::Postgres(r) => r.try_get(column).map_err(|e| corrupt(column, e)),
+            Row::Sqlite(r) => r.try_get(column).map_err(|e| corrupt(column, e)),
+        }
+    }
+
+    /// A NOT NULL boolean column.
     pub fn bool(&self, column: &str) -> Result<bool> {
-        let v: Option<bool> = match self {
-            Row::Postgres(r) => r.try_get(column).map_err(|e| corrupt(column, e))?,
-            Row::Sqlite(r) => r.try_get(column).map_err(|e| corrupt(column, e))?,
-        };
-        v.ok_or_else(|| corrupt(column, "unexpected NULL"))
+        self.opt_bool(column)?.ok_or_else(|| corrupt(column, "unexpected NULL"))
     }
 
     /// A timestamp column (NULL: `None`). A value the column cannot hold is `corrupt_data` naming the column.

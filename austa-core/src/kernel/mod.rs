@@ -27,7 +27,7 @@ pub(crate) mod record;
 pub(crate) mod rows;
 pub(crate) mod sequencer;
 
-pub use model::{Model, SoftDeletable, Updatable};
+pub use model::{Model, Record, SoftDeletable, Updatable};
 pub use outbox::OutboxOperation;
 
 pub(crate) use event::Event;

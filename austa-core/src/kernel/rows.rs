@@ -15,6 +15,7 @@ use crate::db::{Filter, IntoValue, Query, QueryBuilder, Row, RowLock, Tx, TxMode
 use crate::error::{CryptoErrorKind, Error, Result, RowError};
 use crate::kernel::event::{patient_column, read_event, update_action};
 use crate::kernel::outbox::OutboxOperation;
+use crate::kernel::Record;
 use crate::kernel::{check, AuditTx, Event};
 use crate::model::AuditAction;
 use crate::page::{Cursor, Page, PageRequest};
@@ -288,7 +289,7 @@ pub(crate) async fn insert_many<M: Model>(scope: &Scope, models: &[M]) -> Result
         return Err(Error::Batch(errors));
     }
     if M::CREATES_PATIENT_KEY {
-        scope.db().create_patient_keys(org, models.iter().map(Model::id)).await?;
+        scope.db().create_patient_keys(org, models.iter().map(Record::id)).await?;
     }
     let owners = models.iter().map(model_owner).collect::<Result<Vec<_>>>()?;
     let keys = scope.db().key_set(org, owners.iter().flatten().copied()).await?;
@@ -328,7 +329,7 @@ pub(crate) async fn insert_many<M: Model>(scope: &Scope, models: &[M]) -> Result
         tx.execute(insert_rows_query::<M>(org, chunk)).await?;
     }
     if let Some(entity) = crate::kernel::outbox::entity_of(M::TABLE) {
-        let ids: Vec<Uuid> = models.iter().map(Model::id).collect();
+        let ids: Vec<Uuid> = models.iter().map(Record::id).collect();
         crate::kernel::outbox::enqueue_created_in(&mut tx, org, entity, &ids).await?;
     }
     tx.record(event).await?;

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use austa_crypto::material::org_wrap_context;
 
 use crate::access::{Action, Resource};
-use crate::classification::{self, Class, KeyOwner};
+use crate::classification::{self, KeyOwner};
 use crate::db::{Query, QueryBuilder, Row, RowLock, TxMode, Value};
 use crate::error::{Error, Result};
 use crate::kernel::{check, AuditTx, Event};
@@ -84,8 +84,7 @@ fn steps(target: RotationTarget) -> Vec<&'static str> {
         RotationTarget::Organization => {
             let mut v = vec!["patient_keys"];
             v.extend(tables.into_iter().filter(|t| {
-                classification::columns_of(t)
-                    .any(|c| c.owner() == KeyOwner::Organization || c.class == Class::Identifier)
+                classification::columns_of(t).any(|c| c.owner() == KeyOwner::Organization || c.blind_index().is_some())
             }));
             v
         }

@@ -8,12 +8,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{rows, Model, Page, PageRequest, Repo};
-use crate::db::{Filter, Row, Value};
-use crate::error::{Error, Result};
+use crate::db::Filter;
+use crate::error::Result;
 use crate::kernel::Sealed;
 use crate::model::{AuditLog, EntityType};
 use crate::scope::Scope;
-use austa_crypto::RowCrypto;
 
 /// Repository of audit events.
 pub type AuditLogs<'s> = Repo<'s, AuditLog>;
@@ -34,26 +33,9 @@ impl Sealed for AuditLog {}
 
 impl Model for AuditLog {
     type New = NotCreatable;
-    const TABLE: &'static str = "audit_logs";
-    const ENTITY: &'static str = "audit_log";
-    const SOFT_DELETE: bool = false;
-
-    fn id(&self) -> Uuid {
-        self.id
-    }
 
     fn build(_: Uuid, _: Uuid, _: DateTime<Utc>, new: NotCreatable) -> Result<Self> {
         match new {}
-    }
-
-    fn columns(&self, _c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
-        Err(Error::PermissionDenied("audit events are recorded by the library only".into()))
-    }
-
-    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
-        let mut log = crate::kernel::event::decode(row)?.log;
-        log.reason = c.open_opt_text(row, "reason")?;
-        Ok(log)
     }
 }
 

@@ -33,6 +33,7 @@ use crate::db::{Filter, IntoValue, Query, QueryBuilder, Row, RowLock, Tx, TxMode
 use crate::error::{Error, Result};
 use crate::kernel::event::read_event;
 use crate::kernel::outbox::OutboxOperation;
+use crate::kernel::Record;
 use crate::kernel::Sealed;
 use crate::kernel::{check, denied, enqueue_in, AuditTx, Event};
 use crate::model::{
@@ -42,7 +43,7 @@ use crate::model::{
 use crate::scope::{Role, Scope};
 use crate::time::truncate;
 use crate::validate;
-use austa_crypto::{KeySet, RowCrypto, Sensitive};
+use austa_crypto::{KeySet, Sensitive};
 
 /// Repository of authorizations.
 pub type Authorizations<'s> = Repo<'s, Authorization>;
@@ -83,17 +84,6 @@ impl Sealed for Authorization {}
 
 impl Model for Authorization {
     type New = NewAuthorization;
-    const TABLE: &'static str = "authorizations";
-    const ENTITY: &'static str = "authorization";
-    const SOFT_DELETE: bool = true;
-
-    fn id(&self) -> Uuid {
-        self.id
-    }
-
-    fn owner_patient(&self) -> Option<Uuid> {
-        Some(self.patient_id)
-    }
 
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewAuthorization) -> Result<Self> {
         let model = Authorization {
@@ -128,71 +118,6 @@ impl Model for Authorization {
         };
         model.check()?;
         Ok(model)
-    }
-
-    fn columns(&self, c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
-        Ok(vec![
-            ("id", self.id.into_value()),
-            ("type", self.authorization_type.as_str().into_value()),
-            ("procedure_name", c.text("procedure_name", &self.procedure_name)?),
-            ("procedure_code", c.opt_text("procedure_code", self.procedure_code.as_ref())?),
-            ("description", c.opt_text("description", self.description.as_ref())?),
-            ("patient_id", self.patient_id.into_value()),
-            ("provider_id", self.provider_id.into_value()),
-            ("health_data_id", self.health_data_id.into_value()),
-            ("related_conditions", c.opt_json("related_conditions", self.related_conditions.as_ref())?),
-            ("status", self.status.as_str().into_value()),
-            ("priority", self.priority.as_str().into_value()),
-            ("urgency_level", self.urgency_level.as_str().into_value()),
-            ("requested_by_provider_id", self.requested_by_provider_id.into_value()),
-            ("reviewed_by_provider_id", self.reviewed_by_provider_id.into_value()),
-            ("approved_by_provider_id", self.approved_by_provider_id.into_value()),
-            ("requested_at", self.requested_at.into_value()),
-            ("reviewed_at", self.reviewed_at.into_value()),
-            ("approved_at", self.approved_at.into_value()),
-            ("valid_from", self.valid_from.into_value()),
-            ("valid_until", self.valid_until.into_value()),
-            ("justification", c.opt_text("justification", self.justification.as_ref())?),
-            ("clinical_notes", c.opt_text("clinical_notes", self.clinical_notes.as_ref())?),
-            ("tasy_reference_id", self.tasy_reference_id.clone().into_value()),
-            ("insurance_claim_id", self.insurance_claim_id.clone().into_value()),
-            ("created_at", self.created_at.into_value()),
-            ("updated_at", self.updated_at.into_value()),
-            ("deleted_at", self.deleted_at.into_value()),
-        ])
-    }
-
-    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
-        Ok(Authorization {
-            id: row.uuid("id")?,
-            organization_id: row.uuid("organization_id")?,
-            authorization_type: row.enumeration("type")?,
-            procedure_name: c.open_text(row, "procedure_name")?,
-            procedure_code: c.open_opt_text(row, "procedure_code")?,
-            description: c.open_opt_text(row, "description")?,
-            patient_id: row.uuid("patient_id")?,
-            provider_id: row.opt_uuid("provider_id")?,
-            health_data_id: row.opt_uuid("health_data_id")?,
-            related_conditions: c.open_opt_json(row, "related_conditions")?,
-            status: row.enumeration("status")?,
-            priority: row.enumeration("priority")?,
-            urgency_level: row.enumeration("urgency_level")?,
-            requested_by_provider_id: row.uuid("requested_by_provider_id")?,
-            reviewed_by_provider_id: row.opt_uuid("reviewed_by_provider_id")?,
-            approved_by_provider_id: row.opt_uuid("approved_by_provider_id")?,
-            requested_at: row.time("requested_at")?,
-            reviewed_at: row.opt_time("reviewed_at")?,
-            approved_at: row.opt_time("approved_at")?,
-            valid_from: row.opt_time("valid_from")?,
-            valid_until: row.opt_time("valid_until")?,
-            justification: c.open_opt_text(row, "justification")?,
-            clinical_notes: c.open_opt_text(row, "clinical_notes")?,
-            tasy_reference_id: row.opt_text("tasy_reference_id")?,
-            insurance_claim_id: row.opt_text("insurance_claim_id")?,
-            created_at: row.time("created_at")?,
-            updated_at: row.time("updated_at")?,
-            deleted_at: row.opt_time("deleted_at")?,
-        })
     }
 }
 

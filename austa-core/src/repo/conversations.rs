@@ -10,14 +10,14 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{patch, rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
-use crate::db::{Filter, IntoValue, Row, Value};
+use crate::db::Filter;
 use crate::error::{Error, Result};
 use crate::kernel::Sealed;
 use crate::model::{Conversation, ConversationPatch, ConversationStatus, ConversationType, NewConversation, Priority};
 use crate::scope::Scope;
 use crate::time::truncate;
 use crate::validate;
-use austa_crypto::{BlindIndexKind, RowCrypto, Sensitive};
+use austa_crypto::{BlindIndexKind, Sensitive};
 
 /// Repository of conversations.
 pub type Conversations<'s> = Repo<'s, Conversation>;
@@ -59,17 +59,6 @@ impl Sealed for Conversation {}
 
 impl Model for Conversation {
     type New = NewConversation;
-    const TABLE: &'static str = "conversations";
-    const ENTITY: &'static str = "conversation";
-    const SOFT_DELETE: bool = true;
-
-    fn id(&self) -> Uuid {
-        self.id
-    }
-
-    fn owner_patient(&self) -> Option<Uuid> {
-        Some(self.patient_id)
-    }
 
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewConversation) -> Result<Self> {
         if new.patient_id.is_nil() {
@@ -102,66 +91,6 @@ impl Model for Conversation {
             created_at: now,
             updated_at: now,
             deleted_at: None,
-        })
-    }
-
-    fn columns(&self, c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
-        Ok(vec![
-            ("id", self.id.into_value()),
-            ("patient_id", self.patient_id.into_value()),
-            ("whatsapp_chat_id", c.text("whatsapp_chat_id", &self.whatsapp_chat_id)?),
-            ("whatsapp_chat_id_bidx", c.blind(BlindIndexKind::WhatsappChatId, self.whatsapp_chat_id.expose()?)?),
-            ("status", self.status.as_str().into_value()),
-            ("type", self.conversation_type.as_str().into_value()),
-            ("title", c.opt_text("title", self.title.as_ref())?),
-            ("summary", c.opt_text("summary", self.summary.as_ref())?),
-            ("tags", serde_json::json!(self.tags).into_value()),
-            ("priority", self.priority.as_str().into_value()),
-            ("bot_enabled", self.bot_enabled.into_value()),
-            ("ai_context", c.opt_json("ai_context", self.ai_context.as_ref())?),
-            ("last_bot_response_at", self.last_bot_response_at.into_value()),
-            ("health_topics", c.opt_json("health_topics", self.health_topics.as_ref())?),
-            ("medications_mentioned", c.opt_json("medications_mentioned", self.medications_mentioned.as_ref())?),
-            ("symptoms_reported", c.opt_json("symptoms_reported", self.symptoms_reported.as_ref())?),
-            ("message_count", self.message_count.into_value()),
-            ("avg_response_time_minutes", self.avg_response_time_minutes.into_value()),
-            ("satisfaction_score", self.satisfaction_score.into_value()),
-            ("started_at", self.started_at.into_value()),
-            ("last_message_at", self.last_message_at.into_value()),
-            ("ended_at", self.ended_at.into_value()),
-            ("created_at", self.created_at.into_value()),
-            ("updated_at", self.updated_at.into_value()),
-            ("deleted_at", self.deleted_at.into_value()),
-        ])
-    }
-
-    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
-        Ok(Conversation {
-            id: row.uuid("id")?,
-            organization_id: row.uuid("organization_id")?,
-            patient_id: row.uuid("patient_id")?,
-            whatsapp_chat_id: c.open_text(row, "whatsapp_chat_id")?,
-            status: row.enumeration("status")?,
-            conversation_type: row.enumeration("type")?,
-            title: c.open_opt_text(row, "title")?,
-            summary: c.open_opt_text(row, "summary")?,
-            tags: row.string_list("tags")?,
-            priority: row.enumeration("priority")?,
-            bot_enabled: row.bool("bot_enabled")?,
-            ai_context: c.open_opt_json(row, "ai_context")?,
-            last_bot_response_at: row.opt_time("last_bot_response_at")?,
-            health_topics: c.open_opt_json(row, "health_topics")?,
-            medications_mentioned: c.open_opt_json(row, "medications_mentioned")?,
-            symptoms_reported: c.open_opt_json(row, "symptoms_reported")?,
-            message_count: row.int("message_count")?,
-            avg_response_time_minutes: row.opt_float("avg_response_time_minutes")?,
-            satisfaction_score: row.opt_float("satisfaction_score")?,
-            started_at: row.time("started_at")?,
-            last_message_at: row.time("last_message_at")?,
-            ended_at: row.opt_time("ended_at")?,
-            created_at: row.time("created_at")?,
-            updated_at: row.time("updated_at")?,
-            deleted_at: row.opt_time("deleted_at")?,
         })
     }
 }

@@ -31,7 +31,7 @@ use uuid::Uuid;
 use super::health_data::json_payload;
 use super::{patch, rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
-use crate::db::{Filter, IntoValue, Row, Value};
+use crate::db::Filter;
 use crate::error::{Error, Result};
 use crate::kernel::outbox::OutboxOperation;
 use crate::kernel::AuditTx;
@@ -42,7 +42,7 @@ use crate::model::{
 use crate::scope::Scope;
 use crate::time::truncate;
 use crate::validate;
-use austa_crypto::{RowCrypto, Sensitive};
+use austa_crypto::Sensitive;
 
 /// Repository of documents.
 pub type Documents<'s> = Repo<'s, Document>;
@@ -135,17 +135,6 @@ impl Sealed for Document {}
 
 impl Model for Document {
     type New = NewDocument;
-    const TABLE: &'static str = "documents";
-    const ENTITY: &'static str = "document";
-    const SOFT_DELETE: bool = true;
-
-    fn id(&self) -> Uuid {
-        self.id
-    }
-
-    fn owner_patient(&self) -> Option<Uuid> {
-        Some(self.patient_id)
-    }
 
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewDocument) -> Result<Self> {
         let model = Document {
@@ -184,79 +173,6 @@ impl Model for Document {
         };
         model.check()?;
         Ok(model)
-    }
-
-    fn columns(&self, c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
-        Ok(vec![
-            ("id", self.id.into_value()),
-            ("patient_id", self.patient_id.into_value()),
-            ("filename", c.text("filename", &self.filename)?),
-            ("original_name", c.text("original_name", &self.original_name)?),
-            ("mime_type", self.mime_type.clone().into_value()),
-            ("size_bytes", self.size_bytes.into_value()),
-            ("storage_provider", self.storage_provider.as_str().into_value()),
-            ("storage_path", c.text("storage_path", &self.storage_path)?),
-            ("download_url", c.opt_text("download_url", self.download_url.as_ref())?),
-            ("thumbnail_url", c.opt_text("thumbnail_url", self.thumbnail_url.as_ref())?),
-            ("type", self.document_type.as_str().into_value()),
-            ("category", self.category.as_str().into_value()),
-            ("tags", serde_json::json!(self.tags).into_value()),
-            ("has_ocr", self.has_ocr.into_value()),
-            ("ocr_text", c.opt_text("ocr_text", self.ocr_text.as_ref())?),
-            ("ocr_confidence", self.ocr_confidence.into_value()),
-            ("processed_at", self.processed_at.into_value()),
-            ("extracted_data", c.opt_json("extracted_data", self.extracted_data.as_ref())?),
-            ("health_keywords", c.opt_json("health_keywords", self.health_keywords.as_ref())?),
-            ("is_encrypted", self.is_encrypted.into_value()),
-            ("storage_key_ref", self.storage_key_ref.clone().into_value()),
-            ("checksum_sha256", self.checksum_sha256.clone().into_value()),
-            ("access_level", self.access_level.as_str().into_value()),
-            ("sensitivity_level", self.sensitivity_level.as_str().into_value()),
-            ("is_active", self.is_active.into_value()),
-            ("archived_at", self.archived_at.into_value()),
-            ("retention_until", self.retention_until.into_value()),
-            ("uploaded_at", self.uploaded_at.into_value()),
-            ("created_at", self.created_at.into_value()),
-            ("updated_at", self.updated_at.into_value()),
-            ("deleted_at", self.deleted_at.into_value()),
-        ])
-    }
-
-    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
-        Ok(Document {
-            id: row.uuid("id")?,
-            organization_id: row.uuid("organization_id")?,
-            patient_id: row.uuid("patient_id")?,
-            filename: c.open_text(row, "filename")?,
-            original_name: c.open_text(row, "original_name")?,
-            mime_type: row.text("mime_type")?,
-            size_bytes: row.int("size_bytes")?,
-            storage_provider: row.enumeration("storage_provider")?,
-            storage_path: c.open_text(row, "storage_path")?,
-            download_url: c.open_opt_text(row, "download_url")?,
-            thumbnail_url: c.open_opt_text(row, "thumbnail_url")?,
-            document_type: row.enumeration("type")?,
-            category: row.enumeration("category")?,
-            tags: row.string_list("tags")?,
-            has_ocr: row.bool("has_ocr")?,
-            ocr_text: c.open_opt_text(row, "ocr_text")?,
-            ocr_confidence: row.opt_float("ocr_confidence")?,
-            processed_at: row.opt_time("processed_at")?,
-            extracted_data: c.open_opt_json(row, "extracted_data")?,
-            health_keywords: c.open_opt_json(row, "health_keywords")?,
-            is_encrypted: row.bool("is_encrypted")?,
-            storage_key_ref: row.opt_text("storage_key_ref")?,
-            checksum_sha256: row.opt_text("checksum_sha256")?,
-            access_level: row.enumeration("access_level")?,
-            sensitivity_level: row.enumeration("sensitivity_level")?,
-            is_active: row.bool("is_active")?,
-            archived_at: row.opt_time("archived_at")?,
-            retention_until: row.opt_time("retention_until")?,
-            uploaded_at: row.time("uploaded_at")?,
-            created_at: row.time("created_at")?,
-            updated_at: row.time("updated_at")?,
-            deleted_at: row.opt_time("deleted_at")?,
-        })
     }
 
     /// A document's access level must be one the actor could see itself (see

@@ -56,8 +56,9 @@ use uuid::Uuid;
 
 use super::{missions, patch, rows, Model, Page, PageRequest, Repo, Updatable};
 use crate::access::{Action, Resource};
-use crate::db::{Filter, IntoValue, Query, Row, RowLock, Tx, Value};
+use crate::db::{Filter, Query, RowLock, Tx};
 use crate::error::{Error, Result};
+use crate::kernel::Record;
 use crate::kernel::Sealed;
 use crate::kernel::{check, AuditTx, Event};
 use crate::model::{
@@ -67,7 +68,7 @@ use crate::model::{
 };
 use crate::scope::Scope;
 use crate::validate;
-use austa_crypto::{KeySet, RowCrypto};
+use austa_crypto::KeySet;
 
 /// Repository of mission progress.
 pub type OnboardingProgressRepo<'s> = Repo<'s, OnboardingProgress>;
@@ -91,10 +92,6 @@ impl Scope {
     pub fn point_transactions(&self) -> PointTransactions<'_> {
         Repo::new(self)
     }
-}
-
-fn json_of<T: serde::Serialize>(field: &str, v: &T) -> Result<serde_json::Value> {
-    serde_json::to_value(v).map_err(|_| Error::validation(field, "cannot be serialized"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -126,13 +123,6 @@ impl Sealed for OnboardingProgress {}
 
 impl Model for OnboardingProgress {
     type New = NewOnboardingProgress;
-    const TABLE: &'static str = "onboarding_progress";
-    const ENTITY: &'static str = "onboarding_progress";
-    const SOFT_DELETE: bool = false;
-
-    fn id(&self) -> Uuid {
-        self.id
-    }
 
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewOnboardingProgress) -> Result<Self> {
         let p = OnboardingProgress {
@@ -156,49 +146,6 @@ impl Model for OnboardingProgress {
         };
         check_progress(&p)?;
         Ok(p)
-    }
-
-    fn columns(&self, _c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
-        Ok(vec![
-            ("id", self.id.into_value()),
-            ("patient_id", self.patient_id.into_value()),
-            ("mission_id", self.mission_id.into_value()),
-            ("status", self.status.as_str().into_value()),
-            ("progress", self.progress.into_value()),
-            ("current_step", self.current_step.into_value()),
-            ("total_steps", self.total_steps.into_value()),
-            ("started_at", self.started_at.into_value()),
-            ("completed_at", self.completed_at.into_value()),
-            ("points_earned", self.points_earned.into_value()),
-            ("badge_earned", self.badge_earned.clone().into_value()),
-            ("attempts_count", self.attempts_count.into_value()),
-            ("time_spent_minutes", self.time_spent_minutes.into_value()),
-            ("last_interaction_at", self.last_interaction_at.into_value()),
-            ("created_at", self.created_at.into_value()),
-            ("updated_at", self.updated_at.into_value()),
-        ])
-    }
-
-    fn from_row(row: &Row, _c: &RowCrypto<'_>) -> Result<Self> {
-        Ok(OnboardingProgress {
-            id: row.uuid("id")?,
-            organization_id: row.uuid("organization_id")?,
-            patient_id: row.uuid("patient_id")?,
-            mission_id: row.uuid("mission_id")?,
-            status: row.enumeration("status")?,
-            progress: row.float("progress")?,
-            current_step: row.int("current_step")?,
-            total_steps: row.int("total_steps")?,
-            started_at: row.opt_time("started_at")?,
-            completed_at: row.opt_time("completed_at")?,
-            points_earned: row.int("points_earned")?,
-            badge_earned: row.opt_text("badge_earned")?,
-            attempts_count: row.int("attempts_count")?,
-            time_spent_minutes: row.int("time_spent_minutes")?,
-            last_interaction_at: row.time("last_interaction_at")?,
-            created_at: row.time("created_at")?,
-            updated_at: row.time("updated_at")?,
-        })
     }
 }
 
@@ -302,13 +249,6 @@ impl Sealed for HealthPoints {}
 
 impl Model for HealthPoints {
     type New = NewHealthPoints;
-    const TABLE: &'static str = "health_points";
-    const ENTITY: &'static str = "health_points";
-    const SOFT_DELETE: bool = false;
-
-    fn id(&self) -> Uuid {
-        self.id
-    }
 
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewHealthPoints) -> Result<Self> {
         let h = HealthPoints {
@@ -337,67 +277,6 @@ impl Model for HealthPoints {
         };
         check_account(&h)?;
         Ok(h)
-    }
-
-    fn columns(&self, _c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
-        Ok(vec![
-            ("id", self.id.into_value()),
-            ("patient_id", self.patient_id.into_value()),
-            ("total_points", self.total_points.into_value()),
-            ("available_points", self.available_points.into_value()),
-            ("spent_points", self.spent_points.into_value()),
-            ("onboarding_points", self.onboarding_points.into_value()),
-            ("engagement_points", self.engagement_points.into_value()),
-            ("health_points", self.health_points.into_value()),
-            ("achievement_points", self.achievement_points.into_value()),
-            ("current_level", self.current_level.into_value()),
-            ("experience_points", self.experience_points.into_value()),
-            ("next_level_at", self.next_level_at.into_value()),
-            ("badges", json_of("badges", &self.badges)?.into_value()),
-            ("achievements", json_of("achievements", &self.achievements)?.into_value()),
-            ("daily_streak", self.daily_streak.into_value()),
-            ("weekly_streak", self.weekly_streak.into_value()),
-            ("longest_streak", self.longest_streak.into_value()),
-            ("last_active_date", self.last_active_date.into_value()),
-            (
-                "last_active_local_date",
-                self.last_active_local_date.map(|d| d.format(LOCAL_DATE).to_string()).into_value(),
-            ),
-            ("created_at", self.created_at.into_value()),
-            ("updated_at", self.updated_at.into_value()),
-        ])
-    }
-
-    fn from_row(row: &Row, _c: &RowCrypto<'_>) -> Result<Self> {
-        Ok(HealthPoints {
-            id: row.uuid("id")?,
-            organization_id: row.uuid("organization_id")?,
-            patient_id: row.uuid("patient_id")?,
-            total_points: row.int("total_points")?,
-            available_points: row.int("available_points")?,
-            spent_points: row.int("spent_points")?,
-            onboarding_points: row.int("onboarding_points")?,
-            engagement_points: row.int("engagement_points")?,
-            health_points: row.int("health_points")?,
-            achievement_points: row.int("achievement_points")?,
-            current_level: row.int("current_level")?,
-            experience_points: row.int("experience_points")?,
-            next_level_at: row.int("next_level_at")?,
-            badges: row.string_list("badges")?,
-            achievements: serde_json::from_value(row.json("achievements")?)
-                .map_err(|e| Error::CorruptData(format!("column achievements: {e}")))?,
-            daily_streak: row.int("daily_streak")?,
-            weekly_streak: row.int("weekly_streak")?,
-            longest_streak: row.int("longest_streak")?,
-            last_active_date: row.time("last_active_date")?,
-            last_active_local_date: row
-                .opt_text("last_active_local_date")?
-                .map(|d| NaiveDate::parse_from_str(&d, LOCAL_DATE))
-                .transpose()
-                .map_err(|_| Error::CorruptData("column last_active_local_date".into()))?,
-            created_at: row.time("created_at")?,
-            updated_at: row.time("updated_at")?,
-        })
     }
 }
 
@@ -657,51 +536,9 @@ impl Sealed for PointTransaction {}
 impl Model for PointTransaction {
     /// Uninhabited: the generic `create` cannot be called; use `record`, which also moves the account.
     type New = Infallible;
-    const TABLE: &'static str = "point_transactions";
-    const ENTITY: &'static str = "point_transaction";
-    const SOFT_DELETE: bool = false;
-
-    fn id(&self) -> Uuid {
-        self.id
-    }
 
     fn build(_organization: Uuid, _id: Uuid, _now: DateTime<Utc>, new: Infallible) -> Result<Self> {
         match new {}
-    }
-
-    fn columns(&self, _c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
-        Ok(vec![
-            ("id", self.id.into_value()),
-            ("patient_id", self.patient_id.into_value()),
-            ("health_points_id", self.health_points_id.into_value()),
-            ("type", self.transaction_type.as_str().into_value()),
-            ("amount", self.amount.into_value()),
-            ("reason", self.reason.clone().into_value()),
-            ("description", self.description.clone().into_value()),
-            ("source_type", self.source_type.as_str().into_value()),
-            ("source_mission_id", self.source_mission_id.into_value()),
-            ("source_conversation_id", self.source_conversation_id.into_value()),
-            ("metadata", self.metadata.clone().into_value()),
-            ("created_at", self.created_at.into_value()),
-        ])
-    }
-
-    fn from_row(row: &Row, _c: &RowCrypto<'_>) -> Result<Self> {
-        Ok(PointTransaction {
-            id: row.uuid("id")?,
-            organization_id: row.uuid("organization_id")?,
-            patient_id: row.uuid("patient_id")?,
-            health_points_id: row.uuid("health_points_id")?,
-            transaction_type: row.enumeration("type")?,
-            amount: row.int("amount")?,
-            reason: row.text("reason")?,
-            description: row.opt_text("description")?,
-            source_type: row.enumeration("source_type")?,
-            source_mission_id: row.opt_uuid("source_mission_id")?,
-            source_conversation_id: row.opt_uuid("source_conversation_id")?,
-            metadata: row.opt_json("metadata")?,
-            created_at: row.time("created_at")?,
-        })
     }
 }
 
@@ -851,9 +688,6 @@ impl PointTransactions<'_> {
 
 /// How long ahead of the clock an activity may be dated (clock skew between services).
 const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
-
-/// The text form of `health_points.last_active_local_date`.
-const LOCAL_DATE: &str = "%Y-%m-%d";
 
 fn conflict(field: &str) -> Error {
     Error::Conflict { field: field.into() }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{patch, rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
-use crate::db::{Filter, IntoValue, Row, Value};
+use crate::db::Filter;
 use crate::error::{Error, Result};
 use crate::kernel::Sealed;
 use crate::model::{
@@ -20,7 +20,7 @@ use crate::model::{
 };
 use crate::scope::Scope;
 use crate::time::truncate;
-use austa_crypto::{RowCrypto, Sensitive};
+use austa_crypto::Sensitive;
 
 /// Repository of health data.
 pub type HealthDataRepo<'s> = Repo<'s, HealthData>;
@@ -79,17 +79,6 @@ impl Sealed for HealthData {}
 
 impl Model for HealthData {
     type New = NewHealthData;
-    const TABLE: &'static str = "health_data";
-    const ENTITY: &'static str = "health_data";
-    const SOFT_DELETE: bool = true;
-
-    fn id(&self) -> Uuid {
-        self.id
-    }
-
-    fn owner_patient(&self) -> Option<Uuid> {
-        Some(self.patient_id)
-    }
 
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewHealthData) -> Result<Self> {
         let mut model = HealthData {
@@ -120,63 +109,6 @@ impl Model for HealthData {
         };
         model.check(now)?;
         Ok(model)
-    }
-
-    fn columns(&self, c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
-        Ok(vec![
-            ("id", self.id.into_value()),
-            ("patient_id", self.patient_id.into_value()),
-            ("type", self.data_type.as_str().into_value()),
-            ("category", self.category.as_str().into_value()),
-            ("conditions", c.opt_json("conditions", self.conditions.as_ref())?),
-            ("medications", c.opt_json("medications", self.medications.as_ref())?),
-            ("allergies", c.opt_json("allergies", self.allergies.as_ref())?),
-            ("symptoms", c.opt_json("symptoms", self.symptoms.as_ref())?),
-            ("vital_signs", c.opt_json("vital_signs", self.vital_signs.as_ref())?),
-            ("lab_results", c.opt_json("lab_results", self.lab_results.as_ref())?),
-            ("source", self.source.as_str().into_value()),
-            ("reliability", self.reliability.as_str().into_value()),
-            ("is_verified", self.is_verified.into_value()),
-            ("verified_by_provider_id", self.verified_by_provider_id.into_value()),
-            ("verified_at", self.verified_at.into_value()),
-            ("sensitivity_level", self.sensitivity_level.as_str().into_value()),
-            ("access_level", self.access_level.as_str().into_value()),
-            ("expires_at", self.expires_at.into_value()),
-            ("is_active", self.is_active.into_value()),
-            ("recorded_at", self.recorded_at.into_value()),
-            ("created_at", self.created_at.into_value()),
-            ("updated_at", self.updated_at.into_value()),
-            ("deleted_at", self.deleted_at.into_value()),
-        ])
-    }
-
-    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
-        Ok(HealthData {
-            id: row.uuid("id")?,
-            organization_id: row.uuid("organization_id")?,
-            patient_id: row.uuid("patient_id")?,
-            data_type: row.enumeration("type")?,
-            category: row.enumeration("category")?,
-            conditions: c.open_opt_json(row, "conditions")?,
-            medications: c.open_opt_json(row, "medications")?,
-            allergies: c.open_opt_json(row, "allergies")?,
-            symptoms: c.open_opt_json(row, "symptoms")?,
-            vital_signs: c.open_opt_json(row, "vital_signs")?,
-            lab_results: c.open_opt_json(row, "lab_results")?,
-            source: row.enumeration("source")?,
-            reliability: row.enumeration("reliability")?,
-            is_verified: row.bool("is_verified")?,
-            verified_by_provider_id: row.opt_uuid("verified_by_provider_id")?,
-            verified_at: row.opt_time("verified_at")?,
-            sensitivity_level: row.enumeration("sensitivity_level")?,
-            access_level: row.enumeration("access_level")?,
-            expires_at: row.opt_time("expires_at")?,
-            is_active: row.bool("is_active")?,
-            recorded_at: row.time("recorded_at")?,
-            created_at: row.time("created_at")?,
-            updated_at: row.time("updated_at")?,
-            deleted_at: row.opt_time("deleted_at")?,
-        })
     }
 
     /// The access level must be one the actor could see itself (see

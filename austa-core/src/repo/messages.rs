@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{patch, rows, Cursor, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
-use crate::db::{IntoValue, Query, Row, RowLock, Value};
+use crate::db::{Query, RowLock};
 use crate::error::{Error, Result};
 use crate::kernel::event::read_event;
 use crate::kernel::AuditTx;
@@ -25,7 +25,7 @@ use crate::model::{
 use crate::scope::Scope;
 use crate::time::truncate;
 use crate::validate;
-use austa_crypto::{BlindIndexKind, RowCrypto, Sensitive};
+use austa_crypto::{BlindIndexKind, Sensitive};
 
 /// Repository of messages.
 pub type Messages<'s> = Repo<'s, Message>;
@@ -164,94 +164,9 @@ impl Sealed for Message {}
 impl Model for Message {
     /// Uninhabited: messages are created with [`Messages::append`] only.
     type New = UseAppend;
-    const TABLE: &'static str = "messages";
-    const ENTITY: &'static str = "message";
-    const SOFT_DELETE: bool = true;
-
-    fn id(&self) -> Uuid {
-        self.id
-    }
-
-    fn owner_patient(&self) -> Option<Uuid> {
-        Some(self.patient_id)
-    }
 
     fn build(_organization: Uuid, _id: Uuid, _now: DateTime<Utc>, new: UseAppend) -> Result<Self> {
         match new {}
-    }
-
-    fn columns(&self, c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
-        Ok(vec![
-            ("id", self.id.into_value()),
-            ("conversation_id", self.conversation_id.into_value()),
-            ("patient_id", self.patient_id.into_value()),
-            ("whatsapp_message_id", c.opt_text("whatsapp_message_id", self.whatsapp_message_id.as_ref())?),
-            (
-                "whatsapp_message_id_bidx",
-                match &self.whatsapp_message_id {
-                    Some(w) => c.blind(BlindIndexKind::WhatsappMessageId, w.expose()?)?,
-                    None => Value::Bytes(None),
-                },
-            ),
-            ("direction", self.direction.as_str().into_value()),
-            ("type", self.message_type.as_str().into_value()),
-            ("sender_kind", self.sender_kind.as_str().into_value()),
-            ("sender_provider_id", self.sender_provider_id.into_value()),
-            ("content", c.opt_text("content", self.content.as_ref())?),
-            ("media_url", c.opt_text("media_url", self.media_url.as_ref())?),
-            ("media_type", self.media_type.clone().into_value()),
-            ("metadata", c.opt_json("metadata", self.metadata.as_ref())?),
-            ("ai_processed", self.ai_processed.into_value()),
-            ("ai_confidence", self.ai_confidence.into_value()),
-            ("ai_intent", c.opt_text("ai_intent", self.ai_intent.as_ref())?),
-            ("ai_entities", c.opt_json("ai_entities", self.ai_entities.as_ref())?),
-            ("health_keywords", c.opt_json("health_keywords", self.health_keywords.as_ref())?),
-            ("urgency_level", self.urgency_level.as_str().into_value()),
-            ("requires_response", self.requires_response.into_value()),
-            ("is_bot", self.is_bot.into_value()),
-            ("bot_response_time_seconds", self.bot_response_time_seconds.into_value()),
-            ("status", self.status.as_str().into_value()),
-            ("read_at", self.read_at.into_value()),
-            ("processed_at", self.processed_at.into_value()),
-            ("sent_at", self.sent_at.into_value()),
-            ("created_at", self.created_at.into_value()),
-            ("updated_at", self.updated_at.into_value()),
-            ("deleted_at", self.deleted_at.into_value()),
-        ])
-    }
-
-    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
-        Ok(Message {
-            id: row.uuid("id")?,
-            organization_id: row.uuid("organization_id")?,
-            conversation_id: row.uuid("conversation_id")?,
-            patient_id: row.uuid("patient_id")?,
-            whatsapp_message_id: c.open_opt_text(row, "whatsapp_message_id")?,
-            direction: row.enumeration("direction")?,
-            message_type: row.enumeration("type")?,
-            sender_kind: row.enumeration("sender_kind")?,
-            sender_provider_id: row.opt_uuid("sender_provider_id")?,
-            content: c.open_opt_text(row, "content")?,
-            media_url: c.open_opt_text(row, "media_url")?,
-            media_type: row.opt_text("media_type")?,
-            metadata: c.open_opt_json(row, "metadata")?,
-            ai_processed: row.bool("ai_processed")?,
-            ai_confidence: row.opt_float("ai_confidence")?,
-            ai_intent: c.open_opt_text(row, "ai_intent")?,
-            ai_entities: c.open_opt_json(row, "ai_entities")?,
-            health_keywords: c.open_opt_json(row, "health_keywords")?,
-            urgency_level: row.enumeration("urgency_level")?,
-            requires_response: row.bool("requires_response")?,
-            is_bot: row.bool("is_bot")?,
-            bot_response_time_seconds: row.opt_float("bot_response_time_seconds")?,
-            status: row.enumeration("status")?,
-            read_at: row.opt_time("read_at")?,
-            processed_at: row.opt_time("processed_at")?,
-            sent_at: row.time("sent_at")?,
-            created_at: row.time("created_at")?,
-            updated_at: row.time("updated_at")?,
-            deleted_at: row.opt_time("deleted_at")?,
-        })
     }
 }
 

@@ -23,15 +23,16 @@ use uuid::Uuid;
 
 use super::{patch, rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
-use crate::db::{Filter, IntoValue, Query, Row, RowLock, Tx, Value};
+use crate::db::{Filter, Query, RowLock, Tx};
 use crate::error::{Error, Result};
 use crate::kernel::event::read_event;
+use crate::kernel::Record;
 use crate::kernel::Sealed;
 use crate::kernel::{check, AuditTx, Event};
 use crate::model::{AuditAction, Mission, MissionPatch, NewMission};
 use crate::scope::Scope;
 use crate::validate;
-use austa_crypto::{KeySet, RowCrypto};
+use austa_crypto::KeySet;
 
 /// Repository of missions.
 pub type Missions<'s> = Repo<'s, Mission>;
@@ -108,13 +109,6 @@ impl Sealed for Mission {}
 
 impl Model for Mission {
     type New = NewMission;
-    const TABLE: &'static str = "missions";
-    const ENTITY: &'static str = "mission";
-    const SOFT_DELETE: bool = true;
-
-    fn id(&self) -> Uuid {
-        self.id
-    }
 
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewMission) -> Result<Self> {
         if !new.prerequisites.is_empty() {
@@ -145,51 +139,6 @@ impl Model for Mission {
         };
         check_dates(&mission)?;
         Ok(mission)
-    }
-
-    fn columns(&self, _c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
-        Ok(vec![
-            ("id", self.id.into_value()),
-            ("title", self.title.clone().into_value()),
-            ("description", self.description.clone().into_value()),
-            ("category", self.category.as_str().into_value()),
-            ("difficulty", self.difficulty.as_str().into_value()),
-            ("points_reward", self.points_reward.into_value()),
-            ("badge_reward", self.badge_reward.clone().into_value()),
-            ("unlock_reward", self.unlock_reward.clone().into_value()),
-            ("required_actions", self.required_actions.clone().into_value()),
-            ("is_active", self.is_active.into_value()),
-            ("start_date", self.start_date.into_value()),
-            ("end_date", self.end_date.into_value()),
-            ("estimated_time_minutes", self.estimated_time_minutes.into_value()),
-            ("tags", serde_json::Value::from(self.tags.clone()).into_value()),
-            ("created_at", self.created_at.into_value()),
-            ("updated_at", self.updated_at.into_value()),
-            ("deleted_at", self.deleted_at.into_value()),
-        ])
-    }
-
-    fn from_row(row: &Row, _c: &RowCrypto<'_>) -> Result<Self> {
-        Ok(Mission {
-            id: row.uuid("id")?,
-            organization_id: row.uuid("organization_id")?,
-            title: row.text("title")?,
-            description: row.text("description")?,
-            category: row.enumeration("category")?,
-            difficulty: row.enumeration("difficulty")?,
-            points_reward: row.int("points_reward")?,
-            badge_reward: row.opt_text("badge_reward")?,
-            unlock_reward: row.opt_text("unlock_reward")?,
-            required_actions: row.json("required_actions")?,
-            is_active: row.bool("is_active")?,
-            start_date: row.opt_time("start_date")?,
-            end_date: row.opt_time("end_date")?,
-            estimated_time_minutes: row.opt_int("estimated_time_minutes")?,
-            tags: row.string_list("tags")?,
-            created_at: row.time("created_at")?,
-            updated_at: row.time("updated_at")?,
-            deleted_at: row.opt_time("deleted_at")?,
-        })
     }
 }
 

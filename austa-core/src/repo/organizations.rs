@@ -12,9 +12,10 @@ use crate::access::{Action, Resource};
 use crate::db::{Database, IntoValue, Query, QueryBuilder, Row, RowLock, TxMode};
 use crate::error::{Error, Result};
 use crate::kernel::event::read_event;
+use crate::kernel::Record;
 use crate::kernel::{check, AuditTx, Event};
 use crate::model::AuditAction;
-use crate::model::{Address, NewOrganization, Organization, OrganizationPatch};
+use crate::model::{NewOrganization, Organization, OrganizationPatch};
 use crate::page::{Cursor, Page, PageRequest};
 use crate::scope::Scope;
 use crate::validate;
@@ -76,26 +77,11 @@ fn validate_fields(o: &mut Organization) -> Result<()> {
     Ok(())
 }
 
-fn address_json(a: &Option<Address>) -> Result<Option<serde_json::Value>> {
-    a.as_ref().map(|a| serde_json::to_value(a).map_err(|e| Error::validation("address", e.to_string()))).transpose()
-}
-
+/// The columns of `o` as stored (settings encrypted under the organization's own key), without
+/// `id` and `created_at`, which never change.
 fn columns(o: &Organization, keys: &KeySet) -> Result<Vec<(&'static str, crate::db::Value)>> {
-    let c = keys.row(TABLE, o.id, None)?;
-    Ok(vec![
-        ("name", o.name.clone().into_value()),
-        ("type", o.organization_type.as_str().into_value()),
-        ("tax_id", o.tax_id.clone().into_value()),
-        ("address", address_json(&o.address)?.into_value()),
-        ("phone", o.phone.clone().into_value()),
-        ("email", o.email.clone().into_value()),
-        ("is_active", o.is_active.into_value()),
-        ("settings", c.opt_json("settings", o.settings.as_ref())?),
-        ("compliance_regimes", serde_json::json!(o.compliance_regimes).into_value()),
-        ("data_retention_years", o.data_retention_years.into_value()),
-        ("updated_at", o.updated_at.into_value()),
-        ("deleted_at", o.deleted_at.into_value()),
-    ])
+    let cols = o.columns(&keys.row(TABLE, o.id, None)?)?;
+    Ok(cols.into_iter().filter(|(n, _)| *n != "id" && *n != "created_at").collect())
 }
 
 /// Decodes an organization under its keys, reloading them once if another process rotated them.
@@ -112,28 +98,7 @@ async fn decode(db: &Database, row: &Row) -> Result<Organization> {
 }
 
 fn from_row(row: &Row, keys: &KeySet) -> Result<Organization> {
-    let id = row.uuid("id")?;
-    let c = keys.row(TABLE, id, None)?;
-    Ok(Organization {
-        id,
-        name: row.text("name")?,
-        organization_type: row.enumeration("type")?,
-        tax_id: row.opt_text("tax_id")?,
-        address: row
-            .opt_json("address")?
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|e| Error::CorruptData(format!("organizations.address: {e}")))?,
-        phone: row.opt_text("phone")?,
-        email: row.opt_text("email")?,
-        is_active: row.bool("is_active")?,
-        settings: c.open_opt_json(row, "settings")?,
-        compliance_regimes: row.string_list("compliance_regimes")?,
-        data_retention_years: row.int("data_retention_years")?,
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
-        deleted_at: row.opt_time("deleted_at")?,
-    })
+    Organization::from_row(row, &keys.row(TABLE, row.uuid("id")?, None)?)
 }
 
 impl Organizations<'_> {

@@ -6,13 +6,12 @@ use uuid::Uuid;
 
 use super::{patch, rows, Model, Repo, SoftDeletable, Updatable};
 use crate::access::Action;
-use crate::db::{IntoValue, Row, Value};
 use crate::error::{Error, Result};
 use crate::kernel::Sealed;
-use crate::model::{EmergencyContact, Gender, NewPatient, Patient, PatientPatch};
+use crate::model::{EmergencyContact, NewPatient, Patient, PatientPatch};
 use crate::scope::{Role, Scope};
 use crate::validate;
-use austa_crypto::{BlindIndexKind, RowCrypto, Sensitive};
+use austa_crypto::{BlindIndexKind, Sensitive};
 
 /// Repository of patients.
 pub type Patients<'s> = Repo<'s, Patient>;
@@ -70,19 +69,8 @@ impl Sealed for Patient {}
 
 impl Model for Patient {
     type New = NewPatient;
-    const TABLE: &'static str = "patients";
-    const ENTITY: &'static str = "patient";
-    const SOFT_DELETE: bool = true;
-
-    fn id(&self) -> Uuid {
-        self.id
-    }
 
     const CREATES_PATIENT_KEY: bool = true;
-
-    fn owner_patient(&self) -> Option<Uuid> {
-        Some(self.id)
-    }
 
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewPatient) -> Result<Self> {
         date_of_birth(new.date_of_birth.as_ref(), now.date_naive())?;
@@ -110,65 +98,6 @@ impl Model for Patient {
             updated_at: now,
             deleted_at: None,
             erased_at: None,
-        })
-    }
-
-    fn columns(&self, c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
-        let bidx = |kind, v: Option<&Sensitive<String>>| -> Result<Value> {
-            match v {
-                Some(v) => c.blind(kind, v.expose()?),
-                None => Ok(Value::Bytes(None)),
-            }
-        };
-        Ok(vec![
-            ("id", self.id.into_value()),
-            ("first_name", c.text("first_name", &self.first_name)?),
-            ("last_name", c.text("last_name", &self.last_name)?),
-            ("email", c.opt_text("email", self.email.as_ref())?),
-            ("email_bidx", bidx(BlindIndexKind::Email, self.email.as_ref())?),
-            ("phone", c.text("phone", &self.phone)?),
-            ("phone_bidx", bidx(BlindIndexKind::Phone, Some(&self.phone))?),
-            ("cpf", c.opt_text("cpf", self.cpf.as_ref())?),
-            ("cpf_bidx", bidx(BlindIndexKind::Cpf, self.cpf.as_ref())?),
-            ("date_of_birth", c.opt_json("date_of_birth", self.date_of_birth.as_ref())?),
-            ("gender", c.opt_json("gender", self.gender.as_ref())?),
-            ("whatsapp_id", c.opt_text("whatsapp_id", self.whatsapp_id.as_ref())?),
-            ("whatsapp_id_bidx", bidx(BlindIndexKind::WhatsappId, self.whatsapp_id.as_ref())?),
-            ("preferred_language", self.preferred_language.clone().into_value()),
-            ("timezone", self.timezone.clone().into_value()),
-            ("is_active", self.is_active.into_value()),
-            ("is_verified", self.is_verified.into_value()),
-            ("last_active_at", self.last_active_at.into_value()),
-            ("emergency_contact", c.opt_json("emergency_contact", self.emergency_contact.as_ref())?),
-            ("created_at", self.created_at.into_value()),
-            ("updated_at", self.updated_at.into_value()),
-            ("deleted_at", self.deleted_at.into_value()),
-            ("erased_at", self.erased_at.into_value()),
-        ])
-    }
-
-    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
-        Ok(Patient {
-            id: row.uuid("id")?,
-            organization_id: row.uuid("organization_id")?,
-            first_name: c.open_text(row, "first_name")?,
-            last_name: c.open_text(row, "last_name")?,
-            email: c.open_opt_text(row, "email")?,
-            phone: c.open_text(row, "phone")?,
-            cpf: c.open_opt_text(row, "cpf")?,
-            date_of_birth: c.open_opt_json(row, "date_of_birth")?,
-            gender: c.open_opt_json::<Gender>(row, "gender")?,
-            whatsapp_id: c.open_opt_text(row, "whatsapp_id")?,
-            preferred_language: row.text("preferred_language")?,
-            timezone: row.text("timezone")?,
-            is_active: row.bool("is_active")?,
-            is_verified: row.bool("is_verified")?,
-            last_active_at: row.time("last_active_at")?,
-            emergency_contact: c.open_opt_json(row, "emergency_contact")?,
-            created_at: row.time("created_at")?,
-            updated_at: row.time("updated_at")?,
-            deleted_at: row.opt_time("deleted_at")?,
-            erased_at: row.opt_time("erased_at")?,
         })
     }
 

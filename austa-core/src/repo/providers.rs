@@ -5,13 +5,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{patch, rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
-use crate::db::{Filter, IntoValue, Row, Value};
+use crate::db::Filter;
 use crate::error::Result;
 use crate::kernel::Sealed;
 use crate::model::{NewProvider, Provider, ProviderPatch};
 use crate::scope::Scope;
 use crate::validate;
-use austa_crypto::{BlindIndexKind, RowCrypto, Sensitive};
+use austa_crypto::{BlindIndexKind, Sensitive};
 
 /// Repository of providers.
 pub type Providers<'s> = Repo<'s, Provider>;
@@ -47,13 +47,6 @@ impl Sealed for Provider {}
 
 impl Model for Provider {
     type New = NewProvider;
-    const TABLE: &'static str = "providers";
-    const ENTITY: &'static str = "provider";
-    const SOFT_DELETE: bool = true;
-
-    fn id(&self) -> Uuid {
-        self.id
-    }
 
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewProvider) -> Result<Self> {
         Ok(Provider {
@@ -71,44 +64,6 @@ impl Model for Provider {
             created_at: now,
             updated_at: now,
             deleted_at: None,
-        })
-    }
-
-    fn columns(&self, c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
-        Ok(vec![
-            ("id", self.id.into_value()),
-            ("title", self.title.clone().into_value()),
-            ("first_name", self.first_name.clone().into_value()),
-            ("last_name", self.last_name.clone().into_value()),
-            ("email", c.text("email", &self.email)?),
-            ("email_bidx", c.blind(BlindIndexKind::Email, self.email.expose()?)?),
-            ("phone", c.opt_text("phone", self.phone.as_ref())?),
-            ("license", self.license.clone().into_value()),
-            ("specialty", serde_json::json!(self.specialty).into_value()),
-            ("role", self.role.as_str().into_value()),
-            ("is_active", self.is_active.into_value()),
-            ("created_at", self.created_at.into_value()),
-            ("updated_at", self.updated_at.into_value()),
-            ("deleted_at", self.deleted_at.into_value()),
-        ])
-    }
-
-    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
-        Ok(Provider {
-            id: row.uuid("id")?,
-            organization_id: row.uuid("organization_id")?,
-            title: row.opt_text("title")?,
-            first_name: row.text("first_name")?,
-            last_name: row.text("last_name")?,
-            email: c.open_text(row, "email")?,
-            phone: c.open_opt_text(row, "phone")?,
-            license: row.opt_text("license")?,
-            specialty: row.string_list("specialty")?,
-            role: row.enumeration("role")?,
-            is_active: row.bool("is_active")?,
-            created_at: row.time("created_at")?,
-            updated_at: row.time("updated_at")?,
-            deleted_at: row.opt_time("deleted_at")?,
         })
     }
 }

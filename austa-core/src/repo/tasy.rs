@@ -21,8 +21,9 @@ use uuid::Uuid;
 
 use super::{patch, rows, Model, Page, PageRequest, Repo, SoftDeletable, Updatable};
 use crate::access::{Action, Resource};
-use crate::db::{Filter, IntoValue, Query, Row, RowLock, Tx, Value};
+use crate::db::{Filter, Query, RowLock, Tx};
 use crate::error::{Error, Result};
+use crate::kernel::Record;
 use crate::kernel::Sealed;
 use crate::kernel::{check, AuditTx, Event};
 use crate::model::{
@@ -31,7 +32,7 @@ use crate::model::{
 };
 use crate::scope::Scope;
 use crate::validate;
-use austa_crypto::{RowCrypto, Sensitive};
+use austa_crypto::Sensitive;
 
 /// Repository of Tasy integrations.
 pub type TasyIntegrations<'s> = Repo<'s, TasyIntegration>;
@@ -185,13 +186,6 @@ impl Sealed for TasyIntegration {}
 
 impl Model for TasyIntegration {
     type New = NewTasyIntegration;
-    const TABLE: &'static str = "tasy_integrations";
-    const ENTITY: &'static str = "tasy_integration";
-    const SOFT_DELETE: bool = true;
-
-    fn id(&self) -> Uuid {
-        self.id
-    }
 
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: NewTasyIntegration) -> Result<Self> {
         json_object("field_mapping", &new.field_mapping)?;
@@ -223,63 +217,6 @@ impl Model for TasyIntegration {
             created_at: now,
             updated_at: now,
             deleted_at: None,
-        })
-    }
-
-    fn columns(&self, c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
-        Ok(vec![
-            ("id", self.id.into_value()),
-            ("tasy_instance_url", self.tasy_instance_url.clone().into_value()),
-            ("api_version", self.api_version.clone().into_value()),
-            ("is_active", self.is_active.into_value()),
-            ("api_key", c.text("api_key", &self.api_key)?),
-            ("client_id", self.client_id.clone().into_value()),
-            ("last_auth_at", self.last_auth_at.into_value()),
-            ("sync_enabled", self.sync_enabled.into_value()),
-            ("sync_interval_seconds", self.sync_interval_seconds.into_value()),
-            ("last_sync_at", self.last_sync_at.into_value()),
-            ("next_sync_at", self.next_sync_at.into_value()),
-            ("field_mapping", self.field_mapping.clone().into_value()),
-            ("filters", self.filters.clone().into_value()),
-            ("status", self.status.as_str().into_value()),
-            ("error_count", self.error_count.into_value()),
-            ("last_error", self.last_error.clone().into_value()),
-            ("last_error_at", self.last_error_at.into_value()),
-            ("avg_sync_time_seconds", self.avg_sync_time_seconds.into_value()),
-            ("records_processed", self.records_processed.into_value()),
-            ("records_failed", self.records_failed.into_value()),
-            ("created_at", self.created_at.into_value()),
-            ("updated_at", self.updated_at.into_value()),
-            ("deleted_at", self.deleted_at.into_value()),
-        ])
-    }
-
-    fn from_row(row: &Row, c: &RowCrypto<'_>) -> Result<Self> {
-        Ok(TasyIntegration {
-            id: row.uuid("id")?,
-            organization_id: row.uuid("organization_id")?,
-            tasy_instance_url: row.text("tasy_instance_url")?,
-            api_version: row.text("api_version")?,
-            is_active: row.bool("is_active")?,
-            api_key: c.open_text(row, "api_key")?,
-            client_id: row.opt_text("client_id")?,
-            last_auth_at: row.opt_time("last_auth_at")?,
-            sync_enabled: row.bool("sync_enabled")?,
-            sync_interval_seconds: row.int("sync_interval_seconds")?,
-            last_sync_at: row.opt_time("last_sync_at")?,
-            next_sync_at: row.opt_time("next_sync_at")?,
-            field_mapping: row.json("field_mapping")?,
-            filters: row.opt_json("filters")?,
-            status: row.enumeration("status")?,
-            error_count: row.int("error_count")?,
-            last_error: row.opt_text("last_error")?,
-            last_error_at: row.opt_time("last_error_at")?,
-            avg_sync_time_seconds: row.opt_float("avg_sync_time_seconds")?,
-            records_processed: row.int("records_processed")?,
-            records_failed: row.int("records_failed")?,
-            created_at: row.time("created_at")?,
-            updated_at: row.time("updated_at")?,
-            deleted_at: row.opt_time("deleted_at")?,
         })
     }
 }
@@ -344,13 +281,6 @@ impl Sealed for TasySyncLog {}
 
 impl Model for TasySyncLog {
     type New = TasySyncStart;
-    const TABLE: &'static str = "tasy_sync_logs";
-    const ENTITY: &'static str = "tasy_sync_log";
-    const SOFT_DELETE: bool = false;
-
-    fn id(&self) -> Uuid {
-        self.id
-    }
 
     fn build(organization: Uuid, id: Uuid, now: DateTime<Utc>, new: TasySyncStart) -> Result<Self> {
         Ok(TasySyncLog {
@@ -372,51 +302,6 @@ impl Model for TasySyncLog {
             error_details: None,
             summary: None,
             created_at: now,
-        })
-    }
-
-    fn columns(&self, _c: &RowCrypto<'_>) -> Result<Vec<(&'static str, Value)>> {
-        Ok(vec![
-            ("id", self.id.into_value()),
-            ("integration_id", self.integration_id.into_value()),
-            ("sync_type", self.sync_type.as_str().into_value()),
-            ("direction", self.direction.as_str().into_value()),
-            ("record_type", self.record_type.clone().into_value()),
-            ("records_attempted", self.records_attempted.into_value()),
-            ("records_succeeded", self.records_succeeded.into_value()),
-            ("records_failed", self.records_failed.into_value()),
-            ("records_skipped", self.records_skipped.into_value()),
-            ("status", self.status.as_str().into_value()),
-            ("started_at", self.started_at.into_value()),
-            ("completed_at", self.completed_at.into_value()),
-            ("duration_seconds", self.duration_seconds.into_value()),
-            ("error_message", self.error_message.clone().into_value()),
-            ("error_details", self.error_details.clone().into_value()),
-            ("summary", self.summary.clone().into_value()),
-            ("created_at", self.created_at.into_value()),
-        ])
-    }
-
-    fn from_row(row: &Row, _c: &RowCrypto<'_>) -> Result<Self> {
-        Ok(TasySyncLog {
-            id: row.uuid("id")?,
-            organization_id: row.uuid("organization_id")?,
-            integration_id: row.uuid("integration_id")?,
-            sync_type: row.enumeration("sync_type")?,
-            direction: row.enumeration("direction")?,
-            record_type: row.text("record_type")?,
-            records_attempted: row.int("records_attempted")?,
-            records_succeeded: row.int("records_succeeded")?,
-            records_failed: row.int("records_failed")?,
-            records_skipped: row.int("records_skipped")?,
-            status: row.enumeration("status")?,
-            started_at: row.time("started_at")?,
-            completed_at: row.opt_time("completed_at")?,
-            duration_seconds: row.opt_float("duration_seconds")?,
-            error_message: row.opt_text("error_message")?,
-            error_details: row.opt_json("error_details")?,
-            summary: row.opt_json("summary")?,
-            created_at: row.time("created_at")?,
         })
     }
 }

@@ -138,11 +138,7 @@ fn sqlite_url(path: &Path) -> String {
 }
 
 /// Opens `url` with the test keys and `clock`.
-async fn open_with_clock(
-    url: &str,
-    keys: Arc<dyn KeyProvider>,
-    clock: Arc<OffsetClock>,
-) -> Result<Database> {
+async fn open_with_clock(url: &str, keys: Arc<dyn KeyProvider>, clock: Arc<OffsetClock>) -> Result<Database> {
     Database::open(DatabaseOptions::new(url).clock(clock), keys).await
 }
 

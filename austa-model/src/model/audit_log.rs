@@ -16,6 +16,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::record::Record;
 use uuid::Uuid;
 
 use super::enums::{AuditAction, AuditOutcome, EntityType, RiskLevel, Sensitivity};
@@ -23,11 +25,13 @@ use crate::identity::Role;
 use austa_crypto::Sensitive;
 
 /// One audit event, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(table = "audit_logs")]
 pub struct AuditLog {
     /// UUIDv7 id.
     pub id: Uuid,
     /// Organization the event belongs to.
+    #[record(organization)]
     pub organization_id: Uuid,
     /// When the operation ran.
     pub occurred_at: DateTime<Utc>,
@@ -57,8 +61,8 @@ pub struct AuditLog {
     pub changed_fields: Vec<String>,
     /// The purpose stated by the scope (`treatment`, `billing`, ...).
     pub purpose: Option<String>,
-    /// A reason specific to this event (an emergency grant's or a shredding's written reason): free
-    /// text that may name a condition, so it is encrypted under the organization's key.
+    /// The written reason of an emergency grant or a shredding. Free text that may name a
+    /// condition, so it is encrypted under the organization's key.
     pub reason: Option<Sensitive<String>>,
     /// Session id from the scope.
     pub session_id: Option<String>,

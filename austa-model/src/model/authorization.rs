@@ -25,6 +25,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::record::Record;
 use uuid::Uuid;
 
 use super::enums::{AuthorizationStatus, AuthorizationType, Priority, UrgencyLevel};
@@ -35,13 +37,16 @@ use crate::identity::Role;
 use crate::validate;
 
 /// An authorization request for one patient.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(table = "authorizations", soft_delete, owner = "patient_id")]
 pub struct Authorization {
     /// UUIDv7 id.
     pub id: Uuid,
     /// Owning organization.
+    #[record(organization)]
     pub organization_id: Uuid,
     /// What is being authorized (stored in column `type`).
+    #[record(column = "type")]
     pub authorization_type: AuthorizationType,
     /// Name of the procedure (encrypted).
     pub procedure_name: Sensitive<String>,

@@ -8,25 +8,31 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::record::Record;
 use uuid::Uuid;
 
 use super::enums::{ConversationStatus, ConversationType, Priority};
 use austa_crypto::Sensitive;
 
 /// A WhatsApp conversation of one patient.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(table = "conversations", soft_delete, owner = "patient_id")]
 pub struct Conversation {
     /// UUIDv7 id.
     pub id: Uuid,
     /// Owning organization.
+    #[record(organization)]
     pub organization_id: Uuid,
     /// The patient talking.
     pub patient_id: Uuid,
     /// WhatsApp Business API chat id (encrypted, blind-indexed).
+    #[record(blind = "WhatsappChatId")]
     pub whatsapp_chat_id: Sensitive<String>,
     /// Lifecycle state.
     pub status: ConversationStatus,
     /// What the conversation is about.
+    #[record(column = "type")]
     pub conversation_type: ConversationType,
     /// Title (encrypted).
     pub title: Option<Sensitive<String>>,

@@ -15,6 +15,8 @@
 
 use chrono::{DateTime, Months, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::record::Record;
 use uuid::Uuid;
 
 use super::enums::{AccessLevel, DocumentCategory, DocumentType, SensitivityLevel, StorageProvider};
@@ -23,11 +25,13 @@ use austa_crypto::Sensitive;
 use austa_error::{Error, Result};
 
 /// A stored document of a patient.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(table = "documents", soft_delete, owner = "patient_id")]
 pub struct Document {
     /// UUIDv7 id.
     pub id: Uuid,
     /// Owning organization.
+    #[record(organization)]
     pub organization_id: Uuid,
     /// The patient the document belongs to.
     pub patient_id: Uuid,
@@ -48,6 +52,7 @@ pub struct Document {
     /// Thumbnail URL (encrypted).
     pub thumbnail_url: Option<Sensitive<String>>,
     /// Kind of document (stored in column `type`).
+    #[record(column = "type")]
     pub document_type: DocumentType,
     /// Area the document belongs to.
     pub category: DocumentCategory,

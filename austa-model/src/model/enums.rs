@@ -47,6 +47,23 @@ macro_rules! db_enum {
             }
         }
 
+        impl $crate::record::Column for $name {
+            fn to_value(&self) -> austa_sql::Value {
+                austa_sql::Value::Text(Some(self.as_str().to_string()))
+            }
+            fn null() -> austa_sql::Value {
+                austa_sql::Value::Text(None)
+            }
+            fn read(row: &austa_sql::Row, column: &str) -> austa_error::Result<Option<Self>> {
+                row.opt_text(column)?
+                    .map(|s| {
+                        s.parse()
+                            .map_err(|_| austa_error::Error::CorruptData(format!("column {column}: unknown enum value")))
+                    })
+                    .transpose()
+            }
+        }
+
         impl FromStr for $name {
             type Err = UnknownVariant;
             fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -27,16 +27,20 @@
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::record::Record;
 use uuid::Uuid;
 
 use super::enums::{ProgressStatus, SourceType, TransactionType};
 
 /// A patient's progress on one mission (at most one row per patient and mission).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(table = "onboarding_progress", entity = "onboarding_progress")]
 pub struct OnboardingProgress {
     /// UUIDv7 id.
     pub id: Uuid,
     /// Owning organization.
+    #[record(organization)]
     pub organization_id: Uuid,
     /// The patient.
     pub patient_id: Uuid,
@@ -150,11 +154,13 @@ pub struct Achievement {
 /// `total_points = available_points + spent_points`; the category buckets
 /// (`onboarding_points + engagement_points + health_points + achievement_points`) and
 /// `experience_points` both equal the sum of the positive amounts ever recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(table = "health_points", entity = "health_points")]
 pub struct HealthPoints {
     /// UUIDv7 id.
     pub id: Uuid,
     /// Owning organization.
+    #[record(organization)]
     pub organization_id: Uuid,
     /// The patient.
     pub patient_id: Uuid,
@@ -339,17 +345,20 @@ pub struct HealthPointsPatch {
 }
 
 /// One movement of points (append-only).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(table = "point_transactions")]
 pub struct PointTransaction {
     /// UUIDv7 id.
     pub id: Uuid,
     /// Owning organization.
+    #[record(organization)]
     pub organization_id: Uuid,
     /// The patient.
     pub patient_id: Uuid,
     /// The patient's points account.
     pub health_points_id: Uuid,
     /// Kind of movement.
+    #[record(column = "type")]
     pub transaction_type: TransactionType,
     /// Signed amount: positive earns, negative spends or removes.
     pub amount: i64,

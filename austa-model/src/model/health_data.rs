@@ -12,6 +12,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::record::Record;
 use uuid::Uuid;
 
 use super::enums::{AccessLevel, DataSource, HealthCategory, HealthDataType, ReliabilityLevel, SensitivityLevel};
@@ -22,15 +24,18 @@ use crate::validate;
 
 /// One clinical record of a patient. The clinical payloads are encrypted; classification, source and
 /// verification metadata are plain so that they can be filtered on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(table = "health_data", soft_delete, owner = "patient_id")]
 pub struct HealthData {
     /// UUIDv7 id.
     pub id: Uuid,
     /// Owning organization.
+    #[record(organization)]
     pub organization_id: Uuid,
     /// The patient the record belongs to.
     pub patient_id: Uuid,
     /// Kind of record (stored in column `type`).
+    #[record(column = "type")]
     pub data_type: HealthDataType,
     /// Clinical area.
     pub category: HealthCategory,
@@ -42,7 +47,7 @@ pub struct HealthData {
     pub allergies: Option<Sensitive<serde_json::Value>>,
     /// Current symptoms (encrypted JSON).
     pub symptoms: Option<Sensitive<serde_json::Value>>,
-    /// Blood pressure, weight, ... (encrypted JSON).
+    /// The measured values, such as blood pressure or weight (encrypted JSON).
     pub vital_signs: Option<Sensitive<serde_json::Value>>,
     /// Laboratory results (encrypted JSON).
     pub lab_results: Option<Sensitive<serde_json::Value>>,

@@ -13,27 +13,33 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::record::Record;
 use uuid::Uuid;
 
 use super::enums::{MessageDirection, MessageStatus, MessageType, SenderKind, UrgencyLevel};
 use austa_crypto::Sensitive;
 
 /// A message of a conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(table = "messages", soft_delete, owner = "patient_id")]
 pub struct Message {
     /// UUIDv7 id.
     pub id: Uuid,
     /// Owning organization.
+    #[record(organization)]
     pub organization_id: Uuid,
     /// The conversation.
     pub conversation_id: Uuid,
     /// The conversation's patient.
     pub patient_id: Uuid,
     /// WhatsApp Business API message id (unique per organization).
+    #[record(blind = "WhatsappMessageId")]
     pub whatsapp_message_id: Option<Sensitive<String>>,
     /// Inbound (from the patient) or outbound (to the patient).
     pub direction: MessageDirection,
     /// WhatsApp message type.
+    #[record(column = "type")]
     pub message_type: MessageType,
     /// Who wrote the message.
     pub sender_kind: SenderKind,

@@ -12,16 +12,20 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::record::Record;
 use uuid::Uuid;
 
 use super::enums::{DifficultyLevel, MissionCategory};
 
 /// A mission patients of the organization can complete for points, badges and unlocks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(table = "missions", soft_delete)]
 pub struct Mission {
     /// UUIDv7 id.
     pub id: Uuid,
     /// Owning organization.
+    #[record(organization)]
     pub organization_id: Uuid,
     /// Title, 1 to 200 characters.
     pub title: String,

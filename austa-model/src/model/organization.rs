@@ -2,23 +2,28 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::record::Record;
 use uuid::Uuid;
 
 use super::enums::OrganizationType;
 use austa_crypto::Sensitive;
 
 /// A tenant. Its CNPJ is unique across the platform; everything else it owns is scoped to it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(table = "organizations", soft_delete)]
 pub struct Organization {
     /// UUIDv7 id.
     pub id: Uuid,
     /// Display name.
     pub name: String,
     /// Kind of organization.
+    #[record(column = "type")]
     pub organization_type: OrganizationType,
     /// CNPJ as 14 digits (check digits verified).
     pub tax_id: Option<String>,
     /// Postal address (public information, stored plain).
+    #[record(json)]
     pub address: Option<Address>,
     /// Public contact phone in E.164.
     pub phone: Option<String>,

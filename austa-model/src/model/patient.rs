@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::record::Record;
 use uuid::Uuid;
 
 use super::enums::Gender;
@@ -9,27 +11,33 @@ use austa_crypto::Sensitive;
 
 /// A patient of one organization. Identifiers (phone, CPF, e-mail, WhatsApp id) are unique per
 /// organization through blind indexes; the same person may be a patient of two organizations.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(table = "patients", soft_delete, owner = "id")]
 pub struct Patient {
     /// UUIDv7 id.
     pub id: Uuid,
     /// Owning organization.
+    #[record(organization)]
     pub organization_id: Uuid,
     /// Given name (encrypted).
     pub first_name: Sensitive<String>,
     /// Family name (encrypted).
     pub last_name: Sensitive<String>,
     /// E-mail, lower case (encrypted, blind-indexed).
+    #[record(blind = "Email")]
     pub email: Option<Sensitive<String>>,
     /// Phone in E.164, the WhatsApp number (encrypted, blind-indexed).
+    #[record(blind = "Phone")]
     pub phone: Sensitive<String>,
     /// CPF as 11 digits (encrypted, blind-indexed).
+    #[record(blind = "Cpf")]
     pub cpf: Option<Sensitive<String>>,
     /// Date of birth (encrypted).
     pub date_of_birth: Option<Sensitive<NaiveDate>>,
     /// Gender (encrypted).
     pub gender: Option<Sensitive<Gender>>,
     /// WhatsApp Business API user id (encrypted, blind-indexed).
+    #[record(blind = "WhatsappId")]
     pub whatsapp_id: Option<Sensitive<String>>,
     /// BCP 47 language tag, default `pt-BR`.
     pub preferred_language: String,

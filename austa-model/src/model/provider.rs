@@ -6,17 +6,21 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::record::Record;
 use uuid::Uuid;
 
 use super::enums::ProviderRole;
 use austa_crypto::Sensitive;
 
 /// A healthcare professional of one organization.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(table = "providers", soft_delete)]
 pub struct Provider {
     /// UUIDv7 id.
     pub id: Uuid,
     /// Owning organization.
+    #[record(organization)]
     pub organization_id: Uuid,
     /// Professional title, e.g. `Dr.`, `Dra.`, `Enf.`.
     pub title: Option<String>,
@@ -25,6 +29,7 @@ pub struct Provider {
     /// Family name.
     pub last_name: String,
     /// E-mail, lower case (encrypted, blind-indexed, unique per organization).
+    #[record(blind = "Email")]
     pub email: Sensitive<String>,
     /// Phone in E.164 (encrypted).
     pub phone: Option<Sensitive<String>>,

@@ -13,17 +13,21 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::record::Record;
 use uuid::Uuid;
 
 use super::enums::{IntegrationStatus, SyncDirection, SyncStatus, SyncType};
 use austa_crypto::Sensitive;
 
 /// Connection and schedule of one organization's Tasy ERP instance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(table = "tasy_integrations", soft_delete)]
 pub struct TasyIntegration {
     /// UUIDv7 id.
     pub id: Uuid,
     /// Owning organization.
+    #[record(organization)]
     pub organization_id: Uuid,
     /// Base URL of the Tasy instance (scheme and host lower case, no trailing slash).
     pub tasy_instance_url: String,
@@ -132,11 +136,13 @@ pub struct TasyIntegrationPatch {
 }
 
 /// One synchronization run of a [`TasyIntegration`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(table = "tasy_sync_logs")]
 pub struct TasySyncLog {
     /// UUIDv7 id.
     pub id: Uuid,
     /// Owning organization.
+    #[record(organization)]
     pub organization_id: Uuid,
     /// The integration that ran.
     pub integration_id: Uuid,

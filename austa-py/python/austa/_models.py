@@ -109,8 +109,8 @@ class AuditLog(Record):
     #: The purpose stated by the scope (`treatment`, `billing`, ...).
     purpose: Optional[str]
 
-    #: A reason specific to this event (an emergency grant's or a shredding's written reason): free
-    #: text that may name a condition, so it is encrypted under the organization's key.
+    #: The written reason of an emergency grant or a shredding. Free text that may name a
+    #: condition, so it is encrypted under the organization's key.
     reason: Optional[str]
 
     #: Session id from the scope.
@@ -978,7 +978,7 @@ class HealthData(Record):
     #: Current symptoms (encrypted JSON).
     symptoms: Any
 
-    #: Blood pressure, weight, ... (encrypted JSON).
+    #: The measured values, such as blood pressure or weight (encrypted JSON).
     vital_signs: Any
 
     #: Laboratory results (encrypted JSON).
