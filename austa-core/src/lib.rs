@@ -37,6 +37,7 @@ pub mod db;
 pub mod kernel;
 pub mod keys;
 pub use austa_model::input;
+pub use austa_model::record;
 pub mod model;
 pub mod ops;
 pub mod page;

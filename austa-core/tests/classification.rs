@@ -28,8 +28,10 @@ async fn binary_columns(tdb: &support::TestDb) -> BTreeSet<(String, String)> {
         support::Backend::Postgres => {
             let pool = tdb.pg_pool().await;
             sqlx::query(
-                "SELECT table_name::text, column_name::text FROM information_schema.columns \
-                 WHERE table_schema = 'public' AND data_type = 'bytea'",
+                "SELECT c.relname::text, a.attname::text FROM pg_attribute a \
+                 JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND a.attnum > 0 \
+                 AND NOT a.attisdropped AND a.atttypid = 'bytea'::regtype",
             )
             .fetch_all(&pool)
             .await
@@ -76,4 +78,83 @@ fn readme_carries_the_classification_table() {
         "README.md's classification table is out of date; paste this:\n{}",
         markdown_table()
     );
+}
+
+/// Every column of `table` in the live schema, with whether it may be NULL.
+async fn live_columns(tdb: &TestDb, table: &str) -> BTreeSet<(String, bool)> {
+    match tdb.backend {
+        support::Backend::Sqlite => {
+            let pool = tdb.sqlite_pool().await;
+            sqlx::query("SELECT name, \"notnull\", pk FROM pragma_table_info(?)")
+                .bind(table)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1) == 0 && r.get::<i64, _>(2) == 0))
+                .collect()
+        }
+        support::Backend::Postgres => {
+            let pool = tdb.pg_pool().await;
+            // pg_attribute, not information_schema: the latter hides columns the role may not read.
+            sqlx::query(
+                "SELECT a.attname::text, NOT a.attnotnull FROM pg_attribute a \
+                 JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'public' AND c.relname = $1 AND a.attnum > 0 AND NOT a.attisdropped",
+            )
+            .bind(table)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+        }
+    }
+}
+
+/// Columns the migrations create that no model field stores: the library's own bookkeeping.
+const LIBRARY_COLUMNS: &[(&str, &str)] = &[
+    // The AI worker's lease on a message.
+    ("messages", "ai_claimed_by"),
+    ("messages", "ai_claimed_until"),
+    // The audit event's MAC and the organization key that made it.
+    ("audit_logs", "key_id"),
+    ("audit_logs", "mac"),
+];
+
+/// The migrations and the model declarations agree, on both backends: each model's table has
+/// exactly the declared columns (plus `organization_id`, the blind index of each identifier and the
+/// library's bookkeeping columns), and a column is nullable exactly when its field is optional.
+#[backends]
+async fn migrations_create_exactly_the_declared_columns(tdb: TestDb) {
+    use austa_core::classification::{EXTRA_COLUMNS, TABLES};
+    use austa_core::record::ColumnClass;
+    for table in TABLES.iter().filter(|t| !std::ptr::eq(t.columns, EXTRA_COLUMNS)) {
+        let mut declared: BTreeSet<(String, bool)> = BTreeSet::new();
+        for c in table.columns {
+            declared.insert((c.name.to_string(), c.nullable));
+            if let ColumnClass::Identifier(_) = c.class {
+                declared.insert((format!("{}_bidx", c.name), c.nullable));
+            }
+        }
+        if table.table != "organizations" {
+            declared.insert(("organization_id".to_string(), false));
+        }
+        let live = live_columns(&tdb, table.table).await;
+        for (t, c) in LIBRARY_COLUMNS.iter().filter(|(t, _)| *t == table.table) {
+            let found = live.iter().find(|(name, _)| name == c);
+            assert!(found.is_some(), "{t}.{c} is listed as a library column but the schema has none");
+            declared.extend(found.cloned());
+        }
+        let missing: Vec<_> = declared.difference(&live).collect();
+        let undeclared: Vec<_> = live.difference(&declared).collect();
+        assert!(
+            missing.is_empty() && undeclared.is_empty(),
+            "{:?}: `{}` differs from its declaration (column, nullable): declared but not so in the \
+             migrations {missing:?}; in the migrations but not so in the declaration {undeclared:?}",
+            tdb.backend,
+            table.table,
+        );
+    }
 }
