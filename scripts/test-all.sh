@@ -84,7 +84,7 @@ echo "test-all: the pipeline example; mypy --strict on it and on the package"
 "$venv/bin/mypy" --strict examples/pipeline.py
 (cd austa-py/python && "../../$venv/bin/mypy" --strict -p austa)
 
-# The Node package: npm install, the README's build command (napi build, release), its node --test
+# The Node package: npm install, the build command of docs/node.md (napi build, release), its node --test
 # suite on both backends, and tsc --noEmit --strict on the TypeScript example.
 echo "test-all: Node package (npm install, npm run build, node --test, tsc --strict)"
 (
@@ -96,7 +96,7 @@ echo "test-all: Node package (npm install, npm run build, node --test, tsc --str
 )
 
 # The workload runner with small sizes, on both backends and through Python: checks that it works;
-# asserts nothing about speed (the full run and its table are in the README's Benchmarks section).
+# asserts nothing about speed (the full run and its table are in benches/README.md).
 echo "test-all: workload runner (--quick)"
 cargo run --quiet -p austa-benches --bin workloads -- --quick --python "$venv/bin/python" \
   --json target/bench/workloads-quick.json

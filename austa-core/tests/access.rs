@@ -537,11 +537,11 @@ async fn a_patient_cannot_mark_themself_verified(tdb: TestDb) {
 }
 
 #[test]
-fn readme_carries_the_access_matrix() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+fn the_manual_carries_the_access_matrix() {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/access.md")).unwrap();
     assert!(
-        readme.contains(&markdown_matrix()),
-        "README.md's access matrix is out of date; paste:\n{}",
+        page.contains(&markdown_matrix()),
+        "docs/access.md's access matrix is out of date; paste:\n{}",
         markdown_matrix()
     );
 }

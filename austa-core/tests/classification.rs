@@ -1,6 +1,6 @@
 //! The classification table in the code is the truth: the live schema of both backends encrypts
 //! exactly those columns (every other binary column is a blind index or a wrapped key), each identifier
-//! has its blind index, and the README carries the same table.
+//! has its blind index, and the manual (docs/schema.md) carries the same table.
 
 use std::collections::BTreeSet;
 
@@ -71,11 +71,11 @@ async fn schema_encrypts_exactly_the_classified_columns(tdb: TestDb) {
 }
 
 #[test]
-fn readme_carries_the_classification_table() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+fn the_manual_carries_the_classification_table() {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/schema.md")).unwrap();
     assert!(
-        readme.contains(&markdown_table()),
-        "README.md's classification table is out of date; paste this:\n{}",
+        page.contains(&markdown_table()),
+        "docs/schema.md's classification table is out of date; paste this:\n{}",
         markdown_table()
     );
 }

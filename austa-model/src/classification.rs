@@ -10,9 +10,9 @@
 //! The classification is not written here: it is read from each model's declaration
 //! (`#[derive(Record)]`, see [`record`](crate::record)), whose field types and attributes say how each
 //! column is stored, plus the one table that is no model ([`EXTRA_COLUMNS`]). [`ENCRYPTED_COLUMNS`]
-//! lists the first two classes; every other column is operational. The README's classification table
-//! is generated from it ([`markdown_table`]), and a test checks both the README and the live schema of
-//! both backends against it, so they cannot drift apart. Key rotation and crypto-shredding are driven
+//! lists the first two classes; every other column is operational. The classification table of
+//! docs/schema.md is generated from it ([`markdown_table`]), and a test checks both that page and the
+//! live schema of both backends against it, so they cannot drift apart. Key rotation and crypto-shredding are driven
 //! by it too: [`table_owner`] says whose key encrypts a table's columns.
 
 use std::sync::LazyLock;
@@ -56,7 +56,7 @@ pub struct EncryptedColumn {
     pub column: &'static str,
     /// Identifier or sensitive.
     pub class: Class,
-    /// What the column holds, for the README.
+    /// What the column holds, for the classification table of docs/schema.md.
     pub holds: &'static str,
 }
 
@@ -162,7 +162,7 @@ pub static ENCRYPTED_COLUMNS: LazyLock<Vec<EncryptedColumn>> = LazyLock::new(|| 
         .collect()
 });
 
-/// The classification as the Markdown table the README carries.
+/// The classification as the Markdown table docs/schema.md carries.
 pub fn markdown_table() -> String {
     let mut out = String::from("| table | column | class | key | holds |\n|---|---|---|---|---|\n");
     for c in ENCRYPTED_COLUMNS.iter() {

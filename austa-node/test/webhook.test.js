@@ -11,7 +11,7 @@ const austa = require('..');
 const { createReceiver, setUpDemo, SAMPLE_NUMBER_ID } = require('../examples/webhook-receiver');
 const { MASTER_KEY } = require('./support');
 
-// Posted with the current time, as the README does: the ingest refuses message times far from now.
+// Posted with the current time, as docs/node.md does: the ingest refuses message times far from now.
 const SAMPLE = Buffer.from(
   fs
     .readFileSync(path.join(__dirname, '..', 'examples', 'sample-webhook.json'), 'utf8')

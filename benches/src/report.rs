@@ -88,7 +88,7 @@ fn ratio(v: Option<f64>) -> String {
     v.map(|r| format!("{r:.2}x")).unwrap_or_else(|| "-".into())
 }
 
-/// The rows as a Markdown table (what the README shows).
+/// The rows as a Markdown table (what benches/README.md shows).
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::from(
         "| workload | backend | metric | library | plaintext | hand-secured | vs plaintext | vs hand-secured |\n\

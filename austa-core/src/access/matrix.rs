@@ -1,4 +1,4 @@
-//! The access matrix: one table, read by the library and printed in the README.
+//! The access matrix: one table, read by the library and printed in the manual (docs/access.md).
 
 use crate::scope::{Actor, Role};
 
@@ -227,7 +227,7 @@ pub enum Who {
 }
 
 impl Who {
-    /// Every subject, in the README's order.
+    /// Every subject, in the order of docs/access.md.
     pub const ALL: [Who; 7] = [
         Who::Patient,
         Who::Provider,
@@ -247,7 +247,7 @@ impl Who {
         })
     }
 
-    /// How the README names the subject.
+    /// How docs/access.md names the subject.
     pub fn label(self) -> String {
         match self {
             Who::Patient => "PATIENT".into(),
@@ -267,7 +267,7 @@ const TASY: SystemIntegration = SystemIntegration::TasySync;
 const AI: SystemIntegration = SystemIntegration::AiAnnotator;
 
 /// The access matrix: (subject, resource, [read, create, update, delete]). A missing row denies
-/// everything; SYSTEM `platform` is allowed everything (see [`rule`]).
+/// everything; SYSTEM `platform` is allowed everything (see `rule`).
 pub const MATRIX: &[(Who, Resource, [Rule; 4])] = &[
     (Who::Patient, R::Organization, [A, D, D, D]),
     (Who::Patient, R::Patient, [O, D, O, D]),
@@ -343,7 +343,7 @@ pub(crate) fn rule(actor: &Actor, resource: Resource, action: Action) -> Rule {
     }
 }
 
-/// The matrix as the Markdown table the README carries: one row per subject and resource with any right.
+/// The matrix as the Markdown table docs/access.md carries: one row per subject and resource with any right.
 pub fn markdown_matrix() -> String {
     let mut out = String::from("| subject | resource | read | create | update | delete |\n|---|---|---|---|---|---|\n");
     out.push_str("| SYSTEM `platform` | everything | all | all | all | all |\n");

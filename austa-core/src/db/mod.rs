@@ -2,7 +2,7 @@
 //!
 //! [`Database`] owns a pool for one of two backends (SQLite or PostgreSQL, chosen by the URL scheme;
 //! see `austa-sql`), the keyring that unwraps organization and patient keys (`austa-crypto`), the
-//! [`Clock`](crate::time::Clock) every operation reads the time from, and the queue of organizations
+//! [`Clock`] every operation reads the time from, and the queue of organizations
 //! whose committed audit events wait to be linked into their chain.
 
 use std::collections::HashSet;

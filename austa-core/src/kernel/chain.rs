@@ -13,8 +13,8 @@
 //! inserted.
 //!
 //! On PostgreSQL linking runs after the work's commit, in the background
-//! ([`sequencer`](super::sequencer)), one transaction per batch. Hence the window documented in the
-//! README: an event is recorded (and durable) at commit, and chained moments later. Verification first
+//! ([`sequencer`](super::sequencer)), one transaction per batch. Hence the window documented in
+//! docs/audit.md: an event is recorded (and durable) at commit, and chained moments later. Verification first
 //! links everything pending, waiting for the head.
 
 use chrono::{DateTime, Utc};

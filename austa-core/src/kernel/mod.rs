@@ -1,21 +1,21 @@
 //! The transaction kernel: what one operation needs, whatever the aggregate.
 //!
-//! An operation of a repository checks the actor's right ([`check`], recording a refusal), gathers
+//! An operation of a repository checks the actor's right (`check`, recording a refusal), gathers
 //! its keys before it opens a transaction, runs its statements and records its audit event in one
-//! [`AuditTx`], queues its change for the Tasy ERP in the same transaction ([`enqueue_in`]), and
+//! `AuditTx`, queues its change for the Tasy ERP in the same transaction (`enqueue_in`), and
 //! commits; the audit event is then linked into its organization's chain (inside the transaction on
-//! SQLite, by the background [`sequencer`] after the commit on PostgreSQL). The generic operations of
+//! SQLite, by the background `sequencer` after the commit on PostgreSQL). The generic operations of
 //! every model (insert, get, update, soft delete, listings, lookups through blind indexes, bulk
-//! inserts) are in [`rows`]; a model describes itself through [`Model`].
+//! inserts) are in `rows`; a model describes itself through [`Model`].
 //!
-//! * [`model`]: the traits a model implements.
-//! * [`rows`]: the generic row operations.
-//! * [`record`]: the audited transaction and refusals.
-//! * [`event`]: what an audit event holds and how it is sealed.
-//! * [`chain`] and [`sequencer`]: linking events into the tamper-evident chain.
-//! * [`outbox`]: the enqueue side of the Tasy outbox.
-//! * [`actor`]: opening a scope, with its actor checked against the organization.
-//! * [`emergency`]: break-glass access.
+//! * `model`: the traits a model implements.
+//! * `rows`: the generic row operations.
+//! * `record`: the audited transaction and refusals.
+//! * `event`: what an audit event holds and how it is sealed.
+//! * `chain` and `sequencer`: linking events into the tamper-evident chain.
+//! * `outbox`: the enqueue side of the Tasy outbox.
+//! * `actor`: opening a scope, with its actor checked against the organization.
+//! * `emergency`: break-glass access.
 
 pub(crate) mod actor;
 pub(crate) mod chain;

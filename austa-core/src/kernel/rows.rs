@@ -162,7 +162,7 @@ pub(crate) fn insert_query<M: Model>(keys: &KeySet, organization: Uuid, model: &
 /// While an organization key rotation runs, rows are indexed under two key versions at once, and each
 /// unique index only sees one of them. Before writing a row with identifiers, look for another row
 /// indexed under any live version. Open conversations per chat are not covered (their uniqueness is a
-/// partial index on status); documented in the README.
+/// partial index on status); documented in docs/decisions.md.
 pub(crate) async fn check_identifiers<M: Model>(
     tx: &mut Tx,
     keys: &KeySet,

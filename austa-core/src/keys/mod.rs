@@ -1,6 +1,6 @@
 //! Key operations of the domain: master key rotation, data key rotation, crypto-shredding.
 //!
-//! * **Master key rotation** ([`Database::rotate_master_key`]) re-wraps every organization key under a
+//! * **Master key rotation** ([`Database::rotate_master_key`](crate::Database::rotate_master_key)) re-wraps every organization key under a
 //!   new master key in one key-store transaction, together with the key check value: it touches no
 //!   data, takes time proportional to the number of organization keys, and afterwards the old master key
 //!   opens nothing (the key check refuses it at open time).
@@ -15,7 +15,7 @@
 //!   that patient, in every table and in every backup opened with the current key store, becomes
 //!   unreadable, and reads return erased values instead of failing.
 //!
-//! One module per operation: [`master`] (the master key), [`rotation`] (data keys), [`shred`]
+//! One module per operation: `master` (the master key), `rotation` (data keys), `shred`
 //! (crypto-shredding). The key hierarchy itself and the key store are `austa-crypto`'s.
 
 mod master;

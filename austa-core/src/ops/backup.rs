@@ -168,7 +168,7 @@ fn header(pool: &Pool, contents: Contents, migrations: Vec<i64>) -> Header {
 impl Database {
     /// Writes a backup of every table but the key store's to `data` (uncompressed JSON Lines: wrap it
     /// in a compressor, as the `austa` command does), and, when `keys` is given, the key store's
-    /// tables to it. See [`format`](super::format) for the layout. On PostgreSQL the connection must
+    /// tables to it. See [the backup format](super::format) for the layout. On PostgreSQL the connection must
     /// bypass row-level security (the owner with BYPASSRLS, or a superuser).
     pub async fn backup<W: Write, K: Write>(
         &self,

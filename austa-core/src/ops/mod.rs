@@ -6,7 +6,7 @@
 //!
 //! * [`catalog`](self) (internal): tables, columns, keys, read from the database itself;
 //! * [`migrations`]: applied, pending and changed migrations ([`Database::migration_status`]);
-//! * [`format`]: the documented backup file format;
+//! * [`format`](mod@format): the documented backup file format;
 //! * `backup` and `restore`: [`Database::backup`], [`Database::restore`];
 //! * `validate`: [`Database::validate`] and its [`Finding`]s;
 //! * [`development`]: [`development::reset`] and the check that guards it;
