@@ -4,18 +4,13 @@
 // A thin layer over the Rust core (austa-core) through a napi-rs addon: every call returns a Promise
 // and runs off the JavaScript thread; results are plain objects with camelCase fields, Date
 // timestamps, string ids, string enums and JSON objects; errors are AustaErrors with `code` and
-// `field`. See index.d.ts for the types and the README's Node section for the guide.
+// `field`. See index.d.ts for the types and docs/node.md for the guide.
 
 const native = require('./native.js');
 const errors = require('./lib/errors');
 const { call, native: settle } = require('./lib/wire');
-const { repository, decode } = require('./lib/repositories');
-
-const REPOSITORY_NAMES = [
-  'patients', 'providers', 'conversations', 'messages', 'healthData', 'missions', 'onboardingProgress',
-  'healthPoints', 'pointTransactions', 'authorizations', 'documents', 'tasyIntegrations', 'tasySyncLogs',
-  'tasyOutbox', 'auditLogs',
-];
+const { group, groupNames, defineOperations, decode } = require('./lib/repositories');
+const { SCOPE_METHODS, DATABASE_METHODS } = require('./lib/operations');
 
 /** Who acts: build one with the static methods. */
 class Actor {
@@ -37,41 +32,8 @@ class Scope {
     Object.defineProperty(this, '_native', { value: handle });
     this.organizationId = organizationId;
     this.actor = actor;
-    for (const name of REPOSITORY_NAMES) this[name] = repository(handle, name);
-    const scopeCall = (op, args) => call(handle, op, args);
-    this.audit = {
-      verify: async () => decode('ChainReport', await scopeCall('audit.verify')),
-      verifyRange: async (fromSeq, toSeq) => decode('ChainReport', await scopeCall('audit.verify_range', { fromSeq, toSeq })),
-      accessReport: async (patientId, from, to, page = {}) => {
-        const v = await scopeCall('audit.access_report', { patientId, from, to, limit: page.limit, after: page.after });
-        return { items: v.items.map((x) => decode('AuditLog', x)), next: v.next };
-      },
-      exportFhir: (path, from, to) => scopeCall('audit.export_fhir', { path, from, to }),
-      record: (event) => scopeCall('audit.record', { event }),
-    };
-    this.keys = {
-      startRotation: async (patientId = null) => decode('RotationStatus', await scopeCall('keys.start_rotation', { patientId })),
-      rotationStatus: async (id) => decode('RotationStatus', await scopeCall('keys.rotation_status', { id })),
-      runRotation: async (id, options = {}) =>
-        decode('RotationStatus', await scopeCall('keys.run_rotation', { id, batchSize: options.batchSize, maxBatches: options.maxBatches })),
-      shredPatient: async (patientId, reason) => decode('ShredReceipt', await scopeCall('keys.shred_patient', { patientId, reason })),
-    };
-  }
-
-  async organization() {
-    return decode('Organization', await call(this._native, 'organization.get'));
-  }
-
-  async updateOrganization(patch) {
-    return decode('Organization', await call(this._native, 'organization.update', { patch }));
-  }
-
-  async registerWhatsappNumber(phoneNumberId) {
-    await call(this._native, 'whatsapp.register_number', { phoneNumberId });
-  }
-
-  async unregisterWhatsappNumber(phoneNumberId) {
-    await call(this._native, 'whatsapp.unregister_number', { phoneNumberId });
+    const run = (op, args) => call(handle, op, args);
+    for (const name of groupNames('scope')) this[name] = group(name, handle, run);
   }
 
   /** A provider's recorded, time-limited access to one patient (`seconds` long), as a new scope. */
@@ -88,24 +50,8 @@ class Scope {
 class Database {
   constructor(handle) {
     Object.defineProperty(this, '_native', { value: handle, writable: true });
-    const dbCall = (op, args) => this._call(op, args);
-    const org = (v) => decode('Organization', v);
-    this.organizations = {
-      create: async (data) => org(await dbCall('organizations.create', { data })),
-      get: async (id) => org(await dbCall('organizations.get', { id })),
-      findByTaxId: async (cnpj) => {
-        const v = await dbCall('organizations.find_by_tax_id', { cnpj });
-        return v === null ? null : org(v);
-      },
-      update: async (id, patch) => org(await dbCall('organizations.update', { id, patch })),
-      delete: async (id) => {
-        await dbCall('organizations.delete', { id });
-      },
-      list: async (page = {}) => {
-        const v = await dbCall('organizations.list', { limit: page.limit, after: page.after });
-        return { items: v.items.map(org), next: v.next };
-      },
-    };
+    const run = (op, args) => this._call(op, args);
+    for (const name of groupNames('database')) this[name] = group(name, handle, run);
   }
 
   /**
@@ -127,12 +73,6 @@ class Database {
     if (this._native === null) return Promise.reject(new errors.ValidationError('the database is closed', 'validation'));
     return call(this._native, op, args);
   }
-
-  async backend() { return this._call('backend'); }
-  async migrate() { await this._call('migrate'); }
-  async seed() { return decode('SeedReport', await this._call('seed')); }
-  async flushAudit() { await this._call('flush_audit'); }
-  async clearKeyCache() { await this._call('clear_key_cache'); }
 
   /** Flushes pending audit events and releases this handle; later calls reject. */
   async close() {
@@ -169,18 +109,18 @@ class Database {
     return decode('IngestReport', JSON.parse(await settle(this._native.ingest(body))));
   }
 
-  async organizationForWhatsapp(phoneNumberId) {
-    return this._call('whatsapp.organization_for', { phoneNumberId });
-  }
-
-  async rotateMasterKey(options) {
-    return decode('MasterKeyRotation', await this._call('keys.rotate_master', { masterKey: options.masterKey, keyFile: options.keyFile }));
-  }
-
   [Symbol.for('nodejs.util.inspect.custom')]() {
     return `Database { ${this._native === null ? 'closed' : 'open'} }`;
   }
 }
+
+// The operations of the scope and of the database themselves, from the registry's table.
+defineOperations(Scope.prototype, SCOPE_METHODS, function run(op, args) {
+  return call(this._native, op, args);
+});
+defineOperations(Database.prototype, DATABASE_METHODS, function run(op, args) {
+  return this._call(op, args);
+});
 
 module.exports = { Database, Scope, Actor, ...errors };
 delete module.exports.fromNative;

@@ -12,17 +12,15 @@
 //!   fields decrypted: the bindings hand them to the caller who asked for them).
 //! * [`runtime`]: the one multi-threaded tokio runtime the bindings run the core on.
 //!
-//! The operation names and their arguments are listed in [`ops`]; the bindings' typed surfaces (Python
-//! classes and stubs, TypeScript declarations) are written over this table.
+//! The operations are typed structs in one registry ([`ops`]); the bindings' typed surfaces (Python
+//! repositories, TypeScript declarations) are generated from it by `austa-codegen`.
 
-mod args;
 pub mod failure;
 mod open;
 pub mod ops;
 
-pub use args::Args;
 pub use open::{open, OpenOptions};
-pub use ops::{call_database, call_scope, emergency_scope, ingest, scope};
+pub use ops::{call_database, call_scope, emergency_scope, ingest, scope, DATABASE_OPERATIONS, SCOPE_OPERATIONS};
 
 use std::sync::OnceLock;
 

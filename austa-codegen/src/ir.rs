@@ -21,6 +21,8 @@ pub enum RustType {
     Date,
     /// `String`, `&str`, `&'static str`.
     Str,
+    /// `PathBuf`: a file path, a string on the wire.
+    Path,
     /// Any integer type.
     Int,
     /// `f32` or `f64`.
@@ -136,6 +138,12 @@ pub struct Model {
     pub enums: Vec<Enum>,
     /// The enums with data variants.
     pub opaques: Vec<Opaque>,
+    /// The input structs (deserialized), by name.
+    pub inputs: Vec<Input>,
+    /// The operations of the bindings' registry, in registry order.
+    pub operations: Vec<Operation>,
+    /// The doc comment of each registry module, by module name.
+    pub module_docs: BTreeMap<String, String>,
 }
 
 /// What a [`RustType::Named`] refers to.
@@ -150,6 +158,11 @@ pub enum Kind<'a> {
 }
 
 impl Model {
+    /// The input struct named `name`, if one.
+    pub fn input(&self, name: &str) -> Option<&Input> {
+        self.inputs.iter().find(|i| i.name == name)
+    }
+
     /// What `name` refers to, if the model knows it.
     pub fn lookup(&self, name: &str) -> Option<Kind<'_>> {
         self.enums
@@ -192,7 +205,52 @@ impl Model {
                 }
             }
         }
+        self.validate_operations()?;
         self.structs_in_dependency_order().map(|_| ())
+    }
+
+    /// Checks that every argument type of an operation is an enum or an input struct (and so are
+    /// their fields' types), and every result type an output struct or enum.
+    fn validate_operations(&self) -> Result<(), Error> {
+        let is_input = |n: &str| self.input(n).is_some() || matches!(self.lookup(n), Some(Kind::Enum(_)));
+        let mut pending: Vec<(&str, &RustType)> = Vec::new();
+        for op in &self.operations {
+            pending.extend(op.args.iter().map(|a| (op.name.as_str(), &a.ty)));
+            let out = match &op.output {
+                Output::Unit => None,
+                Output::Page(t) | Output::Value(t) => Some(t),
+            };
+            let mut unknown = None;
+            if let Some(t) = out {
+                t.visit_names(&mut |n| {
+                    if unknown.is_none() && self.lookup(n).is_none() {
+                        unknown = Some(n.to_owned());
+                    }
+                });
+            }
+            if let Some(n) = unknown {
+                return Err(Error::new(format!(
+                    "operation `{}` returns `{n}`, which is not a Serialize type",
+                    op.name
+                )));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        while let Some((ctx, ty)) = pending.pop() {
+            let mut names = Vec::new();
+            ty.visit_names(&mut |n| names.push(n));
+            for n in names {
+                if !is_input(n) {
+                    return Err(Error::new(format!("`{ctx}` takes `{n}`, which is not a Deserialize type")));
+                }
+                if seen.insert(n) {
+                    if let Some(fields) = self.input(n).and_then(|i| i.fields.as_ref()) {
+                        pending.extend(fields.iter().map(|f| (n, &f.ty)));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The structs ordered so that every struct comes after the structs its fields refer to, otherwise
@@ -242,5 +300,96 @@ impl Model {
             visit(self, s, &deps, &mut done, &mut visiting)?;
         }
         Ok(done)
+    }
+}
+
+/// One field of an [`Input`] struct, or one argument of an [`Operation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputField {
+    /// The key on the wire (after serde renames).
+    pub name: String,
+    /// The doc comment.
+    pub doc: String,
+    /// The value's type, without the `Option` layers that make it optional or clearable.
+    pub ty: RustType,
+    /// Whether the caller must give it (neither an `Option` nor `#[serde(default)]`).
+    pub required: bool,
+    /// Whether `null` is accepted (an `Option`): for a `Patch`, it clears the field.
+    pub nullable: bool,
+}
+
+/// A struct deserialized from an object: an input of the core (`NewPatient`, `PatientPatch`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// The Rust name.
+    pub name: String,
+    /// The doc comment.
+    pub doc: String,
+    /// The fields, in declaration order; `None` for an input whose shape the generator does not
+    /// model (a tagged enum such as `AppEvent`): the bindings take it as a plain mapping.
+    pub fields: Option<Vec<InputField>>,
+}
+
+/// What an [`Operation`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Nothing (`()`).
+    Unit,
+    /// One page of a listing of this type, and the cursor of the next one.
+    Page(RustType),
+    /// A value of this type.
+    Value(RustType),
+}
+
+/// Whether an operation runs in a scope or on the database itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `ScopeOperation`: as the scope's actor, in its organization.
+    Scope,
+    /// `DatabaseOperation`: schema, seed, platform operations.
+    Database,
+}
+
+/// One operation of the bindings' registry (`austa-bindings/src/ops`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    /// The registry name: `<group>.<method>` or a bare `<method>`.
+    pub name: String,
+    /// The registry module that defines it (`patients` for `ops/patients.rs`).
+    pub module: String,
+    /// Where it runs.
+    pub target: Target,
+    /// The doc comment of its argument struct.
+    pub doc: String,
+    /// The arguments, in declaration order.
+    pub args: Vec<InputField>,
+    /// What it returns.
+    pub output: Output,
+}
+
+impl Operation {
+    /// The group (`patients` of `patients.get`), `None` for a bare name.
+    pub fn group(&self) -> Option<&str> {
+        self.name.split_once('.').map(|(g, _)| g)
+    }
+
+    /// The method (`get` of `patients.get`).
+    pub fn method(&self) -> &str {
+        self.name.split_once('.').map_or(self.name.as_str(), |(_, m)| m)
+    }
+
+    /// Whether the operation is a paged listing (its last arguments are `limit` and `after`).
+    pub fn paged(&self) -> bool {
+        matches!(self.output, Output::Page(_))
+            && self.args.iter().rev().take(2).map(|a| a.name.as_str()).eq(["after", "limit"])
+    }
+
+    /// The arguments other than the page's `limit` and `after`.
+    pub fn plain_args(&self) -> &[InputField] {
+        if self.paged() {
+            &self.args[..self.args.len() - 2]
+        } else {
+            &self.args
+        }
     }
 }

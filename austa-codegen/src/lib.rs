@@ -21,7 +21,10 @@ use std::path::{Path, PathBuf};
 pub mod ir;
 pub mod parse;
 pub mod python;
+pub mod python_ops;
+pub mod registry;
 pub mod typescript;
+pub mod typescript_ops;
 
 /// A generation failure, with a message naming the file and item at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +62,10 @@ pub const EXTRA_SOURCES: &[&str] = &[
     "austa-core/src/audit/verify.rs",
 ];
 
+/// Sources read for their input types only: the analyses of the AI worker and the outbound
+/// message, which the operations take as arguments.
+pub const INPUT_SOURCES: &[&str] = &["austa-core/src/repo/ai_work.rs", "austa-core/src/repo/outbound.rs"];
+
 /// One generated file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratedFile {
@@ -72,8 +79,16 @@ pub struct GeneratedFile {
 pub const PY_ENUMS: &str = "austa-py/python/austa/_enums.py";
 /// The generated Python models.
 pub const PY_MODELS: &str = "austa-py/python/austa/_models.py";
+/// The generated Python inputs (`TypedDict`s) of the operations.
+pub const PY_INPUTS: &str = "austa-py/python/austa/_inputs.py";
+/// The generated Python repositories: a class per operation group.
+pub const PY_REPOS: &str = "austa-py/python/austa/_repos.py";
 /// The generated TypeScript declarations of the Node package's records and enums.
 pub const NODE_TYPES: &str = "austa-node/lib/types.d.ts";
+/// The generated operation table of the Node package.
+pub const NODE_OPERATIONS: &str = "austa-node/lib/operations.js";
+/// The generated TypeScript declarations of the Node package's inputs and operation groups.
+pub const NODE_OPERATIONS_TYPES: &str = "austa-node/lib/operations.d.ts";
 /// The generated decoding schema of the Node package's records.
 pub const NODE_SCHEMA: &str = "austa-node/lib/schema.js";
 
@@ -111,6 +126,17 @@ pub fn load_model(root: &Path) -> Result<ir::Model, Error> {
     for rel in &sources {
         parse::parse_source(rel, &read(root, rel)?, &mut model)?;
     }
+    for rel in INPUT_SOURCES {
+        parse::parse_inputs(rel, &read(root, rel)?, &mut model)?;
+    }
+    let mut registry = Vec::new();
+    for rel in rust_files(root, registry::OPS_DIR)? {
+        let text = read(root, &rel)?;
+        parse::parse_outputs(&rel, &text, &mut model)?;
+        let module = rel.rsplit('/').next().unwrap_or_default().trim_end_matches(".rs").to_owned();
+        registry.push((module, rel, text));
+    }
+    registry::parse_registry(&registry, &mut model)?;
     model.validate()?;
     Ok(model)
 }
@@ -121,7 +147,11 @@ pub fn generate(root: &Path) -> Result<Vec<GeneratedFile>, Error> {
     Ok(vec![
         GeneratedFile { path: PY_ENUMS, contents: python::render_enums(&model)? },
         GeneratedFile { path: PY_MODELS, contents: python::render_models(&model)? },
+        GeneratedFile { path: PY_INPUTS, contents: python_ops::render_inputs(&model)? },
+        GeneratedFile { path: PY_REPOS, contents: python_ops::render_repos(&model)? },
         GeneratedFile { path: NODE_TYPES, contents: typescript::render_types(&model)? },
         GeneratedFile { path: NODE_SCHEMA, contents: typescript::render_schema(&model)? },
+        GeneratedFile { path: NODE_OPERATIONS, contents: typescript_ops::render_operations_js(&model)? },
+        GeneratedFile { path: NODE_OPERATIONS_TYPES, contents: typescript_ops::render_operations_dts(&model)? },
     ])
 }

@@ -7,6 +7,10 @@
 //!   container's `rename_all` give the wire names);
 //! - a `pub enum` deriving `Serialize` becomes an [`Enum`] when all its variants are unit variants, an
 //!   [`Opaque`] otherwise;
+//! - a `pub struct` deriving `Deserialize` also becomes an [`Input`] (an argument type of the
+//!   operations): `Option` fields and `#[serde(default)]` make a field optional, `Option<Option<_>>`
+//!   clearable; a deserialized enum with data variants is an [`Input`] without fields (a plain
+//!   mapping in the bindings);
 //! - every `db_enum!(...)` invocation (the macro of `model/enums.rs`) becomes an [`Enum`] whose
 //!   serialized strings are the literals of the invocation.
 //!
@@ -20,14 +24,36 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Expr, GenericArgument, Ident, Item, LitStr, PathArguments, Token, Type, Visibility};
 
-use crate::ir::{Enum, Field, Model, Opaque, RustType, Struct, Variant};
+use crate::ir::{Enum, Field, Input, InputField, Model, Opaque, RustType, Struct, Variant};
 use crate::Error;
 
-/// Parses one source file (its path relative to the workspace root, and its text) into `model`.
+/// Parses one source file (its path relative to the workspace root, and its text) into `model`:
+/// its output types and its input types.
 pub fn parse_source(path: &str, text: &str, model: &mut Model) -> Result<(), Error> {
     let file = syn::parse_file(text).map_err(|e| Error::new(format!("{path}: {e}")))?;
     for item in &file.items {
+        parse_input(path, item, model)?;
         parse_item(path, item, model)?;
+    }
+    Ok(())
+}
+
+/// Like [`parse_source`], for the output types only (the registry's files, whose `Deserialize`
+/// structs are operations' arguments rather than inputs).
+pub fn parse_outputs(path: &str, text: &str, model: &mut Model) -> Result<(), Error> {
+    let file = syn::parse_file(text).map_err(|e| Error::new(format!("{path}: {e}")))?;
+    for item in &file.items {
+        parse_item(path, item, model)?;
+    }
+    Ok(())
+}
+
+/// Like [`parse_source`], for the input types only (sources of the core whose outputs the bindings
+/// do not return).
+pub fn parse_inputs(path: &str, text: &str, model: &mut Model) -> Result<(), Error> {
+    let file = syn::parse_file(text).map_err(|e| Error::new(format!("{path}: {e}")))?;
+    for item in &file.items {
+        parse_input(path, item, model)?;
     }
     Ok(())
 }
@@ -206,6 +232,7 @@ pub fn parse_type(ty: &Type) -> Result<RustType, Error> {
                 }
                 ("NaiveDate", 0) => RustType::Date,
                 ("String", 0) => RustType::Str,
+                ("PathBuf", 0) => RustType::Path,
                 (
                     "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize",
                     0,
@@ -285,15 +312,89 @@ fn is_cfg_test(attrs: &[Attribute]) -> bool {
 }
 
 fn derives_serialize(attrs: &[Attribute], path: &str) -> Result<bool, Error> {
+    derives(attrs, path, "Serialize")
+}
+
+/// Whether the item derives `name` (`Serialize`, `Deserialize`, with or without a path).
+fn derives(attrs: &[Attribute], path: &str, name: &str) -> Result<bool, Error> {
     for a in attrs.iter().filter(|a| a.path().is_ident("derive")) {
         let paths = a
             .parse_args_with(Punctuated::<syn::Path, Token![,]>::parse_terminated)
             .map_err(|e| Error::new(format!("{path}: derive: {e}")))?;
-        if paths.iter().any(|p| p.segments.last().is_some_and(|s| s.ident == "Serialize")) {
+        if paths.iter().any(|p| p.segments.last().is_some_and(|s| s.ident == name)) {
             return Ok(true);
         }
     }
     Ok(false)
+}
+
+/// An input field or argument from its wire name, doc, parsed type and whether serde defaults it:
+/// `Option` layers make it optional and nullable, `Sensitive` is only a wrapper. A defaulted field
+/// that is not an `Option` is still required when it is an id or a text: its default (the nil id,
+/// the empty string) is what the core's validation refuses as missing, while numbers, flags, lists
+/// and JSON values have real defaults.
+pub fn input_field(name: String, doc: String, ty: RustType, defaulted: bool) -> InputField {
+    fn strip(ty: RustType) -> RustType {
+        match ty {
+            RustType::Sensitive(inner) => strip(*inner),
+            other => other,
+        }
+    }
+    let (ty, optional, nullable) = match ty {
+        RustType::Option(inner) => match *inner {
+            RustType::Option(inner) => (strip(*inner), true, true),
+            other => (strip(other), true, true),
+        },
+        other => {
+            let ty = strip(other);
+            let missing_is_invalid = matches!(ty, RustType::Uuid | RustType::Str);
+            (ty, defaulted && !missing_is_invalid, false)
+        }
+    };
+    InputField { name, doc, ty, required: !optional, nullable }
+}
+
+/// The fields of a deserialized struct as input fields, `None` when one of them uses a shape the
+/// generator does not model.
+pub fn input_fields(s: &syn::ItemStruct, ctx: &str) -> Result<Option<Vec<InputField>>, Error> {
+    let syn::Fields::Named(named) = &s.fields else { return Ok(None) };
+    let Ok(container) = serde_attrs(&s.attrs, ctx) else { return Ok(None) };
+    let mut fields = Vec::new();
+    for f in &named.named {
+        let Some(ident) = f.ident.as_ref().map(|i| i.unraw().to_string()) else { continue };
+        let fctx = format!("{ctx}: field `{ident}`");
+        let Ok(attrs) = serde_attrs(&f.attrs, &fctx) else { return Ok(None) };
+        if attrs.skip {
+            continue;
+        }
+        let name = match (attrs.rename, &container.rename_all) {
+            (Some(n), _) => n,
+            (None, Some(rule)) => rename_field(rule, &ident).map_err(|e| Error::new(format!("{ctx}: {e}")))?,
+            (None, None) => ident.clone(),
+        };
+        let ty = parse_type(&f.ty).map_err(|e| Error::new(format!("{fctx}: {e}")))?;
+        fields.push(input_field(name, doc_of(&f.attrs), ty, container.default || attrs.default));
+    }
+    Ok(Some(fields))
+}
+
+fn parse_input(path: &str, item: &Item, model: &mut Model) -> Result<(), Error> {
+    match item {
+        Item::Struct(s) if is_pub(&s.vis) && !is_cfg_test(&s.attrs) && derives(&s.attrs, path, "Deserialize")? => {
+            let ctx = format!("{path}: struct `{}`", s.ident);
+            let fields = input_fields(s, &ctx)?;
+            model.inputs.push(Input { name: s.ident.to_string(), doc: doc_of(&s.attrs), fields });
+        }
+        Item::Enum(e)
+            if is_pub(&e.vis)
+                && derives(&e.attrs, path, "Deserialize")?
+                && !e.variants.iter().all(|v| matches!(v.fields, syn::Fields::Unit)) =>
+        {
+            model.inputs.push(Input { name: e.ident.to_string(), doc: doc_of(&e.attrs), fields: None });
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The doc comment of an item: the `#[doc = "..."]` lines, each without its first space, joined.
@@ -316,6 +417,7 @@ struct SerdeAttrs {
     rename: Option<String>,
     rename_all: Option<String>,
     skip: bool,
+    default: bool,
 }
 
 fn serde_attrs(attrs: &[Attribute], ctx: &str) -> Result<SerdeAttrs, Error> {
@@ -336,6 +438,12 @@ fn serde_attrs(attrs: &[Attribute], ctx: &str) -> Result<SerdeAttrs, Error> {
                     }
                 }
                 "skip" | "skip_serializing" => out.skip = true,
+                "default" => {
+                    out.default = true;
+                    if meta.input.peek(Token![=]) {
+                        meta.value()?.parse::<Expr>()?;
+                    }
+                }
                 "flatten"
                 | "skip_serializing_if"
                 | "serialize_with"

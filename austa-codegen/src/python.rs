@@ -44,7 +44,7 @@ pub fn annotation(model: &Model, ty: &RustType) -> Result<String, Error> {
         RustType::Uuid => "uuid.UUID".into(),
         RustType::DateTime => "datetime.datetime".into(),
         RustType::Date => "datetime.date".into(),
-        RustType::Str => "str".into(),
+        RustType::Str | RustType::Path => "str".into(),
         RustType::Int => "int".into(),
         RustType::Float => "float".into(),
         RustType::Bool => "bool".into(),
@@ -71,7 +71,7 @@ pub fn converter(model: &Model, ty: &RustType) -> Result<Option<String>, Error> 
         RustType::DateTime => Some("_r.to_datetime".into()),
         RustType::Date => Some("_r.to_date".into()),
         RustType::Float => Some("_r.to_float".into()),
-        RustType::Str | RustType::Int | RustType::Bool | RustType::Json => None,
+        RustType::Str | RustType::Path | RustType::Int | RustType::Bool | RustType::Json => None,
         RustType::Option(t) | RustType::Sensitive(t) => {
             // `Option<Sensitive<T>>` needs a single `None` check.
             let mut inner = &**t;
@@ -256,7 +256,7 @@ fn render_all<'a>(out: &mut String, names: impl Iterator<Item = &'a str>) {
     out.push_str("]\n");
 }
 
-fn check_identifier(name: &str, ctx: &str) -> Result<(), Error> {
+pub(crate) fn check_identifier(name: &str, ctx: &str) -> Result<(), Error> {
     let mut chars = name.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -41,7 +41,7 @@ fn nullable(inner: String) -> String {
 /// The TypeScript type of a field type.
 pub fn ts_type(model: &Model, ty: &RustType) -> Result<String, Error> {
     Ok(match ty {
-        RustType::Uuid | RustType::Str | RustType::Date => "string".into(),
+        RustType::Uuid | RustType::Str | RustType::Path | RustType::Date => "string".into(),
         RustType::DateTime => "Date".into(),
         RustType::Int | RustType::Float => "number".into(),
         RustType::Bool => "boolean".into(),

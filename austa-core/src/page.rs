@@ -103,3 +103,14 @@ pub struct Page<T> {
     /// Where the next page starts; `None` on the last page.
     pub next: Option<Cursor>,
 }
+
+/// A page serializes as `{"items": [...], "next": "<cursor>" | null}`, the shape the bindings return.
+impl<T: serde::Serialize> serde::Serialize for Page<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut page = serializer.serialize_struct("Page", 2)?;
+        page.serialize_field("items", &self.items)?;
+        page.serialize_field("next", &self.next.as_ref().map(|c| c.to_string()))?;
+        page.end()
+    }
+}

@@ -1,5 +1,5 @@
 // A typed use of the package, checked by `npm run typecheck` (tsc --noEmit --strict).
-import { Actor, Database, NotFound, ValidationError, type HealthData, type Page, type Patient } from 'austa';
+import { Actor, Database, NotFound, ValidationError, type HealthData, type NewHealthData, type Page, type Patient } from 'austa';
 
 async function main(): Promise<void> {
   const db = await Database.open({ url: 'sqlite::memory:', masterKey: Buffer.alloc(32, 1).toString('base64') });
@@ -11,7 +11,7 @@ async function main(): Promise<void> {
   const createdAt: Date = ana.createdAt;
   const name: string | null = ana.firstName;
 
-  const rows = [90, 131, 145].map((value) => ({
+  const rows: NewHealthData[] = [90, 131, 145].map((value) => ({
     patientId: ana.id,
     dataType: 'LAB_RESULT',
     category: 'DIABETES',
@@ -35,4 +35,14 @@ async function main(): Promise<void> {
   await db.close();
 }
 
+// The inputs are typed: tsc refuses a misspelled field, a missing required one or a wrong enum name.
+async function mistakes(db: Database, organizationId: string): Promise<void> {
+  const scope = await db.scope(organizationId, Actor.platform());
+  // @ts-expect-error `firstname` is not a field of NewPatient (and `firstName` is missing)
+  await scope.patients.create({ firstname: 'Ana', lastName: 'Souza', phone: '+5511987654321' });
+  // @ts-expect-error `VITALS` is not a HealthDataType
+  await scope.healthData.forPatient(organizationId, 'VITALS');
+}
+
 void main();
+void mistakes;

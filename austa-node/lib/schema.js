@@ -544,4 +544,11 @@ module.exports = {
       ["broken", "broken", ["record", "ChainBreak"]],
     ],
   },
+  Balance: {
+    sensitive: [],
+    fields: [
+      ["total", "total", null],
+      ["spent", "spent", null],
+    ],
+  },
 };

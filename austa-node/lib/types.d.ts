@@ -1347,3 +1347,14 @@ export interface ChainReport {
   /** The first break, if any. */
   readonly broken: ChainBreak | null;
 }
+
+/** The sums of a patient's ledger; the available points are their difference. */
+export interface Balance {
+  /**
+   * Points earned: every amount but the spent ones (earnings net of penalties, expirations and
+   * adjustments).
+   */
+  readonly total: number;
+  /** Points spent. */
+  readonly spent: number;
+}

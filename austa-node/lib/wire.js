@@ -5,11 +5,8 @@
 const { snake } = require('./names');
 const { fromNative, ValidationError } = require('./errors');
 
-/** Arguments whose value is an input struct: their keys are renamed. */
-const INPUTS = new Set(['data', 'patch', 'analysis', 'ocr', 'outcome', 'sync', 'event']);
-/** Struct-valued fields inside inputs: their keys are renamed too. Other objects (JSON values such as
- * lab results or field mappings) are passed exactly as given. */
-const NESTED = new Set(['address', 'emergency_contact', 'achievements']);
+// Which arguments and fields are input records comes from the registry (lib/operations.js).
+const { INPUTS, NESTED } = require('./operations');
 
 const isPlainObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date);
 

@@ -85,6 +85,22 @@ fn json(result: austa_core::Result<Value>) -> std::result::Result<Done, Value> {
     failure::encode(result).map(Done::Json)
 }
 
+/// The names of the registry's operations, by what they run on.
+#[napi(object)]
+pub struct Operations {
+    /// Operations of a scope (`NativeScope.call`).
+    pub scope: Vec<String>,
+    /// Operations of the database (`NativeDatabase.call`).
+    pub database: Vec<String>,
+}
+
+/// The names of every operation `call` accepts.
+#[napi]
+pub fn operations() -> Operations {
+    let names = |list: &[&str]| list.iter().map(|name| name.to_string()).collect();
+    Operations { scope: names(austa_bindings::SCOPE_OPERATIONS), database: names(austa_bindings::DATABASE_OPERATIONS) }
+}
+
 /// Opens a database: `options` is the JSON text of `{url?, master_key?, key_file?, keystore_url?,
 /// create_key_file?}`; absent members come from the environment. Resolves to a `NativeDatabase`.
 #[napi(ts_return_type = "Promise<NativeDatabase>")]

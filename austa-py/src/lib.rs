@@ -121,9 +121,16 @@ impl Scope {
     }
 }
 
+/// The registry's operation names: `(scope operations, database operations)`.
+#[pyfunction]
+fn operations() -> (Vec<&'static str>, Vec<&'static str>) {
+    (austa_bindings::SCOPE_OPERATIONS.to_vec(), austa_bindings::DATABASE_OPERATIONS.to_vec())
+}
+
 /// The module `austa._native`.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(operations, m)?)?;
     m.add_class::<Database>()?;
     m.add_class::<Scope>()?;
     m.add("NativeError", m.py().get_type::<NativeError>())?;

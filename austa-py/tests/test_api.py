@@ -324,7 +324,8 @@ def test_missions_points_and_progress(scope: austa.Scope) -> None:
     assert earned.amount == 20
     spent = scope.point_transactions.spend(ana.id, 30, "desconto")
     assert spent.transaction_type is austa.TransactionType.SPENT
-    assert scope.point_transactions.ledger_balance(ana.id) == {"total": 70, "spent": 30}
+    balance = scope.point_transactions.ledger_balance(ana.id)
+    assert (balance.total, balance.spent) == (70, 30)
     assert len(scope.point_transactions.for_patient(ana.id).items) == 3
     with pytest.raises(austa.ValidationError) as too_much:
         scope.point_transactions.spend(ana.id, 1000, "demais")

@@ -20,7 +20,7 @@ def test_database_work_runs_without_the_interpreter_lock(scope: austa.Scope) -> 
         for i in range(3000)
     ]
     text = json.dumps({"rows": rows, "count_only": True})
-    native = scope.health_data._scope
+    native = scope._native
     started, finished = threading.Event(), threading.Event()
     span: List[float] = []
 

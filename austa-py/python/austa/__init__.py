@@ -20,14 +20,16 @@ parallel; `austa.aio` offers the same API with `await`. Bulk paths: `create_many
 
 from __future__ import annotations
 
-from . import _enums, _models, aio, errors, export
-from ._client import Actor, Audit, Database, Keys, Organizations, Scope
+from . import _enums, _inputs, _models, aio, errors, export
+from ._client import Actor, Audit, Database, Scope
 from ._enums import *  # noqa: F401,F403 - the enums are part of the public API
 from ._models import *  # noqa: F401,F403 - the records are part of the public API
 from ._native import __version__
 from ._page import Page
 from ._record import Record
-from ._repos import Batch
+from ._inputs import *  # noqa: F401,F403 - the input types are part of the public API
+from ._repos import OPERATIONS, Keys, Organizations
+from ._repository import Batch
 from .errors import (
     AustaError,
     BatchError,
@@ -57,6 +59,7 @@ __all__ = [
     "Batch",
     "Database",
     "Keys",
+    "OPERATIONS",
     "Organizations",
     "Page",
     "Record",
@@ -80,3 +83,4 @@ __all__ = [
 ]
 __all__ += _enums.__all__
 __all__ += _models.__all__
+__all__ += _inputs.__all__

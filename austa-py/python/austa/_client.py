@@ -11,38 +11,11 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Union
 from . import _native
 from . import _wire as w
 from ._enums import Role
-from ._models import (
-    AuditLog,
-    ChainReport,
-    IngestReport,
-    MasterKeyRotation,
-    Organization,
-    RotationStatus,
-    SeedReport,
-    ShredReceipt,
-)
-from ._page import Page, page_of, stream
-from ._repos import (
-    AuditLogs,
-    Authorizations,
-    Conversations,
-    Documents,
-    HealthDataRepository,
-    HealthPointsRepository,
-    Messages,
-    Missions,
-    OnboardingProgressRepository,
-    Patients,
-    PointTransactions,
-    Providers,
-    TasyIntegrations,
-    TasyOutbox,
-    TasySyncLogs,
-)
+from . import _repos
+from ._models import IngestReport
+from ._repository import Id, PathLike
+from ._repos import DatabaseOperations, ScopeOperations
 from .errors import ValidationError
-
-Id = Union[uuid.UUID, str]
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +58,7 @@ class Actor:
         return {"role": self.role, "id": self.id, "name": self.name}
 
 
-class Database:
+class Database(DatabaseOperations):
     """An open database: a connection pool and the key cache. Thread-safe; share one per process.
 
     Every argument is optional and falls back to the environment (`DATABASE_URL`, `AUSTA_MASTER_KEY` or
@@ -115,6 +88,7 @@ class Database:
             "create_key_file": create_key_file,
         }
         self._native: Optional[_native.Database] = w.handle(_native.Database.open, options)
+        self._attach_groups()
 
     def __repr__(self) -> str:
         state = "closed" if self._native is None else "open"
@@ -147,22 +121,6 @@ class Database:
     def backend(self) -> str:
         """``"sqlite"`` or ``"postgres"``."""
         return str(self._call("backend"))
-
-    def migrate(self) -> None:
-        """Applies pending schema migrations (safe to run concurrently: one applies, others wait)."""
-        self._call("migrate")
-
-    def seed(self) -> SeedReport:
-        """Loads the synthetic development seed (idempotent)."""
-        return SeedReport._from_row(self._call("seed"))
-
-    def flush_audit(self) -> None:
-        """Waits until every audit event recorded so far is chained."""
-        self._call("flush_audit")
-
-    def clear_key_cache(self) -> None:
-        """Forgets every unwrapped key held in memory."""
-        self._call("clear_key_cache")
 
     def scope(
         self,
@@ -203,65 +161,12 @@ class Database:
         native = self._db
         return IngestReport._from_row(w.native(lambda: native.ingest(data)))
 
-    def organization_for_whatsapp(self, phone_number_id: str) -> Optional[uuid.UUID]:
-        """The organization that registered a WhatsApp phone number id, if any."""
-        value = self._call("whatsapp.organization_for", {"phone_number_id": phone_number_id})
-        return None if value is None else w.to_uuid(value)
 
-    @property
-    def organizations(self) -> "Organizations":
-        """Organizations (platform operations)."""
-        return Organizations(self)
-
-    def rotate_master_key(
-        self, *, master_key: Optional[str] = None, key_file: Optional[PathLike] = None
-    ) -> MasterKeyRotation:
-        """Re-wraps every organization key under a new master key (base64 or a key file); the old key
-        must stay configured until this returns."""
-        args = {"master_key": master_key, "key_file": None if key_file is None else os.fspath(key_file)}
-        return MasterKeyRotation._from_row(self._call("keys.rotate_master", args))
-
-
-class Organizations:
-    """The organizations (tenants). Platform operations: no scope is needed."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def create(self, data: Optional[Mapping[str, Any]] = None, /, **fields: Any) -> Organization:
-        """Creates an organization (its key is created with it)."""
-        merged = {**(data or {}), **fields}
-        return Organization._from_row(self._db._call("organizations.create", {"data": merged}))
-
-    def get(self, id: Id) -> Organization:
-        """One organization; raises `NotFound`."""
-        return Organization._from_row(self._db._call("organizations.get", {"id": id}))
-
-    def find_by_tax_id(self, cnpj: str) -> Optional[Organization]:
-        """The organization with that CNPJ, if any."""
-        return w.maybe(Organization, self._db._call("organizations.find_by_tax_id", {"cnpj": cnpj}))
-
-    def update(self, id: Id, patch: Optional[Mapping[str, Any]] = None, /, **fields: Any) -> Organization:
-        """Changes an organization."""
-        merged = {**(patch or {}), **fields}
-        return Organization._from_row(self._db._call("organizations.update", {"id": id, "patch": merged}))
-
-    def delete(self, id: Id) -> None:
-        """Soft-deletes an organization."""
-        self._db._call("organizations.delete", {"id": id})
-
-    def list(self, *, limit: Optional[int] = None, after: Optional[str] = None) -> Page[Organization]:
-        """One page of organizations."""
-        return page_of(Organization, self._db._call("organizations.list", {"limit": limit, "after": after}))
-
-    def stream(self, *, page_size: int = 500) -> Iterator[Organization]:
-        """Every organization, a page at a time."""
-        return stream(lambda after: self.list(limit=page_size, after=after))
-
-
-class Scope:
+class Scope(ScopeOperations):
     """An organization and an actor: every repository call runs as them, is authorized by the actor's
     role and lands in the organization's audit chain. Obtain one from `Database.scope`."""
+
+    audit: "Audit"
 
     def __init__(self, native: _native.Scope, organization_id: uuid.UUID, actor: Actor) -> None:
         self._native = native
@@ -269,23 +174,8 @@ class Scope:
         self.organization_id = organization_id
         #: Who acts.
         self.actor = actor
-        self.patients = Patients(native)
-        self.providers = Providers(native)
-        self.conversations = Conversations(native)
-        self.messages = Messages(native)
-        self.health_data = HealthDataRepository(native)
-        self.missions = Missions(native)
-        self.onboarding_progress = OnboardingProgressRepository(native)
-        self.health_points = HealthPointsRepository(native)
-        self.point_transactions = PointTransactions(native)
-        self.authorizations = Authorizations(native)
-        self.documents = Documents(native)
-        self.tasy_integrations = TasyIntegrations(native)
-        self.tasy_sync_logs = TasySyncLogs(native)
-        self.tasy_outbox = TasyOutbox(native)
-        self.audit_logs = AuditLogs(native)
-        self.audit = Audit(native)
-        self.keys = Keys(native)
+        self._attach_groups()
+        self.audit = Audit(self._call)
 
     def __repr__(self) -> str:
         return f"<austa.Scope organization={self.organization_id} actor={self.actor.role.value}>"
@@ -293,92 +183,16 @@ class Scope:
     def _call(self, op: str, args: Optional[w.Args] = None) -> Any:
         return w.call(self._native, op, args)
 
-    def organization(self) -> Organization:
-        """The scope's organization."""
-        return Organization._from_row(self._call("organization.get"))
-
-    def update_organization(self, patch: Optional[Mapping[str, Any]] = None, /, **fields: Any) -> Organization:
-        """Changes the scope's organization (administrators)."""
-        merged = {**(patch or {}), **fields}
-        return Organization._from_row(self._call("organization.update", {"patch": merged}))
-
-    def register_whatsapp_number(self, phone_number_id: str) -> None:
-        """Routes webhooks for that WhatsApp phone number id to this organization."""
-        self._call("whatsapp.register_number", {"phone_number_id": phone_number_id})
-
-    def unregister_whatsapp_number(self, phone_number_id: str) -> None:
-        """Stops routing that phone number id to this organization."""
-        self._call("whatsapp.unregister_number", {"phone_number_id": phone_number_id})
-
     def emergency_access(self, patient_id: Id, reason: str, duration: datetime.timedelta) -> "Scope":
         """A provider's recorded, time-limited access to one patient's data ("break the glass")."""
         args = {"patient_id": patient_id, "reason": reason, "seconds": int(duration.total_seconds())}
         return Scope(w.handle(self._native.emergency, args), self.organization_id, self.actor)
 
 
-class Audit:
+class Audit(_repos.Audit):
     """The organization's audit chain: verification, reports, FHIR export, application events."""
-
-    def __init__(self, native: _native.Scope) -> None:
-        self._native = native
-
-    def _call(self, method: str, args: Optional[w.Args] = None) -> Any:
-        return w.call(self._native, f"audit.{method}", args)
-
-    def verify(self) -> ChainReport:
-        """Verifies the whole chain; `report.broken` is None when it is intact."""
-        return ChainReport._from_row(self._call("verify"))
-
-    def verify_range(self, from_seq: int, to_seq: int) -> ChainReport:
-        """Verifies the events numbered `from_seq` to `to_seq`."""
-        return ChainReport._from_row(self._call("verify_range", {"from_seq": from_seq, "to_seq": to_seq}))
-
-    def access_report(
-        self,
-        patient_id: Id,
-        start: datetime.datetime,
-        end: datetime.datetime,
-        *,
-        limit: Optional[int] = None,
-        after: Optional[str] = None,
-    ) -> Page[AuditLog]:
-        """Who accessed a patient's data between `start` and `end` (LGPD art. 18 reports)."""
-        args = {"patient_id": patient_id, "from": start, "to": end, "limit": limit, "after": after}
-        return page_of(AuditLog, self._call("access_report", args))
-
-    def export_fhir(self, path: PathLike, start: datetime.datetime, end: datetime.datetime) -> int:
-        """Writes the events between `start` and `end` to `path` as FHIR AuditEvent JSON lines; returns
-        how many."""
-        return int(self._call("export_fhir", {"path": os.fspath(path), "from": start, "to": end}))
 
     def record(self, action: str, **fields: Any) -> uuid.UUID:
         """Records an application event (``"LOGIN"``, ``"LOGOUT"``, ``"EXPORT"``,
         ``"PERMISSION_CHANGE"``) with its fields; returns the event id."""
-        return w.to_uuid(self._call("record", {"event": {"action": action, **fields}}))
-
-
-class Keys:
-    """Key rotation and crypto-shredding for the scope's organization."""
-
-    def __init__(self, native: _native.Scope) -> None:
-        self._native = native
-
-    def _call(self, method: str, args: w.Args) -> Any:
-        return w.call(self._native, f"keys.{method}", args)
-
-    def start_rotation(self, patient_id: Optional[Id] = None) -> RotationStatus:
-        """Starts rotating the organization's key, or one patient's key."""
-        return RotationStatus._from_row(self._call("start_rotation", {"patient_id": patient_id}))
-
-    def rotation_status(self, id: Id) -> RotationStatus:
-        """Where a rotation stands."""
-        return RotationStatus._from_row(self._call("rotation_status", {"id": id}))
-
-    def run_rotation(self, id: Id, *, batch_size: Optional[int] = None, max_batches: Optional[int] = None) -> RotationStatus:
-        """Re-encrypts rows under the new key, resumably (run it again until `completed` is true)."""
-        args = {"id": id, "batch_size": batch_size, "max_batches": max_batches}
-        return RotationStatus._from_row(self._call("run_rotation", args))
-
-    def shred_patient(self, patient_id: Id, reason: str) -> ShredReceipt:
-        """Destroys a patient's key: their encrypted data becomes unreadable everywhere (LGPD erasure)."""
-        return ShredReceipt._from_row(self._call("shred_patient", {"patient_id": patient_id, "reason": reason}))
+        return w.to_uuid(self._call("audit.record", {"event": {"action": action, **fields}}))

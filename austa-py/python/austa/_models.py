@@ -2056,6 +2056,26 @@ class ChainReport(Record):
     )
 
 
+@dataclass(frozen=True, repr=False, eq=True)
+class Balance(Record):
+    """The sums of a patient's ledger; the available points are their difference."""
+
+    __table__ = None
+    __sensitive__ = frozenset()
+
+    #: Points earned: every amount but the spent ones (earnings net of penalties, expirations and
+    #: adjustments).
+    total: int
+
+    #: Points spent.
+    spent: int
+
+    __converters__ = (
+        ("total", None),
+        ("spent", None),
+    )
+
+
 __all__ = [
     "AuditLog",
     "Authorization",
@@ -2085,4 +2105,5 @@ __all__ = [
     "SeedReport",
     "ChainBreak",
     "ChainReport",
+    "Balance",
 ]

@@ -1,9 +1,12 @@
 """Stubs of the compiled module `austa._native` (see austa-py/src/lib.rs). Not a public API: use
 `austa.Database` and `austa.Scope`."""
 
-from typing import Final
+from typing import Final, List, Tuple
 
 __version__: Final[str]
+
+def operations() -> Tuple[List[str], List[str]]:
+    """The registry's operation names: (scope operations, database operations)."""
 
 class NativeError(Exception):
     """A failure of the core; `args[0]` is the failure as JSON text ({code, message, field, rows})."""

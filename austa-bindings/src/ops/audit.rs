@@ -1,0 +1,108 @@
+//! `audit.*`: the organization's audit chain: verification, access reports, FHIR export and the
+//! application's own events.
+
+use std::path::PathBuf;
+
+use austa_core::audit::ChainReport;
+use austa_core::model::{AppEvent, AuditLog};
+use austa_core::repo::Page;
+use austa_core::{Result, Scope};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{page, ScopeOperation};
+
+/// Records an application event (`LOGIN`, `LOGOUT`, `EXPORT`, `PERMISSION_CHANGE`); the event id.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// The event: `{"action": ..., ...}` with the fields of that action.
+    pub event: AppEvent,
+}
+
+impl ScopeOperation for Record {
+    const NAME: &'static str = "audit.record";
+    type Output = Uuid;
+    async fn run(self, scope: &Scope) -> Result<Uuid> {
+        scope.audit().record(self.event).await
+    }
+}
+
+/// Verifies the whole chain; `broken` is null when it is intact.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {}
+
+impl ScopeOperation for Verify {
+    const NAME: &'static str = "audit.verify";
+    type Output = ChainReport;
+    async fn run(self, scope: &Scope) -> Result<ChainReport> {
+        scope.audit().verify().await
+    }
+}
+
+/// Verifies the events numbered `from_seq` to `to_seq`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRange {
+    /// The first event's number.
+    pub from_seq: i64,
+    /// The last event's number.
+    pub to_seq: i64,
+}
+
+impl ScopeOperation for VerifyRange {
+    const NAME: &'static str = "audit.verify_range";
+    type Output = ChainReport;
+    async fn run(self, scope: &Scope) -> Result<ChainReport> {
+        scope.audit().verify_range(self.from_seq, self.to_seq).await
+    }
+}
+
+/// Who accessed a patient's data between `start` and `end` (the LGPD art. 18 report).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessReport {
+    /// The patient.
+    pub patient_id: Uuid,
+    /// From this moment.
+    pub start: DateTime<Utc>,
+    /// Until this moment.
+    pub end: DateTime<Utc>,
+    /// Rows per page.
+    pub limit: Option<u32>,
+    /// The previous page's `next` cursor.
+    pub after: Option<String>,
+}
+
+impl ScopeOperation for AccessReport {
+    const NAME: &'static str = "audit.access_report";
+    type Output = Page<AuditLog>;
+    async fn run(self, scope: &Scope) -> Result<Page<AuditLog>> {
+        scope.audit().access_report(self.patient_id, self.start, self.end, page(self.limit, self.after)?).await
+    }
+}
+
+/// Writes the events between `start` and `end` to `path` as FHIR AuditEvent JSON lines; how many.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportFhir {
+    /// The file to write (created or truncated).
+    pub path: PathBuf,
+    /// From this moment.
+    pub start: DateTime<Utc>,
+    /// Until this moment.
+    pub end: DateTime<Utc>,
+}
+
+impl ScopeOperation for ExportFhir {
+    const NAME: &'static str = "audit.export_fhir";
+    type Output = u64;
+    async fn run(self, scope: &Scope) -> Result<u64> {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&self.path)?);
+        let n = scope.audit().export_fhir(&mut out, self.start, self.end).await?;
+        std::io::Write::flush(&mut out)?;
+        Ok(n)
+    }
+}
