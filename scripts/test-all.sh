@@ -8,6 +8,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each phase is timed; the breakdown is printed at the end and written to target/test-times.txt.
+phase_name=""
+phase_start=$SECONDS
+timings=()
+phase() {
+  local now=$SECONDS
+  if [ -n "$phase_name" ]; then
+    timings+=("$(printf '%6ds  %s' $((now - phase_start)) "$phase_name")")
+  fi
+  phase_name=$1
+  phase_start=$now
+  if [ -n "$1" ]; then echo "test-all: $1"; fi
+}
+report_times() {
+  phase ""
+  mkdir -p target
+  { echo "test-all: time per phase"; printf '%s\n' "${timings[@]}"; printf '%6ds  total\n' "$SECONDS"; } |
+    tee target/test-times.txt
+}
+
 pg_dir=""
 pg_bin=""
 cleanup() {
@@ -62,41 +82,54 @@ if [ -z "${AUSTA_TEST_DATABASE_URL:-}" ]; then
   fi
 fi
 
-echo "test-all: cargo fmt --check"
+phase "cargo fmt --check"
 cargo fmt --all -- --check
-echo "test-all: cargo clippy"
+phase "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "test-all: cargo test (SQLite + ${AUSTA_TEST_DATABASE_URL:+PostgreSQL})"
+# Licenses, duplicate crates and sources of the dependency graph (deny.toml). The advisory database
+# lives on GitHub, which CI machines do not reach: `cargo deny check` on a connected machine adds it.
+if command -v cargo-deny >/dev/null 2>&1; then
+  phase "cargo deny (licenses, bans, sources)"
+  cargo deny --log-level error check licenses bans sources
+elif [ "${CI:-}" = "true" ]; then
+  echo "test-all: CI=true and cargo-deny is not installed (cargo install cargo-deny --locked)" >&2
+  exit 1
+else
+  echo "test-all: cargo-deny not installed: skipping the dependency policy (cargo install cargo-deny --locked)" >&2
+fi
+phase "cargo test: build"
+cargo test --workspace --no-run --quiet
+phase "cargo test: run (SQLite + ${AUSTA_TEST_DATABASE_URL:+PostgreSQL})"
 cargo test --workspace
 
 # The Python package: built and installed the way a user does (`pip install ./austa-py`: maturin,
 # release build, abi3 wheel), then its tests on both backends, the pipeline example and mypy --strict.
-echo "test-all: Python package (venv in target/py-venv)"
+phase "Python: venv and test tools (target/py-venv)"
 venv=target/py-venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
   pytest mypy pandas pandas-stubs pyarrow
+phase "Python: build and install the package (release)"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./austa-py
-echo "test-all: pytest (SQLite + ${AUSTA_TEST_DATABASE_URL:+PostgreSQL})"
+phase "Python: pytest (SQLite + ${AUSTA_TEST_DATABASE_URL:+PostgreSQL})"
 (cd austa-py && "../$venv/bin/python" -m pytest -q tests)
-echo "test-all: the pipeline example; mypy --strict on it and on the package"
+phase "Python: the pipeline example; mypy --strict on it and on the package"
 "$venv/bin/python" examples/pipeline.py >/dev/null
 "$venv/bin/mypy" --strict examples/pipeline.py
 (cd austa-py/python && "../../$venv/bin/mypy" --strict -p austa)
 
 # The Node package: npm install, the build command of docs/node.md (napi build, release), its node --test
 # suite on both backends, and tsc --noEmit --strict on the TypeScript example.
-echo "test-all: Node package (npm install, npm run build, node --test, tsc --strict)"
-(
-  cd austa-node
-  npm install --no-audit --no-fund --loglevel=error
-  npm run --silent build
-  node --test test/
-  npm run --silent typecheck
-)
+phase "Node: npm install"
+(cd austa-node && npm install --no-audit --no-fund --loglevel=error)
+phase "Node: build the addon (release)"
+(cd austa-node && npm run --silent build)
+phase "Node: node --test (SQLite + ${AUSTA_TEST_DATABASE_URL:+PostgreSQL}); tsc --strict"
+(cd austa-node && node --test test/ && npm run --silent typecheck)
 
 # The workload runner with small sizes, on both backends and through Python: checks that it works;
 # asserts nothing about speed (the full run and its table are in benches/README.md).
-echo "test-all: workload runner (--quick)"
+phase "workload runner (--quick)"
 cargo run --quiet -p austa-benches --bin workloads -- --quick --python "$venv/bin/python" \
   --json target/bench/workloads-quick.json
+report_times
