@@ -110,7 +110,11 @@ venv=target/py-venv
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
   pytest mypy pandas pandas-stubs pyarrow
 phase "Python: build and install the package (release)"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./austa-py
+# For the host triple explicitly, as napi builds the Node addon: both release builds then share
+# target/<triple>/release, and the second reuses every crate the first compiled.
+host_triple=$(rustc -vV | sed -n 's/^host: //p')
+CARGO_BUILD_TARGET="$host_triple" "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+  --force-reinstall --no-deps ./austa-py
 phase "Python: pytest (SQLite + ${AUSTA_TEST_DATABASE_URL:+PostgreSQL})"
 (cd austa-py && "../$venv/bin/python" -m pytest -q tests)
 phase "Python: the pipeline example; mypy --strict on it and on the package"

@@ -158,6 +158,20 @@ pub enum Kind<'a> {
 }
 
 impl Model {
+    /// The operations by group, in registry order: `(group, target, operations)`, the bare names of
+    /// each target being the group `""`.
+    pub fn groups(&self) -> Vec<(&str, Target, Vec<&Operation>)> {
+        let mut out: Vec<(&str, Target, Vec<&Operation>)> = Vec::new();
+        for op in &self.operations {
+            let g = op.group().unwrap_or("");
+            match out.iter_mut().find(|(name, target, _)| *name == g && *target == op.target) {
+                Some((_, _, ops)) => ops.push(op),
+                None => out.push((g, op.target, vec![op])),
+            }
+        }
+        out
+    }
+
     /// The input struct named `name`, if one.
     pub fn input(&self, name: &str) -> Option<&Input> {
         self.inputs.iter().find(|i| i.name == name)

@@ -77,11 +77,7 @@ fn parse_item(path: &str, item: &Item, model: &mut Model) -> Result<(), Error> {
                 if !is_pub(&f.vis) || attrs.skip {
                     continue;
                 }
-                let name = match (attrs.rename, &container.rename_all) {
-                    (Some(n), _) => n,
-                    (None, Some(rule)) => rename_field(rule, &ident).map_err(|e| Error::new(format!("{ctx}: {e}")))?,
-                    (None, None) => ident.clone(),
-                };
+                let name = wire_name(attrs.rename, &container, &ident, &ctx)?;
                 let ty = parse_type(&f.ty).map_err(|e| Error::new(format!("{fctx}: {e}")))?;
                 let sensitive = ty.contains_sensitive();
                 fields.push(Field { rust_name: ident, name, doc: doc_of(&f.attrs), ty, sensitive });
@@ -303,6 +299,15 @@ pub fn rename_field(rule: &str, name: &str) -> Result<String, Error> {
     })
 }
 
+/// A field's name on the wire: its own `rename`, else the container's `rename_all` rule applied.
+fn wire_name(rename: Option<String>, container: &SerdeAttrs, ident: &str, ctx: &str) -> Result<String, Error> {
+    Ok(match (rename, &container.rename_all) {
+        (Some(n), _) => n,
+        (None, Some(rule)) => rename_field(rule, ident).map_err(|e| Error::new(format!("{ctx}: {e}")))?,
+        (None, None) => ident.to_owned(),
+    })
+}
+
 fn is_pub(vis: &Visibility) -> bool {
     matches!(vis, Visibility::Public(_))
 }
@@ -367,13 +372,10 @@ pub fn input_fields(s: &syn::ItemStruct, ctx: &str) -> Result<Option<Vec<InputFi
         if attrs.skip {
             continue;
         }
-        let name = match (attrs.rename, &container.rename_all) {
-            (Some(n), _) => n,
-            (None, Some(rule)) => rename_field(rule, &ident).map_err(|e| Error::new(format!("{ctx}: {e}")))?,
-            (None, None) => ident.clone(),
-        };
+        let default = attrs.default;
+        let name = wire_name(attrs.rename, &container, &ident, ctx)?;
         let ty = parse_type(&f.ty).map_err(|e| Error::new(format!("{fctx}: {e}")))?;
-        fields.push(input_field(name, doc_of(&f.attrs), ty, container.default || attrs.default));
+        fields.push(input_field(name, doc_of(&f.attrs), ty, container.default || default));
     }
     Ok(Some(fields))
 }

@@ -348,7 +348,7 @@ fn render_method(out: &mut String, model: &Model, op: &Operation) -> Result<(), 
         let _ = writeln!(out, "        return {decode}");
     }
     if op.paged() {
-        render_stream(out, model, op, &ps)?;
+        render_stream(out, op, &ps)?;
     }
     Ok(())
 }
@@ -364,11 +364,10 @@ fn positional(ps: &[Param]) -> String {
     out
 }
 
-fn render_stream(out: &mut String, model: &Model, op: &Operation, ps: &[Param]) -> Result<(), Error> {
+fn render_stream(out: &mut String, op: &Operation, ps: &[Param]) -> Result<(), Error> {
     let method = op.method();
     let name = if method == "list" { "stream".to_owned() } else { format!("stream_{method}") };
     let Output::Page(RustType::Named(item)) = &op.output else { return Ok(()) };
-    let _ = model;
     let plain: Vec<&Param> = ps.iter().filter(|p| p.name != "limit" && p.name != "after").collect();
     let mut sig = String::from("self");
     let mut star = false;
@@ -397,20 +396,6 @@ fn render_stream(out: &mut String, model: &Model, op: &Operation, ps: &[Param]) 
     Ok(())
 }
 
-/// The groups of the registry in registry order: `(group, target, operations)`; bare names are the
-/// group `""`.
-fn groups(model: &Model) -> Vec<(&str, Target, Vec<&Operation>)> {
-    let mut out: Vec<(&str, Target, Vec<&Operation>)> = Vec::new();
-    for op in &model.operations {
-        let g = op.group().unwrap_or("");
-        match out.iter_mut().find(|(name, target, _)| *name == g && *target == op.target) {
-            Some((_, _, ops)) => ops.push(op),
-            None => out.push((g, op.target, vec![op])),
-        }
-    }
-    out
-}
-
 /// The record a group's rows are: the result of its `get`.
 fn group_model<'a>(ops: &[&'a Operation]) -> Option<&'a str> {
     ops.iter().find(|o| o.method() == "get").and_then(|o| match &o.output {
@@ -419,118 +404,122 @@ fn group_model<'a>(ops: &[&'a Operation]) -> Option<&'a str> {
     })
 }
 
-/// Renders `_repos.py`.
-pub fn render_repos(model: &Model) -> Result<String, Error> {
-    let mut body = String::new();
-    let mut classes = Vec::new();
-    let mut records = BTreeSet::new();
-    let all_groups = groups(model);
-    for (group, target, ops) in &all_groups {
-        let emitted: Vec<&&Operation> =
-            ops.iter().filter(|o| !HAND_WRITTEN.contains(&o.name.as_str()) && o.method() != "create_many").collect();
-        for op in ops {
-            if let Output::Page(t) | Output::Value(t) = &op.output {
-                t.visit_names(&mut |n| {
-                    if matches!(model.lookup(n), Some(Kind::Struct(_) | Kind::Enum(_))) {
-                        records.insert(n.to_owned());
-                    }
-                });
-            }
+/// The operations of a group that get a generated method.
+fn emitted<'a>(ops: &[&'a Operation]) -> Vec<&'a Operation> {
+    ops.iter().copied().filter(|o| !HAND_WRITTEN.contains(&o.name.as_str()) && o.method() != "create_many").collect()
+}
+
+/// The mixin of a target's own operations (`ScopeOperations`, `DatabaseOperations`): its groups as
+/// attributes, attached by `_attach_groups`, and a method per bare operation.
+fn render_mixin(body: &mut String, model: &Model, target: Target, ops: &[&Operation]) -> Result<String, Error> {
+    let (name, what) = match target {
+        Target::Scope => {
+            ("ScopeOperations", "the scope itself (its organization and WhatsApp numbers), and its groups")
         }
-        if group.is_empty() {
-            let name = match target {
-                Target::Scope => "ScopeOperations",
-                Target::Database => "DatabaseOperations",
-            };
-            let _ = writeln!(body, "\n\nclass {name}:");
-            let what = match target {
-                Target::Scope => "the scope itself (its organization and WhatsApp numbers), and its groups",
-                Target::Database => "the database itself (schema, seed, platform operations), and its groups",
-            };
-            body.push_str(&docstring(&format!("The operations of {what}; mixed into the hand-written class."), "    "));
-            let members: Vec<_> = all_groups.iter().filter(|(g, t, _)| !g.is_empty() && t == target).collect();
-            body.push('\n');
-            for (g, _, _) in &members {
-                let _ = writeln!(body, "    {g}: {}", class_name(model, g));
-            }
-            body.push_str("\n    def _call(self, op: str, args: Optional[Dict[str, Any]] = None) -> Any:\n");
-            body.push_str("        raise NotImplementedError\n");
-            body.push_str("\n    def _attach_groups(self) -> None:\n");
-            if members.is_empty() {
-                body.push_str("        pass\n");
-            }
-            for (g, _, _) in &members {
-                let _ = writeln!(body, "        self.{g} = {}(self._call)", class_name(model, g));
-            }
-            for op in &emitted {
-                render_method(&mut body, model, op)?;
-            }
-            classes.push(name.to_owned());
-            continue;
+        Target::Database => {
+            ("DatabaseOperations", "the database itself (schema, seed, platform operations), and its groups")
         }
-        let class = class_name(model, group);
-        let bulk = ops.iter().any(|o| o.method() == "create_many");
-        let base = match (bulk, group_model(ops)) {
-            (true, Some(m)) => format!("Bulk[{m}]"),
-            (true, None) => return Err(Error::new(format!("group `{group}`: create_many without get"))),
-            _ => "Operations".to_owned(),
-        };
-        let _ = writeln!(body, "\n\nclass {class}({base}):");
-        let doc = model.module_docs.get(&ops[0].module).cloned().unwrap_or_default();
-        body.push_str(&docstring(&doc, "    "));
-        if bulk {
-            if let Some(m) = group_model(ops) {
-                let _ = writeln!(body, "\n    _table = {}\n    _model = {m}", py_str(group));
-            }
-        }
-        for op in &emitted {
-            render_method(&mut body, model, op)?;
-        }
-        classes.push(class);
+    };
+    let _ = writeln!(body, "\n\nclass {name}:");
+    body.push_str(&docstring(&format!("The operations of {what}; mixed into the hand-written class."), "    "));
+    let groups = model.groups();
+    let members: Vec<&str> =
+        groups.iter().filter(|(g, t, _)| !g.is_empty() && *t == target).map(|(g, _, _)| *g).collect();
+    body.push('\n');
+    for g in &members {
+        let _ = writeln!(body, "    {g}: {}", class_name(model, g));
     }
-    let mut out = String::new();
-    out.push_str(HEADER);
-    out.push_str(
-        "\n\"\"\"The operations of the library, a class per group (`scope.patients`, `scope.audit`, \
-         `db.organizations`) and a mixin each for the scope's and the database's own.\n\nEvery method \
-         runs one operation of the core's registry by name; `OPERATIONS` lists them all.\n\"\"\"\n\n",
-    );
+    body.push_str("\n    def _call(self, op: str, args: Optional[Dict[str, Any]] = None) -> Any:\n");
+    body.push_str("        raise NotImplementedError\n");
+    body.push_str("\n    def _attach_groups(self) -> None:\n");
+    if members.is_empty() {
+        body.push_str("        pass\n");
+    }
+    for g in &members {
+        let _ = writeln!(body, "        self.{g} = {}(self._call)", class_name(model, g));
+    }
+    for op in emitted(ops) {
+        render_method(body, model, op)?;
+    }
+    Ok(name.to_owned())
+}
+
+/// The class of one group: `Bulk[Model]` when it creates in bulk, `Operations` otherwise.
+fn render_group(body: &mut String, model: &Model, group: &str, ops: &[&Operation]) -> Result<String, Error> {
+    let class = class_name(model, group);
+    let bulk = ops.iter().any(|o| o.method() == "create_many");
+    let record = group_model(ops);
+    let base = match (bulk, record) {
+        (true, Some(m)) => format!("Bulk[{m}]"),
+        (true, None) => return Err(Error::new(format!("group `{group}`: create_many without get"))),
+        _ => "Operations".to_owned(),
+    };
+    let _ = writeln!(body, "\n\nclass {class}({base}):");
+    let doc = ops.first().and_then(|o| model.module_docs.get(&o.module)).cloned().unwrap_or_default();
+    body.push_str(&docstring(&doc, "    "));
+    if let (true, Some(m)) = (bulk, record) {
+        let _ = writeln!(body, "\n    _table = {}\n    _model = {m}", py_str(group));
+    }
+    for op in emitted(ops) {
+        render_method(body, model, op)?;
+    }
+    Ok(class)
+}
+
+/// The records and enums the operations return.
+fn returned_types(model: &Model) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for op in &model.operations {
+        if let Output::Page(t) | Output::Value(t) = &op.output {
+            t.visit_names(&mut |n| {
+                if matches!(model.lookup(n), Some(Kind::Struct(_) | Kind::Enum(_))) {
+                    out.insert(n.to_owned());
+                }
+            });
+        }
+    }
+    out
+}
+
+fn import_list(out: &mut String, module: &str, names: impl IntoIterator<Item = String>) {
+    let names: Vec<String> = names.into_iter().collect();
+    if names.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "from {module} import (");
+    for n in names {
+        let _ = writeln!(out, "    {n},");
+    }
+    out.push_str(")\n");
+}
+
+fn render_imports(out: &mut String, model: &Model) {
     out.push_str("from __future__ import annotations\n\n");
     out.push_str("import datetime\nimport os\nimport uuid\n");
     out.push_str("from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, overload\n\n");
     out.push_str("from . import _wire as w\n");
-    let inputs: Vec<String> =
-        used_inputs(model).iter().filter(|i| i.fields.is_some()).map(|i| input_name(model, &i.name)).collect();
-    let enums_used = enum_imports(model, model.operations.iter().flat_map(|o| o.args.iter()).map(|a| &a.ty));
-    let mut enum_names: BTreeSet<String> = enums_used
-        .lines()
-        .filter(|l| l.starts_with("    "))
-        .map(|l| l.trim().trim_end_matches(',').to_owned())
-        .collect();
-    for r in &records {
-        if matches!(model.lookup(r), Some(Kind::Enum(_))) {
-            enum_names.insert(r.clone());
+    let returned = returned_types(model);
+    let is_enum = |n: &str| matches!(model.lookup(n), Some(Kind::Enum(_)));
+    let mut enums: BTreeSet<String> = returned.iter().filter(|n| is_enum(n)).cloned().collect();
+    for op in &model.operations {
+        for a in &op.args {
+            a.ty.visit_names(&mut |n| {
+                if is_enum(n) {
+                    enums.insert(n.to_owned());
+                }
+            });
         }
     }
-    if !enum_names.is_empty() {
-        out.push_str("from ._enums import (\n");
-        for e in &enum_names {
-            let _ = writeln!(out, "    {e},");
-        }
-        out.push_str(")\n");
-    }
-    out.push_str("from ._inputs import (\n");
-    for i in &inputs {
-        let _ = writeln!(out, "    {i},");
-    }
-    out.push_str(")\nfrom ._models import (\n");
-    for r in records.iter().filter(|r| matches!(model.lookup(r), Some(Kind::Struct(_)))) {
-        let _ = writeln!(out, "    {r},");
-    }
-    out.push_str(")\nfrom ._page import Page, page_of, stream\n");
+    import_list(out, "._enums", enums);
+    let inputs = used_inputs(model).into_iter().filter(|i| i.fields.is_some()).map(|i| input_name(model, &i.name));
+    import_list(out, "._inputs", inputs);
+    import_list(out, "._models", returned.into_iter().filter(|n| !is_enum(n)));
+    out.push_str("from ._page import Page, page_of, stream\n");
     out.push_str("from ._repository import DEFAULT_PAGE_SIZE, Bulk, Id, Operations, PathLike, _merged\n\n");
     out.push_str("if TYPE_CHECKING:\n    from typing_extensions import Unpack\n");
-    out.push_str(&body);
+}
+
+fn render_table(out: &mut String, model: &Model) {
     out.push_str(
         "\n\n#: Every operation of the registry: its name, the attribute of the scope or database that holds \
          it (\"\"\n#: for the scope or database itself), the method, and the argument names.\n",
@@ -543,16 +532,35 @@ pub fn render_repos(model: &Model) -> Result<String, Error> {
         };
         let args: Vec<String> = op.args.iter().map(|a| py_str(&a.name)).collect();
         let tuple = if args.len() == 1 { format!("({},)", args[0]) } else { format!("({})", args.join(", ")) };
-        let _ = writeln!(
-            out,
-            "    {}: ({}, {}, {}, {tuple}),",
-            py_str(&op.name),
-            py_str(target),
-            py_str(op.group().unwrap_or("")),
-            py_str(op.method())
-        );
+        let (name, group, method) = (py_str(&op.name), py_str(op.group().unwrap_or("")), py_str(op.method()));
+        let _ = writeln!(out, "    {name}: ({}, {group}, {method}, {tuple}),", py_str(target));
     }
-    out.push_str("}\n\n__all__ = [\n    \"OPERATIONS\",\n");
+    out.push_str("}\n");
+}
+
+/// Renders `_repos.py`.
+pub fn render_repos(model: &Model) -> Result<String, Error> {
+    let mut body = String::new();
+    let mut classes = Vec::new();
+    for (group, target, ops) in &model.groups() {
+        let class = if group.is_empty() {
+            render_mixin(&mut body, model, *target, ops)?
+        } else {
+            render_group(&mut body, model, group, ops)?
+        };
+        classes.push(class);
+    }
+    let mut out = String::new();
+    out.push_str(HEADER);
+    out.push_str(
+        "\n\"\"\"The operations of the library, a class per group (`scope.patients`, `scope.audit`, \
+         `db.organizations`) and a mixin each for the scope's and the database's own.\n\nEvery method \
+         runs one operation of the core's registry by name; `OPERATIONS` lists them all.\n\"\"\"\n\n",
+    );
+    render_imports(&mut out, model);
+    out.push_str(&body);
+    render_table(&mut out, model);
+    out.push_str("\n__all__ = [\n    \"OPERATIONS\",\n");
     for c in &classes {
         let _ = writeln!(out, "    {},", py_str(c));
     }

@@ -68,19 +68,6 @@ fn method_entry(model: &Model, op: &Operation) -> Result<String, Error> {
     ))
 }
 
-/// Groups in registry order; bare names are the group `""`.
-fn groups(model: &Model) -> Vec<(&str, Target, Vec<&Operation>)> {
-    let mut out: Vec<(&str, Target, Vec<&Operation>)> = Vec::new();
-    for op in &model.operations {
-        let g = op.group().unwrap_or("");
-        match out.iter_mut().find(|(name, target, _)| *name == g && *target == op.target) {
-            Some((_, _, ops)) => ops.push(op),
-            None => out.push((g, op.target, vec![op])),
-        }
-    }
-    out
-}
-
 fn target_name(t: Target) -> &'static str {
     match t {
         Target::Scope => "scope",
@@ -98,7 +85,7 @@ pub fn render_operations_js(model: &Model) -> Result<String, Error> {
     out.push_str("/** The groups of operations (`scope.patients`, `db.organizations`), by property name. */\n");
     out.push_str("const GROUPS = {\n");
     let mut bare = Vec::new();
-    for (group, target, ops) in groups(model) {
+    for (group, target, ops) in model.groups() {
         if group.is_empty() {
             bare.push((target, ops));
             continue;
@@ -276,7 +263,7 @@ pub fn render_operations_dts(model: &Model) -> Result<String, Error> {
         }
         out.push_str("}\n\n");
     }
-    let all = groups(model);
+    let all = model.groups();
     for (group, target, ops) in &all {
         let name = if group.is_empty() {
             match target {
