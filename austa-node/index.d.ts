@@ -76,6 +76,12 @@ export interface OpenOptions {
   keystoreUrl?: string;
   /** Create the key file when it does not exist (development). */
   createKeyFile?: boolean;
+  /**
+   * When a read's audit event is durable: 'relaxed' (the read waits for its event's commit, not for
+   * the disk flush; PostgreSQL may lose the last ~600 ms of read events in a server crash) or
+   * 'strict'. Default AUSTA_READ_AUDIT, else 'relaxed'.
+   */
+  readAudit?: 'relaxed' | 'strict';
 }
 
 /** An open database. Its operations and groups (`organizations`) are generated from the core's

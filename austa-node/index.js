@@ -56,7 +56,7 @@ class Database {
 
   /**
    * Opens the database. Every option is optional and falls back to the environment (DATABASE_URL,
-   * AUSTA_MASTER_KEY or AUSTA_MASTER_KEY_FILE, AUSTA_KEYSTORE_URL).
+   * AUSTA_MASTER_KEY or AUSTA_MASTER_KEY_FILE, AUSTA_KEYSTORE_URL, AUSTA_READ_AUDIT).
    */
   static async open(options = {}) {
     const wire = {
@@ -65,6 +65,7 @@ class Database {
       key_file: options.keyFile,
       keystore_url: options.keystoreUrl,
       create_key_file: options.createKeyFile,
+      read_audit: options.readAudit,
     };
     return new Database(await settle(native.open(JSON.stringify(wire))));
   }

@@ -7,7 +7,8 @@ use austa_core::{Database, DatabaseOptions, Result};
 use serde::Deserialize;
 
 /// How to open a database. Every member is optional: the defaults are the environment's
-/// (`DATABASE_URL`, `AUSTA_KEYSTORE_URL`, `AUSTA_MASTER_KEY` or `AUSTA_MASTER_KEY_FILE`), as for
+/// (`DATABASE_URL`, `AUSTA_KEYSTORE_URL`, `AUSTA_MASTER_KEY` or `AUSTA_MASTER_KEY_FILE`,
+/// `AUSTA_READ_AUDIT`), as for
 /// [`Database::from_env`].
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +24,9 @@ pub struct OpenOptions {
     /// Create the key file when it does not exist (development set-ups).
     #[serde(default)]
     pub create_key_file: bool,
+    /// When a read's audit event is durable: `relaxed` or `strict` (default `AUSTA_READ_AUDIT`, else
+    /// relaxed; see [`austa_core::db::ReadAudit`]).
+    pub read_audit: Option<String>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -56,6 +60,11 @@ pub async fn open(options: OpenOptions) -> Result<Database> {
     };
     if let Some(keystore) = &options.keystore_url {
         db_options = db_options.keystore(keystore.clone());
+    }
+    match (&options.read_audit, std::env::var("AUSTA_READ_AUDIT")) {
+        (Some(mode), _) => db_options = db_options.read_audit(mode.parse()?),
+        (None, Ok(mode)) if !mode.is_empty() => db_options = db_options.read_audit(mode.parse()?),
+        _ => {}
     }
     Database::open(db_options, keys).await
 }

@@ -254,6 +254,22 @@ impl Keyring {
         Ok(KeySet { org, patients: found })
     }
 
+    /// Adds `patient`'s keys to `keys` when this handle has them cached, without asking the key
+    /// store (so that code holding a transaction may look, and never waits for another connection).
+    /// Returns whether `keys` now holds them.
+    pub fn add_cached_patient(&self, keys: &mut KeySet, patient: Uuid) -> bool {
+        if keys.patients.contains_key(&patient) {
+            return true;
+        }
+        match self.cache.get(CacheKey::Patient(keys.org.organization, patient)) {
+            Some(Cached::Patient(k)) => {
+                keys.patients.insert(patient, k);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// `keys` reloaded from the key store if it holds a key version they lack, as happens when another
     /// process started a rotation before this handle's cache expired: rows it re-encrypts name the new
     /// version. `None` when nothing is missing (a genuinely unknown key stays an error); that check is
@@ -349,6 +365,10 @@ impl Keyring {
         organization: Uuid,
         patients: impl IntoIterator<Item = Uuid>,
     ) -> Result<()> {
+        let patients: Vec<Uuid> = patients.into_iter().collect();
+        if patients.is_empty() {
+            return Ok(());
+        }
         let org = self.org_keys(organization).await?;
         let now = austa_sql::time::truncate(self.clock.now());
         let mut created = Vec::new();

@@ -48,6 +48,16 @@ pub trait Dialect: Send + Sync + 'static {
     /// A condition that holds when the JSON array of text in `column` contains the text bound at
     /// `param` (e.g. `$2`).
     fn json_array_contains(&self, column: &str, param: &str) -> String;
+
+    /// The statement that opens a [`TxMode::RecordedRead`](crate::TxMode::RecordedRead) transaction's
+    /// settings: the tenant (`$1` = `$2`, as [`Dialect::set_local`]) and a commit that does not wait
+    /// for the log flush; `None` where commits cost no flush to wait for (SQLite in WAL mode with
+    /// `synchronous=NORMAL` syncs at checkpoints, not at commits).
+    fn relaxed_commit(&self) -> Option<&'static str>;
+
+    /// Whether one statement can insert into two tables (a data-modifying `WITH`), so that an audit
+    /// event and its chain-queue entry are one round trip.
+    fn writable_cte(&self) -> bool;
 }
 
 /// SQLite's dialect.
@@ -88,6 +98,14 @@ impl Dialect for Sqlite {
     fn json_array_contains(&self, column: &str, param: &str) -> String {
         format!("EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = {param})")
     }
+
+    fn relaxed_commit(&self) -> Option<&'static str> {
+        None
+    }
+
+    fn writable_cte(&self) -> bool {
+        false
+    }
 }
 
 impl Dialect for Postgres {
@@ -126,6 +144,18 @@ impl Dialect for Postgres {
 
     fn json_array_contains(&self, column: &str, param: &str) -> String {
         format!("{column} @> jsonb_build_array({param}::text)")
+    }
+
+    /// `synchronous_commit = off` for this transaction only: PostgreSQL acknowledges the commit before
+    /// the WAL flush and flushes within three times `wal_writer_delay` (600 ms by default). A server
+    /// crash in that window loses the transaction whole, never part of it, and no later synchronous
+    /// commit can depend on it without flushing it first (the WAL is flushed in order).
+    fn relaxed_commit(&self) -> Option<&'static str> {
+        Some("SELECT set_config($1, $2, true), set_config('synchronous_commit', 'off', true)")
+    }
+
+    fn writable_cte(&self) -> bool {
+        true
     }
 }
 

@@ -12,6 +12,7 @@
 //!   backend.
 //! * [`migrate`]: the embedded migrations and their runner.
 //! * [`time`]: timestamps at the storage resolution, and the [`Clock`](time::Clock) the library reads.
+//! * [`count_round_trips`]: how many statements an operation sends, for tests that hold it to a budget.
 //!
 //! Every transaction on PostgreSQL first sets the tenant (`austa.organization_id`) as a
 //! transaction-local setting, never per session, because connections are pooled. On SQLite, write
@@ -24,6 +25,7 @@ pub mod migrate;
 mod pool;
 mod row;
 pub mod time;
+mod trips;
 mod tx;
 mod value;
 
@@ -31,5 +33,6 @@ pub use builder::{Filter, QueryBuilder, Separated};
 pub use dialect::{Dialect, RowLock};
 pub use pool::{redact_password, Backend, Pool};
 pub use row::Row;
+pub use trips::count_round_trips;
 pub use tx::{begin_on, Tx, TxMode, TENANT_SETTING};
 pub use value::{sqlite_time, IntoValue, Query, Value, SQLITE_TIME_FORMAT};

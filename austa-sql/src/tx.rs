@@ -14,24 +14,30 @@ pub const TENANT_SETTING: &str = "austa.organization_id";
 /// Opens a transaction on `pool`; on PostgreSQL it is bound to `organization` with a transaction-local
 /// `austa.organization_id` ([`TENANT_SETTING`]).
 pub async fn begin_on(pool: &Pool, organization: Option<Uuid>, mode: TxMode) -> Result<Tx> {
+    crate::trips::record();
     {
         match pool {
             Pool::Sqlite(p) => {
                 // A deferred transaction reads one snapshot from its first statement on (WAL).
                 let tx = match mode {
                     TxMode::Read | TxMode::Snapshot => p.begin().await?,
-                    TxMode::Write => p.begin_with("BEGIN IMMEDIATE").await?,
+                    TxMode::Write | TxMode::RecordedRead => p.begin_with("BEGIN IMMEDIATE").await?,
                 };
                 Ok(Tx::Sqlite(tx))
             }
             Pool::Postgres(p) => {
                 let tx = match mode {
                     TxMode::Snapshot => p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?,
-                    TxMode::Read | TxMode::Write => p.begin().await?,
+                    TxMode::Read | TxMode::Write | TxMode::RecordedRead => p.begin().await?,
                 };
                 let mut tx = Tx::Postgres(tx);
                 let org = organization.map(|o| o.to_string()).unwrap_or_default();
-                tx.set_local(TENANT_SETTING, &org).await?;
+                match (mode, tx.dialect().relaxed_commit()) {
+                    (TxMode::RecordedRead, Some(sql)) => {
+                        tx.fetch_optional(Query::new(sql).bind(TENANT_SETTING).bind(org)).await?;
+                    }
+                    _ => tx.set_local(TENANT_SETTING, &org).await?,
+                }
                 Ok(tx)
             }
         }
@@ -47,6 +53,11 @@ pub enum TxMode {
     Write,
     /// Read-only, every statement seeing the same snapshot (PostgreSQL `REPEATABLE READ`).
     Snapshot,
+    /// A read whose only writes are the audit events recording it. SQLite takes the write lock up
+    /// front, as for [`TxMode::Write`]; on PostgreSQL the commit does not wait for the log flush (see
+    /// [`Dialect::relaxed_commit`]), so readers do not queue on the disk. Use it for nothing else:
+    /// data writes keep [`TxMode::Write`] and its durable commit.
+    RecordedRead,
 }
 
 /// A transaction on the concrete backend.
@@ -124,6 +135,7 @@ impl Tx {
 
     /// Runs a statement; returns the number of affected rows.
     pub async fn execute(&mut self, q: Query) -> Result<u64> {
+        crate::trips::record();
         Ok(match self {
             Tx::Sqlite(tx) => {
                 let (sql, args) = value::anonymous_placeholders(&q.sql, q.args);
@@ -137,6 +149,7 @@ impl Tx {
 
     /// Runs a query and returns every row.
     pub async fn fetch_all(&mut self, q: Query) -> Result<Vec<Row>> {
+        crate::trips::record();
         Ok(match self {
             Tx::Sqlite(tx) => {
                 let (sql, args) = value::anonymous_placeholders(&q.sql, q.args);
@@ -162,6 +175,7 @@ impl Tx {
 
     /// Runs a query expected to return at most one row.
     pub async fn fetch_optional(&mut self, q: Query) -> Result<Option<Row>> {
+        crate::trips::record();
         Ok(match self {
             Tx::Sqlite(tx) => {
                 let (sql, args) = value::anonymous_placeholders(&q.sql, q.args);
@@ -179,6 +193,7 @@ impl Tx {
 
     /// Commits the transaction.
     pub async fn commit(self) -> Result<()> {
+        crate::trips::record();
         match self {
             Tx::Sqlite(tx) => tx.commit().await?,
             Tx::Postgres(tx) => tx.commit().await?,

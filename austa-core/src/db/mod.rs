@@ -18,8 +18,10 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::time::{Clock, SystemClock};
 use austa_crypto::{KeyCacheConfig, KeyProvider, KeySet, Keyring, OrgKeys};
-pub use austa_sql::{redact_password, Backend};
-pub(crate) use austa_sql::{Filter, IntoValue, Pool, Query, QueryBuilder, Row, RowLock, Tx, TxMode, Value};
+pub use austa_sql::{count_round_trips, redact_password, Backend};
+pub(crate) use austa_sql::{
+    Dialect, Filter, IntoValue, Pool, Query, QueryBuilder, Row, RowLock, Tx, TxMode, Value, TENANT_SETTING,
+};
 
 /// Default database when `DATABASE_URL` is not set: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://austa.db";
@@ -48,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     /// Organizations whose committed audit events wait for the background sequencer (PostgreSQL).
     pub(crate) links: Arc<LinkQueue>,
+    /// How durable a read's audit event is when the read returns.
+    pub(crate) read_audit: ReadAudit,
 }
 
 impl std::fmt::Debug for Database {
@@ -85,6 +89,7 @@ impl Database {
                 keyring: Keyring::new(keys, store, options.key_cache, clock.clone()),
                 clock,
                 links: Arc::default(),
+                read_audit: options.read_audit,
             }),
         };
         db.verify_master_key().await?;
@@ -242,15 +247,73 @@ pub struct DatabaseOptions {
     pub key_cache: KeyCacheConfig,
     /// Where the library reads the time (default: the system clock).
     pub clock: Arc<dyn Clock>,
+    /// When a read's audit event is durable (default: [`ReadAudit::Relaxed`]).
+    pub read_audit: ReadAudit,
+}
+
+/// When the audit event of a read (a get, a lookup, a listing, a history page) is durable.
+///
+/// Every read records its event in the read's own transaction, with the read: a read that returns
+/// always has its event committed, whatever this says. The choice is only whether the read also waits
+/// for that commit to reach the disk. Writes always do.
+///
+/// | mode | the read returns after | a PostgreSQL server crash can lose |
+/// |---|---|---|
+/// | `Relaxed` | the commit, before the log flush | the read events of the last 3 × `wal_writer_delay` (600 ms by default) |
+/// | `Strict` | the log flush | nothing |
+///
+/// A lost event is lost whole, with its chain-queue entry, so the chain never links a missing event;
+/// nothing else is lost with it, since the transaction wrote nothing else, and no write that commits
+/// later can survive without it (PostgreSQL flushes the log in order). SQLite (WAL,
+/// `synchronous=NORMAL`) syncs at checkpoints for reads and writes alike: an application crash loses
+/// nothing, a power loss the commits since the last checkpoint; the two modes are the same there.
+///
+/// ```
+/// use austa_core::db::{DatabaseOptions, ReadAudit};
+/// let options = DatabaseOptions::new("sqlite::memory:").read_audit(ReadAudit::Strict);
+/// assert_eq!(options.read_audit, ReadAudit::Strict);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReadAudit {
+    /// Reads wait for their event's commit, not for its flush (PostgreSQL `synchronous_commit = off`
+    /// in read transactions only): readers do not queue on the disk.
+    #[default]
+    Relaxed,
+    /// Reads return only once their event is on disk.
+    Strict,
+}
+
+impl ReadAudit {
+    /// The transaction mode of a read in this mode.
+    pub(crate) fn tx_mode(self) -> TxMode {
+        match self {
+            ReadAudit::Relaxed => TxMode::RecordedRead,
+            ReadAudit::Strict => TxMode::Write,
+        }
+    }
+}
+
+impl std::str::FromStr for ReadAudit {
+    type Err = Error;
+
+    /// `relaxed` or `strict` (the value of `AUSTA_READ_AUDIT`).
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "relaxed" => Ok(ReadAudit::Relaxed),
+            "strict" => Ok(ReadAudit::Strict),
+            _ => Err(Error::Config("AUSTA_READ_AUDIT must be `relaxed` or `strict`".into())),
+        }
+    }
 }
 
 impl PartialEq for DatabaseOptions {
-    /// Equal when they name the same databases, cache limits and clock.
+    /// Equal when they name the same databases, cache limits, clock and read-audit durability.
     fn eq(&self, other: &Self) -> bool {
         self.url == other.url
             && self.keystore_url == other.keystore_url
             && self.key_cache == other.key_cache
             && Arc::ptr_eq(&self.clock, &other.clock)
+            && self.read_audit == other.read_audit
     }
 }
 
@@ -259,7 +322,19 @@ impl Eq for DatabaseOptions {}
 impl DatabaseOptions {
     /// Options for `url` with the key store in the same database and the default cache.
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), keystore_url: None, key_cache: KeyCacheConfig::default(), clock: Arc::new(SystemClock) }
+        Self {
+            url: url.into(),
+            keystore_url: None,
+            key_cache: KeyCacheConfig::default(),
+            clock: Arc::new(SystemClock),
+            read_audit: ReadAudit::default(),
+        }
+    }
+
+    /// Sets when a read's audit event is durable (see [`ReadAudit`]).
+    pub fn read_audit(mut self, mode: ReadAudit) -> Self {
+        self.read_audit = mode;
+        self
     }
 
     /// Sets the clock the library reads the time from: tests and simulations pass an
@@ -281,8 +356,8 @@ impl DatabaseOptions {
         self
     }
 
-    /// From `DATABASE_URL`, `AUSTA_KEYSTORE_URL`, `AUSTA_KEY_CACHE_MAX_ENTRIES` and
-    /// `AUSTA_KEY_CACHE_TTL_SECONDS`.
+    /// From `DATABASE_URL`, `AUSTA_KEYSTORE_URL`, `AUSTA_KEY_CACHE_MAX_ENTRIES`,
+    /// `AUSTA_KEY_CACHE_TTL_SECONDS` and `AUSTA_READ_AUDIT` (`relaxed` or `strict`).
     pub fn from_env() -> Result<Self> {
         let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string());
         let mut options = Self::new(url);
@@ -299,6 +374,9 @@ impl DatabaseOptions {
         if let Some(n) = number("AUSTA_KEY_CACHE_TTL_SECONDS")? {
             options.key_cache.ttl = Duration::from_secs(n);
         }
+        if let Some(mode) = std::env::var("AUSTA_READ_AUDIT").ok().filter(|s| !s.is_empty()) {
+            options.read_audit = mode.parse()?;
+        }
         Ok(options)
     }
 }
@@ -310,6 +388,7 @@ impl std::fmt::Debug for DatabaseOptions {
             .field("keystore_url", &self.keystore_url.as_deref().map(redact_password))
             .field("key_cache", &self.key_cache)
             .field("clock", &self.clock)
+            .field("read_audit", &self.read_audit)
             .finish()
     }
 }

@@ -203,14 +203,55 @@ pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid, now: Da
     }
     let linked = (head.seq - start) as u64;
     if linked > 0 {
-        let key_id = keys.active_id();
-        let head_mac = head_mac(keys, key_id, org, head.seq, &head.mac)?.to_vec();
-        let sql = "UPDATE audit_heads SET seq = $1, mac = $2, key_id = $3, head_mac = $4, updated_at = $5 \
-                   WHERE organization_id = $6";
-        tx.execute(Query::new(sql).bind(head.seq).bind(head.mac).bind(key_id).bind(head_mac).bind(now).bind(org))
-            .await?;
+        move_head(tx, keys, org, head, now).await?;
     }
     Ok(Linked { linked, stalled })
+}
+
+/// Moves the chain head of `org` to `head`, under a new head MAC.
+async fn move_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid, head: Head, now: DateTime<Utc>) -> Result<()> {
+    let key_id = keys.active_id();
+    let head_mac = head_mac(keys, key_id, org, head.seq, &head.mac)?.to_vec();
+    let sql = "UPDATE audit_heads SET seq = $1, mac = $2, key_id = $3, head_mac = $4, updated_at = $5 \
+               WHERE organization_id = $6";
+    tx.execute(Query::new(sql).bind(head.seq).bind(head.mac).bind(key_id).bind(head_mac).bind(now).bind(org)).await?;
+    Ok(())
+}
+
+/// Links `events` (id and MAC of events this transaction has just written, in id order, not queued)
+/// right after the head, when the queue of `org` is empty: their MACs are known, so nothing is read
+/// back or checked again. Returns `false`, having written nothing, when the queue holds events
+/// (another writer's, waiting for keys this handle lacks): those come first, through
+/// [`link_pending`]. For writers the database serializes (SQLite), inside their transaction.
+pub(crate) async fn link_written(
+    tx: &mut Tx,
+    keys: &OrgKeys,
+    org: Uuid,
+    events: &[(Uuid, [u8; 32])],
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let mut head = lock_head(tx, keys, org, now).await?;
+    let queued = Query::new("SELECT event_id FROM audit_pending WHERE organization_id = $1 LIMIT 1").bind(org);
+    if tx.fetch_optional(queued).await?.is_some() {
+        return Ok(false);
+    }
+    let key_id = keys.active_id();
+    let mut links = Vec::with_capacity(events.len());
+    for (id, mac) in events {
+        let link = link_mac(keys, key_id, org, *id, mac, &head.mac)?;
+        head.seq += 1;
+        links.push((head.seq, *id, std::mem::replace(&mut head.mac, link.to_vec())));
+    }
+    let per_statement = usize::try_from(BATCH).unwrap_or(256);
+    for (i, chunk) in links.chunks(per_statement).enumerate() {
+        // The MAC of a chunk's last link is the next chunk's first previous MAC, or the new head.
+        let last = links.get((i + 1) * per_statement).map_or(head.mac.as_slice(), |next| next.2.as_slice());
+        tx.execute(insert_links(org, key_id, chunk, last, now)).await?;
+    }
+    if !links.is_empty() {
+        move_head(tx, keys, org, head, now).await?;
+    }
+    Ok(true)
 }
 
 /// Links every pending event of `org`, waiting for any other linker; when an event names a key version

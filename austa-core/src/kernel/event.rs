@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use std::sync::Arc;
 
-use crate::db::{Query, Row};
+use crate::db::{Dialect, IntoValue, Query, QueryBuilder, Row, Value};
 use crate::error::{Error, Result};
 use crate::model::{AuditAction, AuditLog, AuditOutcome, EntityType, RiskLevel, Sensitivity, MAX_LISTED_IDS};
 use crate::scope::{Role, Scope};
@@ -460,45 +460,97 @@ pub(crate) fn decode(row: &Row) -> Result<Stored> {
     Ok(Stored { log, reason: row.opt_bytes("reason")?, key_id, mac })
 }
 
-/// The INSERT of an event.
-pub(crate) fn insert_query(sealed: &Sealed) -> Query {
+/// The columns of an `audit_logs` row, in the order of [`event_values`].
+const EVENT_COLUMNS: &str = "organization_id, id, occurred_at, actor_kind, actor_id, actor_name, action, outcome, \
+     entity_type, entity_id, record_ids, record_count, patient_id, patient_ids, changed_fields, purpose, reason, \
+     session_id, request_id, ip_address, user_agent, emergency, sensitivity, sensitive_data, risk_level, \
+     requires_review, key_id, mac";
+const EVENT_COLUMN_COUNT: usize = 28;
+
+fn event_values(sealed: &Sealed) -> [Value; EVENT_COLUMN_COUNT] {
     let Sealed { log, reason, key_id, mac } = sealed;
     let strings = |v: &[Uuid]| serde_json::json!(v.iter().map(Uuid::to_string).collect::<Vec<_>>());
-    Query::new(
-        "INSERT INTO audit_logs (organization_id, id, occurred_at, actor_kind, actor_id, actor_name, action, \
-         outcome, entity_type, entity_id, record_ids, record_count, patient_id, patient_ids, changed_fields, \
-         purpose, reason, session_id, request_id, ip_address, user_agent, emergency, sensitivity, sensitive_data, \
-         risk_level, requires_review, key_id, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-         $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
-    )
-    .bind(log.organization_id)
-    .bind(log.id)
-    .bind(log.occurred_at)
-    .bind(log.actor_kind.as_str())
-    .bind(log.actor_id)
-    .bind(log.actor_name.clone())
-    .bind(log.action.as_str())
-    .bind(log.outcome.as_str())
-    .bind(log.entity_type.as_str())
-    .bind(log.entity_id)
-    .bind(strings(&log.record_ids))
-    .bind(log.record_count)
-    .bind(log.patient_id)
-    .bind(strings(&log.patient_ids))
-    .bind(serde_json::json!(log.changed_fields))
-    .bind(log.purpose.clone())
-    .bind(reason.clone())
-    .bind(log.session_id.clone())
-    .bind(log.request_id.clone())
-    .bind(log.ip_address.clone())
-    .bind(log.user_agent.clone())
-    .bind(log.emergency)
-    .bind(log.sensitivity.as_str())
-    .bind(log.sensitive_data)
-    .bind(log.risk_level.as_str())
-    .bind(log.requires_review)
-    .bind(*key_id)
-    .bind(mac.to_vec())
+    [
+        log.organization_id.into_value(),
+        log.id.into_value(),
+        log.occurred_at.into_value(),
+        log.actor_kind.as_str().into_value(),
+        log.actor_id.into_value(),
+        log.actor_name.clone().into_value(),
+        log.action.as_str().into_value(),
+        log.outcome.as_str().into_value(),
+        log.entity_type.as_str().into_value(),
+        log.entity_id.into_value(),
+        strings(&log.record_ids).into_value(),
+        log.record_count.into_value(),
+        log.patient_id.into_value(),
+        strings(&log.patient_ids).into_value(),
+        serde_json::json!(log.changed_fields).into_value(),
+        log.purpose.clone().into_value(),
+        reason.clone().into_value(),
+        log.session_id.clone().into_value(),
+        log.request_id.clone().into_value(),
+        log.ip_address.clone().into_value(),
+        log.user_agent.clone().into_value(),
+        log.emergency.into_value(),
+        log.sensitivity.as_str().into_value(),
+        log.sensitive_data.into_value(),
+        log.risk_level.as_str().into_value(),
+        log.requires_review.into_value(),
+        (*key_id).into_value(),
+        mac.to_vec().into_value(),
+    ]
+}
+
+/// The statements that store `events` and, with `queue`, list each in the chain's queue
+/// (`audit_pending`): multi-row, as many events per statement as the dialect's parameter budget
+/// allows. Where one statement can write two tables the event rows and their queue entries are one
+/// statement (`WITH e AS (INSERT INTO audit_logs ...) INSERT INTO audit_pending ...`), so a
+/// transaction's events usually cost one round trip.
+pub(crate) fn insert_events(events: &[Sealed], dialect: &dyn Dialect, queue: bool) -> Vec<Query> {
+    let per_statement = (dialect.max_bind_params() / (EVENT_COLUMN_COUNT + 2)).max(1);
+    let together = queue && dialect.writable_cte();
+    let mut statements = Vec::new();
+    for chunk in events.chunks(per_statement) {
+        let mut logs = QueryBuilder::new(if together { "WITH e AS (" } else { "" });
+        logs.push(format_args!("INSERT INTO audit_logs ({EVENT_COLUMNS}) VALUES "));
+        for (i, sealed) in chunk.iter().enumerate() {
+            if i > 0 {
+                logs.push(", ");
+            }
+            logs.push_tuple(event_values(sealed));
+        }
+        if together {
+            logs.push(") ");
+            statements.push(queue_events(logs, chunk));
+        } else {
+            statements.push(logs.build());
+            if queue {
+                statements.push(queue_events(QueryBuilder::new(""), chunk));
+            }
+        }
+    }
+    statements
+}
+
+/// The statements that list `events` (written already) in the chain's queue.
+pub(crate) fn queue_statements(events: &[Sealed], dialect: &dyn Dialect) -> Vec<Query> {
+    events
+        .chunks((dialect.max_bind_params() / 2).max(1))
+        .map(|chunk| queue_events(QueryBuilder::new(""), chunk))
+        .collect()
+}
+
+/// `q` followed by the `INSERT INTO audit_pending` of `events`.
+fn queue_events(mut q: QueryBuilder, events: &[Sealed]) -> Query {
+    q.push("INSERT INTO audit_pending (organization_id, event_id) VALUES ");
+    for (i, sealed) in events.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push_tuple([sealed.log.organization_id, sealed.log.id]);
+    }
+    q.build()
 }
 
 #[cfg(test)]

@@ -33,4 +33,4 @@ pub use outbox::OutboxOperation;
 pub(crate) use event::Event;
 pub(crate) use model::Sealed;
 pub(crate) use outbox::enqueue_in;
-pub(crate) use record::{check, denied, record_alone, AuditTx};
+pub(crate) use record::{check, denied, record_alone, record_read_alone, AuditTx};

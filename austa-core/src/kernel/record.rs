@@ -3,8 +3,13 @@
 //! [`AuditTx`] is the transaction every audited operation runs in: it loads the organization's keys
 //! before opening the transaction (never waiting for the key store while holding one), derefs to the
 //! underlying [`Tx`] for the operation's own statements, and [`AuditTx::record`] adds the event and
-//! its pending-chain entry to the same transaction. A rollback (an error, a dropped future) leaves no
-//! event; a commit always has its event. Committing also links pending events into the chain: inside
+//! its pending-chain entry to the same transaction: sealed (MACed) at once, written with the
+//! transaction's other events just before the commit, in as few statements as the dialect allows
+//! (one on PostgreSQL). A rollback (an error, a dropped future) leaves no event; a commit always has
+//! its events.
+//!
+//! Reads open theirs with [`AuditTx::begin_read`]: the same transaction and the same event, with the
+//! commit's durability the handle's [`ReadAudit`](crate::db::ReadAudit) says. Committing also links pending events into the chain: inside
 //! the transaction on SQLite (whose writers are serialized anyway), in the background after the
 //! commit on PostgreSQL (so that writers never queue on the chain; see
 //! [`sequencer`](super::sequencer)).
@@ -18,9 +23,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::chain;
-use super::event::{insert_query, Event};
+use super::event::{insert_events, queue_statements, Event, Sealed};
 use crate::access::Action;
-use crate::db::{Query, Tx, TxMode};
+use crate::db::{Tx, TxMode};
 use crate::error::{Error, Result};
 use crate::model::{AuditAction, AuditOutcome};
 use crate::scope::Scope;
@@ -31,7 +36,8 @@ pub(crate) struct AuditTx<'s> {
     scope: &'s Scope,
     keys: Arc<OrgKeys>,
     tx: Tx,
-    events: usize,
+    /// Events sealed, written at commit.
+    events: Vec<Sealed>,
 }
 
 impl Deref for AuditTx<'_> {
@@ -51,10 +57,20 @@ impl<'s> AuditTx<'s> {
     /// Opens a write transaction bound to the scope's organization. (Reads write their event too, so
     /// on SQLite every audited transaction takes the write lock up front.)
     pub(crate) async fn begin(scope: &'s Scope) -> Result<Self> {
+        Self::begin_as(scope, TxMode::Write).await
+    }
+
+    /// Opens the transaction of a read, whose only writes are the events recording it: durable at
+    /// commit or soon after, as the handle's [`ReadAudit`](crate::db::ReadAudit) says.
+    pub(crate) async fn begin_read(scope: &'s Scope) -> Result<Self> {
+        Self::begin_as(scope, scope.db().inner.read_audit.tx_mode()).await
+    }
+
+    async fn begin_as(scope: &'s Scope, mode: TxMode) -> Result<Self> {
         let org = scope.organization_id();
         let keys = scope.db().org_keys(org).await?;
-        let tx = scope.db().begin(Some(org), TxMode::Write).await?;
-        Ok(Self { scope, keys, tx, events: 0 })
+        let tx = scope.db().begin(Some(org), mode).await?;
+        Ok(Self { scope, keys, tx, events: Vec::new() })
     }
 
     /// The operation's time, by the database's clock.
@@ -62,32 +78,39 @@ impl<'s> AuditTx<'s> {
         self.scope.now()
     }
 
-    /// Adds an event to this transaction; returns its id.
+    /// Adds an event to this transaction (sealed now, written at commit); returns its id.
     pub(crate) async fn record(&mut self, event: Event) -> Result<Uuid> {
         let sealed = event.into_log(self.scope, &self.keys)?;
-        self.tx.execute(insert_query(&sealed)).await?;
-        let log = &sealed.log;
-        self.tx
-            .execute(
-                Query::new("INSERT INTO audit_pending (organization_id, event_id) VALUES ($1, $2)")
-                    .bind(log.organization_id)
-                    .bind(log.id),
-            )
-            .await?;
-        self.events += 1;
-        Ok(log.id)
+        let id = sealed.log.id;
+        self.events.push(sealed);
+        Ok(id)
     }
 
-    /// Commits the work and its events, then links them into the chain.
+    /// Writes the work's events, commits, then links them into the chain.
     pub(crate) async fn commit(mut self) -> Result<()> {
-        debug_assert!(self.events > 0, "an audited transaction committed without an event");
-        let org = self.scope.organization_id();
-        if self.tx.dialect().serializes_writers() {
-            // Writers are serialized anyway: link inside the transaction. Events this transaction's
-            // keys cannot check (another process rotated) stay queued for the next pass.
-            chain::link_pending(&mut self.tx, &self.keys, org, self.scope.now()).await?;
+        debug_assert!(!self.events.is_empty(), "an audited transaction committed without an event");
+        let (org, dialect) = (self.scope.organization_id(), self.tx.dialect());
+        if dialect.serializes_writers() {
+            // Writers are serialized anyway: link inside the transaction, straight from the events'
+            // MACs when nothing else waits in the queue. Otherwise the events join the queue, and
+            // it is linked in order; events this transaction's keys cannot check (another process
+            // rotated) stay queued for the next pass.
+            for statement in insert_events(&self.events, dialect, false) {
+                self.tx.execute(statement).await?;
+            }
+            let written: Vec<(Uuid, [u8; 32])> = self.events.iter().map(|e| (e.log.id, e.mac)).collect();
+            let now = self.scope.now();
+            if !chain::link_written(&mut self.tx, &self.keys, org, &written, now).await? {
+                for statement in queue_statements(&self.events, dialect) {
+                    self.tx.execute(statement).await?;
+                }
+                chain::link_pending(&mut self.tx, &self.keys, org, now).await?;
+            }
             self.tx.commit().await
         } else {
+            for statement in insert_events(&self.events, dialect, true) {
+                self.tx.execute(statement).await?;
+            }
             self.tx.commit().await?;
             // Linked by the background sequencer: the writer's work ends at its commit.
             super::sequencer::schedule(self.scope.db(), org);
@@ -100,6 +123,15 @@ impl<'s> AuditTx<'s> {
 /// work: a denied attempt, an application event, a key operation done in the key store).
 pub(crate) async fn record_alone(scope: &Scope, event: Event) -> Result<Uuid> {
     let mut tx = AuditTx::begin(scope).await?;
+    let id = tx.record(event).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// [`record_alone`] for the event of a read (a lookup that found nothing, a read of rows fetched
+/// outside the event's transaction), with a read's durability.
+pub(crate) async fn record_read_alone(scope: &Scope, event: Event) -> Result<Uuid> {
+    let mut tx = AuditTx::begin_read(scope).await?;
     let id = tx.record(event).await?;
     tx.commit().await?;
     Ok(id)

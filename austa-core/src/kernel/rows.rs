@@ -452,7 +452,7 @@ pub(crate) async fn get<M: Model>(scope: &Scope, id: Uuid) -> Result<M> {
     let access = access::<M>(scope, Action::Read, Some(id)).await?;
     let sql =
         format!("SELECT * FROM {} WHERE organization_id = $1 AND id = $2{}{access}", M::TABLE, live_filter::<M>());
-    let mut tx = AuditTx::begin(scope).await?;
+    let mut tx = AuditTx::begin_read(scope).await?;
     let row = tx.fetch_optional(Query::new(sql).bind(org).bind(id)).await?;
     tx.record(read_event(M::TABLE, row.as_slice(), Some(id))?).await?;
     tx.commit().await?;
@@ -625,7 +625,7 @@ pub(crate) async fn list_where<M: Model>(scope: &Scope, filter: Filter, page: &P
     }
     q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit) + 1);
     let query = q.build();
-    let mut tx = AuditTx::begin(scope).await?;
+    let mut tx = AuditTx::begin_read(scope).await?;
     let mut rows = tx.fetch_all(query).await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
@@ -648,7 +648,7 @@ async fn find_where_recording<M: Model>(scope: &Scope, filter: Filter, record_mi
     let access = access::<M>(scope, Action::Read, None).await?;
     let mut q = QueryBuilder::new(format!("SELECT * FROM {} WHERE organization_id = ", M::TABLE));
     q.push_bind(org).push(live_filter::<M>()).push_filter(filter).push(access).push(" LIMIT 2");
-    let mut tx = AuditTx::begin(scope).await?;
+    let mut tx = AuditTx::begin_read(scope).await?;
     let rows = tx.fetch_all(q.build()).await?;
     if rows.is_empty() && !record_miss {
         return Ok(None);
@@ -685,7 +685,7 @@ pub(crate) async fn find_by_blind<M: Model>(
     match scope.db().refresh_key_set(&keys).await? {
         Some(fresh) => find(&fresh, true).await,
         None => {
-            crate::kernel::record_alone(scope, read_event(M::TABLE, &[], None)?).await?;
+            crate::kernel::record_read_alone(scope, read_event(M::TABLE, &[], None)?).await?;
             Ok(None)
         }
     }

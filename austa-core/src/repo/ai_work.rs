@@ -104,7 +104,7 @@ impl Messages<'_> {
         }
         let scope = self.scope();
         let access = rows::access::<Message>(scope, Action::Read, None).await?;
-        let mut tx = AuditTx::begin(scope).await?;
+        let mut tx = AuditTx::begin_read(scope).await?;
         let rows = tx
             .fetch_all(
                 Query::new(format!("SELECT * FROM messages WHERE {QUEUE}{access} ORDER BY created_at, id LIMIT $3"))

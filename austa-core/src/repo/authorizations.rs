@@ -343,7 +343,7 @@ impl Authorizations<'_> {
             scope.authorize(Resource::Authorization, Action::Read),
         )
         .await?;
-        let mut tx = AuditTx::begin(scope).await?;
+        let mut tx = AuditTx::begin_read(scope).await?;
         let Some(patient) = find_live_patient(&mut tx, org, authorization_id, false).await? else {
             // Like `get`: a read naming a missing authorization is recorded as NOT_FOUND.
             tx.record(read_event(Authorization::TABLE, &[], Some(authorization_id))?).await?;

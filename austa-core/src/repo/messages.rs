@@ -347,7 +347,7 @@ impl Messages<'_> {
             None => Query::new(format!("{base} {order} LIMIT $3")).bind(org).bind(conversation_id),
         }
         .bind(i64::from(limit) + 1);
-        let mut tx = AuditTx::begin(scope).await?;
+        let mut tx = AuditTx::begin_read(scope).await?;
         let mut rows = tx.fetch_all(query).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);

@@ -336,7 +336,7 @@ impl Missions<'_> {
         )
         .await?;
         let org = scope.organization_id();
-        let mut tx = AuditTx::begin(scope).await?;
+        let mut tx = AuditTx::begin_read(scope).await?;
         let exists = tx
             .fetch_optional(
                 Query::new(

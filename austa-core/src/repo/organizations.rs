@@ -48,7 +48,7 @@ impl Scope {
     pub async fn organization(&self) -> Result<Organization> {
         let id = self.organization_id();
         check(self, TABLE, Action::Read, Some(id), None, self.authorize(Resource::Organization, Action::Read)).await?;
-        let mut tx = AuditTx::begin(self).await?;
+        let mut tx = AuditTx::begin_read(self).await?;
         let row = tx
             .fetch_optional(Query::new("SELECT * FROM organizations WHERE id = $1 AND deleted_at IS NULL").bind(id))
             .await?;
@@ -163,7 +163,7 @@ impl Organizations<'_> {
             return Err(Error::not_found("organization"));
         }
         let scope = Scope::platform_for(self.db, id);
-        let mut tx = AuditTx::begin(&scope).await?;
+        let mut tx = AuditTx::begin_read(&scope).await?;
         let row = tx
             .fetch_optional(Query::new("SELECT * FROM organizations WHERE id = $1 AND deleted_at IS NULL").bind(id))
             .await?;
@@ -270,7 +270,7 @@ impl Organizations<'_> {
         for r in rows.iter().take(limit as usize) {
             let id = r.uuid("id")?;
             let event = read_event(TABLE, std::slice::from_ref(r), Some(id))?;
-            crate::kernel::record_alone(&Scope::platform_for(self.db, id), event).await?;
+            crate::kernel::record_read_alone(&Scope::platform_for(self.db, id), event).await?;
             items.push(decode(self.db, r).await?);
         }
         let next =

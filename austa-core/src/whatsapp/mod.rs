@@ -73,7 +73,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::access::{Action, Resource};
-use crate::db::{Database, Query, QueryBuilder, RowLock, Tx, TxMode};
+use crate::db::{Database, Query, QueryBuilder, RowLock, Tx, TxMode, TENANT_SETTING};
 use crate::error::{Error, Result};
 use crate::kernel::rows;
 use crate::kernel::Model;
@@ -84,7 +84,7 @@ use crate::model::{
 use crate::repo::delivery_status::{
     apply_pending_statuses, apply_status, find_message, is_outbound, keep_pending, lock_wamid, Reported,
 };
-use crate::scope::{Actor, Scope};
+use crate::scope::{Actor, RequestContext, Scope};
 use crate::validate;
 use austa_crypto::{BlindIndexKind, KeySet, Sensitive};
 
@@ -168,21 +168,9 @@ impl WhatsApp<'_> {
     /// The organization that registered a (checked) number id and when it did.
     async fn registration(&self, phone_number_id: &str) -> Result<Option<(Uuid, DateTime<Utc>)>> {
         let mut tx = self.db.begin(None, TxMode::Read).await?;
-        name_number(&mut tx, phone_number_id).await?;
-        let rows = tx
-            .fetch_all(
-                Query::new(
-                    "SELECT organization_id, created_at FROM whatsapp_numbers WHERE phone_number_id = $1 LIMIT 2",
-                )
-                .bind(phone_number_id.to_string()),
-            )
-            .await?;
+        let found = registration_in(&mut tx, phone_number_id).await?;
         tx.commit().await?;
-        if rows.len() > 1 {
-            // Registration refuses this; never route a body to one of two claimants.
-            return Err(Error::Conflict { field: "phone_number_id".into() });
-        }
-        rows.first().map(|r| Ok((r.uuid("organization_id")?, r.time("created_at")?))).transpose()
+        Ok(found)
     }
 
     /// Stores one webhook body as Meta posts it (see the [module documentation](self)): messages,
@@ -194,16 +182,57 @@ impl WhatsApp<'_> {
     /// three attempts. Nothing is stored on error.
     pub async fn ingest(&self, body: &[u8]) -> Result<IngestReport> {
         let payload = payload::parse(body)?;
-        let Some(first) = payload.changes.first() else {
+        if payload.changes.is_empty() {
             return Ok(IngestReport::default());
-        };
+        }
+        let scope = self.route(&payload).await?;
+        for (resource, action, table) in [
+            (Resource::Message, Action::Create, "messages"),
+            (Resource::Message, Action::Update, "messages"),
+            (Resource::Patient, Action::Create, "patients"),
+            (Resource::Conversation, Action::Create, "conversations"),
+        ] {
+            check(&scope, table, action, None, None, scope.authorize(resource, action).map(|_| ())).await?;
+        }
+        // The first attempt runs on cached keys alone (the steady state: known senders, keys in the
+        // cache); when it meets a patient whose keys are not cached, or a new sender, it rolls back
+        // and the body runs again after the read-only pass that creates and loads them.
+        let (mut prepared, mut conflicts, mut last) = (false, 0, None);
+        while conflicts < MAX_ATTEMPTS {
+            // Boxed: the attempt's future is large (one transaction over the whole body).
+            match Box::pin(ingest_once(&scope, &payload, prepared)).await {
+                Ok(report) => return Ok(report),
+                Err(Attempt::Prepare) => prepared = true,
+                // A concurrent writer took a unique key first (on PostgreSQL this aborted our
+                // transaction): start over, and find its rows this time.
+                Err(Attempt::Retry(e)) => {
+                    (prepared, conflicts, last) = (true, conflicts + 1, Some(e));
+                }
+                Err(Attempt::Failed(e)) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(Error::Conflict { field: "whatsapp_message_id".into() }))
+    }
+
+    /// The scope a body is ingested in, from one read-only transaction: the organization of each
+    /// change's business number (all the same), checked to exist, and the body's times checked
+    /// against the number's registration.
+    async fn route(&self, body: &Payload) -> Result<Scope> {
+        let mut tx = self.db.begin(None, TxMode::Read).await?;
         let mut organization = None;
-        for change in &payload.changes {
+        let mut seen: HashMap<&str, (Uuid, DateTime<Utc>)> = HashMap::new();
+        for change in &body.changes {
             let field = format!("{}.metadata.phone_number_id", change.path);
-            let (found, registered_at) = self
-                .registration(&change.phone_number_id)
-                .await?
-                .ok_or_else(|| Error::validation(&field, "is not registered with any organization"))?;
+            let (found, registered_at) = match seen.get(change.phone_number_id.as_str()) {
+                Some(r) => *r,
+                None => {
+                    let r = registration_in(&mut tx, &change.phone_number_id)
+                        .await?
+                        .ok_or_else(|| Error::validation(&field, "is not registered with any organization"))?;
+                    seen.insert(&change.phone_number_id, r);
+                    r
+                }
+            };
             check_times(change, registered_at, self.db.now())?;
             match organization {
                 None => organization = Some(found),
@@ -216,30 +245,40 @@ impl WhatsApp<'_> {
                 Some(_) => {}
             }
         }
-        let organization = organization
-            .ok_or_else(|| Error::validation(format!("{}.metadata.phone_number_id", first.path), "is required"))?;
-        let scope = self.db.scope(organization, Actor::system(WEBHOOK_ACTOR)).await?;
-        for (resource, action, table) in [
-            (Resource::Message, Action::Create, "messages"),
-            (Resource::Message, Action::Update, "messages"),
-            (Resource::Patient, Action::Create, "patients"),
-            (Resource::Conversation, Action::Create, "conversations"),
-        ] {
-            check(&scope, table, action, None, None, scope.authorize(resource, action).map(|_| ())).await?;
+        let Some(organization) = organization else {
+            let path = body.changes.first().map_or("entry[0].changes[0].value", |c| c.path.as_str());
+            return Err(Error::validation(format!("{path}.metadata.phone_number_id"), "is required"));
+        };
+        // The organization, as `Database::scope` checks it for a system actor (which has no row of
+        // its own to check), in the same transaction.
+        tx.set_local(TENANT_SETTING, &organization.to_string()).await?;
+        let live = tx
+            .fetch_optional(
+                Query::new("SELECT id FROM organizations WHERE id = $1 AND deleted_at IS NULL").bind(organization),
+            )
+            .await?;
+        tx.commit().await?;
+        if live.is_none() {
+            return Err(Error::not_found("organization"));
         }
-        let mut last = None;
-        for _ in 0..MAX_ATTEMPTS {
-            // Boxed: the attempt's future is large (one transaction over the whole body).
-            match Box::pin(ingest_once(&scope, &payload)).await {
-                Ok(report) => return Ok(report),
-                // A concurrent writer took a unique key first (on PostgreSQL this aborted our
-                // transaction): start over, and find its rows this time.
-                Err(Attempt::Retry(e)) => last = Some(e),
-                Err(Attempt::Failed(e)) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or(Error::Conflict { field: "whatsapp_message_id".into() }))
+        Ok(Scope::new(self.db, organization, Actor::system(WEBHOOK_ACTOR), RequestContext::default()))
     }
+}
+
+/// The organization that registered a (checked) number id and when it did, read in `tx`.
+async fn registration_in(tx: &mut Tx, phone_number_id: &str) -> Result<Option<(Uuid, DateTime<Utc>)>> {
+    name_number(tx, phone_number_id).await?;
+    let rows = tx
+        .fetch_all(
+            Query::new("SELECT organization_id, created_at FROM whatsapp_numbers WHERE phone_number_id = $1 LIMIT 2")
+                .bind(phone_number_id.to_string()),
+        )
+        .await?;
+    if rows.len() > 1 {
+        // Registration refuses this; never route a body to one of two claimants.
+        return Err(Error::Conflict { field: "phone_number_id".into() });
+    }
+    rows.first().map(|r| Ok((r.uuid("organization_id")?, r.time("created_at")?))).transpose()
 }
 
 impl Scope {
@@ -361,6 +400,9 @@ fn check_times(change: &payload::Change, registered_at: DateTime<Utc>, now: Date
 
 /// Why one attempt ended without a report.
 enum Attempt {
+    /// The attempt ran on cached keys and met a sender or patient they do not cover: run the body
+    /// again after the read-only pass.
+    Prepare,
     /// A unique index was taken by a concurrent writer, or a row appeared whose key was not loaded:
     /// run the body again.
     Retry(Error),
@@ -395,12 +437,12 @@ fn at_path(path: &str) -> impl Fn(Error) -> Error + '_ {
 struct Resolved {
     /// The chat's open conversation and its patient.
     conversation: Option<(Uuid, Uuid)>,
-    /// The patient with that WhatsApp id or phone.
+    /// The patient with that WhatsApp id or phone (looked up only without an open conversation).
     patient: Option<Uuid>,
 }
 
-/// Looks up a sender's open conversation and patient through the blind indexes, locking the
-/// conversation row when `lock` is set.
+/// Looks up a sender's open conversation and, when it has none, its patient through the blind
+/// indexes, locking the conversation row when `lock` is set.
 async fn resolve(tx: &mut Tx, keys: &KeySet, org: Uuid, wa_id: &str, lock: bool) -> Result<Resolved> {
     let lock = if lock { tx.lock(RowLock::Update) } else { "" };
     let mut q = QueryBuilder::new("SELECT id, patient_id FROM conversations WHERE organization_id = ");
@@ -410,6 +452,10 @@ async fn resolve(tx: &mut Tx, keys: &KeySet, org: Uuid, wa_id: &str, lock: bool)
     q.push(") AND status IN ('ACTIVE','PAUSED','ESCALATED') AND deleted_at IS NULL ORDER BY id LIMIT 1").push(lock);
     let row = tx.fetch_optional(q.build()).await?;
     let conversation = row.map(|r| Ok::<_, Error>((r.uuid("id")?, r.uuid("patient_id")?))).transpose()?;
+    if conversation.is_some() {
+        // The open conversation decides the patient.
+        return Ok(Resolved { conversation, patient: None });
+    }
     let mut patient = None;
     let phone = validate::phone("phone", &format!("+{wa_id}")).ok();
     let lookups = [
@@ -439,16 +485,31 @@ fn split_name(name: Option<&str>) -> (String, String) {
     (first, if rest.is_empty() { "WhatsApp".to_string() } else { rest })
 }
 
-/// One attempt at the whole body: a read-only pass finds who the senders are and which patients'
-/// keys are needed, keys are created and loaded (never while holding the write transaction), then one
-/// audited transaction stores everything.
-async fn ingest_once(scope: &Scope, body: &Payload) -> Result<IngestReport, Attempt> {
-    let (keys, new_patients) = prepare(scope, body).await?;
+/// One attempt at the whole body in one audited transaction. Prepared (`prepared`), a read-only pass
+/// first finds who the senders are and which patients' keys are needed, and keys are created and
+/// loaded (never while holding the write transaction); otherwise the transaction runs on the keys the
+/// handle has cached and gives up with [`Attempt::Prepare`] at the first it lacks.
+async fn ingest_once(scope: &Scope, body: &Payload, prepared: bool) -> Result<IngestReport, Attempt> {
+    let (keys, new_patients) = if prepared {
+        prepare(scope, body).await?
+    } else {
+        (scope.db().key_set(scope.organization_id(), None).await?, HashMap::new())
+    };
     let org = scope.organization_id();
     let tx = AuditTx::begin(scope).await?;
     let report = IngestReport { organization_id: Some(org), ..IngestReport::default() };
-    let mut body_tx =
-        BodyTx { tx, keys, org, now: scope.now(), new_patients, report, events: Vec::new(), chats: HashMap::new() };
+    let mut body_tx = BodyTx {
+        db: scope.db(),
+        tx,
+        keys,
+        org,
+        now: scope.now(),
+        new_patients,
+        prepared,
+        report,
+        events: Vec::new(),
+        chats: HashMap::new(),
+    };
     for change in &body.changes {
         for m in &change.messages {
             body_tx.message(change, m).await?;
@@ -499,12 +560,15 @@ async fn prepare<'b>(scope: &Scope, body: &'b Payload) -> Result<(KeySet, HashMa
 
 /// The transaction of one body and what it has done so far.
 struct BodyTx<'s, 'b> {
+    db: &'s Database,
     tx: AuditTx<'s>,
     keys: KeySet,
     org: Uuid,
     now: DateTime<Utc>,
     /// Ids chosen for the patients of unknown senders, by WhatsApp id.
     new_patients: HashMap<&'b str, Uuid>,
+    /// Whether the read-only pass ran: without it, `keys` hold only what the handle had cached.
+    prepared: bool,
     report: IngestReport,
     events: Vec<Event>,
     /// The conversation and patient of each sender's chat, once found.
@@ -543,16 +607,19 @@ impl BodyTx<'_, '_> {
             self.report.statuses_ignored += 1;
             return Ok(());
         };
-        let (tx, keys, org) = (&mut self.tx, &self.keys, self.org);
         let reported = Reported { status, at: s.at, errors: &s.errors };
-        lock_wamid(tx, keys, org, &s.wamid).await?;
-        match find_message(tx, keys, org, &s.wamid, true).await? {
+        lock_wamid(&mut self.tx, &self.keys, self.org, &s.wamid).await?;
+        let found = find_message(&mut self.tx, &self.keys, self.org, &s.wamid, true).await?;
+        if let Some(row) = &found {
+            // Errors are appended to the message's encrypted metadata: its patient's keys are needed.
+            if is_outbound(row)? && !s.errors.is_empty() {
+                self.need_keys(row.uuid("patient_id")?, "message")?;
+            }
+        }
+        let (tx, keys, org) = (&mut self.tx, &self.keys, self.org);
+        match found {
             Some(row) if !is_outbound(&row)? => self.report.statuses_not_outbound += 1,
             Some(row) => {
-                let patient = row.uuid("patient_id")?;
-                if !keys.patients.contains_key(&patient) && !s.errors.is_empty() {
-                    return Err(Attempt::Retry(Error::not_found("message")));
-                }
                 match apply_status(tx, keys, org, &row, reported, self.now).await.map_err(at_path(&s.path))? {
                     Some(event) => {
                         self.report.statuses_applied += 1;
@@ -567,6 +634,19 @@ impl BodyTx<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// Makes sure the body's keys cover `patient`: from the handle's cache if need be; otherwise the
+    /// attempt ends, to be run again after the read-only pass (or, after that pass, because the row
+    /// appeared meanwhile and its key was not loaded: `not_found` on `what`, retried).
+    fn need_keys(&mut self, patient: Uuid, what: &'static str) -> Result<(), Attempt> {
+        if self.db.keyring().add_cached_patient(&mut self.keys, patient) {
+            Ok(())
+        } else if self.prepared {
+            Err(Attempt::Retry(Error::not_found(what)))
+        } else {
+            Err(Attempt::Prepare)
+        }
     }
 
     /// Records every event and the body's IMPORT event, and commits.
@@ -590,19 +670,25 @@ impl BodyTx<'_, '_> {
     /// one, or a new one for the patient found, or for a new patient.
     async fn chat_for(&mut self, change: &payload::Change, m: &Inbound) -> Result<(Uuid, Uuid), Attempt> {
         let (org, now) = (self.org, self.now);
-        let missing_key = || Attempt::Retry(Error::not_found("patient"));
         let r = resolve(&mut self.tx, &self.keys, org, &m.from, true).await?;
         if let Some((conversation, patient)) = r.conversation {
-            if !self.keys.patients.contains_key(&patient) {
-                return Err(missing_key());
-            }
+            self.need_keys(patient, "patient")?;
             return Ok((conversation, patient));
         }
         let patient = match r.patient {
-            Some(p) if self.keys.patients.contains_key(&p) => p,
-            Some(_) => return Err(missing_key()),
+            Some(p) => {
+                self.need_keys(p, "patient")?;
+                p
+            }
             None => {
-                let id = *self.new_patients.get(m.from.as_str()).ok_or_else(missing_key)?;
+                let Some(&id) = self.new_patients.get(m.from.as_str()) else {
+                    // A new sender: its patient's key is created by the read-only pass.
+                    return Err(if self.prepared {
+                        Attempt::Retry(Error::not_found("patient"))
+                    } else {
+                        Attempt::Prepare
+                    });
+                };
                 let name = change.names.iter().find(|(wa, _)| *wa == m.from).and_then(|(_, n)| n.as_deref());
                 let patient = Patient::build(org, id, now, new_patient(&m.from, name))
                     .map_err(at_path(&format!("{}.from", m.path)))?;

@@ -6,7 +6,7 @@ import datetime
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, Mapping, Optional, Union
+from typing import Any, Dict, Iterator, Literal, Mapping, Optional, Union
 
 from . import _native
 from . import _wire as w
@@ -62,7 +62,9 @@ class Database(DatabaseOperations):
     """An open database: a connection pool and the key cache. Thread-safe; share one per process.
 
     Every argument is optional and falls back to the environment (`DATABASE_URL`, `AUSTA_MASTER_KEY` or
-    `AUSTA_MASTER_KEY_FILE`, `AUSTA_KEYSTORE_URL`)::
+    `AUSTA_MASTER_KEY_FILE`, `AUSTA_KEYSTORE_URL`, `AUSTA_READ_AUDIT`). `read_audit="strict"` makes every
+    read wait until its audit event is on disk; the default, `"relaxed"`, waits for the event's commit
+    only (on PostgreSQL a server crash may lose the last ~600 ms of read events)::
 
         with austa.Database("sqlite://clinic.db", key_file="clinic.key", create_key_file=True) as db:
             db.migrate()
@@ -79,6 +81,7 @@ class Database(DatabaseOperations):
         key_file: Optional[PathLike] = None,
         keystore_url: Optional[str] = None,
         create_key_file: bool = False,
+        read_audit: Optional[Literal["relaxed", "strict"]] = None,
     ) -> None:
         options = {
             "url": url,
@@ -86,6 +89,7 @@ class Database(DatabaseOperations):
             "key_file": None if key_file is None else os.fspath(key_file),
             "keystore_url": keystore_url,
             "create_key_file": create_key_file,
+            "read_audit": read_audit,
         }
         self._native: Optional[_native.Database] = w.handle(_native.Database.open, options)
         self._attach_groups()

@@ -1,0 +1,98 @@
+//! Round trips per operation: the statements (`BEGIN` and `COMMIT` included) that the hot paths send
+//! to the database, counted with `austa_core::db::count_round_trips` and held to a budget, so that a
+//! change that adds a round trip fails here rather than in a benchmark. The budgets are the counts of
+//! the code as it is, per backend: lowering one is performance work, raising one needs a reason in its
+//! comment. (The background sequencer's statements belong to its own task and are not counted.)
+
+use austa_core::db::count_round_trips;
+use austa_core::repo::PageRequest;
+use austa_core::Scope;
+use serde_json::json;
+
+use crate::support::{patient, Backend, TestDb};
+use austa_macros::backends;
+
+const NUMBER: &str = "109876543210077";
+
+/// Round trips allowed per operation on one backend.
+struct Budget {
+    /// Ingest of one text message from a new contact: the routing read (number, organization), an
+    /// attempt on cached keys that finds no patient and rolls back, the read-only pass and key
+    /// creation, then the transaction that creates the patient, the conversation and the message with
+    /// their events.
+    ingest_new_contact: u64,
+    /// Ingest of one text message from a known patient into their open conversation (the steady
+    /// state): the routing read, then one transaction (duplicate check, conversation locked, message,
+    /// counter, kept statuses under the message id's lock, events).
+    ingest_known: u64,
+    /// A patient looked up by phone through the blind index, with its READ event.
+    lookup: u64,
+    /// The latest 50 messages of a conversation, with their READ event.
+    history: u64,
+}
+
+/// PostgreSQL: a transaction is `BEGIN`, the tenant setting, its statements, `COMMIT`; a
+/// transaction's events are one statement; chaining runs after commit, in the background.
+const POSTGRES: Budget = Budget { ingest_new_contact: 37, ingest_known: 17, lookup: 5, history: 5 };
+/// SQLite: no tenant setting and no data-modifying `WITH`; events are chained inside the transaction,
+/// from memory when the queue is empty (the head, the queue check, the links, the new head: four).
+const SQLITE: Budget = Budget { ingest_new_contact: 33, ingest_known: 16, lookup: 8, history: 8 };
+
+fn budget(tdb: &TestDb) -> Budget {
+    match tdb.backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    }
+}
+
+fn webhook(from: &str, wamid: &str) -> Vec<u8> {
+    let ts = (chrono::Utc::now().timestamp() - 60).to_string();
+    serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "WABA-RT", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "551130000000", "phone_number_id": NUMBER },
+            "contacts": [{ "profile": { "name": "Ana" }, "wa_id": from }],
+            "messages": [{ "from": from, "id": wamid, "timestamp": ts, "type": "text", "text": { "body": "Olá" } }]
+        }}]}]
+    }))
+    .unwrap()
+}
+
+async fn setup(tdb: &TestDb) -> Scope {
+    let scope = tdb.org("Clínica Round Trips").await;
+    scope.register_whatsapp_number(NUMBER).await.unwrap();
+    scope
+}
+
+#[backends]
+async fn ingest_stays_within_its_round_trip_budget(tdb: TestDb) {
+    let _scope = setup(&tdb).await;
+    let whatsapp = tdb.db.whatsapp();
+    let (report, first) = count_round_trips(whatsapp.ingest(&webhook("5511987650001", "wamid.RT1"))).await;
+    assert_eq!(report.unwrap().messages_stored, 1);
+    let (report, known) = count_round_trips(whatsapp.ingest(&webhook("5511987650001", "wamid.RT2"))).await;
+    assert_eq!(report.unwrap().messages_stored, 1);
+    let b = budget(&tdb);
+    eprintln!("round trips on {:?}: ingest new contact {first}, known {known}", tdb.backend);
+    assert!(first <= b.ingest_new_contact, "ingest, new contact: {first} round trips, budget {}", b.ingest_new_contact);
+    assert!(known <= b.ingest_known, "ingest, known patient: {known} round trips, budget {}", b.ingest_known);
+}
+
+#[backends]
+async fn lookup_and_history_stay_within_their_round_trip_budgets(tdb: TestDb) {
+    let scope = setup(&tdb).await;
+    let ana = patient(&scope, "Ana", "+5511987650002").await;
+    tdb.db.whatsapp().ingest(&webhook("5511987650002", "wamid.RT3")).await.unwrap();
+    let conversation = scope.conversations().list_for_patient(ana.id, PageRequest::first(1)).await.unwrap();
+    let conversation = conversation.items[0].id;
+
+    let (found, lookup) = count_round_trips(scope.patients().find_by_phone("+5511987650002")).await;
+    assert_eq!(found.unwrap().map(|p| p.id), Some(ana.id));
+    let (page, history) = count_round_trips(scope.messages().history(conversation, PageRequest::first(50))).await;
+    assert_eq!(page.unwrap().items.len(), 1);
+    let b = budget(&tdb);
+    eprintln!("round trips on {:?}: lookup {lookup}, history {history}", tdb.backend);
+    assert!(lookup <= b.lookup, "lookup by phone: {lookup} round trips, budget {}", b.lookup);
+    assert!(history <= b.history, "history: {history} round trips, budget {}", b.history);
+}
