@@ -650,3 +650,45 @@ async fn message_times_must_be_near_now_and_after_the_number_was_registered(tdb:
     assert_eq!(w.ingest(&b).await.unwrap().messages_stored, 2);
     assert_eq!(message(&scope, "wamid.T-5").await.sent_at.timestamp(), retried);
 }
+
+#[backends]
+async fn a_remembered_route_is_checked_again_in_every_ingest(tdb: TestDb) {
+    // The handle remembers where a number's bodies went; every ingest checks that again in its own
+    // transaction, so a moved number, a deleted organization or a late message never follow the
+    // memory.
+    let first = setup(&tdb, "Clínica Primeira").await;
+    let whatsapp = tdb.db.whatsapp();
+    let one = |wamid: &str, ts: i64| {
+        body(vec![value(
+            NUMBER,
+            contact("5511987654400", "Ana"),
+            json!([text(wamid, "5511987654400", ts, "Oi")]),
+            json!([]),
+        )])
+    };
+    whatsapp.ingest(&one("wamid.ROUTE1", *BASE_TS)).await.unwrap();
+    let report = whatsapp.ingest(&one("wamid.ROUTE2", *BASE_TS + 1)).await.unwrap();
+    assert_eq!(report.organization_id, Some(first.organization_id()));
+
+    // A time before the registration's window fails on the remembered route as on a fresh one.
+    let old = *BASE_TS - 30 * 86_400;
+    let late = whatsapp.ingest(&one("wamid.ROUTE3", old)).await;
+    assert_validation(late, "entry[0].changes[0].value.messages[0].timestamp");
+
+    // The number moves to another organization: the next body goes there.
+    first.unregister_whatsapp_number(NUMBER).await.unwrap();
+    let second = setup(&tdb, "Clínica Segunda").await;
+    let report = whatsapp.ingest(&one("wamid.ROUTE4", *BASE_TS + 2)).await.unwrap();
+    assert_eq!(report.organization_id, Some(second.organization_id()));
+    let in_first =
+        count(&tdb, &format!("SELECT COUNT(*) FROM messages WHERE organization_id = '{}'", first.organization_id()))
+            .await;
+    assert_eq!(in_first, 2, "nothing more reached the number's former organization");
+
+    // Its organization is deleted: the body is refused, nothing is stored.
+    tdb.db.organizations().delete(second.organization_id()).await.unwrap();
+    let before = count(&tdb, "SELECT COUNT(*) FROM messages").await;
+    let gone = whatsapp.ingest(&one("wamid.ROUTE5", *BASE_TS + 3)).await;
+    assert!(matches!(gone, Err(austa_core::Error::NotFound { .. })), "{gone:?}");
+    assert_eq!(count(&tdb, "SELECT COUNT(*) FROM messages").await, before);
+}

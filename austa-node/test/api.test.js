@@ -344,6 +344,25 @@ for (const backend of backends()) {
   });
 }
 
+test('reads are recorded in both read-audit modes; a bad mode is a config error', async () => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'austa-read-audit-')), 'r.db');
+  const url = `sqlite://${file}`;
+  const db = await austa.Database.open({ url, masterKey: MASTER_KEY });
+  await db.migrate();
+  const scope = await newScope(db);
+  const ana = await scope.patients.create(patientRow({ firstName: 'Ana' }));
+  for (const readAudit of ['strict', 'relaxed']) {
+    const other = await austa.Database.open({ url, masterKey: MASTER_KEY, readAudit });
+    const reader = await other.scope(scope.organizationId, austa.Actor.platform());
+    const before = (await scope.auditLogs.forEntity('PATIENT', ana.id)).items.length;
+    assert.equal((await reader.patients.get(ana.id)).id, ana.id);
+    assert.equal((await scope.auditLogs.forEntity('PATIENT', ana.id)).items.length, before + 1, readAudit);
+    await other.close();
+  }
+  await assert.rejects(austa.Database.open({ url, masterKey: MASTER_KEY, readAudit: 'eventually' }), (e) => e instanceof austa.ConfigError && e.message.includes('AUSTA_READ_AUDIT'));
+  await db.close();
+});
+
 test('typed errors for bad arguments and a closed database', async () => {
   const db = await austa.Database.open({ url: 'sqlite::memory:', masterKey: MASTER_KEY });
   await db.migrate();

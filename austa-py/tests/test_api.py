@@ -51,6 +51,23 @@ def test_open_errors_are_typed(tmp_path: Path) -> None:
     assert key_file.exists()
 
 
+def test_read_audit_modes(db: austa.Database, tmp_path: Path) -> None:
+    # Both modes record every read; a bad mode is a configuration error naming the setting.
+    org = new_org(db, "Clínica Durabilidade")
+    scope = db.scope(org.id, austa.Actor.platform())
+    ana = scope.patients.create(patient_row(first_name="Ana"))
+    for mode in ("strict", "relaxed"):
+        with austa.Database(_url_of(db, tmp_path), master_key=MASTER_KEY, read_audit=mode) as other:
+            reader = other.scope(org.id, austa.Actor.platform())
+            before = len(scope.audit_logs.for_entity(austa.EntityType.PATIENT, ana.id).items)
+            assert reader.patients.get(ana.id).id == ana.id
+            after = len(scope.audit_logs.for_entity(austa.EntityType.PATIENT, ana.id).items)
+            assert after == before + 1, mode
+    with pytest.raises(austa.ConfigError) as error:
+        austa.Database(_url_of(db, tmp_path), master_key=MASTER_KEY, read_audit="eventually")  # type: ignore[arg-type]
+    assert "AUSTA_READ_AUDIT" in str(error.value)
+
+
 def test_organizations(db: austa.Database) -> None:
     org = db.organizations.create(
         {"name": "Hospital Py", "organization_type": "HOSPITAL"}, tax_id="11.222.333/0001-81"

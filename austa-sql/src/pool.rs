@@ -102,13 +102,18 @@ async fn open_pool(url: &str) -> Result<Pool> {
         let pool_opts = if memory {
             SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
         } else {
-            SqlitePoolOptions::new().max_connections(8)
+            // No ping before each acquire: a file connection does not break while idle.
+            SqlitePoolOptions::new().max_connections(8).test_before_acquire(false)
         };
         Ok(Pool::Sqlite(connect_sqlite(pool_opts, opts).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let opts =
             PgConnectOptions::from_str(url).map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
-        Ok(Pool::Postgres(PgPoolOptions::new().max_connections(16).connect_with(opts).await.map_err(Error::Database)?))
+        // No ping before each acquire (sqlx's default): that is one more round trip per transaction.
+        // A connection that broke while idle (a server restart) fails its next statement with a
+        // `database` error instead, and the pool closes it.
+        let pool_opts = PgPoolOptions::new().max_connections(16).test_before_acquire(false);
+        Ok(Pool::Postgres(pool_opts.connect_with(opts).await.map_err(Error::Database)?))
     } else {
         Err(Error::Config("database URLs must start with sqlite: or postgres:".into()))
     }

@@ -52,6 +52,9 @@ pub(crate) struct Inner {
     pub(crate) links: Arc<LinkQueue>,
     /// How durable a read's audit event is when the read returns.
     pub(crate) read_audit: ReadAudit,
+    /// The organization each WhatsApp business number was last routed to: a hint only, checked
+    /// again inside every ingest transaction that uses it.
+    pub(crate) routes: Mutex<std::collections::HashMap<String, Uuid>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -90,6 +93,7 @@ impl Database {
                 clock,
                 links: Arc::default(),
                 read_audit: options.read_audit,
+                routes: Mutex::default(),
             }),
         };
         db.verify_master_key().await?;

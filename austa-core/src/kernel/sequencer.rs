@@ -23,6 +23,13 @@ use super::chain;
 use crate::db::{Database, Inner, LinkQueue};
 use crate::error::Result;
 
+/// How long the task waits after a wake-up before linking. Measured on this project's machine
+/// (PostgreSQL 15, 2 cores, one reader looking patients up one after another): linking each read's
+/// event in its own transaction doubled the database work of a read; gathering for this long links
+/// several reads' events per transaction. It is the chaining window's typical length (events are
+/// durable at their commit either way; `flush_audit` and verification link at once).
+const GATHER: Duration = Duration::from_millis(10);
+
 /// Marks `org` as having pending events and wakes the task, spawning it on the caller's runtime when
 /// it is not running.
 pub(crate) fn schedule(db: &Database, org: Uuid) {
@@ -48,7 +55,12 @@ async fn run(db: Weak<Inner>, queue: Arc<LinkQueue>) {
     loop {
         // Wake up now and then even without news, to notice that the handle was dropped (the task
         // holds the handle only weakly, and the queue apart from it).
-        let _ = tokio::time::timeout(Duration::from_secs(1), queue.wake.notified()).await;
+        let woken = tokio::time::timeout(Duration::from_secs(1), queue.wake.notified()).await.is_ok();
+        if woken {
+            // Let the events of concurrent and back-to-back operations gather, so that one linking
+            // transaction (one commit) chains them all instead of one each.
+            tokio::time::sleep(GATHER).await;
+        }
         let Some(inner) = db.upgrade() else { return };
         let db = Database { inner };
         for org in queue.take() {

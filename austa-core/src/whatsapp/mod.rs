@@ -13,7 +13,10 @@
 //! nobody can list other organizations' numbers. An unregistered number is a `validation` error on
 //! `entry[i].changes[j].value.metadata.phone_number_id` and nothing is stored. A body whose numbers
 //! belong to two organizations is refused the same way (one body is one transaction, bound to one
-//! organization).
+//! organization). A handle remembers where each number's last body went; a body whose numbers it
+//! remembers runs as one transaction that first checks, under that organization's tenant, that each
+//! number is still registered to it alone and that it is live; when that fails (a moved number, a
+//! deleted organization) the body is routed afresh. The memory saves a transaction, never a check.
 //!
 //! **Who.** The ingest runs as `Actor::system("whatsapp-webhook")` in the found organization. The sender
 //! (`messages[].from`, a WhatsApp id) is the chat: an open conversation of that chat (ACTIVE, PAUSED,
@@ -95,6 +98,9 @@ pub const WEBHOOK_ACTOR: &str = "whatsapp-webhook";
 
 /// Attempts of one body when concurrent writers race on a unique index.
 const MAX_ATTEMPTS: usize = 3;
+
+/// Business numbers whose route a handle remembers (more are forgotten all at once).
+const MAX_ROUTE_HINTS: usize = 4096;
 
 /// What one webhook body did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -185,24 +191,38 @@ impl WhatsApp<'_> {
         if payload.changes.is_empty() {
             return Ok(IngestReport::default());
         }
-        let scope = self.route(&payload).await?;
-        for (resource, action, table) in [
-            (Resource::Message, Action::Create, "messages"),
-            (Resource::Message, Action::Update, "messages"),
-            (Resource::Patient, Action::Create, "patients"),
-            (Resource::Conversation, Action::Create, "conversations"),
-        ] {
-            check(&scope, table, action, None, None, scope.authorize(resource, action).map(|_| ())).await?;
+        // The steady state: the body's numbers were routed before, and one transaction on cached
+        // keys checks the route again and stores everything. Anything else (a new or moved number,
+        // a patient whose keys are not cached, a race) takes the full path below.
+        if let Some(organization) = self.hinted(&payload) {
+            let scope = Scope::new(self.db, organization, Actor::system(WEBHOOK_ACTOR), RequestContext::default());
+            authorize_ingest(&scope).await?;
+            match Box::pin(ingest_once(&scope, &payload, Pass::Hinted)).await {
+                Ok(report) => return Ok(report),
+                Err(Attempt::Failed(e)) => return Err(e),
+                Err(Attempt::Reroute | Attempt::Prepare(_) | Attempt::Retry(_)) => {}
+            }
         }
+        let scope = self.route(&payload).await?;
+        authorize_ingest(&scope).await?;
         // The first attempt runs on cached keys alone (the steady state: known senders, keys in the
         // cache); when it meets a patient whose keys are not cached, or a new sender, it rolls back
         // and the body runs again after the read-only pass that creates and loads them.
-        let (mut prepared, mut conflicts, mut last) = (false, 0, None);
+        // A first attempt that found only known patients whose keys were not cached loads those keys
+        // and tries again on the cache, without the read-only pass.
+        let (mut prepared, mut warmed, mut conflicts, mut last) = (false, false, 0, None);
         while conflicts < MAX_ATTEMPTS {
             // Boxed: the attempt's future is large (one transaction over the whole body).
-            match Box::pin(ingest_once(&scope, &payload, prepared)).await {
+            let pass = if prepared { Pass::Prepared } else { Pass::Cached };
+            match Box::pin(ingest_once(&scope, &payload, pass)).await {
                 Ok(report) => return Ok(report),
-                Err(Attempt::Prepare) => prepared = true,
+                // Routed just now: not a reason to route again.
+                Err(Attempt::Reroute) => return Err(Error::Conflict { field: "phone_number_id".into() }),
+                Err(Attempt::Prepare(known)) if !known.is_empty() && !warmed => {
+                    scope.db().key_set(scope.organization_id(), known).await?;
+                    warmed = true;
+                }
+                Err(Attempt::Prepare(_)) => prepared = true,
                 // A concurrent writer took a unique key first (on PostgreSQL this aborted our
                 // transaction): start over, and find its rows this time.
                 Err(Attempt::Retry(e)) => {
@@ -212,6 +232,32 @@ impl WhatsApp<'_> {
             }
         }
         Err(last.unwrap_or(Error::Conflict { field: "whatsapp_message_id".into() }))
+    }
+
+    /// The organization the hints name for every number of the body, when they name one.
+    fn hinted(&self, body: &Payload) -> Option<Uuid> {
+        let routes = self.db.inner.routes.lock().ok()?;
+        let mut organization = None;
+        for change in &body.changes {
+            let org = routes.get(&change.phone_number_id)?;
+            if organization.is_some_and(|o| o != *org) {
+                return None;
+            }
+            organization = Some(*org);
+        }
+        organization
+    }
+
+    /// Remembers the organization the body's numbers were routed to.
+    fn remember(&self, body: &Payload, organization: Uuid) {
+        if let Ok(mut routes) = self.db.inner.routes.lock() {
+            if routes.len() >= MAX_ROUTE_HINTS {
+                routes.clear();
+            }
+            for change in &body.changes {
+                routes.insert(change.phone_number_id.clone(), organization);
+            }
+        }
     }
 
     /// The scope a body is ingested in, from one read-only transaction: the organization of each
@@ -261,8 +307,56 @@ impl WhatsApp<'_> {
         if live.is_none() {
             return Err(Error::not_found("organization"));
         }
+        self.remember(body, organization);
         Ok(Scope::new(self.db, organization, Actor::system(WEBHOOK_ACTOR), RequestContext::default()))
     }
+}
+
+/// Checks the webhook actor's rights to everything an ingest may do (recording any refusal).
+async fn authorize_ingest(scope: &Scope) -> Result<()> {
+    for (resource, action, table) in [
+        (Resource::Message, Action::Create, "messages"),
+        (Resource::Message, Action::Update, "messages"),
+        (Resource::Patient, Action::Create, "patients"),
+        (Resource::Conversation, Action::Create, "conversations"),
+    ] {
+        check(scope, table, action, None, None, scope.authorize(resource, action).map(|_| ())).await?;
+    }
+    Ok(())
+}
+
+/// Checks, in the ingest's own transaction, that every number of `body` is registered to `org` alone
+/// and `org` is live (what [`WhatsApp::route`] found for an earlier body), and the body's times
+/// against the registration. `false`: the route changed.
+async fn route_holds(tx: &mut Tx, body: &Payload, org: Uuid, now: DateTime<Utc>) -> Result<bool> {
+    let mut checked: HashMap<&str, DateTime<Utc>> = HashMap::new();
+    for change in &body.changes {
+        let registered_at = match checked.get(change.phone_number_id.as_str()) {
+            Some(at) => *at,
+            None => {
+                name_number(tx, &change.phone_number_id).await?;
+                let rows = tx
+                    .fetch_all(
+                        Query::new(
+                            "SELECT n.organization_id, n.created_at, o.id AS live FROM whatsapp_numbers n \
+                             LEFT JOIN organizations o ON o.id = n.organization_id AND o.deleted_at IS NULL \
+                             WHERE n.phone_number_id = $1 LIMIT 2",
+                        )
+                        .bind(change.phone_number_id.clone()),
+                    )
+                    .await?;
+                let [row] = rows.as_slice() else { return Ok(false) };
+                if row.uuid("organization_id")? != org || row.opt_uuid("live")?.is_none() {
+                    return Ok(false);
+                }
+                let at = row.time("created_at")?;
+                checked.insert(&change.phone_number_id, at);
+                at
+            }
+        };
+        check_times(change, registered_at, now)?;
+    }
+    Ok(true)
 }
 
 /// The organization that registered a (checked) number id and when it did, read in `tx`.
@@ -400,9 +494,11 @@ fn check_times(change: &payload::Change, registered_at: DateTime<Utc>, now: Date
 
 /// Why one attempt ended without a report.
 enum Attempt {
-    /// The attempt ran on cached keys and met a sender or patient they do not cover: run the body
-    /// again after the read-only pass.
-    Prepare,
+    /// The remembered route of a number no longer holds: route the body again.
+    Reroute,
+    /// The attempt ran on cached keys and met a patient they do not cover (listed), or a new sender
+    /// (nothing listed): load those keys, or run the body after the read-only pass.
+    Prepare(Vec<Uuid>),
     /// A unique index was taken by a concurrent writer, or a row appeared whose key was not loaded:
     /// run the body again.
     Retry(Error),
@@ -485,18 +581,24 @@ fn split_name(name: Option<&str>) -> (String, String) {
     (first, if rest.is_empty() { "WhatsApp".to_string() } else { rest })
 }
 
-/// One attempt at the whole body in one audited transaction. Prepared (`prepared`), a read-only pass
+/// One attempt at the whole body in one audited transaction. [`Pass::Prepared`]: a read-only pass
 /// first finds who the senders are and which patients' keys are needed, and keys are created and
 /// loaded (never while holding the write transaction); otherwise the transaction runs on the keys the
-/// handle has cached and gives up with [`Attempt::Prepare`] at the first it lacks.
-async fn ingest_once(scope: &Scope, body: &Payload, prepared: bool) -> Result<IngestReport, Attempt> {
+/// handle has cached and gives up with [`Attempt::Prepare`] at the first patient it lacks.
+/// [`Pass::Hinted`]: the transaction first checks the remembered route ([`Attempt::Reroute`] when it
+/// no longer holds).
+async fn ingest_once(scope: &Scope, body: &Payload, pass: Pass) -> Result<IngestReport, Attempt> {
+    let prepared = pass == Pass::Prepared;
     let (keys, new_patients) = if prepared {
         prepare(scope, body).await?
     } else {
         (scope.db().key_set(scope.organization_id(), None).await?, HashMap::new())
     };
     let org = scope.organization_id();
-    let tx = AuditTx::begin(scope).await?;
+    let mut tx = AuditTx::begin(scope).await?;
+    if pass == Pass::Hinted && !route_holds(&mut tx, body, org, scope.now()).await? {
+        return Err(Attempt::Reroute);
+    }
     let report = IngestReport { organization_id: Some(org), ..IngestReport::default() };
     let mut body_tx = BodyTx {
         db: scope.db(),
@@ -519,6 +621,17 @@ async fn ingest_once(scope: &Scope, body: &Payload, prepared: bool) -> Result<In
         }
     }
     body_tx.commit().await
+}
+
+/// How an attempt finds its keys and its organization.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// The organization is a remembered route, checked in the attempt's transaction; keys cached.
+    Hinted,
+    /// Routed just before; keys cached.
+    Cached,
+    /// Routed just before; keys created and loaded by the read-only pass.
+    Prepared,
 }
 
 /// The read-only pass of a body: the keys its transaction needs (of the patients it names, and of new
@@ -637,15 +750,15 @@ impl BodyTx<'_, '_> {
     }
 
     /// Makes sure the body's keys cover `patient`: from the handle's cache if need be; otherwise the
-    /// attempt ends, to be run again after the read-only pass (or, after that pass, because the row
-    /// appeared meanwhile and its key was not loaded: `not_found` on `what`, retried).
+    /// attempt ends, to be run again once its keys are loaded (or, after the read-only pass, because
+    /// the row appeared meanwhile and its key was not loaded: `not_found` on `what`, retried).
     fn need_keys(&mut self, patient: Uuid, what: &'static str) -> Result<(), Attempt> {
         if self.db.keyring().add_cached_patient(&mut self.keys, patient) {
             Ok(())
         } else if self.prepared {
             Err(Attempt::Retry(Error::not_found(what)))
         } else {
-            Err(Attempt::Prepare)
+            Err(Attempt::Prepare(vec![patient]))
         }
     }
 
@@ -686,7 +799,7 @@ impl BodyTx<'_, '_> {
                     return Err(if self.prepared {
                         Attempt::Retry(Error::not_found("patient"))
                     } else {
-                        Attempt::Prepare
+                        Attempt::Prepare(Vec::new())
                     });
                 };
                 let name = change.names.iter().find(|(wa, _)| *wa == m.from).and_then(|(_, n)| n.as_deref());

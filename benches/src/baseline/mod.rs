@@ -163,6 +163,7 @@ impl Baseline {
             Mode::HandSecured => "secured",
         };
         let url = target.database(subject).await?;
+        // Like the library's pools: no ping before each acquire.
         let pool = match target.backend {
             Backend::Sqlite => {
                 let opts: SqliteConnectOptions = url.parse()?;
@@ -172,11 +173,17 @@ impl Baseline {
                     .busy_timeout(std::time::Duration::from_secs(30))
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal);
-                Pool::Sqlite(SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?)
+                Pool::Sqlite(
+                    SqlitePoolOptions::new().max_connections(8).test_before_acquire(false).connect_with(opts).await?,
+                )
             }
-            Backend::Postgres => {
-                Pool::Postgres(sqlx::postgres::PgPoolOptions::new().max_connections(16).connect(&url).await?)
-            }
+            Backend::Postgres => Pool::Postgres(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(16)
+                    .test_before_acquire(false)
+                    .connect(&url)
+                    .await?,
+            ),
         };
         let b = Self { mode, pool, org: Uuid::now_v7(), keys: Keys::generate(), backend: target.backend };
         let ddl = schema::ddl(target.backend);
