@@ -251,7 +251,21 @@ async fn build_postgres_template(admin: &mut sqlx::PgConnection, admin_url: &str
         .execute(&mut *admin)
         .await
         .expect("close the template to connections");
-    let renamed = sqlx::query(&format!("ALTER DATABASE {build} RENAME TO {name}")).execute(&mut *admin).await;
+    // A closed connection's server process may still be exiting; the rename waits for it.
+    let mut renamed = sqlx::query(&format!("ALTER DATABASE {build} RENAME TO {name}")).execute(&mut *admin).await;
+    for _ in 0..50 {
+        let in_use = matches!(&renamed, Err(sqlx::Error::Database(d)) if d.code().as_deref() == Some("55006"));
+        if !in_use {
+            break;
+        }
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(&build)
+            .execute(&mut *admin)
+            .await
+            .ok();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        renamed = sqlx::query(&format!("ALTER DATABASE {build} RENAME TO {name}")).execute(&mut *admin).await;
+    }
     if let Err(e) = renamed {
         // Someone created the template outside the lock: use theirs.
         let exists = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
