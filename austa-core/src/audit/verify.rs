@@ -14,8 +14,12 @@
 //! After the last link the head must name it (else the newest events were removed, or links added
 //! behind the sequencer's back); and, for a whole-chain verification, every event must be linked or
 //! still pending: an event outside the chain was inserted by someone without the key.
+//!
+//! The chain is read in pages of [`PAGE`] links, in one snapshot. Each page's MACs are checked on
+//! every core (they do not depend on each other) while the next page is read; the order checks then
+//! walk the page in sequence, so the first break found is the same as a one-by-one walk's.
 
-use std::collections::VecDeque;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -133,6 +137,39 @@ fn self_consistent(keys: &OrgKeys, org: Uuid, link: &Link) -> bool {
             .is_ok_and(|m| m.as_slice() == link.mac.as_slice())
 }
 
+/// Links per thread below which a page is not split further (a thread costs more than it saves).
+const MIN_LINKS_PER_THREAD: usize = 256;
+
+/// [`self_consistent`] for every link of a page, on every core, off the async runtime: the MACs are
+/// independent of each other (only the order checks need the walk), so the page is split among
+/// threads while the caller fetches the next page.
+fn check_page(
+    keys: Arc<OrgKeys>,
+    org: Uuid,
+    links: Vec<Link>,
+) -> tokio::task::JoinHandle<Result<(Vec<Link>, Vec<bool>)>> {
+    tokio::task::spawn_blocking(move || {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = links.len().div_ceil(threads).max(MIN_LINKS_PER_THREAD);
+        let consistent = std::thread::scope(|s| {
+            let keys = &*keys;
+            let parts: Vec<_> = links
+                .chunks(per_thread)
+                .map(|part| s.spawn(move || part.iter().map(|l| self_consistent(keys, org, l)).collect::<Vec<_>>()))
+                .collect();
+            parts.into_iter().try_fold(Vec::with_capacity(links.len()), |mut all, part| {
+                all.extend(part.join().map_err(|_| thread_failed())?);
+                Ok::<_, Error>(all)
+            })
+        })?;
+        Ok((links, consistent))
+    })
+}
+
+fn thread_failed() -> Error {
+    Error::Io(std::io::Error::other("an audit verification thread failed"))
+}
+
 async fn seq_of_mac(tx: &mut Tx, org: Uuid, mac: &[u8]) -> Result<Option<i64>> {
     let row = tx
         .fetch_optional(
@@ -176,12 +213,13 @@ struct Walk {
 impl Walk {
     /// Checks `link`, whose successor (the next link, or the head) names `next_prev` as its
     /// predecessor; the break it shows, if any.
+    /// `consistent`: whether the link and its event carry valid MACs ([`self_consistent`]).
     async fn check(
         &mut self,
         tx: &mut Tx,
-        keys: &OrgKeys,
         org: Uuid,
         link: Link,
+        consistent: bool,
         next_prev: &[u8],
     ) -> Result<Option<ChainBreak>> {
         self.last_seen = link.seq;
@@ -189,7 +227,7 @@ impl Walk {
             let detail = "the event of this link is gone".into();
             return Ok(brk(Some(link.seq), Some(link.event_id), TamperKind::Deleted, detail));
         }
-        if !self_consistent(keys, org, &link) {
+        if !consistent {
             // Does the chain still vouch for this link (its successor points at it)?
             let kind = if next_prev != link.mac && next_prev == self.expected_prev {
                 TamperKind::Inserted
@@ -285,25 +323,32 @@ pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<
         verified: 0,
         last_seen: from - 1,
     };
+    // Pages are checked on other threads while the next one is read; the walk then goes through
+    // each page in order. One link past the range (when there is one) tells whether the chain
+    // vouches for the last.
+    let keys = Arc::new(keys);
     let mut broken = None;
-    let (mut queue, mut cursor, mut exhausted) = (VecDeque::<Link>::new(), from - 1, false);
-    loop {
-        if queue.len() < 2 && !exhausted {
-            // One link past the range (when there is one) tells whether the chain vouches for the last.
-            let page = fetch_links(&mut tx, org, cursor, to.saturating_add(1)).await?;
-            exhausted = (page.len() as i64) < PAGE;
-            cursor = page.last().map_or(cursor, |l| l.seq);
-            queue.extend(page);
+    let mut page = fetch_links(&mut tx, org, from - 1, to.saturating_add(1)).await?;
+    'walk: while !page.is_empty() {
+        let (exhausted, cursor) = ((page.len() as i64) < PAGE, page.last().map_or(to, |l| l.seq));
+        let checking = check_page(Arc::clone(&keys), org, page);
+        let next = if exhausted { Vec::new() } else { fetch_links(&mut tx, org, cursor, to.saturating_add(1)).await? };
+        let (links, consistent) = checking.await.map_err(|_| thread_failed())??;
+        let mut links = links.into_iter().zip(consistent).peekable();
+        while let Some((link, consistent)) = links.next() {
+            if link.seq > to && link.seq <= head_seq {
+                break 'walk;
+            }
+            let next_prev = match links.peek() {
+                Some((n, _)) => n.prev.as_slice(),
+                None => next.first().map_or(head.last.as_slice(), |n| n.prev.as_slice()),
+            };
+            broken = walk.check(&mut tx, org, link, consistent, next_prev).await?;
+            if broken.is_some() {
+                break 'walk;
+            }
         }
-        let Some(link) = queue.pop_front() else { break };
-        if link.seq > to && link.seq <= head_seq {
-            break;
-        }
-        let next_prev = queue.front().map(|n| n.prev.clone()).unwrap_or_else(|| head.last.clone());
-        broken = walk.check(&mut tx, &keys, org, link, &next_prev).await?;
-        if broken.is_some() {
-            break;
-        }
+        page = next;
     }
     if broken.is_none() && to == head_seq {
         broken = walk.check_head(&head);

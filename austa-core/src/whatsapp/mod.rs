@@ -168,15 +168,10 @@ impl WhatsApp<'_> {
     /// The organization that registered this business phone number id, if any.
     pub async fn organization_for(&self, phone_number_id: &str) -> Result<Option<Uuid>> {
         let id = self::phone_number_id("phone_number_id", phone_number_id)?;
-        Ok(self.registration(&id).await?.map(|(org, _)| org))
-    }
-
-    /// The organization that registered a (checked) number id and when it did.
-    async fn registration(&self, phone_number_id: &str) -> Result<Option<(Uuid, DateTime<Utc>)>> {
         let mut tx = self.db.begin(None, TxMode::Read).await?;
-        let found = registration_in(&mut tx, phone_number_id).await?;
+        let found = registration_in(&mut tx, &id).await?;
         tx.commit().await?;
-        Ok(found)
+        Ok(found.map(|r| r.organization))
     }
 
     /// Stores one webhook body as Meta posts it (see the [module documentation](self)): messages,
@@ -197,10 +192,18 @@ impl WhatsApp<'_> {
         if let Some(organization) = self.hinted(&payload) {
             let scope = Scope::new(self.db, organization, Actor::system(WEBHOOK_ACTOR), RequestContext::default());
             authorize_ingest(&scope).await?;
-            match Box::pin(ingest_once(&scope, &payload, Pass::Hinted)).await {
-                Ok(report) => return Ok(report),
-                Err(Attempt::Failed(e)) => return Err(e),
-                Err(Attempt::Reroute | Attempt::Prepare(_) | Attempt::Retry(_)) => {}
+            // Known senders whose keys are not cached: load them and stay on the hint once.
+            let mut warmed = false;
+            loop {
+                match Box::pin(ingest_once(&scope, &payload, Pass::Hinted)).await {
+                    Ok(report) => return Ok(report),
+                    Err(Attempt::Failed(e)) => return Err(e),
+                    Err(Attempt::Prepare(known)) if !known.is_empty() && !warmed => {
+                        self.db.key_set(organization, known).await?;
+                        warmed = true;
+                    }
+                    Err(Attempt::Reroute | Attempt::Prepare(_) | Attempt::Retry(_)) => break,
+                }
             }
         }
         let scope = self.route(&payload).await?;
@@ -274,6 +277,7 @@ impl WhatsApp<'_> {
                 None => {
                     let r = registration_in(&mut tx, &change.phone_number_id)
                         .await?
+                        .map(|r| (r.organization, r.registered_at))
                         .ok_or_else(|| Error::validation(&field, "is not registered with any organization"))?;
                     seen.insert(&change.phone_number_id, r);
                     r
@@ -333,46 +337,60 @@ async fn route_holds(tx: &mut Tx, body: &Payload, org: Uuid, now: DateTime<Utc>)
     for change in &body.changes {
         let registered_at = match checked.get(change.phone_number_id.as_str()) {
             Some(at) => *at,
-            None => {
-                name_number(tx, &change.phone_number_id).await?;
-                let rows = tx
-                    .fetch_all(
-                        Query::new(
-                            "SELECT n.organization_id, n.created_at, o.id AS live FROM whatsapp_numbers n \
-                             LEFT JOIN organizations o ON o.id = n.organization_id AND o.deleted_at IS NULL \
-                             WHERE n.phone_number_id = $1 LIMIT 2",
-                        )
-                        .bind(change.phone_number_id.clone()),
-                    )
-                    .await?;
-                let [row] = rows.as_slice() else { return Ok(false) };
-                if row.uuid("organization_id")? != org || row.opt_uuid("live")?.is_none() {
-                    return Ok(false);
+            None => match registration_in(tx, &change.phone_number_id).await? {
+                Some(r) if r.organization == org && r.live => {
+                    checked.insert(&change.phone_number_id, r.registered_at);
+                    r.registered_at
                 }
-                let at = row.time("created_at")?;
-                checked.insert(&change.phone_number_id, at);
-                at
-            }
+                _ => return Ok(false),
+            },
         };
         check_times(change, registered_at, now)?;
     }
     Ok(true)
 }
 
-/// The organization that registered a (checked) number id and when it did, read in `tx`.
-async fn registration_in(tx: &mut Tx, phone_number_id: &str) -> Result<Option<(Uuid, DateTime<Utc>)>> {
+/// A business number's registration as one transaction reads it.
+#[derive(Clone, Copy)]
+struct Registration {
+    /// The organization that registered the number.
+    organization: Uuid,
+    /// When it did.
+    registered_at: DateTime<Utc>,
+    /// Whether the reader sees that organization live (not deleted). On PostgreSQL the organizations
+    /// table is under row-level security, so this is `true` only in a transaction already running in
+    /// that organization's tenant; a transaction that is still looking for the tenant checks the
+    /// organization once it has set it.
+    live: bool,
+}
+
+/// The registration of a (checked) number id, read in `tx` with one statement; `conflict` when two
+/// organizations hold it (registration refuses this, and a body is never routed to one of two
+/// claimants).
+async fn registration_in(tx: &mut Tx, phone_number_id: &str) -> Result<Option<Registration>> {
     name_number(tx, phone_number_id).await?;
     let rows = tx
         .fetch_all(
-            Query::new("SELECT organization_id, created_at FROM whatsapp_numbers WHERE phone_number_id = $1 LIMIT 2")
-                .bind(phone_number_id.to_string()),
+            Query::new(
+                "SELECT n.organization_id, n.created_at, o.id AS live FROM whatsapp_numbers n \
+                 LEFT JOIN organizations o ON o.id = n.organization_id AND o.deleted_at IS NULL \
+                 WHERE n.phone_number_id = $1 LIMIT 2",
+            )
+            .bind(phone_number_id.to_string()),
         )
         .await?;
     if rows.len() > 1 {
-        // Registration refuses this; never route a body to one of two claimants.
         return Err(Error::Conflict { field: "phone_number_id".into() });
     }
-    rows.first().map(|r| Ok((r.uuid("organization_id")?, r.time("created_at")?))).transpose()
+    rows.first()
+        .map(|r| {
+            Ok(Registration {
+                organization: r.uuid("organization_id")?,
+                registered_at: r.time("created_at")?,
+                live: r.opt_uuid("live")?.is_some(),
+            })
+        })
+        .transpose()
 }
 
 impl Scope {
