@@ -26,6 +26,11 @@ struct Budget {
     /// and organization), then the duplicate check, the conversation locked, the message, the
     /// counter, kept statuses under the message id's lock, the events.
     ingest_known: u64,
+    /// Ingest of one text message from a known patient whose keys the handle has not cached, on a
+    /// remembered route: the attempt on cached keys that meets the patient and rolls back, the
+    /// patient's keys read from the key store, then the attempt that opens the conversation and
+    /// stores the message (no routing read: the route is checked again inside that transaction).
+    ingest_known_cold: u64,
     /// A patient looked up by phone through the blind index, with its READ event.
     lookup: u64,
     /// The latest 50 messages of a conversation, with their READ event.
@@ -34,10 +39,12 @@ struct Budget {
 
 /// PostgreSQL: a transaction is `BEGIN`, the tenant setting, its statements, `COMMIT`; a
 /// transaction's events are one statement; chaining runs after commit, in the background.
-const POSTGRES: Budget = Budget { ingest_new_contact: 37, ingest_known: 12, lookup: 5, history: 5 };
+const POSTGRES: Budget =
+    Budget { ingest_new_contact: 37, ingest_known: 12, ingest_known_cold: 27, lookup: 5, history: 5 };
 /// SQLite: no tenant setting and no data-modifying `WITH`; events are chained inside the transaction,
 /// from memory when the queue is empty (the head, the queue check, the links, the new head: four).
-const SQLITE: Budget = Budget { ingest_new_contact: 33, ingest_known: 13, lookup: 8, history: 8 };
+const SQLITE: Budget =
+    Budget { ingest_new_contact: 33, ingest_known: 13, ingest_known_cold: 25, lookup: 8, history: 8 };
 
 fn budget(tdb: &TestDb) -> Budget {
     match tdb.backend {
@@ -96,4 +103,22 @@ async fn lookup_and_history_stay_within_their_round_trip_budgets(tdb: TestDb) {
     eprintln!("round trips on {:?}: lookup {lookup}, history {history}", tdb.backend);
     assert!(lookup <= b.lookup, "lookup by phone: {lookup} round trips, budget {}", b.lookup);
     assert!(history <= b.history, "history: {history} round trips, budget {}", b.history);
+}
+
+#[backends]
+async fn ingest_of_a_known_patient_with_cold_keys_stays_on_its_route(tdb: TestDb) {
+    let scope = setup(&tdb).await;
+    let bia = patient(&scope, "Bia", "+5511987650004").await;
+    // A handle that has routed the number (for another sender) but never loaded Bia's keys.
+    let fresh = austa_core::Database::connect_with(&tdb.app_url, tdb.keys.clone()).await.unwrap();
+    fresh.whatsapp().ingest(&webhook("5511987650003", "wamid.RT4")).await.unwrap();
+    let (report, cold) = count_round_trips(fresh.whatsapp().ingest(&webhook("5511987650004", "wamid.RT5"))).await;
+    let report = report.unwrap();
+    assert_eq!((report.messages_stored, report.patients_created, report.conversations_created), (1, 0, 1));
+    let conversation = scope.conversations().list_for_patient(bia.id, PageRequest::first(1)).await.unwrap();
+    assert_eq!(conversation.items.len(), 1, "the message went to the known patient");
+    let b = budget(&tdb);
+    eprintln!("round trips on {:?}: ingest known patient, cold keys {cold}", tdb.backend);
+    assert!(cold <= b.ingest_known_cold, "ingest, cold keys: {cold} round trips, budget {}", b.ingest_known_cold);
+    fresh.close().await;
 }
