@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::db::{Query, Row, Tx, TxMode};
 use crate::error::{Error, Result};
 use crate::kernel::chain::{self, head_mac, link_mac, GENESIS};
-use crate::kernel::event::{decode, event_mac};
+use crate::kernel::event::{decode, event_columns_of, event_mac};
 use crate::scope::Scope;
 use austa_crypto::OrgKeys;
 
@@ -98,12 +98,13 @@ const PAGE: i64 = 2000;
 async fn fetch_links(tx: &mut Tx, org: Uuid, after: i64, to: i64) -> Result<Vec<Link>> {
     let rows = tx
         .fetch_all(
-            Query::new(
+            Query::new(format!(
                 "SELECT c.seq AS link_seq, c.event_id AS link_event, c.prev_mac AS link_prev, c.mac AS link_mac, \
-                 c.key_id AS link_key, e.* FROM audit_chain c LEFT JOIN audit_logs e \
+                 c.key_id AS link_key, {} FROM audit_chain c LEFT JOIN audit_logs e \
                  ON e.organization_id = c.organization_id AND e.id = c.event_id \
                  WHERE c.organization_id = $1 AND c.seq > $2 AND c.seq <= $3 ORDER BY c.seq LIMIT $4",
-            )
+                event_columns_of("e")
+            ))
             .bind(org)
             .bind(after)
             .bind(to)

@@ -20,7 +20,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::event::{decode, event_mac};
+use super::event::{decode, event_columns_of, event_mac};
 use crate::db::{Database, IntoValue, Query, QueryBuilder, RowLock, Tx, TxMode};
 use crate::error::{Error, Result};
 use austa_crypto::OrgKeys;
@@ -155,11 +155,12 @@ pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid, now: Da
         // organization instead (ingest fell to 90 messages/s at 60,000 events).
         let rows = tx
             .fetch_all(
-                Query::new(
-                    "SELECT p.event_id AS pending_id, e.* FROM audit_pending p JOIN audit_logs e \
+                Query::new(format!(
+                    "SELECT p.event_id AS pending_id, {} FROM audit_pending p JOIN audit_logs e \
                      ON e.organization_id = p.organization_id AND e.id = p.event_id \
                      WHERE p.organization_id = $1 ORDER BY p.event_id LIMIT $2",
-                )
+                    event_columns_of("e")
+                ))
                 .bind(org)
                 .bind(BATCH),
             )

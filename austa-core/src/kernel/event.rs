@@ -467,6 +467,13 @@ const EVENT_COLUMNS: &str = "organization_id, id, occurred_at, actor_kind, actor
      requires_review, key_id, mac";
 const EVENT_COLUMN_COUNT: usize = 28;
 
+/// [`EVENT_COLUMNS`] qualified by `alias` (`e.organization_id, e.id, ...`): what a join that
+/// [`decode`]s events selects, instead of every column of the table (descriptions and metadata
+/// that no check reads would travel for nothing).
+pub(crate) fn event_columns_of(alias: &str) -> String {
+    EVENT_COLUMNS.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+}
+
 fn event_values(sealed: &Sealed) -> [Value; EVENT_COLUMN_COUNT] {
     let Sealed { log, reason, key_id, mac } = sealed;
     let strings = |v: &[Uuid]| serde_json::json!(v.iter().map(Uuid::to_string).collect::<Vec<_>>());
