@@ -25,6 +25,8 @@ pub struct Library {
     pub scope: Scope,
     /// Whether PostgreSQL runs under row-level security (as `austa_app`).
     pub as_runtime_role: bool,
+    /// The database's URL as its owner (who may `ANALYZE` its tables).
+    owner_url: String,
 }
 
 impl Library {
@@ -53,7 +55,7 @@ impl Library {
         let org = db.organizations().create(NewOrganization::new("Hospital Bench", OrganizationType::Hospital)).await?;
         let scope = db.scope(org.id, Actor::platform()).await?;
         scope.register_whatsapp_number(synthetic::BUSINESS_NUMBER).await?;
-        Ok(Self { db, scope, as_runtime_role })
+        Ok(Self { db, scope, as_runtime_role, owner_url: url })
     }
 
     /// Patients `range` through `create_many`, `batch` per call.
@@ -70,6 +72,12 @@ impl Library {
             self.scope.patients().create_many(news).await?;
         }
         Ok(())
+    }
+
+    /// Refreshes the planner's statistics of every table, as the owner (see
+    /// [`Subject::analyze`](crate::subject::Subject::analyze)).
+    pub async fn analyze(&self) -> Result<()> {
+        crate::target::analyze(&self.owner_url).await
     }
 
     /// Ingests one webhook body.

@@ -34,6 +34,18 @@ impl Subject {
         }
     }
 
+    /// Refreshes the planner's statistics of the subject's tables. A service that has run for a
+    /// while has them (autovacuum analyzes a table after 10 % of it changed, at most a minute later);
+    /// a database filled seconds ago has none, and the planner then guesses every table tiny and
+    /// picks indexes by chance. The runner calls it after the set-up and the warm-up, for every
+    /// subject alike.
+    pub async fn analyze(&self) -> Result<()> {
+        match self {
+            Subject::Library(l) => l.analyze().await,
+            Subject::Baseline(b, _) => b.analyze().await,
+        }
+    }
+
     /// Ingests one webhook body.
     pub async fn ingest(&self, body: &str) -> Result<()> {
         match self {

@@ -25,6 +25,22 @@ impl Backend {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Runs `ANALYZE` on the database at `url` (either backend), so that the planner knows the tables'
+/// sizes and value distributions, as autovacuum (PostgreSQL) or `PRAGMA optimize` (SQLite) would
+/// have told it in a service that has run for a while.
+pub async fn analyze(url: &str) -> Result<(), BoxError> {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await?;
+        sqlx::query("ANALYZE").execute(&pool).await?;
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await?;
+        sqlx::query("ANALYZE").execute(&pool).await?;
+        pool.close().await;
+    }
+    Ok(())
+}
+
 /// Fresh databases of one backend.
 pub struct Target {
     /// Which backend.

@@ -553,6 +553,12 @@ impl Baseline {
         })
     }
 
+    /// Refreshes the planner's statistics of every table.
+    pub async fn analyze(&self) -> Result<()> {
+        with_pool!(self, p => { sqlx::query("ANALYZE").execute(p).await?; });
+        Ok(())
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         with_pool!(self, p => p.close().await)
