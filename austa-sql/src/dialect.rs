@@ -5,7 +5,10 @@
 //! of diesel's backend capability traits. A capability SQLite does not need is empty there (its
 //! write transactions hold the database's single write lock, so row and advisory locks are implied).
 
+use uuid::Uuid;
+
 use crate::pool::Backend;
+use crate::tx::{TxMode, TENANT_SETTING};
 
 /// A row lock taken by a `SELECT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,11 +52,9 @@ pub trait Dialect: Send + Sync + 'static {
     /// `param` (e.g. `$2`).
     fn json_array_contains(&self, column: &str, param: &str) -> String;
 
-    /// The statement that opens a [`TxMode::RecordedRead`](crate::TxMode::RecordedRead) transaction's
-    /// settings: the tenant (`$1` = `$2`, as [`Dialect::set_local`]) and a commit that does not wait
-    /// for the log flush; `None` where commits cost no flush to wait for (SQLite in WAL mode with
-    /// `synchronous=NORMAL` syncs at checkpoints, not at commits).
-    fn relaxed_commit(&self) -> Option<&'static str>;
+    /// The statement that opens a transaction of `mode`, bound to `tenant` where the backend has
+    /// row-level security: one round trip, however many settings it makes.
+    fn begin(&self, mode: TxMode, tenant: Option<Uuid>) -> String;
 
     /// Whether one statement can insert into two tables (a data-modifying `WITH`), so that an audit
     /// event and its chain-queue entry are one round trip.
@@ -99,8 +100,13 @@ impl Dialect for Sqlite {
         format!("EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = {param})")
     }
 
-    fn relaxed_commit(&self) -> Option<&'static str> {
-        None
+    /// Deferred for reads (a snapshot from the first statement on, in WAL mode); `IMMEDIATE` for
+    /// anything that writes, so that writers queue on the busy timeout instead of failing to upgrade.
+    fn begin(&self, mode: TxMode, _tenant: Option<Uuid>) -> String {
+        match mode {
+            TxMode::Read | TxMode::Snapshot => "BEGIN".into(),
+            TxMode::Write | TxMode::RecordedRead => "BEGIN IMMEDIATE".into(),
+        }
     }
 
     fn writable_cte(&self) -> bool {
@@ -146,12 +152,22 @@ impl Dialect for Postgres {
         format!("{column} @> jsonb_build_array({param}::text)")
     }
 
+    /// `BEGIN` and the tenant setting ([`TENANT_SETTING`]) sent together as one simple query, so that
+    /// a transaction costs one round trip before its first statement, not two. The tenant is inlined
+    /// as text: a hyphenated UUID holds only hex digits and dashes, so it cannot close the quote.
+    /// [`TxMode::Snapshot`] is `REPEATABLE READ READ ONLY`. [`TxMode::RecordedRead`] also sets
     /// `synchronous_commit = off` for this transaction only: PostgreSQL acknowledges the commit before
     /// the WAL flush and flushes within three times `wal_writer_delay` (600 ms by default). A server
     /// crash in that window loses the transaction whole, never part of it, and no later synchronous
     /// commit can depend on it without flushing it first (the WAL is flushed in order).
-    fn relaxed_commit(&self) -> Option<&'static str> {
-        Some("SELECT set_config($1, $2, true), set_config('synchronous_commit', 'off', true)")
+    fn begin(&self, mode: TxMode, tenant: Option<Uuid>) -> String {
+        let begin = match mode {
+            TxMode::Snapshot => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            TxMode::Read | TxMode::Write | TxMode::RecordedRead => "BEGIN",
+        };
+        let tenant = tenant.map(|t| t.hyphenated().to_string()).unwrap_or_default();
+        let relaxed = if mode == TxMode::RecordedRead { ", set_config('synchronous_commit', 'off', true)" } else { "" };
+        format!("{begin}; SELECT set_config('{TENANT_SETTING}', '{tenant}', true){relaxed}")
     }
 
     fn writable_cte(&self) -> bool {

@@ -15,33 +15,11 @@ pub const TENANT_SETTING: &str = "austa.organization_id";
 /// `austa.organization_id` ([`TENANT_SETTING`]).
 pub async fn begin_on(pool: &Pool, organization: Option<Uuid>, mode: TxMode) -> Result<Tx> {
     crate::trips::record();
-    {
-        match pool {
-            Pool::Sqlite(p) => {
-                // A deferred transaction reads one snapshot from its first statement on (WAL).
-                let tx = match mode {
-                    TxMode::Read | TxMode::Snapshot => p.begin().await?,
-                    TxMode::Write | TxMode::RecordedRead => p.begin_with("BEGIN IMMEDIATE").await?,
-                };
-                Ok(Tx::Sqlite(tx))
-            }
-            Pool::Postgres(p) => {
-                let tx = match mode {
-                    TxMode::Snapshot => p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?,
-                    TxMode::Read | TxMode::Write | TxMode::RecordedRead => p.begin().await?,
-                };
-                let mut tx = Tx::Postgres(tx);
-                let org = organization.map(|o| o.to_string()).unwrap_or_default();
-                match (mode, tx.dialect().relaxed_commit()) {
-                    (TxMode::RecordedRead, Some(sql)) => {
-                        tx.fetch_optional(Query::new(sql).bind(TENANT_SETTING).bind(org)).await?;
-                    }
-                    _ => tx.set_local(TENANT_SETTING, &org).await?,
-                }
-                Ok(tx)
-            }
-        }
-    }
+    let begin = dialect::of(pool.backend()).begin(mode, organization);
+    Ok(match pool {
+        Pool::Sqlite(p) => Tx::Sqlite(p.begin_with(begin).await?),
+        Pool::Postgres(p) => Tx::Postgres(p.begin_with(begin).await?),
+    })
 }
 
 /// Whether a transaction will write (SQLite takes the write lock up front for those).

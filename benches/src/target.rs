@@ -83,10 +83,15 @@ impl Target {
         }
     }
 
-    /// Drops the PostgreSQL databases this target created.
+    /// Drops the PostgreSQL databases this target created, unless `AUSTA_BENCH_KEEP_DATABASES` is
+    /// set (to look at their plans and tables after a run; their names are printed then).
     pub async fn cleanup(&self) {
         let Some(admin) = &self.admin else { return };
         let names: Vec<String> = self.created.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
+        if std::env::var_os("AUSTA_BENCH_KEEP_DATABASES").is_some() {
+            eprintln!("kept databases: {}", names.join(", "));
+            return;
+        }
         if let Ok(pool) = sqlx::PgPool::connect(admin).await {
             for name in names {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
