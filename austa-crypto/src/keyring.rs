@@ -306,19 +306,55 @@ impl Keyring {
         self.key_set(org, patients).await.map(Some)
     }
 
+    /// Adds `patient`'s keys to `keys`, reading the key store through `tx`, a transaction that the
+    /// caller holds on the key store's own database (the default, where the key store shares the data
+    /// database): a writer that meets a patient whose keys are not cached reads them with one more
+    /// statement in its transaction, instead of giving up its transaction to open another. The keys
+    /// are cached as [`Keyring::key_set`] would. Returns whether `keys` now holds them (false: the
+    /// patient has no key). A key wrapped by an organization key version that `keys` lack (a rotation
+    /// elsewhere) is the `crypto` error `UnknownKey`; [`Keyring::key_set`] reloads for that case.
+    pub async fn add_patient_in(&self, tx: &mut Tx, keys: &mut KeySet, patient: Uuid) -> Result<bool> {
+        if self.add_cached_patient(keys, patient) {
+            return Ok(true);
+        }
+        let generation = self.cache.generation();
+        let loaded = self.load_patient_keys_in(tx, &keys.org, &[patient]).await?;
+        let mut found = false;
+        for k in loaded {
+            self.cache.put_loaded(
+                generation,
+                CacheKey::Patient(keys.org.organization, k.patient),
+                Cached::Patient(k.clone()),
+            );
+            found |= k.patient == patient;
+            keys.patients.insert(k.patient, k);
+        }
+        Ok(found)
+    }
+
     async fn load_patient_keys(&self, org: &OrgKeys, patients: &[Uuid]) -> Result<Vec<Arc<PatientKeys>>> {
         if patients.is_empty() {
             return Ok(Vec::new());
         }
+        let mut tx = begin_on(&self.store, Some(org.organization), TxMode::Read).await?;
+        let loaded = self.load_patient_keys_in(&mut tx, org, patients).await?;
+        tx.commit().await?;
+        Ok(loaded)
+    }
+
+    /// The keys of `patients`, read through `tx` (on the key store's database) and unwrapped.
+    async fn load_patient_keys_in(
+        &self,
+        tx: &mut Tx,
+        org: &OrgKeys,
+        patients: &[Uuid],
+    ) -> Result<Vec<Arc<PatientKeys>>> {
         let mut q = QueryBuilder::new(
             "SELECT patient_id, id, wrapped_key, wrapping_key_id, state FROM patient_keys WHERE organization_id = ",
         );
         q.push_bind(org.organization).push(" AND patient_id IN (").push_binds(patients.iter().copied());
         q.push(") ORDER BY patient_id, version");
-        let query = q.build();
-        let mut tx = begin_on(&self.store, Some(org.organization), TxMode::Read).await?;
-        let rows = tx.fetch_all(query).await?;
-        tx.commit().await?;
+        let rows = tx.fetch_all(q.build()).await?;
         /// Per patient: the active version, every live version's cipher, whether any was destroyed.
         type Loaded = (Option<Uuid>, HashMap<Uuid, Aes256Gcm>, bool);
         let mut by_patient: HashMap<Uuid, Loaded> = HashMap::new();

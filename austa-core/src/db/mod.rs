@@ -55,6 +55,9 @@ pub(crate) struct Inner {
     /// The organization each WhatsApp business number was last routed to: a hint only, checked
     /// again inside every ingest transaction that uses it.
     pub(crate) routes: Mutex<std::collections::HashMap<String, Uuid>>,
+    /// Whether the key store is the data database (no `keystore_url` of its own): a data
+    /// transaction can then read keys itself.
+    pub(crate) keystore_shared: bool,
 }
 
 impl std::fmt::Debug for Database {
@@ -81,9 +84,9 @@ impl Database {
     /// `crypto` error (`WrongMasterKey`) here, never garbage later.
     pub async fn open(options: DatabaseOptions, keys: Arc<dyn KeyProvider>) -> Result<Self> {
         let pool = Pool::open(&options.url).await?;
-        let store = match options.keystore_url.as_deref() {
-            Some(url) if url != options.url => Pool::open(url).await?,
-            _ => pool.clone(),
+        let (store, keystore_shared) = match options.keystore_url.as_deref() {
+            Some(url) if url != options.url => (Pool::open(url).await?, false),
+            _ => (pool.clone(), true),
         };
         let clock = options.clock.clone();
         let db = Self {
@@ -94,6 +97,7 @@ impl Database {
                 links: Arc::default(),
                 read_audit: options.read_audit,
                 routes: Mutex::default(),
+                keystore_shared,
             }),
         };
         db.verify_master_key().await?;
@@ -154,6 +158,21 @@ impl Database {
     /// Patients without keys are absent from the set.
     pub(crate) async fn key_set(&self, organization: Uuid, patients: impl IntoIterator<Item = Uuid>) -> Result<KeySet> {
         self.keyring().key_set(organization, patients).await
+    }
+
+    /// Adds `patient`'s keys to `keys` inside the caller's data transaction `tx`, when the key store
+    /// is the data database (`None` when it is not: the caller must load them outside its
+    /// transaction). `Some(false)`: the patient has no key.
+    pub(crate) async fn add_patient_keys_in(
+        &self,
+        tx: &mut Tx,
+        keys: &mut KeySet,
+        patient: Uuid,
+    ) -> Result<Option<bool>> {
+        if !self.inner.keystore_shared {
+            return Ok(None);
+        }
+        self.keyring().add_patient_in(tx, keys, patient).await.map(Some)
     }
 
     /// `keys` reloaded when the key store holds a version they lack (a rotation elsewhere); `None` when

@@ -77,7 +77,7 @@ use uuid::Uuid;
 
 use crate::access::{Action, Resource};
 use crate::db::{Database, Query, QueryBuilder, RowLock, Tx, TxMode, TENANT_SETTING};
-use crate::error::{Error, Result};
+use crate::error::{CryptoErrorKind, Error, Result};
 use crate::kernel::rows;
 use crate::kernel::Model;
 use crate::kernel::{check, AuditTx, Event};
@@ -744,7 +744,7 @@ impl BodyTx<'_, '_> {
         if let Some(row) = &found {
             // Errors are appended to the message's encrypted metadata: its patient's keys are needed.
             if is_outbound(row)? && !s.errors.is_empty() {
-                self.need_keys(row.uuid("patient_id")?, "message")?;
+                self.need_keys(row.uuid("patient_id")?, "message").await?;
             }
         }
         let (tx, keys, org) = (&mut self.tx, &self.keys, self.org);
@@ -767,13 +767,22 @@ impl BodyTx<'_, '_> {
         Ok(())
     }
 
-    /// Makes sure the body's keys cover `patient`: from the handle's cache if need be; otherwise the
-    /// attempt ends, to be run again once its keys are loaded (or, after the read-only pass, because
-    /// the row appeared meanwhile and its key was not loaded: `not_found` on `what`, retried).
-    fn need_keys(&mut self, patient: Uuid, what: &'static str) -> Result<(), Attempt> {
+    /// Makes sure the body's keys cover `patient`: from the handle's cache, or read inside this
+    /// transaction when the key store shares the data database; otherwise the attempt ends, to be
+    /// run again once its keys are loaded (or, after the read-only pass, because the row appeared
+    /// meanwhile and its key was not loaded: `not_found` on `what`, retried). A key under an
+    /// organization key version these keys lack (a rotation elsewhere) also ends the attempt: the
+    /// key set is then reloaded outside the transaction.
+    async fn need_keys(&mut self, patient: Uuid, what: &'static str) -> Result<(), Attempt> {
         if self.db.keyring().add_cached_patient(&mut self.keys, patient) {
-            Ok(())
-        } else if self.prepared {
+            return Ok(());
+        }
+        match self.db.add_patient_keys_in(&mut self.tx, &mut self.keys, patient).await {
+            Ok(Some(true)) => return Ok(()),
+            Ok(Some(false) | None) | Err(Error::Crypto { kind: CryptoErrorKind::UnknownKey, .. }) => {}
+            Err(e) => return Err(Attempt::Failed(e)),
+        }
+        if self.prepared {
             Err(Attempt::Retry(Error::not_found(what)))
         } else {
             Err(Attempt::Prepare(vec![patient]))
@@ -803,12 +812,12 @@ impl BodyTx<'_, '_> {
         let (org, now) = (self.org, self.now);
         let r = resolve(&mut self.tx, &self.keys, org, &m.from, true).await?;
         if let Some((conversation, patient)) = r.conversation {
-            self.need_keys(patient, "patient")?;
+            self.need_keys(patient, "patient").await?;
             return Ok((conversation, patient));
         }
         let patient = match r.patient {
             Some(p) => {
-                self.need_keys(p, "patient")?;
+                self.need_keys(p, "patient").await?;
                 p
             }
             None => {
