@@ -32,7 +32,7 @@ mod value;
 pub use builder::{Filter, QueryBuilder, Separated};
 pub use dialect::{Dialect, RowLock};
 pub use pool::{redact_password, Backend, Pool};
-pub use row::Row;
+pub use row::{Column, Row};
 pub use trips::count_round_trips;
 pub use tx::{begin_on, Tx, TxMode, TENANT_SETTING};
 pub use value::{sqlite_time, IntoValue, Query, Value, SQLITE_TIME_FORMAT};

@@ -116,9 +116,22 @@ impl Query {
 /// The fixed-width text form of timestamps on SQLite: lexicographic order equals time order.
 pub const SQLITE_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
-/// A timestamp in SQLite's fixed-width text form.
+/// A timestamp in SQLite's fixed-width text form, [`SQLITE_TIME_FORMAT`]. Written field by field: the
+/// same text as `t.format(SQLITE_TIME_FORMAT)`, without interpreting the format string on every call
+/// (that showed in profiles of bulk imports and of audit verification). Years outside 0..=9999 and
+/// leap seconds, which the fixed width does not cover, take chrono's formatter.
 pub fn sqlite_time(t: &DateTime<Utc>) -> String {
-    t.format(SQLITE_TIME_FORMAT).to_string()
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let (year, nanos) = (t.year(), t.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return t.format(SQLITE_TIME_FORMAT).to_string();
+    }
+    let mut text = String::with_capacity(27);
+    let (month, day, hour, minute, second) = (t.month(), t.day(), t.hour(), t.minute(), t.second());
+    // Writing to a String cannot fail.
+    let _ = write!(text, "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{:06}Z", nanos / 1_000);
+    text
 }
 
 /// Rewrites the `$N` placeholders of `sql` as anonymous `?` placeholders, in the order they occur, and
@@ -170,6 +183,32 @@ pub(crate) fn anonymous_placeholders(sql: &str, args: Vec<Value>) -> (String, Ve
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sqlite_time_writes_what_chrono_formats() {
+        use chrono::TimeZone;
+        let mut times = vec![
+            chrono::Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).single(),
+            chrono::Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).single(),
+            chrono::Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).single(),
+            chrono::Utc.with_ymd_and_hms(-1, 6, 15, 12, 30, 5).single(),
+            chrono::DateTime::from_timestamp(1_700_000_000, 999_999_999),
+            chrono::DateTime::from_timestamp(1_700_000_000, 1_000_000_500),
+        ];
+        let mut x: i64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..2_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            times.push(chrono::DateTime::from_timestamp(
+                x.rem_euclid(300_000_000_000) - 62_000_000_000,
+                (x as u32) % 1_000_000_000,
+            ));
+        }
+        for t in times.into_iter().flatten() {
+            assert_eq!(super::sqlite_time(&t), t.format(super::SQLITE_TIME_FORMAT).to_string(), "{t:?}");
+        }
+    }
+
     use super::*;
 
     fn text(s: &str) -> Value {

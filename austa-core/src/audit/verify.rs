@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::db::{Query, Row, Tx, TxMode};
 use crate::error::{Error, Result};
 use crate::kernel::chain::{self, head_mac, link_mac, GENESIS};
-use crate::kernel::event::{decode, event_columns_of, event_mac};
+use crate::kernel::event::{decode_from, event_columns_of, event_mac};
 use crate::scope::Scope;
 use austa_crypto::OrgKeys;
 
@@ -94,6 +94,8 @@ struct Link {
 }
 
 const PAGE: i64 = 2000;
+/// Where the event's columns start in [`fetch_links`]'s select list.
+const EVENT_AT: usize = 5;
 
 async fn fetch_links(tx: &mut Tx, org: Uuid, after: i64, to: i64) -> Result<Vec<Link>> {
     let rows = tx
@@ -111,15 +113,16 @@ async fn fetch_links(tx: &mut Tx, org: Uuid, after: i64, to: i64) -> Result<Vec<
             .bind(PAGE),
         )
         .await?;
+    // Decoded by position (the select list above): five link columns, then the event's.
     rows.into_iter()
         .map(|row| {
-            let present = row.opt_uuid("id")?.is_some();
+            let present = row.opt_uuid(EVENT_AT + 1)?.is_some();
             Ok(Link {
-                seq: row.int("link_seq")?,
-                event_id: row.uuid("link_event")?,
-                prev: row.opt_bytes("link_prev")?.unwrap_or_default(),
-                mac: row.opt_bytes("link_mac")?.unwrap_or_default(),
-                key_id: row.uuid("link_key")?,
+                seq: row.int(0)?,
+                event_id: row.uuid(1)?,
+                prev: row.opt_bytes(2)?.unwrap_or_default(),
+                mac: row.opt_bytes(3)?.unwrap_or_default(),
+                key_id: row.uuid(4)?,
                 event: present.then_some(row),
             })
         })
@@ -129,7 +132,7 @@ async fn fetch_links(tx: &mut Tx, org: Uuid, after: i64, to: i64) -> Result<Vec<
 /// Whether a link and its event carry valid MACs.
 fn self_consistent(keys: &OrgKeys, org: Uuid, link: &Link) -> bool {
     let Some(row) = &link.event else { return false };
-    let Ok(e) = decode(row) else { return false };
+    let Ok(e) = decode_from(row, EVENT_AT) else { return false };
     let event_ok = e.log.id == link.event_id
         && e.log.organization_id == org
         && event_mac(keys, &e.log, e.reason.as_deref(), e.key_id).is_ok_and(|m| m.as_slice() == e.mac.as_slice());

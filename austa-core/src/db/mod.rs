@@ -20,7 +20,7 @@ use crate::time::{Clock, SystemClock};
 use austa_crypto::{KeyCacheConfig, KeyProvider, KeySet, Keyring, OrgKeys};
 pub use austa_sql::{count_round_trips, redact_password, Backend};
 pub(crate) use austa_sql::{
-    Dialect, Filter, IntoValue, Pool, Query, QueryBuilder, Row, RowLock, Tx, TxMode, Value, TENANT_SETTING,
+    Column, Dialect, Filter, IntoValue, Pool, Query, QueryBuilder, Row, RowLock, Tx, TxMode, Value, TENANT_SETTING,
 };
 
 /// Default database when `DATABASE_URL` is not set: a SQLite file in the working directory.

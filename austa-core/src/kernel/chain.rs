@@ -20,7 +20,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::event::{decode, event_columns_of, event_mac};
+use super::event::{decode_from, event_columns_of, event_mac};
 use crate::db::{Database, IntoValue, Query, QueryBuilder, RowLock, Tx, TxMode};
 use crate::error::{Error, Result};
 use austa_crypto::OrgKeys;
@@ -110,7 +110,8 @@ enum Check {
 }
 
 fn check_event(keys: &OrgKeys, row: &crate::db::Row) -> Check {
-    let Ok(e) = decode(row) else { return Check::Forged };
+    // The pending event's id comes first in the select list, then the event's columns.
+    let Ok(e) = decode_from(row, 1) else { return Check::Forged };
     if !keys.has_version(e.key_id) {
         return Check::UnknownKey;
     }
@@ -176,7 +177,7 @@ pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid, now: Da
                 Check::Genuine(id, stored) => (id, stored),
                 // Not written by the library: dequeued unlinked, so verification reports it.
                 Check::Forged => {
-                    done.push(row.uuid("pending_id")?);
+                    done.push(row.uuid(0)?);
                     continue;
                 }
                 // Order matters: stop here rather than link later events before this one.

@@ -10,10 +10,11 @@ use uuid::Uuid;
 
 use std::sync::Arc;
 
-use crate::db::{Dialect, IntoValue, Query, QueryBuilder, Row, Value};
+use crate::db::{Column, Dialect, IntoValue, Query, QueryBuilder, Row, Value};
 use crate::error::{Error, Result};
 use crate::model::{AuditAction, AuditLog, AuditOutcome, EntityType, RiskLevel, Sensitivity, MAX_LISTED_IDS};
 use crate::scope::{Role, Scope};
+use austa_crypto::material::MacInput;
 use austa_crypto::{KeySet, OrgKeys, Sensitive};
 
 /// Domain separation of the MACs.
@@ -347,75 +348,69 @@ fn ip_address(v: Option<&str>) -> Option<String> {
 
 /// Fixed-width UTC time with microseconds: the same text whichever backend the value came from.
 pub(crate) fn time_text(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    austa_sql::sqlite_time(t)
 }
 
-fn opt(v: Option<String>) -> Vec<u8> {
+/// An optional text as a MAC part: `[0]` when absent, `[1] ++ text` when present.
+fn opt(input: &mut MacInput, v: Option<&str>) {
     match v {
-        None => vec![0],
-        Some(s) => {
-            let mut out = Vec::with_capacity(s.len() + 1);
-            out.push(1);
-            out.extend_from_slice(s.as_bytes());
-            out
+        None => input.part(&[0]),
+        Some(s) => input.tagged(1, s.as_bytes()),
+    };
+}
+
+/// An optional UUID as a MAC part, in its hyphenated text (as [`opt`] of its `to_string`).
+fn opt_uuid(input: &mut MacInput, v: Option<Uuid>) {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    opt(input, v.map(|u| &*u.hyphenated().encode_lower(&mut text)));
+}
+
+/// A list of UUIDs as one MAC part: their bytes, concatenated.
+fn ids(input: &mut MacInput, list: &[Uuid]) {
+    input.part_with(|b| list.iter().for_each(|u| b.extend_from_slice(u.as_bytes())));
+}
+
+/// The fields an event's MAC covers, in order (the reason as its ciphertext), framed as
+/// [`OrgKeys::audit_mac`] frames parts.
+pub(crate) fn canonical(log: &AuditLog, reason: Option<&[u8]>, key_id: Uuid) -> MacInput {
+    let b = |x: bool| [u8::from(x)];
+    let mut m = MacInput::with_capacity(512);
+    m.part(EVENT_MAC_LABEL).part(log.organization_id.as_bytes()).part(log.id.as_bytes());
+    m.part(time_text(&log.occurred_at).as_bytes()).part(log.actor_kind.as_str().as_bytes());
+    opt_uuid(&mut m, log.actor_id);
+    opt(&mut m, log.actor_name.as_deref());
+    m.part(log.action.as_str().as_bytes()).part(log.outcome.as_str().as_bytes());
+    m.part(log.entity_type.as_str().as_bytes());
+    opt_uuid(&mut m, log.entity_id);
+    ids(&mut m, &log.record_ids);
+    m.part(&log.record_count.to_be_bytes());
+    opt_uuid(&mut m, log.patient_id);
+    ids(&mut m, &log.patient_ids);
+    m.part_with(|b| {
+        for (i, field) in log.changed_fields.iter().enumerate() {
+            if i > 0 {
+                b.push(b'\n');
+            }
+            b.extend_from_slice(field.as_bytes());
         }
-    }
-}
-
-fn ids(list: &[Uuid]) -> Vec<u8> {
-    list.iter().flat_map(|u| *u.as_bytes()).collect()
-}
-
-/// The fields an event's MAC covers, in order (the reason as its ciphertext).
-pub(crate) fn canonical(log: &AuditLog, reason: Option<&[u8]>, key_id: Uuid) -> Vec<Vec<u8>> {
-    let b = |x: bool| vec![u8::from(x)];
-    vec![
-        EVENT_MAC_LABEL.to_vec(),
-        log.organization_id.as_bytes().to_vec(),
-        log.id.as_bytes().to_vec(),
-        time_text(&log.occurred_at).into_bytes(),
-        log.actor_kind.as_str().as_bytes().to_vec(),
-        opt(log.actor_id.map(|u| u.to_string())),
-        opt(log.actor_name.clone()),
-        log.action.as_str().as_bytes().to_vec(),
-        log.outcome.as_str().as_bytes().to_vec(),
-        log.entity_type.as_str().as_bytes().to_vec(),
-        opt(log.entity_id.map(|u| u.to_string())),
-        ids(&log.record_ids),
-        log.record_count.to_be_bytes().to_vec(),
-        opt(log.patient_id.map(|u| u.to_string())),
-        ids(&log.patient_ids),
-        log.changed_fields.join("\n").into_bytes(),
-        opt(log.purpose.clone()),
-        match reason {
-            None => vec![0],
-            Some(ct) => [&[1u8][..], ct].concat(),
-        },
-        opt(log.session_id.clone()),
-        opt(log.request_id.clone()),
-        opt(log.ip_address.clone()),
-        opt(log.user_agent.clone()),
-        b(log.emergency),
-        log.sensitivity.as_str().as_bytes().to_vec(),
-        b(log.sensitive_data),
-        log.risk_level.as_str().as_bytes().to_vec(),
-        b(log.requires_review),
-        key_id.as_bytes().to_vec(),
-    ]
+    });
+    opt(&mut m, log.purpose.as_deref());
+    match reason {
+        None => m.part(&[0]),
+        Some(ct) => m.tagged(1, ct),
+    };
+    opt(&mut m, log.session_id.as_deref());
+    opt(&mut m, log.request_id.as_deref());
+    opt(&mut m, log.ip_address.as_deref());
+    opt(&mut m, log.user_agent.as_deref());
+    m.part(&b(log.emergency)).part(log.sensitivity.as_str().as_bytes()).part(&b(log.sensitive_data));
+    m.part(log.risk_level.as_str().as_bytes()).part(&b(log.requires_review)).part(key_id.as_bytes());
+    m
 }
 
 /// The MAC of an event under audit key version `key_id`.
 pub(crate) fn event_mac(keys: &OrgKeys, log: &AuditLog, reason: Option<&[u8]>, key_id: Uuid) -> Result<[u8; 32]> {
-    let parts = canonical(log, reason, key_id);
-    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-    keys.audit_mac(key_id, &refs)
-}
-
-fn uuid_list(row: &Row, column: &str) -> Result<Vec<Uuid>> {
-    row.string_list(column)?
-        .iter()
-        .map(|s| s.parse::<Uuid>().map_err(|_| Error::CorruptData(format!("audit_logs.{column}: not a uuid"))))
-        .collect()
+    keys.audit_mac_of(key_id, &canonical(log, reason, key_id))
 }
 
 fn role(s: &str) -> Result<Role> {
@@ -425,40 +420,84 @@ fn role(s: &str) -> Result<Role> {
         .ok_or_else(|| Error::CorruptData("audit_logs.actor_kind: unknown value".into()))
 }
 
-/// Decodes an `audit_logs` row without keys: the reason stays encrypted (see [`Stored`]).
+/// Decodes an `audit_logs` row without keys, finding its columns by name: the reason stays
+/// encrypted (see [`Stored`]).
 pub(crate) fn decode(row: &Row) -> Result<Stored> {
-    let log = AuditLog {
-        id: row.uuid("id")?,
-        organization_id: row.uuid("organization_id")?,
-        occurred_at: row.time("occurred_at")?,
-        actor_kind: role(&row.text("actor_kind")?)?,
-        actor_id: row.opt_uuid("actor_id")?,
-        actor_name: row.opt_text("actor_name")?,
-        action: row.enumeration("action")?,
-        outcome: row.enumeration("outcome")?,
-        entity_type: row.enumeration("entity_type")?,
-        entity_id: row.opt_uuid("entity_id")?,
-        record_ids: uuid_list(row, "record_ids")?,
-        record_count: row.int("record_count")?,
-        patient_id: row.opt_uuid("patient_id")?,
-        patient_ids: uuid_list(row, "patient_ids")?,
-        changed_fields: row.string_list("changed_fields")?,
-        purpose: row.opt_text("purpose")?,
-        reason: None,
-        session_id: row.opt_text("session_id")?,
-        request_id: row.opt_text("request_id")?,
-        ip_address: row.opt_text("ip_address")?,
-        user_agent: row.opt_text("user_agent")?,
-        emergency: row.bool("emergency")?,
-        sensitivity: row.enumeration("sensitivity")?,
-        sensitive_data: row.bool("sensitive_data")?,
-        risk_level: row.enumeration("risk_level")?,
-        requires_review: row.bool("requires_review")?,
-    };
-    let key_id = row.uuid("key_id")?;
-    let mac = row.opt_bytes("mac")?.ok_or_else(|| Error::CorruptData("audit_logs.mac is NULL".into()))?;
-    Ok(Stored { log, reason: row.opt_bytes("reason")?, key_id, mac })
+    decode_by(row, |k| EVENT_COLUMN_NAMES[k])
 }
+
+/// [`decode`] for a select list that holds [`event_columns_of`] from position `first` on: no
+/// column is looked up by name (for the walks that decode every event of a chain).
+pub(crate) fn decode_from(row: &Row, first: usize) -> Result<Stored> {
+    decode_by(row, |k| first + k)
+}
+
+/// Decodes an event whose `k`-th column of [`EVENT_COLUMN_NAMES`] is `col(k)`.
+fn decode_by<C: Column>(row: &Row, col: impl Fn(usize) -> C) -> Result<Stored> {
+    let log = AuditLog {
+        organization_id: row.uuid(col(0))?,
+        id: row.uuid(col(1))?,
+        occurred_at: row.time(col(2))?,
+        actor_kind: role(&row.text(col(3))?)?,
+        actor_id: row.opt_uuid(col(4))?,
+        actor_name: row.opt_text(col(5))?,
+        action: row.enumeration(col(6))?,
+        outcome: row.enumeration(col(7))?,
+        entity_type: row.enumeration(col(8))?,
+        entity_id: row.opt_uuid(col(9))?,
+        record_ids: row.uuid_list(col(10))?,
+        record_count: row.int(col(11))?,
+        patient_id: row.opt_uuid(col(12))?,
+        patient_ids: row.uuid_list(col(13))?,
+        changed_fields: row.string_list(col(14))?,
+        purpose: row.opt_text(col(15))?,
+        reason: None,
+        session_id: row.opt_text(col(17))?,
+        request_id: row.opt_text(col(18))?,
+        ip_address: row.opt_text(col(19))?,
+        user_agent: row.opt_text(col(20))?,
+        emergency: row.bool(col(21))?,
+        sensitivity: row.enumeration(col(22))?,
+        sensitive_data: row.bool(col(23))?,
+        risk_level: row.enumeration(col(24))?,
+        requires_review: row.bool(col(25))?,
+    };
+    let key_id = row.uuid(col(26))?;
+    let mac = row.opt_bytes(col(27))?.ok_or_else(|| Error::CorruptData("audit_logs.mac is NULL".into()))?;
+    Ok(Stored { log, reason: row.opt_bytes(col(16))?, key_id, mac })
+}
+
+/// The names of [`EVENT_COLUMNS`], in order: [`decode_by`] reads column `k` as `EVENT_COLUMN_NAMES[k]`.
+const EVENT_COLUMN_NAMES: [&str; EVENT_COLUMN_COUNT] = [
+    "organization_id",
+    "id",
+    "occurred_at",
+    "actor_kind",
+    "actor_id",
+    "actor_name",
+    "action",
+    "outcome",
+    "entity_type",
+    "entity_id",
+    "record_ids",
+    "record_count",
+    "patient_id",
+    "patient_ids",
+    "changed_fields",
+    "purpose",
+    "reason",
+    "session_id",
+    "request_id",
+    "ip_address",
+    "user_agent",
+    "emergency",
+    "sensitivity",
+    "sensitive_data",
+    "risk_level",
+    "requires_review",
+    "key_id",
+    "mac",
+];
 
 /// The columns of an `audit_logs` row, in the order of [`event_values`].
 const EVENT_COLUMNS: &str = "organization_id, id, occurred_at, actor_kind, actor_id, actor_name, action, outcome, \
@@ -471,7 +510,7 @@ const EVENT_COLUMN_COUNT: usize = 28;
 /// [`decode`]s events selects, instead of every column of the table (descriptions and metadata
 /// that no check reads would travel for nothing).
 pub(crate) fn event_columns_of(alias: &str) -> String {
-    EVENT_COLUMNS.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+    EVENT_COLUMN_NAMES.iter().map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ")
 }
 
 fn event_values(sealed: &Sealed) -> [Value; EVENT_COLUMN_COUNT] {
@@ -581,6 +620,95 @@ mod tests {
             risk_of(A::Delete, AuditOutcome::Success, Sensitivity::Personal, false, 1, RiskLevel::Critical),
             RiskLevel::Critical
         );
+    }
+
+    /// The event MAC as the chains already stored were written: one buffer per part, MACed by
+    /// `audit_mac`. The framed `canonical` must give the same MAC, or those chains stop verifying.
+    fn mac_by_parts(keys: &OrgKeys, log: &AuditLog, reason: Option<&[u8]>, key_id: Uuid) -> Result<[u8; 32]> {
+        let opt = |v: Option<String>| v.map_or(vec![0], |s| [&[1u8][..], s.as_bytes()].concat());
+        let ids = |list: &[Uuid]| list.iter().flat_map(|u| *u.as_bytes()).collect::<Vec<u8>>();
+        let b = |x: bool| vec![u8::from(x)];
+        let parts: Vec<Vec<u8>> = vec![
+            EVENT_MAC_LABEL.to_vec(),
+            log.organization_id.as_bytes().to_vec(),
+            log.id.as_bytes().to_vec(),
+            log.occurred_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string().into_bytes(),
+            log.actor_kind.as_str().as_bytes().to_vec(),
+            opt(log.actor_id.map(|u| u.to_string())),
+            opt(log.actor_name.clone()),
+            log.action.as_str().as_bytes().to_vec(),
+            log.outcome.as_str().as_bytes().to_vec(),
+            log.entity_type.as_str().as_bytes().to_vec(),
+            opt(log.entity_id.map(|u| u.to_string())),
+            ids(&log.record_ids),
+            log.record_count.to_be_bytes().to_vec(),
+            opt(log.patient_id.map(|u| u.to_string())),
+            ids(&log.patient_ids),
+            log.changed_fields.join("\n").into_bytes(),
+            opt(log.purpose.clone()),
+            reason.map_or(vec![0], |ct| [&[1u8][..], ct].concat()),
+            opt(log.session_id.clone()),
+            opt(log.request_id.clone()),
+            opt(log.ip_address.clone()),
+            opt(log.user_agent.clone()),
+            b(log.emergency),
+            log.sensitivity.as_str().as_bytes().to_vec(),
+            b(log.sensitive_data),
+            log.risk_level.as_str().as_bytes().to_vec(),
+            b(log.requires_review),
+            key_id.as_bytes().to_vec(),
+        ];
+        keys.audit_mac(key_id, &parts.iter().map(Vec::as_slice).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn the_framed_event_mac_is_the_mac_stored_chains_carry() -> Result<()> {
+        let key_id = Uuid::now_v7();
+        let org = Uuid::now_v7();
+        let root = austa_crypto::DataKey::generate();
+        let keys = OrgKeys::new(org, key_id, vec![austa_crypto::material::OrgVersion::derive(key_id, &root)?]);
+        let mut full = AuditLog {
+            id: Uuid::now_v7(),
+            organization_id: org,
+            occurred_at: chrono::DateTime::from_timestamp(1_750_000_000, 123_456_000).unwrap_or_default(),
+            actor_kind: Role::Provider,
+            actor_id: Some(Uuid::now_v7()),
+            actor_name: Some("Dra. Ana".into()),
+            action: AuditAction::Read,
+            outcome: AuditOutcome::Success,
+            entity_type: EntityType::Patient,
+            entity_id: Some(Uuid::now_v7()),
+            record_ids: vec![Uuid::now_v7(), Uuid::now_v7()],
+            record_count: 2,
+            patient_id: Some(Uuid::now_v7()),
+            patient_ids: vec![Uuid::now_v7()],
+            changed_fields: vec!["first_name".into(), "phone".into()],
+            purpose: Some("TREATMENT".into()),
+            reason: None,
+            session_id: Some("s-1".into()),
+            request_id: Some("r-1".into()),
+            ip_address: Some("10.0.0.1".into()),
+            user_agent: Some("tests".into()),
+            emergency: true,
+            sensitivity: Sensitivity::Health,
+            sensitive_data: true,
+            risk_level: RiskLevel::High,
+            requires_review: true,
+        };
+        let reason = [9u8, 8, 7];
+        assert_eq!(event_mac(&keys, &full, Some(&reason), key_id)?, mac_by_parts(&keys, &full, Some(&reason), key_id)?);
+        (full.actor_id, full.actor_name, full.entity_id, full.patient_id) = (None, None, None, None);
+        (full.record_ids, full.patient_ids, full.changed_fields) = (vec![], vec![], vec![]);
+        (full.purpose, full.session_id, full.request_id, full.ip_address, full.user_agent) =
+            (None, None, None, None, None);
+        full.emergency = false;
+        assert_eq!(event_mac(&keys, &full, None, key_id)?, mac_by_parts(&keys, &full, None, key_id)?);
+        Ok(())
+    }
+
+    #[test]
+    fn event_columns_are_the_names_decode_reads() {
+        assert_eq!(EVENT_COLUMNS, EVENT_COLUMN_NAMES.join(", "));
     }
 
     #[test]
