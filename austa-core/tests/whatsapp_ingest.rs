@@ -272,6 +272,14 @@ async fn retries_and_concurrent_deliveries_store_once(tdb: TestDb) {
     let p2 = scope.patients().find_by_whatsapp_id(wa2).await.unwrap().unwrap();
     assert_eq!(count(&tdb, &format!("SELECT COUNT(*) FROM messages WHERE patient_id = '{}'", p2.id)).await, 5);
     assert_eq!(count(&tdb, &format!("SELECT COUNT(*) FROM conversations WHERE patient_id = '{}'", p2.id)).await, 1);
+    // The loser's patient key was created in its transaction and rolled back with it: every key
+    // belongs to a patient.
+    let orphans = format!(
+        "SELECT COUNT(*) FROM patient_keys k WHERE k.organization_id = '{}' AND NOT EXISTS \
+         (SELECT 1 FROM patients p WHERE p.organization_id = k.organization_id AND p.id = k.patient_id)",
+        scope.organization_id()
+    );
+    assert_eq!(count(&tdb, &orphans).await, 0);
     assert_counters(&tdb, &scope).await;
 }
 

@@ -306,6 +306,49 @@ impl Keyring {
         self.key_set(org, patients).await.map(Some)
     }
 
+    /// A fresh first key for `patient`, wrapped by the organization's active key: the key store row
+    /// to insert, its id and the cipher it gives.
+    fn new_patient_key(&self, org: &OrgKeys, patient: Uuid) -> Result<(Query, Uuid, Aes256Gcm)> {
+        let id = Uuid::now_v7();
+        let key = DataKey::generate();
+        let (wrapping_key_id, wrapped) = org.wrap_patient_key(patient, id, &key)?;
+        let insert = Query::new(
+            "INSERT INTO patient_keys (organization_id, id, patient_id, version, wrapped_key, wrapping_key_id, \
+             state, created_at) VALUES ($1, $2, $3, 1, $4, $5, 'ACTIVE', $6)",
+        )
+        .bind(org.organization)
+        .bind(id)
+        .bind(patient)
+        .bind(wrapped)
+        .bind(wrapping_key_id)
+        .bind(austa_sql::time::truncate(self.clock.now()));
+        Ok((insert, id, patient_cipher(&key)?))
+    }
+
+    /// Creates `patient`'s first key through `tx`, a transaction that the caller holds on the key
+    /// store's own database (as [`Keyring::add_patient_in`]), and adds it to `keys`: the key row
+    /// commits or rolls back with the caller's rows, so a failed write leaves no key behind. It is
+    /// not cached yet (the transaction may still roll back): [`Keyring::cache_key_set`] after the
+    /// commit.
+    pub async fn create_patient_key_in(&self, tx: &mut Tx, keys: &mut KeySet, patient: Uuid) -> Result<()> {
+        let (insert, id, cipher) = self.new_patient_key(&keys.org, patient)?;
+        tx.execute(insert).await?;
+        let state = PatientKeyState::Live { active: id, versions: HashMap::from([(id, cipher)]) };
+        keys.patients.insert(patient, Arc::new(PatientKeys { patient, state }));
+        Ok(())
+    }
+
+    /// Caches the patient keys of `keys` that the cache lacks: those that
+    /// [`Keyring::create_patient_key_in`] created, once the caller's transaction has committed.
+    pub fn cache_key_set(&self, keys: &KeySet) {
+        let org = keys.org.organization;
+        for (patient, k) in &keys.patients {
+            if self.cache.get(CacheKey::Patient(org, *patient)).is_none() {
+                self.cache.put(CacheKey::Patient(org, *patient), Cached::Patient(k.clone()));
+            }
+        }
+    }
+
     /// Adds `patient`'s keys to `keys`, reading the key store through `tx`, a transaction that the
     /// caller holds on the key store's own database (the default, where the key store shares the data
     /// database): a writer that meets a patient whose keys are not cached reads them with one more
@@ -406,27 +449,12 @@ impl Keyring {
             return Ok(());
         }
         let org = self.org_keys(organization).await?;
-        let now = austa_sql::time::truncate(self.clock.now());
         let mut created = Vec::new();
         let mut tx = begin_on(&self.store, Some(organization), TxMode::Write).await?;
         for patient in patients {
-            let id = Uuid::now_v7();
-            let key = DataKey::generate();
-            let (wrapping_key_id, wrapped) = org.wrap_patient_key(patient, id, &key)?;
-            tx.execute(
-                Query::new(
-                    "INSERT INTO patient_keys (organization_id, id, patient_id, version, wrapped_key, wrapping_key_id, \
-                     state, created_at) VALUES ($1, $2, $3, 1, $4, $5, 'ACTIVE', $6)",
-                )
-                .bind(organization)
-                .bind(id)
-                .bind(patient)
-                .bind(wrapped)
-                .bind(wrapping_key_id)
-                .bind(now),
-            )
-            .await?;
-            created.push((patient, id, patient_cipher(&key)?));
+            let (insert, id, cipher) = self.new_patient_key(&org, patient)?;
+            tx.execute(insert).await?;
+            created.push((patient, id, cipher));
         }
         tx.commit().await?;
         for (patient, id, cipher) in created {

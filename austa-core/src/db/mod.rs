@@ -175,6 +175,15 @@ impl Database {
         self.keyring().add_patient_in(tx, keys, patient).await.map(Some)
     }
 
+    /// Creates `patient`'s first key inside the caller's data transaction `tx` and adds it to `keys`,
+    /// when the key store is the data database (`false`, having done nothing, when it is not).
+    pub(crate) async fn create_patient_key_in(&self, tx: &mut Tx, keys: &mut KeySet, patient: Uuid) -> Result<bool> {
+        if !self.inner.keystore_shared {
+            return Ok(false);
+        }
+        self.keyring().create_patient_key_in(tx, keys, patient).await.map(|()| true)
+    }
+
     /// `keys` reloaded when the key store holds a version they lack (a rotation elsewhere); `None` when
     /// nothing is missing.
     pub(crate) async fn refresh_key_set(&self, keys: &KeySet) -> Result<Option<KeySet>> {

@@ -188,7 +188,8 @@ impl WhatsApp<'_> {
         }
         // The steady state: the body's numbers were routed before, and one transaction on cached
         // keys checks the route again and stores everything. Anything else (a new or moved number,
-        // a patient whose keys are not cached, a race) takes the full path below.
+        // a race; with a key store of its own also a new sender or a patient whose keys are not
+        // cached) takes the full path below.
         if let Some(organization) = self.hinted(&payload) {
             let scope = Scope::new(self.db, organization, Actor::system(WEBHOOK_ACTOR), RequestContext::default());
             authorize_ingest(&scope).await?;
@@ -208,9 +209,11 @@ impl WhatsApp<'_> {
         }
         let scope = self.route(&payload).await?;
         authorize_ingest(&scope).await?;
-        // The first attempt runs on cached keys alone (the steady state: known senders, keys in the
-        // cache); when it meets a patient whose keys are not cached, or a new sender, it rolls back
-        // and the body runs again after the read-only pass that creates and loads them.
+        // The first attempt runs on cached keys (the steady state: known senders, keys in the
+        // cache). When the key store shares the data database, the attempt reads a known patient's
+        // uncached keys and creates a new sender's key inside its own transaction. With a key store
+        // of its own, a patient whose keys are not cached, or a new sender, makes it roll back, and
+        // the body runs again after the read-only pass that creates and loads them.
         // A first attempt that found only known patients whose keys were not cached loads those keys
         // and tries again on the cache, without the read-only pass.
         let (mut prepared, mut warmed, mut conflicts, mut last) = (false, false, 0, None);
@@ -803,6 +806,8 @@ impl BodyTx<'_, '_> {
         let import = Event::on(AuditAction::Import, "messages").records(r.message_ids.clone()).patients(patients);
         self.tx.record(import.reason(reason)).await?;
         self.tx.commit().await?;
+        // Keys created in the transaction are real now.
+        self.db.keyring().cache_key_set(&self.keys);
         Ok(self.report)
     }
 
@@ -821,13 +826,22 @@ impl BodyTx<'_, '_> {
                 p
             }
             None => {
-                let Some(&id) = self.new_patients.get(m.from.as_str()) else {
-                    // A new sender: its patient's key is created by the read-only pass.
-                    return Err(if self.prepared {
-                        Attempt::Retry(Error::not_found("patient"))
-                    } else {
-                        Attempt::Prepare(Vec::new())
-                    });
+                let id = match self.new_patients.get(m.from.as_str()) {
+                    Some(&id) => id,
+                    None => {
+                        // A new sender: its patient's key is created here when the key store shares
+                        // this database (it then commits or rolls back with the patient), else by
+                        // the read-only pass.
+                        let id = Uuid::now_v7();
+                        if !self.db.create_patient_key_in(&mut self.tx, &mut self.keys, id).await? {
+                            return Err(if self.prepared {
+                                Attempt::Retry(Error::not_found("patient"))
+                            } else {
+                                Attempt::Prepare(Vec::new())
+                            });
+                        }
+                        id
+                    }
                 };
                 let name = change.names.iter().find(|(wa, _)| *wa == m.from).and_then(|(_, n)| n.as_deref());
                 let patient = Patient::build(org, id, now, new_patient(&m.from, name))
