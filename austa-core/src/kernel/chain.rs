@@ -232,9 +232,24 @@ pub(crate) async fn link_written(
     events: &[(Uuid, [u8; 32])],
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let mut head = lock_head(tx, keys, org, now).await?;
-    let queued = Query::new("SELECT event_id FROM audit_pending WHERE organization_id = $1 LIMIT 1").bind(org);
-    if tx.fetch_optional(queued).await?.is_some() {
+    // The head and whether the queue holds anything, in one statement (the head exists but for the
+    // organization's first events: then it is created, and the queue asked apart).
+    let lock = tx.lock(RowLock::Update);
+    let both = format!(
+        "SELECT seq, mac, EXISTS (SELECT 1 FROM audit_pending p WHERE p.organization_id = $1) AS queued \
+         FROM audit_heads WHERE organization_id = $1{lock}"
+    );
+    let (mut head, queued) = match tx.fetch_optional(Query::new(both).bind(org)).await? {
+        Some(row) => {
+            (Head { seq: row.int("seq")?, mac: row.opt_bytes("mac")?.unwrap_or_default() }, row.bool("queued")?)
+        }
+        None => {
+            let head = lock_head(tx, keys, org, now).await?;
+            let queued = Query::new("SELECT event_id FROM audit_pending WHERE organization_id = $1 LIMIT 1").bind(org);
+            (head, tx.fetch_optional(queued).await?.is_some())
+        }
+    };
+    if queued {
         return Ok(false);
     }
     let key_id = keys.active_id();
