@@ -379,6 +379,37 @@ async fn verification_names_each_kind_of_tampering(tdb: TestDb) {
     assert!(intact.audit().verify().await.unwrap().is_intact());
 }
 
+/// Verification reads a page's events by their range of ids; thousands of forged events crowded
+/// into that range make the page too wide, and it is read through the join instead: the walk still
+/// verifies every link, and the forged events are still found outside the chain.
+#[backends]
+async fn a_page_crowded_with_forged_events_is_still_verified_and_the_forgeries_found(tdb: TestDb) {
+    let s = chain_of(&tdb, "Cadeia Lotada", 4).await;
+    let (org, model) = (s.organization_id(), event_at(&tdb, &s, 2).await);
+    let low: Uuid = model.parse().unwrap();
+    // Ids just above event 2's, below event 3's: inside the page's range.
+    let forged: Vec<Uuid> = (1..=8_001u128).map(|k| Uuid::from_u128(low.as_u128() + k)).collect();
+    let id = match tdb.backend {
+        Backend::Postgres => "CAST(v.id AS uuid)",
+        Backend::Sqlite => "v.id",
+    };
+    let values: Vec<String> = forged.iter().map(|f| format!("('{f}')")).collect();
+    let columns = "occurred_at, actor_kind, actor_id, actor_name, action, outcome, entity_type, entity_id, \
+         record_ids, record_count, patient_id, patient_ids, changed_fields, purpose, reason, session_id, request_id, \
+         ip_address, user_agent, emergency, sensitivity, sensitive_data, risk_level, requires_review, key_id, mac";
+    tdb.tamper(&format!(
+        "WITH v(id) AS (VALUES {}) INSERT INTO audit_logs (organization_id, id, {columns}) \
+         SELECT m.organization_id, {id}, {columns} FROM audit_logs m, v \
+         WHERE m.organization_id = '{org}' AND m.id = '{model}'",
+        values.join(", ")
+    ))
+    .await;
+    let report = s.audit().verify().await.unwrap();
+    assert_eq!(report.verified, report.head_seq as u64, "every link verified: {report:?}");
+    let broken = report.broken.expect("the forged events are found");
+    assert_eq!((broken.kind, broken.seq, broken.event_id), (TamperKind::Inserted, None, Some(forged[0])));
+}
+
 #[backends]
 async fn sixteen_concurrent_writers_leave_a_valid_chain_without_gaps(tdb: TestDb) {
     let scope = tdb.org("Hospital Concorrente").await;
