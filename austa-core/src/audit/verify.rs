@@ -115,19 +115,7 @@ async fn fetch_links(tx: &mut Tx, org: Uuid, after: i64, to: i64) -> Result<Vec<
     let sql = "SELECT seq, event_id, prev_mac, mac, key_id FROM audit_chain \
                WHERE organization_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4";
     let rows = tx.fetch_all(Query::new(sql).bind(org).bind(after).bind(to).bind(PAGE)).await?;
-    let mut links = rows
-        .iter()
-        .map(|row| {
-            Ok(Link {
-                seq: row.int(0)?,
-                event_id: row.uuid(1)?,
-                prev: row.opt_bytes(2)?.unwrap_or_default(),
-                mac: row.opt_bytes(3)?.unwrap_or_default(),
-                key_id: row.uuid(4)?,
-                event: None,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut links = rows.iter().map(link_of).collect::<Result<Vec<_>>>()?;
     let (Some(low), Some(high)) = (links.iter().map(|l| l.event_id).min(), links.iter().map(|l| l.event_id).max())
     else {
         return Ok(links);
@@ -179,17 +167,26 @@ async fn fetch_joined(tx: &mut Tx, org: Uuid, after: i64, to: i64) -> Result<Vec
     // Decoded by position (the select list above): five link columns, then the event's.
     rows.into_iter()
         .map(|row| {
-            let present = row.opt_uuid(EVENT_AT + 1)?.is_some();
-            Ok(Link {
-                seq: row.int(0)?,
-                event_id: row.uuid(1)?,
-                prev: row.opt_bytes(2)?.unwrap_or_default(),
-                mac: row.opt_bytes(3)?.unwrap_or_default(),
-                key_id: row.uuid(4)?,
-                event: present.then_some(Event { row, at: EVENT_AT }),
-            })
+            let mut link = link_of(&row)?;
+            if row.opt_uuid(EVENT_AT + 1)?.is_some() {
+                link.event = Some(Event { row, at: EVENT_AT });
+            }
+            Ok(link)
         })
         .collect()
+}
+
+/// A link, without its event, from the first five columns of `row` (sequence number, event id,
+/// previous MAC, MAC, key).
+fn link_of(row: &Row) -> Result<Link> {
+    Ok(Link {
+        seq: row.int(0)?,
+        event_id: row.uuid(1)?,
+        prev: row.opt_bytes(2)?.unwrap_or_default(),
+        mac: row.opt_bytes(3)?.unwrap_or_default(),
+        key_id: row.uuid(4)?,
+        event: None,
+    })
 }
 
 /// Whether a link and its event carry valid MACs.
