@@ -328,7 +328,7 @@ impl Keyring {
     /// Creates `patient`'s first key through `tx`, a transaction that the caller holds on the key
     /// store's own database (as [`Keyring::add_patient_in`]), and adds it to `keys`: the key row
     /// commits or rolls back with the caller's rows, so a failed write leaves no key behind. It is
-    /// not cached yet (the transaction may still roll back): [`Keyring::cache_key_set`] after the
+    /// not cached yet (the transaction may still roll back): [`Keyring::cache_created`] after the
     /// commit.
     pub async fn create_patient_key_in(&self, tx: &mut Tx, keys: &mut KeySet, patient: Uuid) -> Result<()> {
         let (insert, id, cipher) = self.new_patient_key(&keys.org, patient)?;
@@ -338,13 +338,12 @@ impl Keyring {
         Ok(())
     }
 
-    /// Caches the patient keys of `keys` that the cache lacks: those that
-    /// [`Keyring::create_patient_key_in`] created, once the caller's transaction has committed.
-    pub fn cache_key_set(&self, keys: &KeySet) {
-        let org = keys.org.organization;
-        for (patient, k) in &keys.patients {
-            if self.cache.get(CacheKey::Patient(org, *patient)).is_none() {
-                self.cache.put(CacheKey::Patient(org, *patient), Cached::Patient(k.clone()));
+    /// Caches the keys of `patients` from `keys`: those that [`Keyring::create_patient_key_in`]
+    /// created, once the caller's transaction has committed.
+    pub fn cache_created(&self, keys: &KeySet, patients: &[Uuid]) {
+        for patient in patients {
+            if let Some(k) = keys.patients.get(patient) {
+                self.cache.put(CacheKey::Patient(keys.org.organization, *patient), Cached::Patient(k.clone()));
             }
         }
     }

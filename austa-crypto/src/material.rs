@@ -213,9 +213,16 @@ pub const KEY_CHECK_CONTEXT: &[u8] = b"austa:key-check:v1";
 /// let mut input = MacInput::with_capacity(64);
 /// input.part(b"label").tagged(1, b"text").part_with(|b| b.extend_from_slice(b"a\nb"));
 /// ```
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MacInput {
     framed: Vec<u8>,
+}
+
+/// Only the length: the parts are audit fields (actor names, addresses), not for logs.
+impl std::fmt::Debug for MacInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MacInput").field("framed_len", &self.framed.len()).finish_non_exhaustive()
+    }
 }
 
 impl MacInput {

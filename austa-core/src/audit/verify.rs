@@ -136,9 +136,13 @@ async fn fetch_links(tx: &mut Tx, org: Uuid, after: i64, to: i64) -> Result<Vec<
     if events.len() as i64 >= RANGE_CAP {
         return fetch_joined(tx, org, after, to).await;
     }
+    // Keyed by the event's id (column 1 of the event columns). A row whose id does not even parse
+    // (written by hand on SQLite) belongs to no link; `outside_the_chain` deals with it.
     let mut by_id = std::collections::HashMap::with_capacity(events.len());
     for row in events {
-        by_id.insert(row.uuid(1)?, row);
+        if let Ok(Some(id)) = row.opt_uuid(1) {
+            by_id.insert(id, row);
+        }
     }
     for link in &mut links {
         link.event = by_id.remove(&link.event_id).map(|row| Event { row, at: 0 });

@@ -632,6 +632,7 @@ async fn ingest_once(scope: &Scope, body: &Payload, pass: Pass) -> Result<Ingest
         report,
         events: Vec::new(),
         chats: HashMap::new(),
+        created_keys: Vec::new(),
     };
     for change in &body.changes {
         for m in &change.messages {
@@ -707,6 +708,8 @@ struct BodyTx<'s, 'b> {
     events: Vec<Event>,
     /// The conversation and patient of each sender's chat, once found.
     chats: HashMap<String, (Uuid, Uuid)>,
+    /// Patients whose first key this transaction created (cached once it commits).
+    created_keys: Vec<Uuid>,
 }
 
 impl BodyTx<'_, '_> {
@@ -807,7 +810,7 @@ impl BodyTx<'_, '_> {
         self.tx.record(import.reason(reason)).await?;
         self.tx.commit().await?;
         // Keys created in the transaction are real now.
-        self.db.keyring().cache_key_set(&self.keys);
+        self.db.keyring().cache_created(&self.keys, &self.created_keys);
         Ok(self.report)
     }
 
@@ -840,6 +843,7 @@ impl BodyTx<'_, '_> {
                                 Attempt::Prepare(Vec::new())
                             });
                         }
+                        self.created_keys.push(id);
                         id
                     }
                 };
