@@ -7,8 +7,18 @@
 
 use uuid::Uuid;
 
+use crate::builder::QueryBuilder;
 use crate::pool::Backend;
 use crate::tx::{TxMode, TENANT_SETTING};
+use crate::value::{Array, Query, Value};
+
+/// The most rows one `VALUES` list carries, whatever the parameter budget allows: past a few hundred
+/// rows a longer statement costs more to parse than the round trips it saves.
+const MAX_ROWS_PER_VALUES: usize = 500;
+
+/// The most rows one array insert carries: the arrays are held in memory twice (here and in the
+/// driver's buffer) until the statement is sent.
+const MAX_ROWS_PER_ARRAYS: usize = 5_000;
 
 /// A row lock taken by a `SELECT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +69,58 @@ pub trait Dialect: Send + Sync + 'static {
     /// Whether one statement can insert into two tables (a data-modifying `WITH`), so that an audit
     /// event and its chain-queue entry are one round trip.
     fn writable_cte(&self) -> bool;
+
+    /// The statements that insert `rows` into `table`, each row the values of `columns` in order, in
+    /// as few statements as the backend runs fastest. SQLite: multi-row `VALUES` lists under the
+    /// parameter budget. PostgreSQL: one `INSERT ... SELECT * FROM unnest($1::uuid[], ...)` per few
+    /// thousand rows, one array parameter per column, so that the statement's text is the same for
+    /// every batch (prepared once, planned once) and the server parses arrays instead of thousands of
+    /// parameters. Rows whose columns do not share one type per column fall back to `VALUES`.
+    ///
+    /// ```
+    /// use austa_sql::{Dialect, IntoValue};
+    /// let rows = vec![vec![1i64.into_value(), "a".into_value()], vec![2i64.into_value(), "b".into_value()]];
+    /// let statements = austa_sql::dialect::Postgres.insert_rows("t", &["n", "s"], rows);
+    /// assert_eq!(statements.len(), 1);
+    /// assert_eq!(statements[0].sql(), "INSERT INTO t (n, s) SELECT * FROM unnest($1::int8[], $2::text[])");
+    /// ```
+    fn insert_rows(&self, table: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Vec<Query>;
+}
+
+/// `INSERT INTO table (columns) VALUES (...), (...)` statements of at most `per` rows each.
+fn values_inserts(table: &str, columns: &[&str], rows: Vec<Vec<Value>>, per: usize) -> Vec<Query> {
+    let head = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    let mut statements = Vec::with_capacity(rows.len().div_ceil(per.max(1)));
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut q = QueryBuilder::new(head.as_str());
+        for (i, row) in rows.by_ref().take(per.max(1)).enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push_tuple(row);
+        }
+        statements.push(q.build());
+    }
+    statements
+}
+
+/// One array per column of `rows`, or the rows back when a column's values are not of one type.
+fn column_arrays(width: usize, rows: Vec<Vec<Value>>) -> std::result::Result<Vec<Array>, Vec<Vec<Value>>> {
+    use std::mem::discriminant;
+    let Some(first) = rows.first().filter(|f| f.len() == width) else { return Err(rows) };
+    let uniform = rows
+        .iter()
+        .all(|row| row.len() == width && row.iter().zip(first).all(|(v, f)| discriminant(v) == discriminant(f)));
+    let arrays: Option<Vec<Array>> = first.iter().map(|v| Array::like(v, rows.len())).collect();
+    let (true, Some(mut arrays)) = (uniform, arrays) else { return Err(rows) };
+    for row in rows {
+        for (value, array) in row.into_iter().zip(arrays.iter_mut()) {
+            // Every value was checked to be of its array's type: a push cannot be refused.
+            let _ = array.push(value);
+        }
+    }
+    Ok(arrays)
 }
 
 /// SQLite's dialect.
@@ -111,6 +173,11 @@ impl Dialect for Sqlite {
 
     fn writable_cte(&self) -> bool {
         false
+    }
+
+    fn insert_rows(&self, table: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Vec<Query> {
+        let per = (self.max_bind_params() / columns.len().max(1)).clamp(1, MAX_ROWS_PER_VALUES);
+        values_inserts(table, columns, rows, per)
     }
 }
 
@@ -173,6 +240,36 @@ impl Dialect for Postgres {
     fn writable_cte(&self) -> bool {
         true
     }
+
+    fn insert_rows(&self, table: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Vec<Query> {
+        if rows.len() < 2 {
+            return values_inserts(table, columns, rows, 1);
+        }
+        let head = format!("INSERT INTO {table} ({}) SELECT * FROM unnest(", columns.join(", "));
+        let mut statements = Vec::with_capacity(rows.len().div_ceil(MAX_ROWS_PER_ARRAYS));
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Vec<Value>> = rows.by_ref().take(MAX_ROWS_PER_ARRAYS).collect();
+            match column_arrays(columns.len(), chunk) {
+                Ok(arrays) => {
+                    let mut q = QueryBuilder::new(head.as_str());
+                    let mut list = q.separated(", ");
+                    for array in arrays {
+                        let cast = array.sql_type();
+                        list.push_bind(Value::Array(array));
+                        list.push_unseparated(format_args!("::{cast}"));
+                    }
+                    q.push(")");
+                    statements.push(q.build());
+                }
+                Err(chunk) => {
+                    let per = (self.max_bind_params() / columns.len().max(1)).clamp(1, MAX_ROWS_PER_VALUES);
+                    statements.extend(values_inserts(table, columns, chunk, per));
+                }
+            }
+        }
+        statements
+    }
 }
 
 /// The dialect of `backend`.
@@ -180,5 +277,50 @@ pub fn of(backend: Backend) -> &'static dyn Dialect {
     match backend {
         Backend::Sqlite => &Sqlite,
         Backend::Postgres => &Postgres,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::IntoValue;
+
+    fn rows(n: usize) -> Vec<Vec<Value>> {
+        (0..n).map(|i| vec![(i as i64).into_value(), None::<String>.into_value(), Uuid::nil().into_value()]).collect()
+    }
+
+    #[test]
+    fn postgres_inserts_arrays_one_statement_per_few_thousand_rows() {
+        let statements = Postgres.insert_rows("t", &["n", "s", "u"], rows(MAX_ROWS_PER_ARRAYS + 1));
+        assert_eq!(statements.len(), 2);
+        for q in &statements {
+            assert_eq!(q.sql(), "INSERT INTO t (n, s, u) SELECT * FROM unnest($1::int8[], $2::text[], $3::uuid[])");
+            assert_eq!(q.args.len(), 3);
+        }
+        match &statements[1].args[1] {
+            Value::Array(Array::Text(a)) => assert_eq!(a, &vec![None]),
+            _ => panic!("the second column is a text array"),
+        }
+    }
+
+    #[test]
+    fn mixed_column_types_and_single_rows_fall_back_to_values() {
+        let mut mixed = rows(3);
+        mixed[2][0] = "not a number".into_value();
+        let statements = Postgres.insert_rows("t", &["n", "s", "u"], mixed);
+        assert_eq!(statements.len(), 1);
+        assert_eq!(statements[0].sql(), "INSERT INTO t (n, s, u) VALUES ($1, $2, $3), ($4, $5, $6), ($7, $8, $9)");
+        let one = Postgres.insert_rows("t", &["n", "s", "u"], rows(1));
+        assert_eq!(one[0].sql(), "INSERT INTO t (n, s, u) VALUES ($1, $2, $3)");
+        assert!(Postgres.insert_rows("t", &["n"], Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn sqlite_splits_values_lists_under_its_parameter_budget() {
+        let statements = Sqlite.insert_rows("t", &["n", "s", "u"], rows(1_000));
+        let per = Sqlite.max_bind_params() / 3;
+        assert_eq!(statements.len(), 1_000usize.div_ceil(per));
+        assert!(statements.iter().all(|q| q.args.len() <= Sqlite.max_bind_params()));
+        assert_eq!(statements.iter().map(|q| q.args.len()).sum::<usize>(), 3_000);
     }
 }

@@ -35,4 +35,4 @@ pub use pool::{redact_password, Backend, Pool};
 pub use row::{Column, Row};
 pub use trips::count_round_trips;
 pub use tx::{begin_on, Tx, TxMode, TENANT_SETTING};
-pub use value::{sqlite_time, IntoValue, Query, Value, SQLITE_TIME_FORMAT};
+pub use value::{sqlite_time, Array, IntoValue, Query, Value, SQLITE_TIME_FORMAT};

@@ -5,7 +5,7 @@ use sqlx::{Postgres, Sqlite};
 use uuid::Uuid;
 
 use crate::dialect::{self, Dialect, RowLock};
-use crate::value::{self, Query, Value};
+use crate::value::{self, Array, Query, Value};
 use crate::{Pool, Row};
 
 /// The transaction-local setting that row-level security policies read the tenant from.
@@ -33,7 +33,7 @@ pub enum TxMode {
     Snapshot,
     /// A read whose only writes are the audit events recording it. SQLite takes the write lock up
     /// front, as for [`TxMode::Write`]; on PostgreSQL the commit does not wait for the log flush (see
-    /// [`Dialect::relaxed_commit`]), so readers do not queue on the disk. Use it for nothing else:
+    /// [`Dialect::begin`]), so readers do not queue on the disk. Use it for nothing else:
     /// data writes keep [`TxMode::Write`] and its durable commit.
     RecordedRead,
 }
@@ -59,6 +59,7 @@ fn bind_sqlite<'q>(
         Value::Time(x) => q.bind(x.map(|t| value::sqlite_time(&t))),
         Value::Json(x) => q.bind(x.map(|j| j.to_string())),
         Value::Bytes(x) => q.bind(x),
+        Value::Array(a) => q.bind(a.json_text()),
     }
 }
 
@@ -75,6 +76,16 @@ fn bind_pg<'q>(
         Value::Time(x) => q.bind(x),
         Value::Json(x) => q.bind(x.map(sqlx::types::Json)),
         Value::Bytes(x) => q.bind(x),
+        Value::Array(a) => match a {
+            Array::Uuid(a) => q.bind(a),
+            Array::Text(a) => q.bind(a),
+            Array::Int(a) => q.bind(a),
+            Array::Float(a) => q.bind(a),
+            Array::Bool(a) => q.bind(a),
+            Array::Time(a) => q.bind(a),
+            Array::Json(a) => q.bind(a.into_iter().map(|j| j.map(sqlx::types::Json)).collect::<Vec<_>>()),
+            Array::Bytes(a) => q.bind(a),
+        },
     }
 }
 

@@ -28,6 +28,100 @@ pub enum Value {
     Json(Option<serde_json::Value>),
     /// Bytes (`bytea`; SQLite: BLOB).
     Bytes(Option<Vec<u8>>),
+    /// A column of values bound as one array parameter: on PostgreSQL a native array (`uuid[]`,
+    /// `text[]`, ...), which `unnest` turns back into rows, so that a multi-row insert carries one
+    /// parameter per column instead of one per value (see [`Dialect::insert_rows`]); on SQLite, which
+    /// has no arrays, the JSON text of the elements (readable with `json_each`).
+    ///
+    /// [`Dialect::insert_rows`]: crate::Dialect::insert_rows
+    Array(Array),
+}
+
+/// The elements of an [`Value::Array`], all of one type (each may be NULL).
+#[derive(Clone, PartialEq)]
+pub enum Array {
+    /// `uuid[]`.
+    Uuid(Vec<Option<Uuid>>),
+    /// `text[]`.
+    Text(Vec<Option<String>>),
+    /// `int8[]`.
+    Int(Vec<Option<i64>>),
+    /// `float8[]`.
+    Float(Vec<Option<f64>>),
+    /// `boolean[]`.
+    Bool(Vec<Option<bool>>),
+    /// `timestamptz[]`.
+    Time(Vec<Option<DateTime<Utc>>>),
+    /// `jsonb[]`.
+    Json(Vec<Option<serde_json::Value>>),
+    /// `bytea[]`.
+    Bytes(Vec<Option<Vec<u8>>>),
+}
+
+impl Array {
+    /// An empty array of the type of `value`, with room for `capacity` elements; `None` for a value
+    /// that is itself an array (there are no arrays of arrays).
+    pub fn like(value: &Value, capacity: usize) -> Option<Self> {
+        Some(match value {
+            Value::Uuid(_) => Array::Uuid(Vec::with_capacity(capacity)),
+            Value::Text(_) => Array::Text(Vec::with_capacity(capacity)),
+            Value::Int(_) => Array::Int(Vec::with_capacity(capacity)),
+            Value::Float(_) => Array::Float(Vec::with_capacity(capacity)),
+            Value::Bool(_) => Array::Bool(Vec::with_capacity(capacity)),
+            Value::Time(_) => Array::Time(Vec::with_capacity(capacity)),
+            Value::Json(_) => Array::Json(Vec::with_capacity(capacity)),
+            Value::Bytes(_) => Array::Bytes(Vec::with_capacity(capacity)),
+            Value::Array(_) => return None,
+        })
+    }
+
+    /// Appends `value`; gives it back when its type is not the array's.
+    pub fn push(&mut self, value: Value) -> std::result::Result<(), Value> {
+        match (self, value) {
+            (Array::Uuid(a), Value::Uuid(v)) => a.push(v),
+            (Array::Text(a), Value::Text(v)) => a.push(v),
+            (Array::Int(a), Value::Int(v)) => a.push(v),
+            (Array::Float(a), Value::Float(v)) => a.push(v),
+            (Array::Bool(a), Value::Bool(v)) => a.push(v),
+            (Array::Time(a), Value::Time(v)) => a.push(v),
+            (Array::Json(a), Value::Json(v)) => a.push(v),
+            (Array::Bytes(a), Value::Bytes(v)) => a.push(v),
+            (_, other) => return Err(other),
+        }
+        Ok(())
+    }
+
+    /// The PostgreSQL type of the array (`uuid[]`, ...), for the cast that tells `unnest` what it
+    /// unpacks.
+    pub fn sql_type(&self) -> &'static str {
+        match self {
+            Array::Uuid(_) => "uuid[]",
+            Array::Text(_) => "text[]",
+            Array::Int(_) => "int8[]",
+            Array::Float(_) => "float8[]",
+            Array::Bool(_) => "boolean[]",
+            Array::Time(_) => "timestamptz[]",
+            Array::Json(_) => "jsonb[]",
+            Array::Bytes(_) => "bytea[]",
+        }
+    }
+
+    /// The elements as JSON text, SQLite's stand-in for an array (serde's form of each element).
+    pub(crate) fn json_text(&self) -> String {
+        let text = match self {
+            Array::Uuid(a) => serde_json::to_string(a),
+            Array::Text(a) => serde_json::to_string(a),
+            Array::Int(a) => serde_json::to_string(a),
+            Array::Float(a) => serde_json::to_string(a),
+            Array::Bool(a) => serde_json::to_string(a),
+            Array::Time(a) => serde_json::to_string(a),
+            Array::Json(a) => serde_json::to_string(a),
+            Array::Bytes(a) => serde_json::to_string(a),
+        };
+        // Serializing these types cannot fail (no maps with non-string keys, no failing Serialize);
+        // NULL would be the honest fallback if it ever did.
+        text.unwrap_or_else(|_| "null".into())
+    }
 }
 
 impl Value {
@@ -104,6 +198,11 @@ impl Query {
     /// depends on the data, use a [`QueryBuilder`](crate::QueryBuilder).
     pub fn new(sql: impl Into<String>) -> Self {
         Self { sql: sql.into(), args: Vec::new() }
+    }
+
+    /// The SQL text (the arguments stay private: they may be patient data).
+    pub fn sql(&self) -> &str {
+        &self.sql
     }
 
     /// Appends the next positional argument (`$1`, `$2`, ... in order of `bind` calls).

@@ -156,7 +156,7 @@ pub(crate) fn insert_query<M: Model>(keys: &KeySet, organization: Uuid, model: &
     let columns = model.columns(&keys.row(M::TABLE, model.id(), model_owner(model)?)?)?;
     check_times(&columns)?;
     let event = create_event::<M>(model.id(), &columns);
-    Ok((insert_rows_query::<M>(organization, vec![columns]), event))
+    Ok((insert_row_query::<M>(organization, columns), event))
 }
 
 /// While an organization key rotation runs, rows are indexed under two key versions at once, and each
@@ -263,8 +263,8 @@ pub(crate) async fn insert<M: Model>(scope: &Scope, model: &M) -> Result<()> {
     tx.commit().await
 }
 
-/// Most rows in one multi-row INSERT (the dialect also bounds its parameters).
-const MAX_ROWS_PER_INSERT: usize = 500;
+/// Most digests in one `IN` list of the batch uniqueness check.
+const MAX_DIGESTS_PER_QUERY: usize = 500;
 
 /// Inserts a batch of built models in one transaction: one multi-row INSERT per chunk, one Tasy
 /// outbox entry per row where the table syncs, and one `CREATE` audit event for the batch. Rows the
@@ -321,12 +321,14 @@ pub(crate) async fn insert_many<M: Model>(scope: &Scope, models: &[M]) -> Result
             other => other,
         })?;
     }
-    let max_params = tx.dialect().max_bind_params();
-    let per_insert = rows.first().map_or(1, |c| (max_params / (c.len() + 1)).clamp(1, MAX_ROWS_PER_INSERT));
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(per_insert).collect();
-        tx.execute(insert_rows_query::<M>(org, chunk)).await?;
+    let names: Vec<&str> =
+        std::iter::once("organization_id").chain(rows.first().into_iter().flatten().map(|(n, _)| *n)).collect();
+    let values = rows
+        .into_iter()
+        .map(|columns| std::iter::once(org.into_value()).chain(columns.into_iter().map(|(_, v)| v)).collect())
+        .collect();
+    for statement in tx.dialect().insert_rows(M::TABLE, &names, values) {
+        tx.execute(statement).await?;
     }
     if let Some(entity) = crate::kernel::outbox::entity_of(M::TABLE) {
         let ids: Vec<Uuid> = models.iter().map(Record::id).collect();
@@ -373,7 +375,7 @@ async fn check_batch_uniqueness(
                 }
             }
         }
-        for chunk in candidates.chunks(MAX_ROWS_PER_INSERT) {
+        for chunk in candidates.chunks(MAX_DIGESTS_PER_QUERY) {
             let mut q = QueryBuilder::new(format!("SELECT {column} AS digest FROM {table} WHERE organization_id = "));
             q.push_bind(organization).push(format_args!(" AND {column} IN ("));
             q.push_binds(chunk.iter().map(|(_, d)| d.to_vec())).push(")");
@@ -399,15 +401,10 @@ async fn check_batch_uniqueness(
 }
 
 /// One INSERT of several rows (every row of a model has the same columns in the same order).
-fn insert_rows_query<M: Model>(organization: Uuid, rows: Vec<Vec<(&'static str, Value)>>) -> Query {
-    let names: Vec<&str> = rows.first().map(|c| c.iter().map(|(n, _)| *n).collect()).unwrap_or_default();
+fn insert_row_query<M: Model>(organization: Uuid, columns: Vec<(&'static str, Value)>) -> Query {
+    let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
     let mut q = QueryBuilder::new(format!("INSERT INTO {} (organization_id, {}) VALUES ", M::TABLE, names.join(", ")));
-    for (i, columns) in rows.into_iter().enumerate() {
-        if i > 0 {
-            q.push(", ");
-        }
-        q.push_tuple(std::iter::once(organization.into_value()).chain(columns.into_iter().map(|(_, v)| v)));
-    }
+    q.push_tuple(std::iter::once(organization.into_value()).chain(columns.into_iter().map(|(_, v)| v)));
     q.build()
 }
 
