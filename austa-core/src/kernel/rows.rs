@@ -266,7 +266,7 @@ pub(crate) async fn insert<M: Model>(scope: &Scope, model: &M) -> Result<()> {
 /// Most digests in one `IN` list of the batch uniqueness check.
 const MAX_DIGESTS_PER_QUERY: usize = 500;
 
-/// Inserts a batch of built models in one transaction: one multi-row INSERT per chunk, one Tasy
+/// Inserts a batch of built models in one transaction: the dialect's multi-row inserts, one Tasy
 /// outbox entry per row where the table syncs, and one `CREATE` audit event for the batch. Rows the
 /// actor may not create, rows of unknown patients and rows with out-of-range times are reported
 /// together, by position, as [`Error::Batch`], and nothing is written.
@@ -400,7 +400,7 @@ async fn check_batch_uniqueness(
     Err(Error::Batch(errors))
 }
 
-/// One INSERT of several rows (every row of a model has the same columns in the same order).
+/// The INSERT of one row (`organization_id` first, then the model's columns in order).
 fn insert_row_query<M: Model>(organization: Uuid, columns: Vec<(&'static str, Value)>) -> Query {
     let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
     let mut q = QueryBuilder::new(format!("INSERT INTO {} (organization_id, {}) VALUES ", M::TABLE, names.join(", ")));
