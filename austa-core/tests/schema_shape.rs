@@ -354,18 +354,22 @@ async fn schema_follows_citus_rules_postgres() {
 #[tokio::test]
 async fn tenant_tables_have_restrictive_foreign_keys_on_sqlite_and_postgres() {
     let mut all = BTreeMap::new();
+    let mut pg_shape = None;
     for (_db, pool) in pools().await {
+        if pool.name() == "postgres" {
+            pg_shape = Some(pool.shape().await);
+        }
         let keys = pool.foreign_keys().await;
         assert!(!keys.is_empty(), "{}: no foreign keys", pool.name());
         let lax: Vec<_> = keys.iter().filter(|k| k.on_delete != "RESTRICT").collect();
         assert!(lax.is_empty(), "{}: foreign keys not ON DELETE RESTRICT: {lax:#?}", pool.name());
         all.insert(pool.name(), keys);
     }
-    if let Some(pg) = all.get("postgres") {
+    if let (Some(pg), Some(shape)) = (all.get("postgres"), &pg_shape) {
         let sqlite = &all["sqlite"];
         // PostgreSQL drops the keys another key of the same row implies (they cost a parent probe per
         // insert there); SQLite keeps them. Anything else that differs is a mistake.
-        let implied = |k: &&_| implied_by_another(k, pg);
+        let implied = |k: &&_| implied_by_another(k, pg, shape);
         let only_sqlite: Vec<_> = sqlite.difference(pg).filter(|k| !implied(k)).collect();
         let only_pg: Vec<_> = pg.difference(sqlite).collect();
         assert!(
@@ -375,19 +379,25 @@ async fn tenant_tables_have_restrictive_foreign_keys_on_sqlite_and_postgres() {
     }
 }
 
-/// Whether `key`, absent from `keys`, is implied by one of them: another key of its table covers its
-/// columns and leads to the same parent, directly (an organization reached through a parent in the
-/// same organization) or through the referenced table's own key.
-fn implied_by_another(key: &ForeignKey, keys: &BTreeSet<ForeignKey>) -> bool {
+/// Whether `key`, absent from `keys`, is implied by one of them: another key of its table whose
+/// columns are all NOT NULL (a key with a NULL column is not checked) covers its columns and leads to
+/// the same parent, directly (an organization reached through a parent in the same organization) or
+/// through the referenced table's own key (NOT NULL as well).
+fn implied_by_another(key: &ForeignKey, keys: &BTreeSet<ForeignKey>, shape: &Shape) -> bool {
+    let not_null = |table: &str, column: &String| {
+        shape.get(table).is_some_and(|t| t.columns.iter().any(|(name, nullable)| name == column && !nullable))
+    };
     keys.iter().filter(|other| other.table == key.table && other.references != key.references).any(|other| {
         let covers = key.columns.iter().all(|c| other.columns.contains(c));
+        let checked = other.columns.iter().all(|c| not_null(&other.table, c));
         let to_organization = key.references == "organizations" && key.columns == ["organization_id"];
         let parent_leads_there = keys.iter().any(|p| {
             p.table == other.references
                 && p.references == key.references
                 && key.columns.iter().all(|c| p.columns.contains(c))
+                && p.columns.iter().all(|c| not_null(&p.table, c))
         });
-        covers && (to_organization || parent_leads_there)
+        covers && checked && (to_organization || parent_leads_there)
     })
 }
 

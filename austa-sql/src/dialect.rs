@@ -87,14 +87,16 @@ pub trait Dialect: Send + Sync + 'static {
     fn insert_rows(&self, table: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Vec<Query>;
 }
 
-/// `INSERT INTO table (columns) VALUES (...), (...)` statements of at most `per` rows each.
-fn values_inserts(table: &str, columns: &[&str], rows: Vec<Vec<Value>>, per: usize) -> Vec<Query> {
+/// `INSERT INTO table (columns) VALUES (...), (...)` statements, each under `max_params` parameters
+/// and [`MAX_ROWS_PER_VALUES`] rows.
+fn values_inserts(table: &str, columns: &[&str], rows: Vec<Vec<Value>>, max_params: usize) -> Vec<Query> {
+    let per = (max_params / columns.len().max(1)).clamp(1, MAX_ROWS_PER_VALUES);
     let head = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
-    let mut statements = Vec::with_capacity(rows.len().div_ceil(per.max(1)));
+    let mut statements = Vec::with_capacity(rows.len().div_ceil(per));
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let mut q = QueryBuilder::new(head.as_str());
-        for (i, row) in rows.by_ref().take(per.max(1)).enumerate() {
+        for (i, row) in rows.by_ref().take(per).enumerate() {
             if i > 0 {
                 q.push(", ");
             }
@@ -176,8 +178,7 @@ impl Dialect for Sqlite {
     }
 
     fn insert_rows(&self, table: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Vec<Query> {
-        let per = (self.max_bind_params() / columns.len().max(1)).clamp(1, MAX_ROWS_PER_VALUES);
-        values_inserts(table, columns, rows, per)
+        values_inserts(table, columns, rows, self.max_bind_params())
     }
 }
 
@@ -243,7 +244,7 @@ impl Dialect for Postgres {
 
     fn insert_rows(&self, table: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Vec<Query> {
         if rows.len() < 2 {
-            return values_inserts(table, columns, rows, 1);
+            return values_inserts(table, columns, rows, self.max_bind_params());
         }
         let head = format!("INSERT INTO {table} ({}) SELECT * FROM unnest(", columns.join(", "));
         let mut statements = Vec::with_capacity(rows.len().div_ceil(MAX_ROWS_PER_ARRAYS));
@@ -262,10 +263,7 @@ impl Dialect for Postgres {
                     q.push(")");
                     statements.push(q.build());
                 }
-                Err(chunk) => {
-                    let per = (self.max_bind_params() / columns.len().max(1)).clamp(1, MAX_ROWS_PER_VALUES);
-                    statements.extend(values_inserts(table, columns, chunk, per));
-                }
+                Err(chunk) => statements.extend(values_inserts(table, columns, chunk, self.max_bind_params())),
             }
         }
         statements

@@ -315,6 +315,17 @@ mod tests {
     }
 
     #[test]
+    fn arrays_take_values_of_their_type_only_and_read_as_json_on_sqlite() {
+        let mut a = Array::like(&Value::Uuid(None), 2).unwrap();
+        a.push(Uuid::nil().into_value()).map_err(|_| "a uuid").unwrap();
+        a.push(Value::Uuid(None)).map_err(|_| "a NULL uuid").unwrap();
+        assert!(a.push(text("x")).is_err(), "text is refused by a uuid array");
+        assert!(Array::like(&Value::Array(a.clone()), 1).is_none(), "no arrays of arrays");
+        assert_eq!(a.sql_type(), "uuid[]");
+        assert_eq!(a.json_text(), r#"["00000000-0000-0000-0000-000000000000",null]"#);
+    }
+
+    #[test]
     fn placeholders_become_anonymous_in_occurrence_order() {
         let (sql, args) = anonymous_placeholders("SELECT $1, $2 WHERE x = $1", vec![text("a"), text("b")]);
         assert_eq!(sql, "SELECT ?, ? WHERE x = ?");
