@@ -615,3 +615,34 @@ async fn a_forged_event_is_found_even_with_a_queue_entry_to_hide_it(tdb: TestDb)
     let broken = s.audit().verify().await.unwrap().broken.expect("forgery found");
     assert_eq!((broken.kind, broken.event_id), (TamperKind::Inserted, Some(forged)));
 }
+
+#[backends]
+async fn a_forged_event_under_a_key_version_nobody_has_is_named_and_does_not_stall_the_chain(tdb: TestDb) {
+    let s = chain_of(&tdb, "Hospital Chave Falsa", 3).await;
+    let (org, model) = (s.organization_id(), event_at(&tdb, &s, 2).await);
+    let (forged, unknown_key) = (Uuid::now_v7(), Uuid::new_v4());
+    let columns = "occurred_at, actor_kind, actor_id, actor_name, action, outcome, entity_type, entity_id, \
+         record_ids, record_count, patient_id, patient_ids, changed_fields, purpose, reason, session_id, request_id, \
+         ip_address, user_agent, emergency, sensitivity, sensitive_data, risk_level, requires_review, mac";
+    // Queued like a genuine event, under a key version the key store has never held.
+    tdb.tamper(&format!(
+        "INSERT INTO audit_logs (organization_id, id, key_id, {columns}) SELECT organization_id, '{forged}', \
+         '{unknown_key}', {columns} FROM audit_logs WHERE organization_id = '{org}' AND id = '{model}'; \
+         INSERT INTO audit_pending (organization_id, event_id) VALUES ('{org}', '{forged}');"
+    ))
+    .await;
+    // Genuine events recorded after it, by this handle and by a fresh one.
+    for i in 0..3 {
+        s.patients().create(patient(&format!("Depois{i}"))).await.unwrap();
+    }
+    let other = austa_core::Database::connect_with(&tdb.app_url, tdb.keys.clone()).await.unwrap();
+    other.scope(org, Actor::platform()).await.unwrap().patients().create(patient("Outra")).await.unwrap();
+    other.close().await;
+    let report = s.audit().verify().await.unwrap();
+    let broken = report.broken.clone().expect("the forgery is found");
+    assert_eq!((broken.kind, broken.event_id), (TamperKind::Inserted, Some(forged)), "{report:?}");
+    // Every genuine event was linked past it: nothing waits behind the forgery.
+    assert_eq!(report.unchained, 0, "{report:?}");
+    assert_eq!(report.head_seq, event_count(&tdb, &s).await - 1, "{report:?}");
+    assert_eq!(tdb.raw_i64(&format!("SELECT count(*) FROM audit_pending WHERE organization_id = '{org}'")).await, 0);
+}

@@ -101,6 +101,19 @@ pub(crate) struct Linked {
     pub(crate) stalled: bool,
 }
 
+/// How fresh the keys of a linking pass are, which decides what an event under a key version they
+/// lack is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keys {
+    /// Cached: the version may be another process's rotation, newer than the cache. The pass stops
+    /// there (later events must not be linked before it) and says it stalled.
+    Cached,
+    /// Read from the key store after the event was committed: a key is committed before any event
+    /// uses it, so a version the store lacks was never a key. The event is forged, dequeued
+    /// unlinked like any other forgery, and linking goes on: a forgery cannot stall the chain.
+    Fresh,
+}
+
 /// Whether an event row is genuine (its MAC verifies), forged (it does not, or the row cannot even be
 /// read), or not checkable with these keys.
 enum Check {
@@ -146,7 +159,13 @@ fn insert_links(org: Uuid, key_id: Uuid, links: &[(i64, Uuid, Vec<u8>)], head_ma
 }
 
 /// Links every pending event of `org` visible to `tx`, in id order, dating the links `now`.
-pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid, now: DateTime<Utc>) -> Result<Linked> {
+pub(crate) async fn link_pending(
+    tx: &mut Tx,
+    keys: &OrgKeys,
+    freshness: Keys,
+    org: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Linked> {
     let mut head = lock_head(tx, keys, org, now).await?;
     let start = head.seq;
     let mut stalled = false;
@@ -177,6 +196,10 @@ pub(crate) async fn link_pending(tx: &mut Tx, keys: &OrgKeys, org: Uuid, now: Da
                 Check::Genuine(id, stored) => (id, stored),
                 // Not written by the library: dequeued unlinked, so verification reports it.
                 Check::Forged => {
+                    done.push(row.uuid(0)?);
+                    continue;
+                }
+                Check::UnknownKey if freshness == Keys::Fresh => {
                     done.push(row.uuid(0)?);
                     continue;
                 }
@@ -272,19 +295,22 @@ pub(crate) async fn link_written(
 }
 
 /// Links every pending event of `org`, waiting for any other linker; when an event names a key version
-/// the cached keys lack, reloads them from the key store and goes on.
+/// the cached keys lack, reloads them from the key store and goes on, with the reloaded keys
+/// treating a version the store lacks as a forgery ([`Keys::Fresh`]): every pending event is linked
+/// or dequeued when this returns.
 pub(crate) async fn link_all(db: &Database, org: Uuid) -> Result<u64> {
     let mut keys = db.org_keys(org).await?;
+    let mut freshness = Keys::Cached;
     let mut total = 0;
-    for attempt in 0..2 {
+    loop {
         let mut tx = db.begin(Some(org), TxMode::Write).await?;
-        let pass = link_pending(&mut tx, &keys, org, db.now()).await?;
+        let pass = link_pending(&mut tx, &keys, freshness, org, db.now()).await?;
         tx.commit().await?;
         total += pass.linked;
-        if !pass.stalled || attempt == 1 {
-            break;
+        if !pass.stalled {
+            return Ok(total);
         }
         keys = db.keyring().load_org_keys(org).await?;
+        freshness = Keys::Fresh;
     }
-    Ok(total)
 }

@@ -104,7 +104,7 @@ impl<'s> AuditTx<'s> {
                 for statement in queue_statements(&self.events, dialect) {
                     self.tx.execute(statement).await?;
                 }
-                chain::link_pending(&mut self.tx, &self.keys, org, now).await?;
+                chain::link_pending(&mut self.tx, &self.keys, chain::Keys::Cached, org, now).await?;
             }
             self.tx.commit().await
         } else {
