@@ -119,6 +119,8 @@ export declare class PermissionDenied extends AustaError {}
 export declare class CryptoError extends AustaError {}
 export declare class Erased extends AustaError {}
 export declare class ConfigError extends AustaError {}
+/** The database connection is not secure enough (less than verified TLS to another machine) or its TLS failed. */
+export declare class TransportError extends AustaError {}
 /** An operation refused to run because it would be unsafe here; nothing was changed. */
 export declare class Refused extends AustaError {}
 export declare class MigrationError extends AustaError {}

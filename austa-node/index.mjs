@@ -3,6 +3,6 @@ import austa from './index.js';
 
 export const {
   Database, Scope, Actor, AustaError, NotFound, ValidationError, Conflict, PermissionDenied, CryptoError,
-  Erased, ConfigError, Refused, MigrationError, DatabaseError, CorruptData, IoError, InternalError, BatchError,
+  Erased, ConfigError, TransportError, Refused, MigrationError, DatabaseError, CorruptData, IoError, InternalError, BatchError,
 } = austa;
 export default austa;

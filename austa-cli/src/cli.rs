@@ -11,7 +11,7 @@ use uuid::Uuid;
 /// Exit codes: 0 success; 1 something was found (drift, a finding, a broken audit chain, a restore
 /// that did not verify); 2 bad usage; 3 refused as unsafe (nothing changed); 4 configuration error;
 /// 5 any other failure.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "austa", version, about, long_about)]
 pub struct Cli {
     /// The database (`sqlite://file.db`, `postgres://user@host/db`).
@@ -33,6 +33,20 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Debug output masks the passwords the URLs may carry (a `Cli` may end up in a log or a panic).
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use austa_core::db::redact_password;
+        f.debug_struct("Cli")
+            .field("database_url", &redact_password(&self.database_url))
+            .field("keystore_url", &self.keystore_url.as_deref().map(redact_password))
+            .field("master_key_file", &self.master_key_file)
+            .field("json", &self.json)
+            .field("command", &self.command)
+            .finish()
+    }
 }
 
 /// The commands.
@@ -168,4 +182,27 @@ pub enum KeysCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    #[test]
+    fn debug_output_masks_the_passwords_of_both_urls() {
+        let cli = Cli::try_parse_from([
+            "austa",
+            "--database-url",
+            "postgres://app:s3cr3t@db.hospital.example/austa",
+            "--keystore-url",
+            "postgres://db.hospital.example/keys?user=k&password=k3y",
+            "migrate",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("s3cr3t") && !shown.contains("k3y"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db.hospital.example/austa"), "{shown}");
+    }
 }

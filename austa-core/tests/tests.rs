@@ -35,4 +35,5 @@ mod seed;
 mod sqlite_open;
 mod tasy_and_audit;
 mod tasy_outbox;
+mod transport;
 mod whatsapp_ingest;

@@ -99,6 +99,12 @@ pub enum Error {
     /// Configuration is missing or wrong (database URL, master key).
     #[error("configuration error: {0}")]
     Config(String),
+    /// The connection to the database is not secure enough, or its TLS failed: a URL that asks for
+    /// less than verified TLS to another machine, a server without TLS, a certificate that does not
+    /// chain to the trusted CA or does not name the host. Nothing was sent to the server but the TLS
+    /// handshake.
+    #[error("transport security: {0}")]
+    Transport(String),
     /// Applying migrations failed.
     #[error("migration error: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -126,6 +132,7 @@ impl Error {
             Self::Erased => "erased",
             Self::Refused(_) => "refused",
             Self::Config(_) => "config",
+            Self::Transport(_) => "transport",
             Self::Migration(_) => "migration",
             Self::Database(_) => "database",
             Self::CorruptData(_) => "corrupt_data",
@@ -169,7 +176,17 @@ pub struct RowError {
 impl From<sqlx::Error> for Error {
     /// Unique violations become [`Error::Conflict`] naming the field (taken from the index name, never
     /// from the database's detail message, which on PostgreSQL would quote the conflicting value).
+    /// A failed TLS handshake becomes [`Error::Transport`].
     fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Tls(tls) => return Error::Transport(format!("TLS to the database failed: {tls}")),
+            // A handshake that fails (an unknown CA, a certificate for another name) surfaces as
+            // the I/O error of the TLS stream, carrying rustls's error.
+            sqlx::Error::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => {
+                return Error::Transport(format!("TLS to the database failed: {io}"));
+            }
+            _ => {}
+        }
         if let sqlx::Error::Database(db) = &err {
             if db.is_unique_violation() {
                 return Error::Conflict { field: conflict_field(db.constraint().unwrap_or(""), db.message()) };

@@ -31,6 +31,7 @@ const PermissionDenied = define('PermissionDenied', 'permission_denied');
 const CryptoError = define('CryptoError', 'crypto');
 const Erased = define('Erased', 'erased');
 const ConfigError = define('ConfigError', 'config');
+const TransportError = define('TransportError', 'transport');
 const Refused = define('Refused', 'refused');
 const MigrationError = define('MigrationError', 'migration');
 const DatabaseError = define('DatabaseError', 'database');
@@ -85,6 +86,7 @@ module.exports = {
   CryptoError,
   Erased,
   ConfigError,
+  TransportError,
   Refused,
   MigrationError,
   DatabaseError,

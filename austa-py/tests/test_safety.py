@@ -40,6 +40,7 @@ def test_every_code_has_its_exception() -> None:
         "crypto": austa.CryptoError,
         "erased": austa.Erased,
         "config": austa.ConfigError,
+        "transport": austa.TransportError,
         "refused": austa.Refused,
         "migration": austa.MigrationError,
         "database": austa.DatabaseError,

@@ -11,6 +11,8 @@
 //!   tests, transaction-local settings), asked for by name, so that domain code never branches on the
 //!   backend.
 //! * [`migrate`]: the embedded migrations and their runner.
+//! * [`transport`]: the TLS a PostgreSQL URL gets: verified to any host off this machine, never a
+//!   plaintext fall back.
 //! * [`time`]: timestamps at the storage resolution, and the [`Clock`](time::Clock) the library reads.
 //! * [`count_round_trips`]: how many statements an operation sends, for tests that hold it to a budget.
 //!
@@ -25,6 +27,7 @@ pub mod migrate;
 mod pool;
 mod row;
 pub mod time;
+pub mod transport;
 mod trips;
 mod tx;
 mod value;

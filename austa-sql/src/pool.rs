@@ -4,7 +4,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use austa_error::{Error, Result};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
@@ -67,21 +67,39 @@ impl Pool {
     }
 }
 
-/// A database URL fit for logs: `postgres://user:secret@host/db` becomes `postgres://user:***@host/db`.
+/// A database URL fit for logs: the password is masked wherever the URL carries one, in the user
+/// information (`postgres://user:secret@host/db`) or as a query parameter (`?password=secret`).
 ///
 /// ```
 /// use austa_sql::redact_password;
 /// assert_eq!(redact_password("postgres://app:s3cr3t@db:5432/austa"), "postgres://app:***@db:5432/austa");
+/// assert_eq!(redact_password("postgres://db/austa?user=app&password=s3cr3t"), "postgres://db/austa?user=app&password=***");
 /// assert_eq!(redact_password("sqlite://austa.db"), "sqlite://austa.db");
 /// ```
 pub fn redact_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].find(':') {
-            Some(colon) => format!("{}:***{}", &url[..scheme + 3 + colon], &url[at..]),
-            None => url.to_string(),
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match base[scheme + 3..at].find(':') {
+            Some(colon) => format!("{}:***{}", &base[..scheme + 3 + colon], &base[at..]),
+            None => base.to_string(),
         },
-        _ => url.to_string(),
+        _ => base.to_string(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+                _ => param.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 /// Opens a pool for a URL.
@@ -107,13 +125,13 @@ async fn open_pool(url: &str) -> Result<Pool> {
         };
         Ok(Pool::Sqlite(connect_sqlite(pool_opts, opts).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let opts =
-            PgConnectOptions::from_str(url).map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        // TLS: verified (`verify-full`) to any host off this machine, never a plaintext fall back.
+        let opts = crate::transport::postgres_options(url)?;
         // No ping before each acquire (sqlx's default): that is one more round trip per transaction.
         // A connection that broke while idle (a server restart) fails its next statement with a
         // `database` error instead, and the pool closes it.
         let pool_opts = PgPoolOptions::new().max_connections(16).test_before_acquire(false);
-        Ok(Pool::Postgres(pool_opts.connect_with(opts).await.map_err(Error::Database)?))
+        Ok(Pool::Postgres(pool_opts.connect_with(opts).await?))
     } else {
         Err(Error::Config("database URLs must start with sqlite: or postgres:".into()))
     }

@@ -58,8 +58,7 @@ fn target(url: &str) -> Result<Target> {
         let name = opts.get_filename().display().to_string();
         Ok(Target::Sqlite(opts, name))
     } else {
-        let opts =
-            PgConnectOptions::from_str(url).map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        let opts = austa_sql::transport::postgres_options(url)?;
         let name = opts.get_database().unwrap_or(opts.get_username()).to_string();
         Ok(Target::Postgres(opts, name))
     }
@@ -102,8 +101,7 @@ pub async fn check_development(url: &str) -> Result<DevelopmentCheck> {
             })
         }
         Target::Postgres(opts, database) => {
-            let host = opts.get_host().to_string();
-            let local = host.starts_with('/') || ["localhost", "127.0.0.1", "::1"].contains(&host.as_str());
+            let local = austa_sql::transport::stays_on_this_machine(&opts);
             let only_seed_data = match sqlx::PgPool::connect_with(opts).await {
                 Ok(pool) => {
                     let has: bool =
@@ -114,7 +112,7 @@ pub async fn check_development(url: &str) -> Result<DevelopmentCheck> {
                 }
                 // A database that does not exist yet holds nothing to lose.
                 Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => true,
-                Err(e) => return Err(Error::Database(e)),
+                Err(e) => return Err(e.into()),
             };
             Ok(DevelopmentCheck {
                 named_for_development: named_for_development(&database),
@@ -162,7 +160,7 @@ pub async fn reset(
             }
         }
         Target::Postgres(opts, name) => {
-            let admin = sqlx::PgPool::connect_with(opts.database("postgres")).await.map_err(Error::Database)?;
+            let admin = sqlx::PgPool::connect_with(opts.database("postgres")).await?;
             sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(&name))).execute(&admin).await?;
             sqlx::query(&format!("CREATE DATABASE {}", quote(&name))).execute(&admin).await?;
             admin.close().await;

@@ -24,6 +24,7 @@ __all__ = [
     "CryptoError",
     "Erased",
     "ConfigError",
+    "TransportError",
     "Refused",
     "MigrationError",
     "DatabaseError",
@@ -100,6 +101,14 @@ class ConfigError(AustaError):
     """The configuration (URL, key provider) is missing or invalid."""
 
     code = "config"
+
+
+class TransportError(AustaError):
+    """The database connection is not secure enough or its TLS failed: a URL asking for less than
+    verified TLS to another machine, a server without TLS, a certificate from another CA or for
+    another host name."""
+
+    code = "transport"
 
 
 class MigrationError(AustaError):
@@ -185,6 +194,7 @@ _BY_CODE: Dict[str, Type[AustaError]] = {
         CryptoError,
         Erased,
         ConfigError,
+        TransportError,
         Refused,
         MigrationError,
         DatabaseError,
