@@ -367,6 +367,9 @@ test('typed errors for bad arguments and a closed database', async () => {
   const db = await austa.Database.open({ url: 'sqlite::memory:', masterKey: MASTER_KEY });
   await db.migrate();
   await assert.rejects(austa.Database.open({ url: 'sqlite::memory:', masterKey: 'not base64!' }), (e) => e instanceof austa.ConfigError && !e.message.includes('not base64'));
+  // Plaintext to a host off this machine is refused before any connection, the password unquoted.
+  const plaintext = 'postgres://app:s3cret@db.hospital.example/austa?sslmode=disable';
+  await assert.rejects(austa.Database.open({ url: plaintext, masterKey: MASTER_KEY }), (e) => e instanceof austa.TransportError && e.code === 'transport' && e.message.includes('sslmode=disable') && !e.message.includes('s3cret'));
   const scope = await newScope(db);
   await assert.rejects(scope.patients.create(patientRow({ firstName: Number.NaN })), austa.ValidationError);
   await db.close();

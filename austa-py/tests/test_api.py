@@ -45,6 +45,11 @@ def test_open_errors_are_typed(tmp_path: Path) -> None:
         austa.Database(f"sqlite://{tmp_path / 'y.db'}", master_key="not base64!")
     assert error.value.code == "config"
     assert "not base64" not in str(error.value)
+    # Plaintext to a host off this machine is refused before any connection, the password unquoted.
+    with pytest.raises(austa.TransportError) as refused:
+        austa.Database("postgres://app:s3cret@db.hospital.example/austa?sslmode=disable", master_key=MASTER_KEY)
+    assert refused.value.code == "transport" and "sslmode=disable" in str(refused.value)
+    assert "s3cret" not in str(refused.value)
     key_file = tmp_path / "k.key"
     with austa.Database(f"sqlite://{tmp_path / 'z.db'}", key_file=key_file, create_key_file=True) as db:
         db.migrate()
