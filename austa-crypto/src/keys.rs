@@ -107,14 +107,17 @@ impl LocalKeyProvider {
     }
 
     /// From a key file holding the base64 key. On Unix the file must not be readable or writable by
-    /// group or others (mode 0600 or stricter): a world-readable key file is refused.
+    /// group or others (mode 0600 or stricter): a world-readable key file is refused. So is a
+    /// symbolic link and anything but a regular file. The file is opened once and checked on the open
+    /// handle, so the file checked is the file read (no swap between the check and the read).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        use std::io::Read;
         let path = path.as_ref();
-        check_permissions(path)?;
-        let content = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|e| Error::Config(format!("cannot read key file {}: {e}", path.display())))?,
-        );
+        let cannot_read = |e: std::io::Error| Error::Config(format!("cannot read key file {}: {e}", path.display()));
+        let (mut file, len) = open_key_file(path)?;
+        // Sized up front: a growing buffer would leave copies of the key in freed memory.
+        let mut content = Zeroizing::new(String::with_capacity(len + 1));
+        file.by_ref().take(MAX_KEY_FILE_LEN).read_to_string(&mut content).map_err(cannot_read)?;
         Self::from_base64(&content, format!("file:{}", path.display()))
     }
 
@@ -131,24 +134,41 @@ impl LocalKeyProvider {
     }
 }
 
+/// The largest key file read: a base64 key with its line end is 45 bytes.
+const MAX_KEY_FILE_LEN: u64 = 4096;
+
+/// Opens a key file without following a symbolic link and checks the open handle: a regular file,
+/// no access by group or others, no larger than [`MAX_KEY_FILE_LEN`]. Returns it with its length.
 #[cfg(unix)]
-fn check_permissions(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta =
-        std::fs::metadata(path).map_err(|e| Error::Config(format!("cannot read key file {}: {e}", path.display())))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(Error::Config(format!(
-            "key file {} is accessible by group or others (mode {:o}); run chmod 600",
-            path.display(),
-            meta.permissions().mode() & 0o777
-        )));
+fn open_key_file(path: &Path) -> Result<(std::fs::File, usize)> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let refuse = |why: String| Err(Error::Config(format!("key file {}: {why}", path.display())));
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
+        Ok(file) => file,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return refuse("is a symbolic link; name the file itself".into());
+        }
+        Err(e) => return Err(Error::Config(format!("cannot read key file {}: {e}", path.display()))),
+    };
+    let meta = file.metadata().map_err(|e| Error::Config(format!("cannot read key file {}: {e}", path.display())))?;
+    let mode = meta.permissions().mode();
+    if !meta.is_file() {
+        return refuse("is not a regular file".into());
     }
-    Ok(())
+    if mode & 0o077 != 0 {
+        return refuse(format!("is accessible by group or others (mode {:o}); run chmod 600", mode & 0o777));
+    }
+    if meta.len() > MAX_KEY_FILE_LEN {
+        return refuse(format!("is larger than {MAX_KEY_FILE_LEN} bytes: not a key file"));
+    }
+    Ok((file, usize::try_from(meta.len()).unwrap_or(0)))
 }
 
 #[cfg(not(unix))]
-fn check_permissions(_path: &Path) -> Result<()> {
-    Ok(())
+fn open_key_file(path: &Path) -> Result<(std::fs::File, usize)> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::Config(format!("cannot read key file {}: {e}", path.display())))?;
+    Ok((file, 64))
 }
 
 #[cfg(unix)]
@@ -331,5 +351,24 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(LocalKeyProvider::from_file(&path).unwrap_err().code(), "config");
         assert!(LocalKeyProvider::create_key_file(&path).is_err(), "never overwrites");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_is_read_only_as_a_regular_private_file_never_through_a_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        LocalKeyProvider::create_key_file(&path).unwrap();
+        let link = dir.path().join("link.key");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let refused = |p: &std::path::Path| LocalKeyProvider::from_file(p).unwrap_err().to_string();
+        assert!(refused(&link).contains("symbolic link"), "{}", refused(&link));
+        assert!(refused(dir.path()).contains("not a regular file"), "{}", refused(dir.path()));
+        let big = dir.path().join("big.key");
+        std::fs::write(&big, vec![b'A'; 5000]).unwrap();
+        std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(refused(&big).contains("larger than"), "{}", refused(&big));
+        assert!(LocalKeyProvider::from_file(&path).is_ok(), "the file itself still opens");
     }
 }

@@ -31,7 +31,7 @@ pub use cache::{KeyCacheConfig, KeyStats};
 pub use fields::{KeySet, RowCrypto};
 pub use keyring::Keyring;
 pub use keys::{provider_from_env, DataKey, DualKeyProvider, KeyProvider, LocalKeyProvider};
-pub use material::{OrgKeys, PatientKeys};
+pub use material::{mac_eq, OrgKeys, PatientKeys};
 pub use sensitive::{Erased, Sensitive};
 
 impl From<Erased> for austa_error::Error {

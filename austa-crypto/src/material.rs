@@ -259,6 +259,21 @@ impl MacInput {
     }
 }
 
+/// Whether a computed MAC equals a stored one, in time that does not depend on where they differ:
+/// an ordinary `==` stops at the first differing byte, and its timing would tell a forger how much
+/// of a guessed MAC is right. Lengths are not secret (a MAC has one length).
+///
+/// ```
+/// use austa_crypto::mac_eq;
+/// assert!(mac_eq(&[1, 2, 3], &[1, 2, 3]));
+/// assert!(!mac_eq(&[1, 2, 3], &[1, 2, 4]));
+/// assert!(!mac_eq(&[1, 2, 3], &[1, 2]));
+/// ```
+pub fn mac_eq(computed: &[u8], stored: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    computed.ct_eq(stored).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

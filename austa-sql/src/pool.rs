@@ -110,11 +110,19 @@ async fn open_pool(url: &str) -> Result<Pool> {
             .map_err(|e| Error::Config(format!("invalid SQLite URL: {e}")))?
             .create_if_missing(true)
             .foreign_keys(true)
-            .busy_timeout(SQLITE_BUSY_TIMEOUT);
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            // Freed space is overwritten with zeros: a destroyed key or an overwritten blind index
+            // leaves no old bytes in the file's free pages or cells.
+            .pragma("secure_delete", "ON");
         let opts = if memory {
             opts
         } else {
-            opts.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal)
+            create_private_file(opts.get_filename())?;
+            // FULL: every commit is on disk when it returns, as on PostgreSQL, so a power loss loses
+            // no acknowledged write, audit event or key (NORMAL, WAL mode, would lose the commits
+            // since the last checkpoint, and a key store in a file of its own could lose a key
+            // that the data file already uses).
+            opts.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full)
         };
         // An in-memory database lives as long as its one connection: keep exactly one, forever.
         let pool_opts = if memory {
@@ -134,6 +142,22 @@ async fn open_pool(url: &str) -> Result<Pool> {
         Ok(Pool::Postgres(pool_opts.connect_with(opts).await?))
     } else {
         Err(Error::Config("database URLs must start with sqlite: or postgres:".into()))
+    }
+}
+
+/// Creates a missing SQLite database file readable and writable by its owner only (mode 0600), before
+/// SQLite creates it with the process's umask (usually world-readable): the file holds ciphertexts,
+/// blind indexes and wrapped keys, and its write-ahead log and shared-memory files take its mode. An
+/// existing file keeps the mode its operator gave it.
+fn create_private_file(path: &std::path::Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::Config(format!("cannot create the SQLite database {}: {e}", path.display()))),
     }
 }
 

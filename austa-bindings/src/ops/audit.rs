@@ -100,7 +100,7 @@ impl ScopeOperation for ExportFhir {
     const NAME: &'static str = "audit.export_fhir";
     type Output = u64;
     async fn run(self, scope: &Scope) -> Result<u64> {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&self.path)?);
+        let mut out = std::io::BufWriter::new(austa_core::ops::create_private_file(&self.path)?);
         let n = scope.audit().export_fhir(&mut out, self.start, self.end).await?;
         std::io::Write::flush(&mut out)?;
         Ok(n)

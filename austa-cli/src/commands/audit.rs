@@ -158,7 +158,8 @@ async fn export(
     let (from, to) = window(w)?;
     let mut out: Box<dyn Write> = match output {
         Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).map_err(|e| Failure::io(&format!("creating {}", path.display()), e))?,
+            austa_core::ops::create_private_file(path)
+                .map_err(|e| Failure::io(&format!("creating {}", path.display()), e))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };

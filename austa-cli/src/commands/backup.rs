@@ -38,11 +38,8 @@ impl Pending {
         let mut partial = path.as_os_str().to_owned();
         partial.push(".partial");
         let partial = PathBuf::from(partial);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(&partial).map_err(|e| Failure::io(&format!("creating {}", partial.display()), e))?;
+        let file = austa_core::ops::create_private_file(&partial)
+            .map_err(|e| Failure::io(&format!("creating {}", partial.display()), e))?;
         let encoder = GzEncoder::new(BufWriter::new(file), Compression::default());
         Ok((Self { path: path.to_path_buf(), partial }, encoder))
     }

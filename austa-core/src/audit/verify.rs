@@ -199,10 +199,10 @@ fn self_consistent(keys: &OrgKeys, org: Uuid, link: &Link) -> bool {
     let Ok(e) = decode_from(&event.row, event.at) else { return false };
     let event_ok = e.log.id == link.event_id
         && e.log.organization_id == org
-        && event_mac(keys, &e.log, e.reason.as_deref(), e.key_id).is_ok_and(|m| m.as_slice() == e.mac.as_slice());
+        && event_mac(keys, &e.log, e.reason.as_deref(), e.key_id).is_ok_and(|m| austa_crypto::mac_eq(&m, &e.mac));
     event_ok
         && link_mac(keys, link.key_id, org, link.event_id, &e.mac, &link.prev)
-            .is_ok_and(|m| m.as_slice() == link.mac.as_slice())
+            .is_ok_and(|m| austa_crypto::mac_eq(&m, &link.mac))
 }
 
 /// Links per thread below which a page is not split further (a thread costs more than it saves).
@@ -266,7 +266,8 @@ async fn read_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Result<Option<Head
     let Some(r) = tx.fetch_optional(Query::new(sql).bind(org)).await? else { return Ok(None) };
     let (seq, mac, key, stored) =
         (r.int("seq")?, r.opt_bytes("mac")?.unwrap_or_default(), r.uuid("key_id")?, r.opt_bytes("head_mac")?);
-    let mac_ok = head_mac(keys, key, org, seq, &mac).is_ok_and(|m| Some(m.to_vec()) == stored);
+    let mac_ok = head_mac(keys, key, org, seq, &mac)
+        .is_ok_and(|m| stored.as_deref().is_some_and(|s| austa_crypto::mac_eq(&m, s)));
     Ok(Some(Head { seq, mac_ok, last: mac }))
 }
 

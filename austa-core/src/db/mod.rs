@@ -297,8 +297,8 @@ pub struct DatabaseOptions {
 /// A lost event is lost whole, with its chain-queue entry, so the chain never links a missing event;
 /// nothing else is lost with it, since the transaction wrote nothing else, and no write that commits
 /// later can survive without it (PostgreSQL flushes the log in order). SQLite (WAL,
-/// `synchronous=NORMAL`) syncs at checkpoints for reads and writes alike: an application crash loses
-/// nothing, a power loss the commits since the last checkpoint; the two modes are the same there.
+/// `synchronous=FULL`) flushes every commit, a read's as a write's: the two modes are the same there,
+/// both strict.
 ///
 /// ```
 /// use austa_core::db::{DatabaseOptions, ReadAudit};

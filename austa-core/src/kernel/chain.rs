@@ -129,7 +129,7 @@ fn check_event(keys: &OrgKeys, row: &crate::db::Row) -> Check {
         return Check::UnknownKey;
     }
     match event_mac(keys, &e.log, e.reason.as_deref(), e.key_id) {
-        Ok(mac) if mac.as_slice() == e.mac.as_slice() => Check::Genuine(e.log.id, e.mac),
+        Ok(mac) if austa_crypto::mac_eq(&mac, &e.mac) => Check::Genuine(e.log.id, e.mac),
         _ => Check::Forged,
     }
 }

@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 mod backup;
 mod catalog;
 pub mod development;
+mod files;
 pub mod format;
 mod keys;
 pub mod migrations;
@@ -35,6 +36,7 @@ mod restore;
 mod validate;
 
 pub use backup::BackupReport;
+pub use files::create_private_file;
 pub use keys::{KeyStatus, OrganizationKeyStatus};
 pub use migrations::{MigrationEntry, MigrationState, MigrationStatus};
 pub use restore::{ChainCheck, RestoreReport};

@@ -172,7 +172,7 @@ impl Baseline {
                     .foreign_keys(true)
                     .busy_timeout(std::time::Duration::from_secs(30))
                     .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal);
+                    .synchronous(SqliteSynchronous::Full);
                 Pool::Sqlite(
                     SqlitePoolOptions::new().max_connections(8).test_before_acquire(false).connect_with(opts).await?,
                 )
