@@ -3,7 +3,8 @@
 //! SQLite and PostgreSQL.
 
 use austa_core::model::{
-    AuditAction, HealthCategory, HealthData, HealthDataType, NewHealthData, NewPatient, NewTasyIntegration, Patient,
+    AuditAction, EntityType, HealthCategory, HealthData, HealthDataType, NewHealthData, NewPatient, NewTasyIntegration,
+    Patient,
 };
 use austa_core::{input, Actor, Error};
 use serde_json::json;
@@ -145,4 +146,30 @@ async fn a_refused_batch_is_recorded_once_and_writes_nothing(tdb: TestDb) {
     let denied = tdb.raw_i64("SELECT COUNT(*) FROM audit_logs WHERE action = 'ACCESS_DENIED'").await;
     assert_eq!(denied - denied_before, 1);
     assert_eq!(counts(&tdb, "health_data").await.0, before.0);
+}
+
+#[backends]
+async fn a_batch_of_more_patients_than_an_event_lists_is_in_every_patients_access_report(tdb: TestDb) {
+    let scope = tdb.org("Bulk Grande").await;
+    let events_before = tdb.raw_i64("SELECT COUNT(*) FROM audit_logs").await;
+    let patients = scope.repo::<Patient>().create_many((0..1200).map(patient)).await.unwrap();
+    assert_eq!(tdb.raw_i64("SELECT COUNT(*) FROM audit_logs").await - events_before, 2, "one event per 1,000 patients");
+    let parts = scope.audit_logs().list(austa_core::repo::PageRequest::first(5)).await.unwrap();
+    let parts: Vec<_> = parts
+        .items
+        .iter()
+        .filter(|e| e.action == AuditAction::Create && e.entity_type == EntityType::Patient)
+        .collect();
+    let listed: usize = parts.iter().map(|e| e.patient_ids.len()).sum();
+    let counted: i64 = parts.iter().map(|e| e.record_count).sum();
+    assert_eq!((listed, counted), (1200, 1200), "the parts list and count every patient once");
+    assert!(parts.iter().all(|e| e.risk_level == parts[0].risk_level), "each part has the operation's risk");
+    let (start, end) =
+        (chrono::Utc::now() - chrono::Duration::minutes(5), chrono::Utc::now() + chrono::Duration::minutes(5));
+    for p in [&patients[0], &patients[1099], &patients[1199]] {
+        let report =
+            scope.audit().access_report(p.id, start, end, austa_core::repo::PageRequest::first(10)).await.unwrap();
+        assert!(report.items.iter().any(|e| e.action == AuditAction::Create), "patient {} is in the report", p.id);
+    }
+    assert!(scope.audit().verify().await.unwrap().is_intact());
 }

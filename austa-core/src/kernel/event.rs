@@ -36,6 +36,9 @@ pub(crate) struct Event {
     pub(crate) reason: Option<String>,
     /// Lowest risk the event may have (key operations raise it).
     pub(crate) risk_floor: RiskLevel,
+    /// How many patients the whole operation touched, when this event is one part of it
+    /// ([`Event::into_parts`]): its risk is the operation's.
+    pub(crate) touched: usize,
 }
 
 impl Event {
@@ -51,6 +54,7 @@ impl Event {
             changed: Vec::new(),
             reason: None,
             risk_floor: RiskLevel::Low,
+            touched: 0,
         }
     }
 
@@ -110,6 +114,35 @@ impl Event {
         self
     }
 
+    /// This event as one event per [`MAX_LISTED_IDS`] patients, so that an operation that touched more
+    /// patients than one event lists (a bulk import, a large read) is in every one of their access
+    /// reports. Part *i* lists the *i*-th share of the patients and of the record ids and counts its
+    /// records; the last part counts the rest of the operation's total, so the parts' counts add up
+    /// to it. Every part has the risk of the whole operation. An operation on fewer patients stays
+    /// one event, its record ids listed up to [`MAX_LISTED_IDS`] and counted in full.
+    pub(crate) fn into_parts(mut self) -> Vec<Event> {
+        let parts = self.patients.len().div_ceil(MAX_LISTED_IDS).max(1);
+        if parts == 1 {
+            return vec![self];
+        }
+        let total = self.count.unwrap_or(self.records.len() as i64);
+        self.touched = self.touched.max(self.patients.len());
+        let mut patients = std::mem::take(&mut self.patients).into_iter();
+        let mut records = std::mem::take(&mut self.records).into_iter();
+        let mut counted = 0i64;
+        (0..parts)
+            .map(|i| {
+                let mut part = self.clone();
+                part.patients = patients.by_ref().take(MAX_LISTED_IDS).collect();
+                part.records = records.by_ref().take(MAX_LISTED_IDS).collect();
+                let count = if i + 1 == parts { (total - counted).max(0) } else { part.records.len() as i64 };
+                counted += count;
+                part.count = Some(count);
+                part
+            })
+            .collect()
+    }
+
     /// The stored event: this description plus the scope's actor and request context, with derived
     /// sensitivity and risk, its reason encrypted, MACed under the organization's active audit key.
     pub(crate) fn into_log(self, scope: &Scope, keys: &Arc<OrgKeys>) -> Result<Sealed> {
@@ -119,11 +152,13 @@ impl Event {
         let emergency = scope.emergency().is_some_and(|g| g.active_at(now));
         let sensitivity = sensitivity_of(self.entity);
         let count = self.count.unwrap_or(self.records.len() as i64).max(0);
+        // Lists longer than an event holds were split by `into_parts`; the truncation only guards.
+        let touched = self.touched.max(self.patients.len());
         let mut records = self.records;
         records.truncate(MAX_LISTED_IDS);
         let mut patients = self.patients;
         patients.truncate(MAX_LISTED_IDS);
-        let risk = risk_of(self.action, self.outcome, sensitivity, emergency, patients.len(), self.risk_floor);
+        let risk = risk_of(self.action, self.outcome, sensitivity, emergency, touched, self.risk_floor);
         let reason = match (self.reason, scope.emergency()) {
             (Some(r), _) => Some(r),
             (None, Some(g)) if emergency => Some(g.reason.clone()),
@@ -213,10 +248,13 @@ pub(crate) fn update_action(table: &str) -> AuditAction {
 
 /// The event of a read that returned `rows` of `table` (ids and patients from the rows).
 pub(crate) fn read_event(table: &str, rows: &[Row], target: Option<Uuid>) -> Result<Event> {
-    let mut ids = Vec::with_capacity(rows.len().min(MAX_LISTED_IDS));
+    // Every id when the rows may span more patients than one event lists (the event is then split
+    // by patient, each part listing its share of the ids).
+    let keep = if patient_column(table).is_some() { rows.len() } else { rows.len().min(MAX_LISTED_IDS) };
+    let mut ids = Vec::with_capacity(keep);
     let mut patients = Vec::new();
     for row in rows {
-        if ids.len() < MAX_LISTED_IDS {
+        if ids.len() < keep {
             ids.push(row.uuid("id")?);
         }
         if let Some(column) = patient_column(table) {

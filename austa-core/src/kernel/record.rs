@@ -78,12 +78,16 @@ impl<'s> AuditTx<'s> {
         self.scope.now()
     }
 
-    /// Adds an event to this transaction (sealed now, written at commit); returns its id.
+    /// Adds an event to this transaction (sealed now, written at commit), as several when it lists
+    /// more patients or records than one event holds ([`Event::into_parts`]); returns the (first) id.
     pub(crate) async fn record(&mut self, event: Event) -> Result<Uuid> {
-        let sealed = event.into_log(self.scope, &self.keys)?;
-        let id = sealed.log.id;
-        self.events.push(sealed);
-        Ok(id)
+        let mut first = None;
+        for part in event.into_parts() {
+            let sealed = part.into_log(self.scope, &self.keys)?;
+            first.get_or_insert(sealed.log.id);
+            self.events.push(sealed);
+        }
+        first.ok_or_else(|| Error::CorruptData("an audit event without parts".into()))
     }
 
     /// Writes the work's events, commits, then links them into the chain.

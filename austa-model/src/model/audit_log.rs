@@ -55,7 +55,8 @@ pub struct AuditLog {
     pub record_count: i64,
     /// The patient whose data it was, when exactly one.
     pub patient_id: Option<Uuid>,
-    /// Every patient whose data the operation touched (at most [`MAX_LISTED_IDS`]).
+    /// Every patient whose data the operation touched. An operation on more than [`MAX_LISTED_IDS`]
+    /// patients records one event per share of that many, so every patient is listed in one of them.
     pub patient_ids: Vec<Uuid>,
     /// Names (never values) of the fields written.
     pub changed_fields: Vec<String>,
@@ -84,8 +85,9 @@ pub struct AuditLog {
     pub requires_review: bool,
 }
 
-/// Most ids an event lists in `record_ids` and `patient_ids`; larger operations list the first ones
-/// and give the total in `record_count`.
+/// Most ids an event lists in `record_ids` and `patient_ids`. An operation on more patients records
+/// one event per share of this many; one on more records lists the first ones and gives the total
+/// in `record_count`.
 pub const MAX_LISTED_IDS: usize = 1000;
 
 /// Application events the library cannot see itself: what happens around it (a login to the provider
