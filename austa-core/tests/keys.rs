@@ -696,3 +696,63 @@ async fn external_and_dual_key_providers_work_through_the_public_trait(tdb: Test
     assert_wrong_master_key(&tdb.url, dual(&DataKey::generate())).await;
     assert_wrong_master_key(&tdb.url, kms).await;
 }
+
+/// Whether any of `files` (those that exist) holds `needle`.
+fn any_file_holds(files: &[std::path::PathBuf], needle: &[u8]) -> bool {
+    files.iter().filter_map(|f| std::fs::read(f).ok()).any(|bytes| crate::support::contains(&bytes, needle))
+}
+
+#[tokio::test]
+async fn shredding_leaves_no_byte_of_the_old_wrapped_key_in_the_database_files_wal_included_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.db");
+    let url = format!("sqlite://{}", path.display());
+    let db = Database::connect_with(&url, new_provider()).await.unwrap();
+    db.migrate().await.unwrap();
+    let org = db.organizations().create(NewOrganization::new("Hospital", OrganizationType::Hospital)).await.unwrap();
+    let scope = db.scope(org.id, Actor::platform()).await.unwrap();
+    let x = person(&scope, 0, 3).await;
+    let storage_path = format!("s3://exames/{}/hemograma-paciente-0.pdf", x.id);
+    let new = NewDocument::new(
+        x.id,
+        "hemograma.pdf",
+        "Hemograma - Paciente 0.pdf",
+        "application/pdf",
+        2048,
+        storage_path.as_str(),
+        DocumentType::LabResult,
+        DocumentCategory::Laboratory,
+    );
+    let document = scope.documents().register(new, &"ab".repeat(32)).await.unwrap();
+
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let wrapped: Vec<Vec<u8>> = sqlx::query_scalar("SELECT wrapped_key FROM patient_keys WHERE patient_id = $1")
+        .bind(x.id.to_string())
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+    let phone_bidx: Vec<u8> = sqlx::query_scalar("SELECT phone_bidx FROM patients WHERE id = $1")
+        .bind(x.id.to_string())
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    let files: Vec<std::path::PathBuf> =
+        ["data.db", "data.db-wal", "data.db-shm"].iter().map(|f| dir.path().join(f)).collect();
+    assert!(!wrapped.is_empty() && wrapped.iter().all(|k| any_file_holds(&files, k)), "the scan finds the key before");
+
+    let receipt = scope.keys().shred_patient(x.id, "LGPD erasure request 77").await.unwrap();
+    assert!(receipt.storage_scrubbed, "{receipt:?}");
+    for key in &wrapped {
+        assert!(!any_file_holds(&files, key), "an old wrapped key survived in the files");
+    }
+    assert!(!any_file_holds(&files, &phone_bidx), "the old phone index survived in the files");
+
+    // The document's file lives elsewhere: the receipt names it (read before the key went), Debug hides it.
+    let listed = receipt.documents.iter().find(|d| d.document_id == document.id).expect("the document is listed");
+    assert_eq!(listed.storage_path.expose().unwrap(), &storage_path);
+    assert!(!format!("{receipt:?}").contains("hemograma"), "{receipt:?}");
+    assert!(receipt.outstanding.iter().any(|s| s.contains("backups taken before")), "{:?}", receipt.outstanding);
+    assert!(receipt.outstanding.iter().any(|s| s.contains("document file")), "{:?}", receipt.outstanding);
+    db.close().await;
+}

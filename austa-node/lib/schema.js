@@ -472,6 +472,15 @@ module.exports = {
       ["completedAt", "completed_at", "date"],
     ],
   },
+  DocumentToDelete: {
+    sensitive: ["storagePath"],
+    fields: [
+      ["documentId", "document_id", null],
+      ["storageProvider", "storage_provider", null],
+      ["storagePath", "storage_path", null],
+      ["storageKeyRef", "storage_key_ref", null],
+    ],
+  },
   ShredReceipt: {
     sensitive: [],
     fields: [
@@ -481,6 +490,9 @@ module.exports = {
       ["shreddedAt", "shredded_at", "date"],
       ["shreddedBy", "shredded_by", null],
       ["reason", "reason", null],
+      ["storageScrubbed", "storage_scrubbed", null],
+      ["documents", "documents", ["list", ["record", "DocumentToDelete"]]],
+      ["outstanding", "outstanding", null],
     ],
   },
   OutboxItem: {

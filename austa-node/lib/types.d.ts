@@ -399,7 +399,10 @@ export interface AuditLog {
   readonly recordCount: number;
   /** The patient whose data it was, when exactly one. */
   readonly patientId: string | null;
-  /** Every patient whose data the operation touched (at most `MAX_LISTED_IDS`). */
+  /**
+   * Every patient whose data the operation touched. An operation on more than `MAX_LISTED_IDS`
+   * patients records one event per share of that many, so every patient is listed in one of them.
+   */
   readonly patientIds: Array<string>;
   /** Names (never values) of the fields written. */
   readonly changedFields: Array<string>;
@@ -1234,7 +1237,25 @@ export interface RotationStatus {
   readonly completedAt: Date | null;
 }
 
-/** What crypto-shredding a patient did: the record the audit trail keeps. */
+/** A document file of an erased patient, to delete from its storage. */
+export interface DocumentToDelete {
+  /** The document's row. */
+  readonly documentId: string;
+  /** Where the file is stored. */
+  readonly storageProvider: StorageProvider;
+  /**
+   * The file's path in that storage: it may carry the patient's name, so it stays wrapped
+   * (erased when the patient already was, by an earlier call that listed it).
+   */
+  readonly storagePath: string | null;
+  /** The storage-level key of an encrypted file (destroying it shreds the file too). */
+  readonly storageKeyRef: string | null;
+}
+
+/**
+ * What crypto-shredding a patient did: the record the audit trail keeps, and what is left to do
+ * outside the database.
+ */
 export interface ShredReceipt {
   /** The organization. */
   readonly organizationId: string;
@@ -1248,6 +1269,20 @@ export interface ShredReceipt {
   readonly shreddedBy: string;
   /** Why (the stated reason, e.g. an LGPD erasure request id). */
   readonly reason: string;
+  /**
+   * Whether the database files no longer hold the destroyed keys' old bytes: on SQLite, freed
+   * space is zeroed (`secure_delete`) and the write-ahead log was checkpointed and truncated; false
+   * when a reader kept the log from being truncated (call again later), and on PostgreSQL, where
+   * dead row versions and the WAL keep them until `VACUUM` and WAL recycling (see `outstanding`).
+   */
+  readonly storageScrubbed: boolean;
+  /**
+   * The patient's document files, which live outside the database: their locations were readable
+   * only with the destroyed key, so they are listed here, read just before it was destroyed.
+   */
+  readonly documents: Array<DocumentToDelete>;
+  /** What must still be done outside the database, in words. */
+  readonly outstanding: Array<string>;
 }
 
 /** One change waiting for (or past) delivery. */

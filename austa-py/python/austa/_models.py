@@ -100,7 +100,8 @@ class AuditLog(Record):
     #: The patient whose data it was, when exactly one.
     patient_id: Optional[uuid.UUID]
 
-    #: Every patient whose data the operation touched (at most `MAX_LISTED_IDS`).
+    #: Every patient whose data the operation touched. An operation on more than `MAX_LISTED_IDS`
+    #: patients records one event per share of that many, so every patient is listed in one of them.
     patient_ids: List[uuid.UUID]
 
     #: Names (never values) of the fields written.
@@ -1821,8 +1822,38 @@ class RotationStatus(Record):
 
 
 @dataclass(frozen=True, repr=False, eq=True)
+class DocumentToDelete(Record):
+    """A document file of an erased patient, to delete from its storage."""
+
+    __table__ = None
+    __sensitive__ = frozenset({"storage_path"})
+
+    #: The document's row.
+    document_id: uuid.UUID
+
+    #: Where the file is stored.
+    storage_provider: StorageProvider
+
+    #: The file's path in that storage: it may carry the patient's name, so it stays wrapped
+    #: (erased when the patient already was, by an earlier call that listed it).
+    storage_path: Optional[str]
+
+    #: The storage-level key of an encrypted file (destroying it shreds the file too).
+    storage_key_ref: Optional[str]
+
+    __converters__ = (
+        ("document_id", _r.to_uuid),
+        ("storage_provider", _r.enum_of(StorageProvider)),
+        ("storage_path", None),
+        ("storage_key_ref", None),
+    )
+
+
+@dataclass(frozen=True, repr=False, eq=True)
 class ShredReceipt(Record):
-    """What crypto-shredding a patient did: the record the audit trail keeps."""
+    """What crypto-shredding a patient did: the record the audit trail keeps, and what is left to do
+    outside the database.
+    """
 
     __table__ = None
     __sensitive__ = frozenset()
@@ -1845,6 +1876,19 @@ class ShredReceipt(Record):
     #: Why (the stated reason, e.g. an LGPD erasure request id).
     reason: str
 
+    #: Whether the database files no longer hold the destroyed keys' old bytes: on SQLite, freed
+    #: space is zeroed (`secure_delete`) and the write-ahead log was checkpointed and truncated; false
+    #: when a reader kept the log from being truncated (call again later), and on PostgreSQL, where
+    #: dead row versions and the WAL keep them until `VACUUM` and WAL recycling (see `outstanding`).
+    storage_scrubbed: bool
+
+    #: The patient's document files, which live outside the database: their locations were readable
+    #: only with the destroyed key, so they are listed here, read just before it was destroyed.
+    documents: List[DocumentToDelete]
+
+    #: What must still be done outside the database, in words.
+    outstanding: List[str]
+
     __converters__ = (
         ("organization_id", _r.to_uuid),
         ("patient_id", _r.to_uuid),
@@ -1852,6 +1896,9 @@ class ShredReceipt(Record):
         ("shredded_at", _r.to_datetime),
         ("shredded_by", None),
         ("reason", None),
+        ("storage_scrubbed", None),
+        ("documents", _r.list_of(DocumentToDelete._from_row)),
+        ("outstanding", list),
     )
 
 
@@ -2099,6 +2146,7 @@ __all__ = [
     "TasySyncLog",
     "MasterKeyRotation",
     "RotationStatus",
+    "DocumentToDelete",
     "ShredReceipt",
     "OutboxItem",
     "IngestReport",
