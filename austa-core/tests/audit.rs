@@ -646,3 +646,16 @@ async fn a_forged_event_under_a_key_version_nobody_has_is_named_and_does_not_sta
     assert_eq!(report.head_seq, event_count(&tdb, &s).await - 1, "{report:?}");
     assert_eq!(tdb.raw_i64(&format!("SELECT count(*) FROM audit_pending WHERE organization_id = '{org}'")).await, 0);
 }
+
+#[backends]
+async fn a_queue_entry_for_an_event_already_linked_is_dropped_and_blocks_nothing(tdb: TestDb) {
+    let s = chain_of(&tdb, "Hospital Fila Dupla", 3).await;
+    let (org, linked) = (s.organization_id(), event_at(&tdb, &s, 2).await);
+    tdb.tamper(&format!("INSERT INTO audit_pending (organization_id, event_id) VALUES ('{org}', '{linked}');")).await;
+    // Writes go on (on SQLite they link inside their transaction, through the queue).
+    s.patients().create(patient("Depois")).await.unwrap();
+    let report = s.audit().verify().await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.unchained, report.head_seq), (0, event_count(&tdb, &s).await));
+    assert_eq!(tdb.raw_i64(&format!("SELECT count(*) FROM audit_pending WHERE organization_id = '{org}'")).await, 0);
+}

@@ -176,7 +176,9 @@ pub(crate) async fn link_pending(
         let rows = tx
             .fetch_all(
                 Query::new(format!(
-                    "SELECT p.event_id AS pending_id, {} FROM audit_pending p JOIN audit_logs e \
+                    "SELECT p.event_id AS pending_id, {}, EXISTS (SELECT 1 FROM audit_chain c \
+                     WHERE c.organization_id = p.organization_id AND c.event_id = p.event_id) AS already_linked \
+                     FROM audit_pending p JOIN audit_logs e \
                      ON e.organization_id = p.organization_id AND e.id = p.event_id \
                      WHERE p.organization_id = $1 ORDER BY p.event_id LIMIT $2",
                     event_columns_of("e")
@@ -192,6 +194,13 @@ pub(crate) async fn link_pending(
         let mut links = Vec::with_capacity(rows.len());
         let mut done = Vec::with_capacity(rows.len());
         for row in &rows {
+            // A queue entry for an event the chain already holds was not written by the library
+            // (it queues an event once, and dequeues it as it links it): dropped, so that it can
+            // neither fail the link's unique key on every pass nor be linked twice.
+            if row.bool("already_linked")? {
+                done.push(row.uuid(0)?);
+                continue;
+            }
             let (id, stored) = match check_event(keys, row) {
                 Check::Genuine(id, stored) => (id, stored),
                 // Not written by the library: dequeued unlinked, so verification reports it.
