@@ -261,6 +261,11 @@ async fn emergency_access_and_key_operations_are_recorded(tdb: TestDb) {
 }
 
 /// An organization with a chain of `n` events (patients created).
+/// The columns of an audit event that tests copy into a forged one, but its id, key and MAC.
+const COPIED_COLUMNS: &str = "occurred_at, actor_kind, actor_id, actor_name, action, outcome, entity_type, entity_id, \
+     record_ids, record_count, patient_id, patient_ids, changed_fields, purpose, reason, session_id, request_id, \
+     ip_address, user_agent, emergency, sensitivity, sensitive_data, risk_level, requires_review";
+
 async fn chain_of(tdb: &TestDb, name: &str, n: usize) -> Scope {
     let scope = tdb.org(name).await;
     for i in 0..n {
@@ -335,9 +340,7 @@ async fn verification_names_each_kind_of_tampering(tdb: TestDb) {
     let s = chain_of(&tdb, "Cadeia Inserida", 8).await;
     let (org, model) = (s.organization_id(), event_at(&tdb, &s, 3).await);
     let forged = Uuid::now_v7();
-    let columns = "occurred_at, actor_kind, actor_id, actor_name, action, outcome, entity_type, entity_id, \
-         record_ids, record_count, patient_id, patient_ids, changed_fields, purpose, reason, session_id, request_id, \
-         ip_address, user_agent, emergency, sensitivity, sensitive_data, risk_level, requires_review, key_id, mac";
+    let columns = format!("{COPIED_COLUMNS}, key_id, mac");
     tdb.tamper(&format!(
         "INSERT INTO audit_logs (organization_id, id, {columns}) SELECT organization_id, '{forged}', {columns} \
          FROM audit_logs WHERE organization_id = '{org}' AND id = '{model}'"
@@ -394,9 +397,7 @@ async fn a_page_crowded_with_forged_events_is_still_verified_and_the_forgeries_f
         Backend::Sqlite => "v.id",
     };
     let values: Vec<String> = forged.iter().map(|f| format!("('{f}')")).collect();
-    let columns = "occurred_at, actor_kind, actor_id, actor_name, action, outcome, entity_type, entity_id, \
-         record_ids, record_count, patient_id, patient_ids, changed_fields, purpose, reason, session_id, request_id, \
-         ip_address, user_agent, emergency, sensitivity, sensitive_data, risk_level, requires_review, key_id, mac";
+    let columns = format!("{COPIED_COLUMNS}, key_id, mac");
     tdb.tamper(&format!(
         "WITH v(id) AS (VALUES {}) INSERT INTO audit_logs (organization_id, id, {columns}) \
          SELECT m.organization_id, {id}, {columns} FROM audit_logs m, v \
@@ -603,9 +604,7 @@ async fn a_forged_event_is_found_even_with_a_queue_entry_to_hide_it(tdb: TestDb)
     let s = chain_of(&tdb, "Hospital Fila", 4).await;
     let (org, model) = (s.organization_id(), event_at(&tdb, &s, 2).await);
     let (forged, stray) = (Uuid::now_v7(), Uuid::now_v7());
-    let columns = "occurred_at, actor_kind, actor_id, actor_name, action, outcome, entity_type, entity_id, \
-         record_ids, record_count, patient_id, patient_ids, changed_fields, purpose, reason, session_id, request_id, \
-         ip_address, user_agent, emergency, sensitivity, sensitive_data, risk_level, requires_review, key_id, mac";
+    let columns = format!("{COPIED_COLUMNS}, key_id, mac");
     tdb.tamper(&format!(
         "INSERT INTO audit_logs (organization_id, id, {columns}) SELECT organization_id, '{forged}', {columns} \
          FROM audit_logs WHERE organization_id = '{org}' AND id = '{model}'; \
@@ -621,9 +620,7 @@ async fn a_forged_event_under_a_key_version_nobody_has_is_named_and_does_not_sta
     let s = chain_of(&tdb, "Hospital Chave Falsa", 3).await;
     let (org, model) = (s.organization_id(), event_at(&tdb, &s, 2).await);
     let (forged, unknown_key) = (Uuid::now_v7(), Uuid::new_v4());
-    let columns = "occurred_at, actor_kind, actor_id, actor_name, action, outcome, entity_type, entity_id, \
-         record_ids, record_count, patient_id, patient_ids, changed_fields, purpose, reason, session_id, request_id, \
-         ip_address, user_agent, emergency, sensitivity, sensitive_data, risk_level, requires_review, mac";
+    let columns = format!("{COPIED_COLUMNS}, mac");
     // Queued like a genuine event, under a key version the key store has never held.
     tdb.tamper(&format!(
         "INSERT INTO audit_logs (organization_id, id, key_id, {columns}) SELECT organization_id, '{forged}', \
