@@ -61,7 +61,7 @@ impl From<austa_core::Error> for Failure {
     fn from(e: austa_core::Error) -> Self {
         let exit = match &e {
             austa_core::Error::Refused(_) => Exit::Refused,
-            austa_core::Error::Config(_) => Exit::Config,
+            austa_core::Error::Config(_) | austa_core::Error::Transport(_) => Exit::Config,
             _ => Exit::Failed,
         };
         Self { code: e.code(), message: e.to_string(), exit }

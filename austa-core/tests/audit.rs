@@ -635,6 +635,11 @@ async fn a_forged_event_under_a_key_version_nobody_has_is_named_and_does_not_sta
     let other = austa_core::Database::connect_with(&tdb.app_url, tdb.keys.clone()).await.unwrap();
     other.scope(org, Actor::platform()).await.unwrap().patients().create(patient("Outra")).await.unwrap();
     other.close().await;
+    // Linked already, before any verification: SQLite writers reload the keys inside their
+    // transaction when they meet the forgery, PostgreSQL's sequencer when it does.
+    tdb.db.flush_audit().await.unwrap();
+    let pending = format!("SELECT count(*) FROM audit_pending WHERE organization_id = '{org}'");
+    assert_eq!(tdb.raw_i64(&pending).await, 0, "nothing waits behind the forgery");
     let report = s.audit().verify().await.unwrap();
     let broken = report.broken.clone().expect("the forgery is found");
     assert_eq!((broken.kind, broken.event_id), (TamperKind::Inserted, Some(forged)), "{report:?}");

@@ -741,6 +741,8 @@ async fn shredding_leaves_no_byte_of_the_old_wrapped_key_in_the_database_files_w
         ["data.db", "data.db-wal", "data.db-shm"].iter().map(|f| dir.path().join(f)).collect();
     assert!(!wrapped.is_empty() && wrapped.iter().all(|k| any_file_holds(&files, k)), "the scan finds the key before");
 
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "created private");
     let receipt = scope.keys().shred_patient(x.id, "LGPD erasure request 77").await.unwrap();
     assert!(receipt.storage_scrubbed, "{receipt:?}");
     for key in &wrapped {

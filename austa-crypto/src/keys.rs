@@ -143,7 +143,9 @@ const MAX_KEY_FILE_LEN: u64 = 4096;
 fn open_key_file(path: &Path) -> Result<(std::fs::File, usize)> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let refuse = |why: String| Err(Error::Config(format!("key file {}: {why}", path.display())));
-    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
+    // O_NONBLOCK: a FIFO at the path must not hang the open before the regular-file check.
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path) {
         Ok(file) => file,
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return refuse("is a symbolic link; name the file itself".into());

@@ -100,9 +100,9 @@ pub enum Error {
     #[error("configuration error: {0}")]
     Config(String),
     /// The connection to the database is not secure enough, or its TLS failed: a URL that asks for
-    /// less than verified TLS to another machine, a server without TLS, a certificate that does not
-    /// chain to the trusted CA or does not name the host. Nothing was sent to the server but the TLS
-    /// handshake.
+    /// less than verified TLS to another machine (refused before connecting), a server without TLS,
+    /// a certificate that does not chain to the trusted CA or does not name the host (nothing but the
+    /// handshake was sent), an unreadable CA file, or a TLS error later in a session.
     #[error("transport security: {0}")]
     Transport(String),
     /// Applying migrations failed.

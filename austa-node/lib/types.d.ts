@@ -1244,8 +1244,9 @@ export interface DocumentToDelete {
   /** Where the file is stored. */
   readonly storageProvider: StorageProvider;
   /**
-   * The file's path in that storage: it may carry the patient's name, so it stays wrapped
-   * (erased when the patient already was, by an earlier call that listed it).
+   * The file's path in that storage: it may carry the patient's name, so it stays wrapped. Erased
+   * when the patient already was: only the receipt of the call that destroyed the key lists it,
+   * so keep that receipt until the files are deleted.
    */
   readonly storagePath: string | null;
   /** The storage-level key of an encrypted file (destroying it shreds the file too). */
@@ -1271,9 +1272,10 @@ export interface ShredReceipt {
   readonly reason: string;
   /**
    * Whether the database files no longer hold the destroyed keys' old bytes: on SQLite, freed
-   * space is zeroed (`secure_delete`) and the write-ahead log was checkpointed and truncated; false
-   * when a reader kept the log from being truncated (call again later), and on PostgreSQL, where
-   * dead row versions and the WAL keep them until `VACUUM` and WAL recycling (see `outstanding`).
+   * space is zeroed (`secure_delete`) and the write-ahead log was checkpointed and truncated. False
+   * when a reader kept a log from being truncated or the checkpoint failed (call again later), and
+   * on PostgreSQL, where dead row versions and the WAL keep them until `VACUUM` and WAL recycling;
+   * `outstanding` says which database and what to do.
    */
   readonly storageScrubbed: boolean;
   /**

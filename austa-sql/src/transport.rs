@@ -69,7 +69,9 @@ pub fn secure(options: PgConnectOptions) -> Result<PgConnectOptions> {
 /// Whether the connection never leaves this machine: a Unix socket, `localhost` or a loopback
 /// address, decided on the literal host.
 pub fn stays_on_this_machine(options: &PgConnectOptions) -> bool {
-    options.get_socket().is_some() || is_loopback_host(options.get_host())
+    // A host that is a directory (`PGHOST=/var/run/postgresql`) is a Unix socket too: sqlx connects
+    // to the socket in it.
+    options.get_socket().is_some() || options.get_host().starts_with('/') || is_loopback_host(options.get_host())
 }
 
 fn is_loopback_host(host: &str) -> bool {
@@ -124,6 +126,13 @@ mod tests {
         assert_eq!(mode("postgres://app@[::1]:5432/austa").unwrap(), "prefer");
         assert_eq!(mode("postgres://app@%2Fvar%2Frun%2Fpostgresql/austa").unwrap(), "prefer");
         assert_eq!(mode("postgres:///austa?host=/var/run/postgresql&sslmode=disable").unwrap(), "disable");
+    }
+
+    #[test]
+    fn a_socket_directory_given_as_the_host_stays_on_this_machine() {
+        let options = PgConnectOptions::new_without_pgpass().host("/var/run/postgresql").ssl_mode(PgSslMode::Disable);
+        assert!(stays_on_this_machine(&options));
+        assert!(matches!(secure(options).unwrap().get_ssl_mode(), PgSslMode::Disable));
     }
 
     #[test]

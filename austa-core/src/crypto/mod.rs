@@ -12,7 +12,9 @@
 #[doc(hidden)]
 pub mod probe;
 
-pub use crate::keys::{KeyAdmin, MasterKeyRotation, RotationStatus, RotationTarget, RunOptions, ShredReceipt};
+pub use crate::keys::{
+    DocumentToDelete, KeyAdmin, MasterKeyRotation, RotationStatus, RotationTarget, RunOptions, ShredReceipt,
+};
 pub use austa_crypto::{
     provider_from_env, BlindIndexKind, DataKey, DualKeyProvider, Erased, KeyCacheConfig, KeyProvider, KeyStats,
     LocalKeyProvider, Sensitive,

@@ -96,9 +96,10 @@ pub(crate) async fn lock_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid, now: DateT
 pub(crate) struct Linked {
     /// Events linked.
     pub(crate) linked: u64,
-    /// Whether it stopped at an event MACed under a key version these keys lack (created by another
-    /// process's rotation): the caller reloads the keys and links again.
-    pub(crate) stalled: bool,
+    /// The pending event it stopped at, MACed under a key version these keys lack (created by
+    /// another process's rotation, or forged): the caller reloads the keys and links again with
+    /// [`Keys::FreshUpTo`] that event.
+    pub(crate) stalled_at: Option<Uuid>,
 }
 
 /// How fresh the keys of a linking pass are, which decides what an event under a key version they
@@ -106,12 +107,21 @@ pub(crate) struct Linked {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Keys {
     /// Cached: the version may be another process's rotation, newer than the cache. The pass stops
-    /// there (later events must not be linked before it) and says it stalled.
+    /// there (later events must not be linked before it) and says where it stalled.
     Cached,
-    /// Read from the key store after the event was committed: a key is committed before any event
-    /// uses it, so a version the store lacks was never a key. The event is forged, dequeued
-    /// unlinked like any other forgery, and linking goes on: a forgery cannot stall the chain.
-    Fresh,
+    /// Read from the key store after the pending event with this id (and every one before it) had
+    /// been read: a key is committed before any event uses it, so for those events a version the
+    /// store lacks was never a key. Such an event is forged, dequeued unlinked like any other
+    /// forgery, and linking goes on: a forgery cannot stall the chain. A later event under an
+    /// unknown version may come from a rotation newer than these keys: the pass stalls there.
+    FreshUpTo(Uuid),
+}
+
+impl Keys {
+    /// Whether the pending event `id`, under a key version these keys lack, is a forgery.
+    fn unknown_is_forged(self, id: Uuid) -> bool {
+        matches!(self, Keys::FreshUpTo(bound) if id <= bound)
+    }
 }
 
 /// Whether an event row is genuine (its MAC verifies), forged (it does not, or the row cannot even be
@@ -168,7 +178,7 @@ pub(crate) async fn link_pending(
 ) -> Result<Linked> {
     let mut head = lock_head(tx, keys, org, now).await?;
     let start = head.seq;
-    let mut stalled = false;
+    let mut stalled_at = None;
     loop {
         // Ordered by the queue's key (equal to the event's id), so that the planner walks the short
         // queue and probes the events: ordering by `e.id` made SQLite walk every event of the
@@ -208,13 +218,13 @@ pub(crate) async fn link_pending(
                     done.push(row.uuid(0)?);
                     continue;
                 }
-                Check::UnknownKey if freshness == Keys::Fresh => {
+                Check::UnknownKey if freshness.unknown_is_forged(row.uuid(0)?) => {
                     done.push(row.uuid(0)?);
                     continue;
                 }
                 // Order matters: stop here rather than link later events before this one.
                 Check::UnknownKey => {
-                    stalled = true;
+                    stalled_at = Some(row.uuid(0)?);
                     break;
                 }
             };
@@ -231,7 +241,7 @@ pub(crate) async fn link_pending(
             q.push_bind(org).push(" AND event_id IN (").push_binds(done).push(")");
             tx.execute(q.build()).await?;
         }
-        if stalled || (rows.len() as i64) < BATCH {
+        if stalled_at.is_some() || (rows.len() as i64) < BATCH {
             break;
         }
     }
@@ -239,7 +249,7 @@ pub(crate) async fn link_pending(
     if linked > 0 {
         move_head(tx, keys, org, head, now).await?;
     }
-    Ok(Linked { linked, stalled })
+    Ok(Linked { linked, stalled_at })
 }
 
 /// Moves the chain head of `org` to `head`, under a new head MAC.
@@ -304,9 +314,10 @@ pub(crate) async fn link_written(
 }
 
 /// Links every pending event of `org`, waiting for any other linker; when an event names a key version
-/// the cached keys lack, reloads them from the key store and goes on, with the reloaded keys
-/// treating a version the store lacks as a forgery ([`Keys::Fresh`]): every pending event is linked
-/// or dequeued when this returns.
+/// the cached keys lack, reloads them from the key store and goes on, the reloaded keys treating
+/// a version the store lacks as a forgery up to that event ([`Keys::FreshUpTo`]). Every pass past
+/// a stall dequeues the event it stalled at or links it, so this ends with every event pending at
+/// the call linked or dequeued.
 pub(crate) async fn link_all(db: &Database, org: Uuid) -> Result<u64> {
     let mut keys = db.org_keys(org).await?;
     let mut freshness = Keys::Cached;
@@ -316,10 +327,27 @@ pub(crate) async fn link_all(db: &Database, org: Uuid) -> Result<u64> {
         let pass = link_pending(&mut tx, &keys, freshness, org, db.now()).await?;
         tx.commit().await?;
         total += pass.linked;
-        if !pass.stalled {
-            return Ok(total);
-        }
+        let Some(stalled_at) = pass.stalled_at else { return Ok(total) };
         keys = db.keyring().load_org_keys(org).await?;
-        freshness = Keys::Fresh;
+        freshness = Keys::FreshUpTo(stalled_at);
     }
+}
+
+/// [`link_pending`] inside the caller's transaction, reloading the keys from the key store and
+/// going on whenever a pass stalls at an unknown key version (see [`Keys::FreshUpTo`]): for writers
+/// that link inside their own transaction (SQLite), so that a forged queue entry never leaves
+/// later events queued.
+pub(crate) async fn link_pending_reloading(
+    tx: &mut Tx,
+    db: &Database,
+    keys: &OrgKeys,
+    org: Uuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut pass = link_pending(tx, keys, Keys::Cached, org, now).await?;
+    while let Some(stalled_at) = pass.stalled_at {
+        let fresh = db.keyring().load_org_keys(org).await?;
+        pass = link_pending(tx, &fresh, Keys::FreshUpTo(stalled_at), org, now).await?;
+    }
+    Ok(())
 }

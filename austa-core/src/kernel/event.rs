@@ -116,31 +116,20 @@ impl Event {
 
     /// This event as one event per [`MAX_LISTED_IDS`] patients, so that an operation that touched more
     /// patients than one event lists (a bulk import, a large read) is in every one of their access
-    /// reports. Part *i* lists the *i*-th share of the patients and of the record ids and counts its
-    /// records; the last part counts the rest of the operation's total, so the parts' counts add up
-    /// to it. Every part has the risk of the whole operation. An operation on fewer patients stays
-    /// one event, its record ids listed up to [`MAX_LISTED_IDS`] and counted in full.
+    /// reports. Part *i* lists the *i*-th share of the patients. The parts list no record ids: the
+    /// event does not know which row is whose, and a part must not show one patient's report rows
+    /// of others. Each part counts the operation's total and has its risk. An operation on fewer
+    /// patients stays one event, its record ids listed up to [`MAX_LISTED_IDS`].
     pub(crate) fn into_parts(mut self) -> Vec<Event> {
         let parts = self.patients.len().div_ceil(MAX_LISTED_IDS).max(1);
         if parts == 1 {
             return vec![self];
         }
-        let total = self.count.unwrap_or(self.records.len() as i64);
+        self.count = Some(self.count.unwrap_or(self.records.len() as i64));
         self.touched = self.touched.max(self.patients.len());
-        let mut patients = std::mem::take(&mut self.patients).into_iter();
-        let mut records = std::mem::take(&mut self.records).into_iter();
-        let mut counted = 0i64;
-        (0..parts)
-            .map(|i| {
-                let mut part = self.clone();
-                part.patients = patients.by_ref().take(MAX_LISTED_IDS).collect();
-                part.records = records.by_ref().take(MAX_LISTED_IDS).collect();
-                let count = if i + 1 == parts { (total - counted).max(0) } else { part.records.len() as i64 };
-                counted += count;
-                part.count = Some(count);
-                part
-            })
-            .collect()
+        self.records = Vec::new();
+        let patients = std::mem::take(&mut self.patients);
+        patients.chunks(MAX_LISTED_IDS).map(|share| Event { patients: share.to_vec(), ..self.clone() }).collect()
     }
 
     /// The stored event: this description plus the scope's actor and request context, with derived
@@ -177,7 +166,8 @@ impl Event {
             entity_id: self.entity_id,
             record_ids: records,
             record_count: count,
-            patient_id: if patients.len() == 1 { patients.first().copied() } else { None },
+            // One patient for the whole operation, not one left in the last part of a split one.
+            patient_id: if touched == 1 { patients.first().copied() } else { None },
             patient_ids: patients,
             changed_fields: self.changed,
             purpose: context_text(request.purpose.as_deref(), 200),
@@ -248,13 +238,10 @@ pub(crate) fn update_action(table: &str) -> AuditAction {
 
 /// The event of a read that returned `rows` of `table` (ids and patients from the rows).
 pub(crate) fn read_event(table: &str, rows: &[Row], target: Option<Uuid>) -> Result<Event> {
-    // Every id when the rows may span more patients than one event lists (the event is then split
-    // by patient, each part listing its share of the ids).
-    let keep = if patient_column(table).is_some() { rows.len() } else { rows.len().min(MAX_LISTED_IDS) };
-    let mut ids = Vec::with_capacity(keep);
+    let mut ids = Vec::with_capacity(rows.len().min(MAX_LISTED_IDS));
     let mut patients = Vec::new();
     for row in rows {
-        if ids.len() < keep {
+        if ids.len() < MAX_LISTED_IDS {
             ids.push(row.uuid("id")?);
         }
         if let Some(column) = patient_column(table) {

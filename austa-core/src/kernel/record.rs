@@ -79,7 +79,7 @@ impl<'s> AuditTx<'s> {
     }
 
     /// Adds an event to this transaction (sealed now, written at commit), as several when it lists
-    /// more patients or records than one event holds ([`Event::into_parts`]); returns the (first) id.
+    /// more patients than one event holds ([`Event::into_parts`]); returns the (first) id.
     pub(crate) async fn record(&mut self, event: Event) -> Result<Uuid> {
         let mut first = None;
         for part in event.into_parts() {
@@ -97,8 +97,8 @@ impl<'s> AuditTx<'s> {
         if dialect.serializes_writers() {
             // Writers are serialized anyway: link inside the transaction, straight from the events'
             // MACs when nothing else waits in the queue. Otherwise the events join the queue, and
-            // it is linked in order; events this transaction's keys cannot check (another process
-            // rotated) stay queued for the next pass.
+            // it is linked in order; an event under a key version this transaction's keys lack
+            // (another process rotated, or a forgery) makes it reload them and go on.
             for statement in insert_events(&self.events, dialect, false) {
                 self.tx.execute(statement).await?;
             }
@@ -108,7 +108,7 @@ impl<'s> AuditTx<'s> {
                 for statement in queue_statements(&self.events, dialect) {
                     self.tx.execute(statement).await?;
                 }
-                chain::link_pending(&mut self.tx, &self.keys, chain::Keys::Cached, org, now).await?;
+                chain::link_pending_reloading(&mut self.tx, self.scope.db(), &self.keys, org, now).await?;
             }
             self.tx.commit().await
         } else {

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 pub use master::MasterKeyRotation;
 pub use rotation::{RotationStatus, RotationTarget, RunOptions};
-pub use shred::ShredReceipt;
+pub use shred::{DocumentToDelete, ShredReceipt};
 
 use crate::kernel::Event;
 use crate::model::{AuditAction, RiskLevel};

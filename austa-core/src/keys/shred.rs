@@ -32,9 +32,10 @@ pub struct ShredReceipt {
     /// Why (the stated reason, e.g. an LGPD erasure request id).
     pub reason: String,
     /// Whether the database files no longer hold the destroyed keys' old bytes: on SQLite, freed
-    /// space is zeroed (`secure_delete`) and the write-ahead log was checkpointed and truncated; false
-    /// when a reader kept the log from being truncated (call again later), and on PostgreSQL, where
-    /// dead row versions and the WAL keep them until `VACUUM` and WAL recycling (see `outstanding`).
+    /// space is zeroed (`secure_delete`) and the write-ahead log was checkpointed and truncated. False
+    /// when a reader kept a log from being truncated or the checkpoint failed (call again later), and
+    /// on PostgreSQL, where dead row versions and the WAL keep them until `VACUUM` and WAL recycling;
+    /// `outstanding` says which database and what to do.
     pub storage_scrubbed: bool,
     /// The patient's document files, which live outside the database: their locations were readable
     /// only with the destroyed key, so they are listed here, read just before it was destroyed.
@@ -50,8 +51,9 @@ pub struct DocumentToDelete {
     pub document_id: Uuid,
     /// Where the file is stored.
     pub storage_provider: crate::model::StorageProvider,
-    /// The file's path in that storage: it may carry the patient's name, so it stays wrapped
-    /// (erased when the patient already was, by an earlier call that listed it).
+    /// The file's path in that storage: it may carry the patient's name, so it stays wrapped. Erased
+    /// when the patient already was: only the receipt of the call that destroyed the key lists it,
+    /// so keep that receipt until the files are deleted.
     pub storage_path: Sensitive<String>,
     /// The storage-level key of an encrypted file (destroying it shreds the file too).
     pub storage_key_ref: Option<String>,
@@ -101,9 +103,19 @@ impl KeyAdmin<'_> {
             destroyed
         };
         db.inner.keyring.invalidate_patient(org, patient_id);
+        // The keys are gone: from here on nothing may fail the call, or the receipt (the only list
+        // of the document files) would be lost. What could not be scrubbed is reported instead.
+        let mut outstanding = outstanding_outside(&documents, now);
         let mut storage_scrubbed = true;
-        for pool in [&db.inner.pool, db.inner.keyring.store()] {
-            storage_scrubbed &= scrub(pool).await?;
+        let mut pools = vec![("data", &db.inner.pool, "patients")];
+        if !db.inner.keystore_shared {
+            pools.push(("key store", db.inner.keyring.store(), "patient_keys"));
+        }
+        for (name, pool, table) in pools {
+            if let Some(left) = scrub(name, pool, table).await {
+                storage_scrubbed = false;
+                outstanding.push(left);
+            }
         }
         Ok(ShredReceipt {
             organization_id: org,
@@ -113,7 +125,7 @@ impl KeyAdmin<'_> {
             shredded_by: by,
             reason,
             storage_scrubbed,
-            outstanding: outstanding(&db.inner.pool, storage_scrubbed, &documents, now),
+            outstanding,
             documents,
         })
     }
@@ -239,23 +251,35 @@ async fn release_identifiers(tx: &mut Tx, org: Uuid, patient_id: Uuid, now: Date
     Ok(())
 }
 
-/// Removes the old bytes of what was just overwritten from the database files, where the backend
-/// allows it from the library: on SQLite the connections zero freed space (`secure_delete`), and a
-/// `TRUNCATE` checkpoint copies the write-ahead log into the database and empties it, so the log's
-/// older page images (which held the wrapped keys) are gone. Returns whether it completed: a reader
-/// on an older snapshot keeps the log from being truncated. PostgreSQL: false, see [`outstanding`].
-async fn scrub(pool: &Pool) -> Result<bool> {
+/// Removes the old bytes of what was just overwritten from the database files of `pool` (the
+/// `name`d database), where the backend allows it from the library: on SQLite the connections zero
+/// freed space (`secure_delete`), and a `TRUNCATE` checkpoint copies the write-ahead log into the
+/// database and empties it, so the log's older page images (which held the wrapped keys) are gone.
+/// Returns what is left to do, if anything: a reader on an older snapshot keeps the log from being
+/// truncated; PostgreSQL keeps dead row versions of `table` until a `VACUUM` by the owner.
+async fn scrub(name: &str, pool: &Pool, table: &str) -> Option<String> {
     match pool {
         Pool::Sqlite(p) => {
-            let row: (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(p).await?;
-            Ok(row.0 == 0)
+            match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(p).await {
+                Ok((0, _, _)) => None,
+                Ok(_) => Some(format!(
+                    "the {name} database's write-ahead log could not be truncated (a reader was busy): shred the \
+                 patient again when it is idle"
+                )),
+                Err(e) => {
+                    Some(format!("the {name} database's write-ahead log could not be checkpointed ({e}): shred again"))
+                }
+            }
         }
-        Pool::Postgres(_) => Ok(false),
+        Pool::Postgres(_) => Some(format!(
+            "in the {name} database, as its owner, run VACUUM (FULL) {table} to drop the old row versions; WAL \
+             segments and base backups from before the shred keep them until they expire"
+        )),
     }
 }
 
-/// What is left outside the library's reach after a shred, in words.
-fn outstanding(pool: &Pool, scrubbed: bool, documents: &[DocumentToDelete], at: DateTime<Utc>) -> Vec<String> {
+/// What is left outside the database after a shred, whatever the backend.
+fn outstanding_outside(documents: &[DocumentToDelete], at: DateTime<Utc>) -> Vec<String> {
     let mut out = Vec::new();
     if !documents.is_empty() {
         out.push(format!(
@@ -267,16 +291,5 @@ fn outstanding(pool: &Pool, scrubbed: bool, documents: &[DocumentToDelete], at: 
         "backups taken before {at} hold the destroyed keys' wrapped copies: delete them, or shred the patient \
          again after restoring one"
     ));
-    match pool {
-        Pool::Postgres(_) => out.push(
-            "as the database owner, run VACUUM (FULL) on patient_keys and patients to drop the old row \
-             versions; WAL segments and base backups from before the shred keep them until they expire"
-                .into(),
-        ),
-        Pool::Sqlite(_) if !scrubbed => {
-            out.push("a reader kept the write-ahead log from being truncated: shred again when it is idle".into())
-        }
-        Pool::Sqlite(_) => {}
-    }
     out
 }

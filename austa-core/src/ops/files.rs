@@ -4,8 +4,10 @@ use std::fs::File;
 use std::path::Path;
 
 /// Creates `path`, or truncates it, for output that holds patient data (a backup, an audit export):
-/// readable and writable by its owner only (mode 0600), also when the file existed with a wider mode,
-/// since the process's umask usually makes new files world-readable.
+/// readable and writable by its owner only (mode 0600), also when a regular file existed there with a
+/// wider mode, since the process's umask usually makes new files world-readable. A regular file whose
+/// mode cannot be narrowed (another user's) is an error: patient data is not written where others
+/// may read it. A device or a pipe (`/dev/stdout`, `/dev/null`) is written as it is.
 ///
 /// ```
 /// # fn main() -> std::io::Result<()> {
@@ -27,7 +29,10 @@ pub fn create_private_file(path: &Path) -> std::io::Result<File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        let meta = file.metadata()?;
+        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
     }
     Ok(file)
 }

@@ -86,8 +86,8 @@ pub struct AuditLog {
 }
 
 /// Most ids an event lists in `record_ids` and `patient_ids`. An operation on more patients records
-/// one event per share of this many; one on more records lists the first ones and gives the total
-/// in `record_count`.
+/// one event per share of this many, each with the operation's `record_count` and no `record_ids`;
+/// one on more records lists the first ones and gives the total in `record_count`.
 pub const MAX_LISTED_IDS: usize = 1000;
 
 /// Application events the library cannot see itself: what happens around it (a login to the provider

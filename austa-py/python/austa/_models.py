@@ -1834,8 +1834,9 @@ class DocumentToDelete(Record):
     #: Where the file is stored.
     storage_provider: StorageProvider
 
-    #: The file's path in that storage: it may carry the patient's name, so it stays wrapped
-    #: (erased when the patient already was, by an earlier call that listed it).
+    #: The file's path in that storage: it may carry the patient's name, so it stays wrapped. Erased
+    #: when the patient already was: only the receipt of the call that destroyed the key lists it,
+    #: so keep that receipt until the files are deleted.
     storage_path: Optional[str]
 
     #: The storage-level key of an encrypted file (destroying it shreds the file too).
@@ -1877,9 +1878,10 @@ class ShredReceipt(Record):
     reason: str
 
     #: Whether the database files no longer hold the destroyed keys' old bytes: on SQLite, freed
-    #: space is zeroed (`secure_delete`) and the write-ahead log was checkpointed and truncated; false
-    #: when a reader kept the log from being truncated (call again later), and on PostgreSQL, where
-    #: dead row versions and the WAL keep them until `VACUUM` and WAL recycling (see `outstanding`).
+    #: space is zeroed (`secure_delete`) and the write-ahead log was checkpointed and truncated. False
+    #: when a reader kept a log from being truncated or the checkpoint failed (call again later), and
+    #: on PostgreSQL, where dead row versions and the WAL keep them until `VACUUM` and WAL recycling;
+    #: `outstanding` says which database and what to do.
     storage_scrubbed: bool
 
     #: The patient's document files, which live outside the database: their locations were readable
