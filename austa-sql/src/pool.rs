@@ -74,6 +74,7 @@ impl Pool {
 /// use austa_sql::redact_password;
 /// assert_eq!(redact_password("postgres://app:s3cr3t@db:5432/austa"), "postgres://app:***@db:5432/austa");
 /// assert_eq!(redact_password("postgres://db/austa?user=app&password=s3cr3t"), "postgres://db/austa?user=app&password=***");
+/// assert_eq!(redact_password("postgres://db/austa?pass%77ord=s3cr3t"), "postgres://db/austa?pass%77ord=***");
 /// assert_eq!(redact_password("sqlite://austa.db"), "sqlite://austa.db");
 /// ```
 pub fn redact_password(url: &str) -> String {
@@ -92,7 +93,13 @@ pub fn redact_password(url: &str) -> String {
         let params: Vec<String> = query
             .split('&')
             .map(|param| match param.split_once('=') {
-                Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+                Some((name, _))
+                    if percent_encoding::percent_decode_str(name)
+                        .decode_utf8_lossy()
+                        .eq_ignore_ascii_case("password") =>
+                {
+                    format!("{name}=***")
+                }
                 _ => param.to_string(),
             })
             .collect();

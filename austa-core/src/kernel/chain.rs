@@ -351,3 +351,18 @@ pub(crate) async fn link_pending_reloading(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Keys;
+    use uuid::Uuid;
+
+    #[test]
+    fn reloaded_keys_call_an_unknown_version_forged_only_up_to_the_event_that_stalled() {
+        let (earlier, stalled, later) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let fresh = Keys::FreshUpTo(stalled);
+        assert!(fresh.unknown_is_forged(earlier) && fresh.unknown_is_forged(stalled));
+        assert!(!fresh.unknown_is_forged(later), "committed after the reload: maybe a newer rotation");
+        assert!(!Keys::Cached.unknown_is_forged(earlier), "cached keys never decide it");
+    }
+}
