@@ -204,27 +204,29 @@ pub(crate) async fn link_pending(
         let mut links = Vec::with_capacity(rows.len());
         let mut done = Vec::with_capacity(rows.len());
         for row in &rows {
+            let pending = row.uuid(0)?;
             // A queue entry for an event the chain already holds was not written by the library
             // (it queues an event once, and dequeues it as it links it): dropped, so that it can
             // neither fail the link's unique key on every pass nor be linked twice.
             if row.bool("already_linked")? {
-                done.push(row.uuid(0)?);
+                done.push(pending);
                 continue;
             }
             let (id, stored) = match check_event(keys, row) {
                 Check::Genuine(id, stored) => (id, stored),
-                // Not written by the library: dequeued unlinked, so verification reports it.
+                // Not written by the library (or under a key version that never was one): dequeued
+                // unlinked, so verification reports it.
                 Check::Forged => {
-                    done.push(row.uuid(0)?);
+                    done.push(pending);
                     continue;
                 }
-                Check::UnknownKey if freshness.unknown_is_forged(row.uuid(0)?) => {
-                    done.push(row.uuid(0)?);
+                Check::UnknownKey if freshness.unknown_is_forged(pending) => {
+                    done.push(pending);
                     continue;
                 }
                 // Order matters: stop here rather than link later events before this one.
                 Check::UnknownKey => {
-                    stalled_at = Some(row.uuid(0)?);
+                    stalled_at = Some(pending);
                     break;
                 }
             };
