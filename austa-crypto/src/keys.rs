@@ -111,14 +111,8 @@ impl LocalKeyProvider {
     /// symbolic link and anything but a regular file. The file is opened once and checked on the open
     /// handle, so the file checked is the file read (no swap between the check and the read).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        use std::io::Read;
         let path = path.as_ref();
-        let cannot_read = |e: std::io::Error| Error::Config(format!("cannot read key file {}: {e}", path.display()));
-        let (mut file, len) = open_key_file(path)?;
-        // Sized up front: a growing buffer would leave copies of the key in freed memory.
-        let mut content = Zeroizing::new(String::with_capacity(len + 1));
-        file.by_ref().take(MAX_KEY_FILE_LEN).read_to_string(&mut content).map_err(cannot_read)?;
-        Self::from_base64(&content, format!("file:{}", path.display()))
+        Self::from_base64(&read_key_file(path)?, format!("file:{}", path.display()))
     }
 
     /// Creates a new random key file (mode 0600) at `path` and loads it. Refuses to overwrite.
@@ -132,6 +126,18 @@ impl LocalKeyProvider {
         write_new_private_file(path, encoded.as_bytes())?;
         Ok(Self::from_key(&key, format!("file:{}", path.display())))
     }
+}
+
+/// Reads a key file's text, checked as [`LocalKeyProvider::from_file`] says, into memory that is
+/// wiped on drop.
+pub(crate) fn read_key_file(path: &Path) -> Result<Zeroizing<String>> {
+    use std::io::Read;
+    let cannot_read = |e: std::io::Error| Error::Config(format!("cannot read key file {}: {e}", path.display()));
+    let (mut file, len) = open_key_file(path)?;
+    // Sized up front: a growing buffer would leave copies of the key in freed memory.
+    let mut content = Zeroizing::new(String::with_capacity(len + 1));
+    file.by_ref().take(MAX_KEY_FILE_LEN).read_to_string(&mut content).map_err(cannot_read)?;
+    Ok(content)
 }
 
 /// The largest key file read: a base64 key with its line end is 45 bytes.
@@ -174,7 +180,7 @@ fn open_key_file(path: &Path) -> Result<(std::fs::File, usize)> {
 }
 
 #[cfg(unix)]
-fn write_new_private_file(path: &Path, content: &[u8]) -> Result<()> {
+pub(crate) fn write_new_private_file(path: &Path, content: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -187,7 +193,7 @@ fn write_new_private_file(path: &Path, content: &[u8]) -> Result<()> {
 }
 
 #[cfg(not(unix))]
-fn write_new_private_file(path: &Path, content: &[u8]) -> Result<()> {
+pub(crate) fn write_new_private_file(path: &Path, content: &[u8]) -> Result<()> {
     std::fs::write(path, content).map_err(|e| Error::Config(format!("cannot write key file {}: {e}", path.display())))
 }
 

@@ -15,15 +15,19 @@
 //!   case) under the organization's blind-index key: equal values in two tenants do not correlate.
 //! * [`Keyring`]: loading keys from the key store through a bounded cache, creating them; an
 //!   operation gets a [`KeySet`] and encrypts one row's columns through a [`RowCrypto`].
+//! * [`merkle`] and [`checkpoint`]: RFC 9162 Merkle trees with inclusion and consistency proofs,
+//!   and Ed25519-signed checkpoints in the transparency logs' signed-note format, for the audit log.
 //! * [`Sensitive`]: the wrapper every decrypted value travels in; its `Debug` prints a redaction.
 
 mod blind_index;
 mod cache;
+pub mod checkpoint;
 pub mod envelope;
 mod fields;
 mod keyring;
 mod keys;
 pub mod material;
+pub mod merkle;
 mod sensitive;
 
 pub use blind_index::BlindIndexKind;
