@@ -120,6 +120,11 @@ pub enum AuditCommand {
     Verify {
         #[command(flatten)]
         organization: Organization,
+        /// A signed checkpoint (needs --organization): the log must still extend it, else it was cut,
+        /// rolled back to an older copy or rewritten. Verified with AUSTA_AUDIT_VERIFIER_KEY, or the
+        /// signing key's public half.
+        #[arg(long, requires = "organization")]
+        against: Option<PathBuf>,
     },
     /// Who accessed a patient's data.
     Report {
@@ -141,6 +146,57 @@ pub enum AuditCommand {
         /// Write to this file instead of stdout.
         #[arg(long)]
         output: Option<PathBuf>,
+    },
+    /// Verify an organization's chain and sign a checkpoint of it (size, Merkle root, time) with the
+    /// key of AUSTA_AUDIT_SIGNING_KEY or AUSTA_AUDIT_SIGNING_KEY_FILE; exit 1 when the chain is broken.
+    Checkpoint {
+        /// The organization.
+        #[arg(long)]
+        organization: Uuid,
+        /// Write the checkpoint to this file instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// An earlier checkpoint: the log must still extend it, and the consistency proof from it to
+        /// the new checkpoint is written beside the new one (`--proof-output`, or the JSON report).
+        #[arg(long)]
+        since: Option<PathBuf>,
+        /// Where to write the consistency proof (JSON) when `--since` is given.
+        #[arg(long, requires = "since")]
+        proof_output: Option<PathBuf>,
+    },
+    /// The proof (JSON) that one event is in the log's Merkle tree, for a checkpoint of that size.
+    Prove {
+        /// The organization.
+        #[arg(long)]
+        organization: Uuid,
+        /// The event.
+        #[arg(long)]
+        event: Uuid,
+        /// The tree size (a checkpoint's; default: the whole log).
+        #[arg(long)]
+        tree_size: Option<u64>,
+    },
+    /// Without the database: check that NEW extends OLD by PROOF, both signed by the verifier key
+    /// (AUSTA_AUDIT_VERIFIER_KEY, or the signing key's public half); exit 1 when it does not.
+    Witness {
+        /// The checkpoint kept so far.
+        #[arg(long)]
+        old: PathBuf,
+        /// The newer checkpoint.
+        #[arg(long)]
+        new: PathBuf,
+        /// The consistency proof from OLD to NEW (what `checkpoint --since` wrote).
+        #[arg(long)]
+        proof: PathBuf,
+    },
+    /// Create a checkpoint signing key file (mode 0600) and print its verifier key.
+    Keygen {
+        /// The key file to create (refused if it exists).
+        #[arg(long)]
+        output: PathBuf,
+        /// The key's name in signatures (default: AUSTA_AUDIT_SIGNER_NAME, else austa-audit).
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 

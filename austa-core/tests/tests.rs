@@ -35,5 +35,6 @@ mod seed;
 mod sqlite_open;
 mod tasy_and_audit;
 mod tasy_outbox;
+mod transparency;
 mod transport;
 mod whatsapp_ingest;

@@ -553,6 +553,7 @@ module.exports = {
       ["verified", "verified", null],
       ["headSeq", "head_seq", null],
       ["unchained", "unchained", null],
+      ["treeRoot", "tree_root", null],
       ["broken", "broken", ["record", "ChainBreak"]],
     ],
   },

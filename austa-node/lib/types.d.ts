@@ -369,7 +369,10 @@ export type TamperKind =
   | "MODIFIED"
   | "DELETED"
   | "INSERTED"
-  | "REORDERED";
+  | "REORDERED"
+  | "TRUNCATED"
+  | "REWRITTEN"
+  | "STALLED";
 
 /** One audit event, as stored. */
 export interface AuditLog {
@@ -1381,6 +1384,11 @@ export interface ChainReport {
   readonly headSeq: number;
   /** Events recorded but not yet linked when verification read the chain (committed meanwhile). */
   readonly unchained: number;
+  /**
+   * The root of the Merkle tree over the chain's links (base64), recomputed from the links by a
+   * whole-chain verification; what a checkpoint of the same size signs.
+   */
+  readonly treeRoot: string | null;
   /** The first break, if any. */
   readonly broken: ChainBreak | null;
 }

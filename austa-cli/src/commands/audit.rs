@@ -1,8 +1,15 @@
-//! `austa audit verify | report | export`.
+//! `austa audit verify | report | export | checkpoint | prove | witness | keygen`.
 
 use std::fmt::Write as _;
 use std::io::Write;
 
+use std::path::Path;
+
+use austa_core::audit::transparency::{
+    CheckpointVerifier, Ed25519Signer, DEFAULT_KEY_NAME, SIGNER_NAME_ENV, SIGNING_KEY_ENV, SIGNING_KEY_FILE_ENV,
+    VERIFIER_KEY_ENV,
+};
+use austa_core::audit::{witness as witness_check, ConsistencyProof};
 use austa_core::ops::ChainCheck;
 use austa_core::repo::PageRequest;
 use austa_core::{Actor, Database, Scope};
@@ -81,16 +88,167 @@ fn describe(chain: &ChainCheck, text: &mut String) {
 }
 
 pub async fn run(cli: &Cli, command: &AuditCommand) -> Result<Report, Failure> {
+    // The commands that need no database.
+    match command {
+        AuditCommand::Witness { old, new, proof } => return witness(old, new, proof),
+        AuditCommand::Keygen { output, name } => return keygen(output, name.as_deref()),
+        _ => {}
+    }
     let db = config::open(cli).await?;
     let result = match command {
-        AuditCommand::Verify { organization } => verify(&db, organization.organization).await,
+        AuditCommand::Verify { organization, against: Some(note) } => {
+            let org = organization.organization.ok_or_else(|| Failure::config("--against needs --organization"))?;
+            verify_against(&db, org, note).await
+        }
+        AuditCommand::Verify { organization, against: None } => verify(&db, organization.organization).await,
         AuditCommand::Report { patient, organization, window: w } => report(&db, *patient, *organization, w).await,
         AuditCommand::Export { organization, window: w, output } => {
             export(&db, organization.organization, w, output.as_deref()).await
         }
+        AuditCommand::Checkpoint { organization, output, since, proof_output } => {
+            checkpoint(&db, *organization, output.as_deref(), since.as_deref(), proof_output.as_deref()).await
+        }
+        AuditCommand::Prove { organization, event, tree_size } => prove(&db, *organization, *event, *tree_size).await,
+        AuditCommand::Witness { .. } | AuditCommand::Keygen { .. } => Err(Failure::config("needs no database")),
     };
     db.close().await;
     result
+}
+
+fn signer() -> Result<Ed25519Signer, Failure> {
+    Ed25519Signer::from_env()?.ok_or_else(|| {
+        Failure::config(format!("no checkpoint signing key: set {SIGNING_KEY_ENV} or {SIGNING_KEY_FILE_ENV}"))
+    })
+}
+
+fn verifier() -> Result<CheckpointVerifier, Failure> {
+    CheckpointVerifier::from_env()?.ok_or_else(|| {
+        Failure::config(format!("no checkpoint verifier key: set {VERIFIER_KEY_ENV} (or the signing key)"))
+    })
+}
+
+fn read(path: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| Failure::io(&format!("reading {}", path.display()), e))
+}
+
+fn write(path: &Path, content: &str) -> Result<(), Failure> {
+    std::fs::write(path, content).map_err(|e| Failure::io(&format!("writing {}", path.display()), e))
+}
+
+async fn verify_against(db: &Database, org: Uuid, note: &Path) -> Result<Report, Failure> {
+    let (note, verifier) = (read(note)?, verifier()?);
+    let scope = platform_scope(db, org).await?;
+    let report = scope.audit().verify_against(&note, &verifier).await?;
+    let chain = ChainCheck { organization_id: org, report: Some(report), error: None };
+    let mut text = String::new();
+    describe(&chain, &mut text);
+    let intact = chain.is_intact();
+    let _ = write!(
+        text,
+        "{}",
+        if intact { "the log extends the checkpoint" } else { "the log does NOT extend the checkpoint" }
+    );
+    Ok(Report::new(json!({ "intact": intact, "chains": to_json(&[chain]) }), text).findings_if(!intact))
+}
+
+async fn checkpoint(
+    db: &Database,
+    org: Uuid,
+    output: Option<&Path>,
+    since: Option<&Path>,
+    proof_output: Option<&Path>,
+) -> Result<Report, Failure> {
+    let signer = signer()?;
+    let scope = platform_scope(db, org).await?;
+    let mut old_size = None;
+    if let Some(old) = since {
+        let old = read(old)?;
+        let report = scope.audit().verify_against(&old, &CheckpointVerifier::of(&signer)?).await?;
+        if let Some(b) = report.broken {
+            let kind = to_json(&b.kind);
+            let text = format!(
+                "organization {org}: the log does NOT extend the earlier checkpoint ({}: {})",
+                kind.as_str().unwrap_or_default(),
+                b.detail
+            );
+            return Ok(Report::new(json!({ "signed": false, "broken": to_json(&b) }), text).findings_if(true));
+        }
+        old_size = Some(tree_size_of(&old));
+    }
+    let note = match scope.audit().checkpoint(&signer).await {
+        Ok(note) => note,
+        Err(austa_core::Error::CorruptData(why)) => {
+            return Ok(Report::new(json!({ "signed": false, "reason": why }), format!("organization {org}: {why}"))
+                .findings_if(true));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let size = tree_size_of(&note);
+    let proof = match old_size {
+        Some(old_size) => Some(scope.audit().consistency_proof(old_size, Some(size)).await?),
+        None => None,
+    };
+    if let (Some(path), Some(p)) = (proof_output, &proof) {
+        write(path, &format!("{}\n", to_json(p)))?;
+    }
+    let json = json!({ "signed": true, "organization_id": org, "tree_size": size, "checkpoint": note, "consistency": proof.as_ref().map(to_json) });
+    match output {
+        Some(path) => {
+            write(path, &note)?;
+            Ok(Report::new(
+                json,
+                format!("organization {org}: checkpoint of {size} events written to {}", path.display()),
+            ))
+        }
+        None => Ok(Report::new(json, note.trim_end().to_owned())),
+    }
+}
+
+/// The tree size a checkpoint names (its second line; the note was opened and checked before).
+fn tree_size_of(note: &str) -> u64 {
+    note.lines().nth(1).and_then(|l| l.parse::<u64>().ok()).unwrap_or(0)
+}
+
+async fn prove(db: &Database, org: Uuid, event: Uuid, tree_size: Option<u64>) -> Result<Report, Failure> {
+    let scope = platform_scope(db, org).await?;
+    let proof = scope.audit().inclusion_proof(event, tree_size).await?;
+    let text = format!(
+        "event {event} is leaf {} of the tree of {} events (root {})",
+        proof.seq - 1,
+        proof.tree_size,
+        proof.root
+    );
+    Ok(Report::new(to_json(&proof), text))
+}
+
+fn witness(old: &Path, new: &Path, proof: &Path) -> Result<Report, Failure> {
+    let (old, new, verifier) = (read(old)?, read(new)?, verifier()?);
+    let proof: ConsistencyProof = serde_json::from_str(&read(proof)?)
+        .map_err(|e| Failure::config(format!("the proof is not a consistency proof: {e}")))?;
+    match witness_check(&verifier, &old, &new, &proof) {
+        Ok(kept) => Ok(Report::new(
+            json!({ "consistent": true, "tree_size": kept.size }),
+            format!(
+                "the log grew from {} to {} events without changing any: keep the new checkpoint",
+                proof.old_size, kept.size
+            ),
+        )),
+        Err(e) => {
+            Ok(Report::new(json!({ "consistent": false, "reason": e.to_string() }), format!("NOT consistent: {e}"))
+                .findings_if(true))
+        }
+    }
+}
+
+fn keygen(output: &Path, name: Option<&str>) -> Result<Report, Failure> {
+    let name = name
+        .map(str::to_owned)
+        .or_else(|| std::env::var(SIGNER_NAME_ENV).ok())
+        .unwrap_or_else(|| DEFAULT_KEY_NAME.to_owned());
+    let signer = Ed25519Signer::create_key_file(&name, output)?;
+    let verifier = CheckpointVerifier::of(&signer)?.to_string();
+    let text = format!("created {}; give witnesses this verifier key:\n{verifier}", output.display());
+    Ok(Report::new(json!({ "key_file": output.display().to_string(), "verifier_key": verifier }), text))
 }
 
 async fn verify(db: &Database, only: Option<Uuid>) -> Result<Report, Failure> {

@@ -27,6 +27,10 @@
 //! * [`verify`](AuditTrail::verify): walks the chain and names the first break: modified, deleted, inserted or reordered.
 //! * [`access_report`](AuditTrail::access_report): the access report of one patient ("who looked at my record"), itself audited.
 //! * [`export_fhir`](AuditTrail::export_fhir): FHIR R4 `AuditEvent` export, streamed.
+//! * [`transparency`]: the chain as a transparency log: [`checkpoint`](AuditTrail::checkpoint)
+//!   signs its Merkle root, [`verify_against`](AuditTrail::verify_against) proves the log still
+//!   extends a checkpoint kept elsewhere, and inclusion and consistency proofs let anyone check with
+//!   hashes only.
 //!
 //! Storage is append-only: triggers reject UPDATE and DELETE of events and links on both backends, the
 //! PostgreSQL runtime role may only SELECT and INSERT them, and this crate has no API that edits or
@@ -34,13 +38,17 @@
 
 mod fhir;
 mod report;
+pub mod transparency;
 mod verify;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use fhir::to_fhir;
-pub use verify::{ChainBreak, ChainReport, TamperKind};
+pub use transparency::{witness, ConsistencyProof, InclusionProof};
+pub use verify::{ChainBreak, ChainReport, TamperKind, PENDING_BOUND};
+
+use austa_crypto::checkpoint::{CheckpointSigner, CheckpointVerifier};
 
 use crate::kernel::{check, record_alone, Event};
 
@@ -109,6 +117,49 @@ impl AuditTrail<'_> {
         }
         self.authorize_full().await?;
         verify::verify(self.scope, from, Some(to)).await
+    }
+
+    /// Verifies the whole chain and signs a checkpoint of it (size, Merkle root, time) with `signer`:
+    /// the note to hand to whoever keeps checkpoints outside the database. Fails, signing nothing,
+    /// when the chain does not verify.
+    ///
+    /// ```no_run
+    /// # async fn demo(scope: &austa_core::Scope) -> austa_core::Result<()> {
+    /// use austa_core::audit::transparency::{CheckpointVerifier, Ed25519Signer};
+    /// let signer = Ed25519Signer::from_env()?.expect("AUSTA_AUDIT_SIGNING_KEY is set");
+    /// let note = scope.audit().checkpoint(&signer).await?;
+    /// // Later, or elsewhere: the log must still extend it.
+    /// let report = scope.audit().verify_against(&note, &CheckpointVerifier::of(&signer)?).await?;
+    /// assert!(report.is_intact());
+    /// # Ok(()) }
+    /// ```
+    pub async fn checkpoint(&self, signer: &dyn CheckpointSigner) -> Result<String> {
+        self.authorize_full().await?;
+        transparency::checkpoint(self.scope, signer).await
+    }
+
+    /// Verifies the whole chain, as [`verify`](Self::verify) does, and that it extends the signed
+    /// checkpoint `note`: a log smaller than the checkpoint is [`TamperKind::Truncated`] (cut, or an
+    /// older copy restored), other first events than it signed [`TamperKind::Rewritten`]. A note
+    /// that is malformed, of another organization or not signed by `verifier`'s key is a validation
+    /// error.
+    pub async fn verify_against(&self, note: &str, verifier: &CheckpointVerifier) -> Result<ChainReport> {
+        self.authorize_full().await?;
+        transparency::verify_against(self.scope, note, verifier).await
+    }
+
+    /// The proof that `event_id` is in the log's Merkle tree of `tree_size` events (default: all
+    /// of them), to check with [`InclusionProof::verify`] against a checkpoint of that size.
+    pub async fn inclusion_proof(&self, event_id: Uuid, tree_size: Option<u64>) -> Result<InclusionProof> {
+        self.authorize_full().await?;
+        transparency::inclusion_proof(self.scope, event_id, tree_size).await
+    }
+
+    /// The proof that the log's tree of `new_size` events (default: all of them) extends its tree
+    /// of `old_size`, for a witness holding a checkpoint of `old_size` ([`witness`]).
+    pub async fn consistency_proof(&self, old_size: u64, new_size: Option<u64>) -> Result<ConsistencyProof> {
+        self.authorize_full().await?;
+        transparency::consistency_proof(self.scope, old_size, new_size).await
     }
 
     /// Who accessed `patient_id`'s data between `from` (inclusive) and `to` (exclusive): a page of

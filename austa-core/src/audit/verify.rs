@@ -13,7 +13,10 @@
 //!
 //! After the last link the head must name it (else the newest events were removed, or links added
 //! behind the sequencer's back); and, for a whole-chain verification, every event must be linked or
-//! still pending: an event outside the chain was inserted by someone without the key.
+//! still pending: an event outside the chain was inserted by someone without the key. An event still
+//! pending after [`PENDING_BOUND`] is [`TamperKind::Stalled`]. A whole-chain walk also rebuilds the
+//! Merkle tree over the links and checks the head's frontier against it; the root it reports is the
+//! one checkpoints sign ([`super::transparency`]).
 //!
 //! The chain is read in pages of [`PAGE`] links, in one snapshot: the links, then their events by one
 //! range of ids (see [`fetch_links`]). Each page's MACs are checked on
@@ -28,8 +31,11 @@ use crate::db::{Query, Row, Tx, TxMode};
 use crate::error::{Error, Result};
 use crate::kernel::chain::{self, head_mac, link_mac, GENESIS};
 use crate::kernel::event::{decode_from, event_columns_of, event_mac};
+use crate::kernel::tree;
 use crate::scope::Scope;
+use austa_crypto::merkle::{self, Frontier, Hash};
 use austa_crypto::OrgKeys;
+use base64::Engine as _;
 
 /// How the chain was tampered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -43,7 +49,19 @@ pub enum TamperKind {
     Inserted,
     /// Events were moved to other positions.
     Reordered,
+    /// The log holds fewer events than a signed checkpoint of it: its newest events were cut (with
+    /// the head), or an older copy of the database was restored.
+    Truncated,
+    /// The log's first events are not those a signed checkpoint of them names: its history was
+    /// rewritten, by someone holding the data keys but not the checkpoint signing key.
+    Rewritten,
+    /// An event has waited to be chained for longer than [`PENDING_BOUND`]: it cannot be chained.
+    Stalled,
 }
+
+/// How long a committed event may wait to be chained before verification fails: linking normally
+/// follows the commit within milliseconds.
+pub const PENDING_BOUND: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// Where and how a chain breaks.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -73,6 +91,9 @@ pub struct ChainReport {
     pub head_seq: i64,
     /// Events recorded but not yet linked when verification read the chain (committed meanwhile).
     pub unchained: u64,
+    /// The root of the Merkle tree over the chain's links (base64), recomputed from the links by a
+    /// whole-chain verification; what a checkpoint of the same size signs.
+    pub tree_root: Option<String>,
     /// The first break, if any.
     pub broken: Option<ChainBreak>,
 }
@@ -193,6 +214,11 @@ fn link_of(row: &Row) -> Result<Link> {
     })
 }
 
+/// The link's Merkle leaf when the link and its event carry valid MACs, `None` when they do not.
+fn checked_leaf(keys: &OrgKeys, org: Uuid, link: &Link) -> Option<Hash> {
+    self_consistent(keys, org, link).then(|| tree::leaf(org, link.seq, link.event_id, &link.mac))
+}
+
 /// Whether a link and its event carry valid MACs.
 fn self_consistent(keys: &OrgKeys, org: Uuid, link: &Link) -> bool {
     let Some(event) = &link.event else { return false };
@@ -208,14 +234,14 @@ fn self_consistent(keys: &OrgKeys, org: Uuid, link: &Link) -> bool {
 /// Links per thread below which a page is not split further (a thread costs more than it saves).
 const MIN_LINKS_PER_THREAD: usize = 256;
 
-/// [`self_consistent`] for every link of a page, on every core, off the async runtime: the MACs are
+/// [`checked_leaf`] for every link of a page, on every core, off the async runtime: the MACs are
 /// independent of each other (only the order checks need the walk), so the page is split among
 /// threads while the caller fetches the next page.
 fn check_page(
     keys: Arc<OrgKeys>,
     org: Uuid,
     links: Vec<Link>,
-) -> tokio::task::JoinHandle<Result<(Vec<Link>, Vec<bool>)>> {
+) -> tokio::task::JoinHandle<Result<(Vec<Link>, Vec<Option<Hash>>)>> {
     tokio::task::spawn_blocking(move || {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let per_thread = links.len().div_ceil(threads).max(MIN_LINKS_PER_THREAD);
@@ -223,7 +249,7 @@ fn check_page(
             let keys = &*keys;
             let parts: Vec<_> = links
                 .chunks(per_thread)
-                .map(|part| s.spawn(move || part.iter().map(|l| self_consistent(keys, org, l)).collect::<Vec<_>>()))
+                .map(|part| s.spawn(move || part.iter().map(|l| checked_leaf(keys, org, l)).collect::<Vec<_>>()))
                 .collect();
             parts.into_iter().try_fold(Vec::with_capacity(links.len()), |mut all, part| {
                 all.extend(part.join().map_err(|_| thread_failed())?);
@@ -253,22 +279,26 @@ fn brk(seq: Option<i64>, event_id: Option<Uuid>, kind: TamperKind, detail: Strin
     Some(ChainBreak { seq, event_id, kind, detail })
 }
 
-/// The chain head as stored: its sequence number, whether its MAC verifies, and the MAC of the last
-/// link it names.
+/// The chain head as stored: its sequence number, whether its MAC verifies, the MAC of the last
+/// link it names, and the root of the Merkle tree its frontier gives (`None` when it has none that
+/// fits its size).
 struct Head {
     seq: i64,
     mac_ok: bool,
     last: Vec<u8>,
+    root: Option<Hash>,
 }
 
 async fn read_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Result<Option<Head>> {
-    let sql = "SELECT seq, mac, key_id, head_mac FROM audit_heads WHERE organization_id = $1";
+    let sql = "SELECT seq, mac, key_id, head_mac, frontier FROM audit_heads WHERE organization_id = $1";
     let Some(r) = tx.fetch_optional(Query::new(sql).bind(org)).await? else { return Ok(None) };
     let (seq, mac, key, stored) =
         (r.int("seq")?, r.opt_bytes("mac")?.unwrap_or_default(), r.uuid("key_id")?, r.opt_bytes("head_mac")?);
     let mac_ok = head_mac(keys, key, org, seq, &mac)
         .is_ok_and(|m| stored.as_deref().is_some_and(|s| austa_crypto::mac_eq(&m, s)));
-    Ok(Some(Head { seq, mac_ok, last: mac }))
+    let root =
+        r.opt_bytes("frontier")?.and_then(|f| Frontier::from_bytes(u64::try_from(seq).ok()?, &f)).map(|f| f.root());
+    Ok(Some(Head { seq, mac_ok, last: mac, root }))
 }
 
 /// Where a walk along the chain stands: what the next link must follow and be numbered.
@@ -277,18 +307,22 @@ struct Walk {
     expected_seq: i64,
     verified: u64,
     last_seen: i64,
+    /// The Merkle tree over the links verified so far, for a walk from the first link.
+    tree: Option<Frontier>,
+    /// A tree size whose root to keep (a checkpoint's), and the root once the walk got there.
+    capture: Option<(u64, Option<Hash>)>,
 }
 
 impl Walk {
     /// Checks `link`, whose successor (the next link, or the head) names `next_prev` as its
     /// predecessor; the break it shows, if any.
-    /// `consistent`: whether the link and its event carry valid MACs ([`self_consistent`]).
+    /// `leaf`: the link's Merkle leaf when the link and its event carry valid MACs ([`checked_leaf`]).
     async fn check(
         &mut self,
         tx: &mut Tx,
         org: Uuid,
         link: Link,
-        consistent: bool,
+        leaf: Option<Hash>,
         next_prev: &[u8],
     ) -> Result<Option<ChainBreak>> {
         self.last_seen = link.seq;
@@ -296,7 +330,7 @@ impl Walk {
             let detail = "the event of this link is gone".into();
             return Ok(brk(Some(link.seq), Some(link.event_id), TamperKind::Deleted, detail));
         }
-        if !consistent {
+        let Some(leaf) = leaf else {
             // Does the chain still vouch for this link (its successor points at it)?
             let kind = if next_prev != link.mac && next_prev == self.expected_prev {
                 TamperKind::Inserted
@@ -304,7 +338,7 @@ impl Walk {
                 TamperKind::Modified
             };
             return Ok(brk(Some(link.seq), Some(link.event_id), kind, "MAC does not match the stored content".into()));
-        }
+        };
         if link.prev != self.expected_prev {
             // An intact link that does not follow its predecessor: what it follows sits elsewhere
             // (reordered) or nowhere (deleted).
@@ -323,6 +357,14 @@ impl Walk {
         self.verified += 1;
         self.expected_prev = link.mac;
         self.expected_seq += 1;
+        if let Some(tree) = &mut self.tree {
+            tree.push(leaf, |_, _, _| {});
+            if let Some((size, root @ None)) = &mut self.capture {
+                if tree.size() == *size {
+                    *root = Some(tree.root());
+                }
+            }
+        }
         Ok(None)
     }
 
@@ -337,6 +379,9 @@ impl Walk {
             brk(Some(head.seq + 1), None, TamperKind::Inserted, "links beyond the chain head".into())
         } else if self.expected_prev != head.last {
             brk(Some(head.seq), None, TamperKind::Modified, "the chain head names another last link".into())
+        } else if self.tree.as_ref().is_some_and(|t| head.root != Some(t.root())) {
+            let detail = "the chain head's Merkle frontier does not match the links".into();
+            brk(Some(head.seq), None, TamperKind::Modified, detail)
         } else {
             None
         }
@@ -357,6 +402,17 @@ async fn predecessor(tx: &mut Tx, org: Uuid, from: i64) -> Result<Vec<u8>> {
 /// pending event, reading one snapshot. When the range reaches the head, also checks the head and that
 /// no event sits outside the chain.
 pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<ChainReport> {
+    Ok(verify_capturing(scope, from, to, None).await?.0)
+}
+
+/// [`verify`], also returning the root of the tree's first `capture` leaves as recomputed from the
+/// links (when the walk starts at the first link and gets that far).
+pub(crate) async fn verify_capturing(
+    scope: &Scope,
+    from: i64,
+    to: Option<i64>,
+    capture: Option<u64>,
+) -> Result<(ChainReport, Option<Hash>)> {
     let org = scope.organization_id();
     let db = scope.db();
     // Fresh from the key store: a version created by another process must verify too.
@@ -370,27 +426,33 @@ pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<
         tx.commit().await?;
         return Err(Error::validation("from", "is beyond the chain's head"));
     }
+    // The root of the empty tree is known without walking.
+    let capture = capture.map(|size| (size, (size == 0).then(merkle::empty_root)));
     let to = to.unwrap_or(head_seq).min(head_seq);
-    let report = |verified, to_seq, unchained, broken| ChainReport {
+    let report = |verified, to_seq, unchained, tree_root: Option<Hash>, broken| ChainReport {
         organization_id: org,
         from_seq: from,
         to_seq,
         verified,
         head_seq,
         unchained,
+        tree_root: tree_root.map(|r| base64::engine::general_purpose::STANDARD.encode(r)),
         broken,
     };
     let Some(head) = head.filter(|h| h.seq > 0) else {
         // Every organization records its own creation, so after linking a chain is never empty: its
         // events, its links and its head were all removed.
         tx.commit().await?;
-        return Ok(report(0, 0, 0, brk(Some(1), None, TamperKind::Deleted, "the chain head is gone".into())));
+        let gone = brk(Some(1), None, TamperKind::Deleted, "the chain head is gone".into());
+        return Ok((report(0, 0, 0, None, gone), capture.and_then(|c| c.1)));
     };
     let mut walk = Walk {
         expected_prev: predecessor(&mut tx, org, from).await?,
         expected_seq: from,
         verified: 0,
         last_seen: from - 1,
+        tree: (from == 1).then(Frontier::default),
+        capture,
     };
     // Pages are checked on other threads while the next one is read; the walk then goes through
     // each page in order. One link past the range (when there is one) tells whether the chain
@@ -402,9 +464,9 @@ pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<
         let (exhausted, cursor) = ((page.len() as i64) < PAGE, page.last().map_or(to, |l| l.seq));
         let checking = check_page(Arc::clone(&keys), org, page);
         let next = if exhausted { Vec::new() } else { fetch_links(&mut tx, org, cursor, to.saturating_add(1)).await? };
-        let (links, consistent) = checking.await.map_err(|_| thread_failed())??;
-        let mut links = links.into_iter().zip(consistent).peekable();
-        while let Some((link, consistent)) = links.next() {
+        let (links, leaves) = checking.await.map_err(|_| thread_failed())??;
+        let mut links = links.into_iter().zip(leaves).peekable();
+        while let Some((link, leaf)) = links.next() {
             if link.seq > to && link.seq <= head_seq {
                 break 'walk;
             }
@@ -412,7 +474,7 @@ pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<
                 Some((n, _)) => n.prev.as_slice(),
                 None => next.first().map_or(head.last.as_slice(), |n| n.prev.as_slice()),
             };
-            broken = walk.check(&mut tx, org, link, consistent, next_prev).await?;
+            broken = walk.check(&mut tx, org, link, leaf, next_prev).await?;
             if broken.is_some() {
                 break 'walk;
             }
@@ -426,8 +488,29 @@ pub(crate) async fn verify(scope: &Scope, from: i64, to: Option<i64>) -> Result<
     if broken.is_none() && from == 1 && to == head_seq {
         broken = outside_the_chain(&mut tx, org).await?;
     }
+    if broken.is_none() && pending > 0 {
+        broken = stalled(&mut tx, org, db.now()).await?;
+    }
     tx.commit().await?;
-    Ok(report(walk.verified, walk.last_seen.max(0), pending, broken))
+    let whole = broken.is_none() && from == 1 && to == head_seq;
+    let root = walk.tree.as_ref().filter(|_| whole).map(Frontier::root);
+    let captured = walk.capture.and_then(|c| c.1);
+    Ok((report(walk.verified, walk.last_seen.max(0), pending, root, broken), captured))
+}
+
+/// The oldest event still waiting to be chained, when it has waited longer than [`PENDING_BOUND`]
+/// (verification links everything first, so it is one that cannot be linked).
+async fn stalled(tx: &mut Tx, org: Uuid, now: chrono::DateTime<chrono::Utc>) -> Result<Option<ChainBreak>> {
+    let sql = "SELECT e.id, e.occurred_at FROM audit_pending p JOIN audit_logs e \
+               ON e.organization_id = p.organization_id AND e.id = p.event_id \
+               WHERE p.organization_id = $1 ORDER BY p.event_id LIMIT 1";
+    let Some(row) = tx.fetch_optional(Query::new(sql).bind(org)).await? else { return Ok(None) };
+    let waited = now - row.time(1)?;
+    if waited <= PENDING_BOUND {
+        return Ok(None);
+    }
+    let detail = format!("an event has waited {} s to be chained, longer than the bound", waited.num_seconds());
+    Ok(brk(None, Some(row.uuid(0)?), TamperKind::Stalled, detail))
 }
 
 /// Events that are neither linked nor queued (inserted by someone without the key, or dropped by the

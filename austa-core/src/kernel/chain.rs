@@ -8,7 +8,9 @@
 //! link.mac = HMAC(audit key, org ‖ event id ‖ event mac ‖ previous link's mac)
 //! ```
 //!
-//! and finally moves the head, itself under a MAC. A pending event whose MAC does not verify was not
+//! and finally moves the head, itself under a MAC. Each link is also a leaf of the organization's
+//! Merkle tree ([`tree`](super::tree)), appended in the same transaction: the head carries the tree's
+//! frontier, and the complete subtrees it completes are stored. A pending event whose MAC does not verify was not
 //! written by the library: it is dropped from the queue unlinked, and verification reports it as
 //! inserted.
 //!
@@ -21,8 +23,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::event::{decode_from, event_columns_of, event_mac};
+use super::tree;
 use crate::db::{Database, IntoValue, Query, QueryBuilder, RowLock, Tx, TxMode};
 use crate::error::{Error, Result};
+use austa_crypto::merkle::Frontier;
 use austa_crypto::OrgKeys;
 
 pub(crate) const LINK_MAC_LABEL: &[u8] = b"austa:audit-link:v1";
@@ -32,11 +36,39 @@ pub(crate) const GENESIS: [u8; 32] = [0; 32];
 /// Events linked per statement.
 const BATCH: i64 = 256;
 
-/// The chain's last link.
+/// The chain's last link, and the Merkle tree over the chain's links ([`tree`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Head {
     pub(crate) seq: i64,
     pub(crate) mac: Vec<u8>,
+    pub(crate) frontier: Frontier,
+}
+
+impl Head {
+    /// Appends the link of `event` (with the event's MAC `event_mac`) after the head, returning the
+    /// link as the INSERT wants it (sequence number, event, previous MAC), and adding the complete
+    /// subtrees it completes to `nodes`.
+    fn append(
+        &mut self,
+        keys: &OrgKeys,
+        key_id: Uuid,
+        org: Uuid,
+        event: Uuid,
+        event_mac: &[u8],
+        nodes: &mut Vec<tree::Node>,
+    ) -> Result<(i64, Uuid, Vec<u8>)> {
+        let mac = link_mac(keys, key_id, org, event, event_mac, &self.mac)?;
+        self.seq += 1;
+        tree::append(&mut self.frontier, tree::leaf(org, self.seq, event, &mac), nodes);
+        Ok((self.seq, event, std::mem::replace(&mut self.mac, mac.to_vec())))
+    }
+}
+
+/// The head from its row (`seq`, `mac`, `frontier`), building the frontier when the row has none.
+async fn head_of(tx: &mut Tx, org: Uuid, row: &crate::db::Row) -> Result<Head> {
+    let (seq, mac) = (row.int("seq")?, row.opt_bytes("mac")?.unwrap_or_default());
+    let frontier = tree::frontier_of(tx, org, seq, row.opt_bytes("frontier")?).await?;
+    Ok(Head { seq, mac, frontier })
 }
 
 pub(crate) fn link_mac(
@@ -58,27 +90,25 @@ pub(crate) fn head_mac(keys: &OrgKeys, key_id: Uuid, org: Uuid, seq: i64, mac: &
 /// the genesis head on first use.
 pub(crate) async fn lock_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid, now: DateTime<Utc>) -> Result<Head> {
     let lock = tx.lock(RowLock::Update);
-    let select = format!("SELECT seq, mac FROM audit_heads WHERE organization_id = $1{lock}");
-    let head = |row: crate::db::Row| -> Result<Head> {
-        Ok(Head { seq: row.int("seq")?, mac: row.opt_bytes("mac")?.unwrap_or_default() })
-    };
+    let select = format!("SELECT seq, mac, frontier FROM audit_heads WHERE organization_id = $1{lock}");
     if let Some(row) = tx.fetch_optional(Query::new(select.clone()).bind(org)).await? {
-        return head(row);
+        return head_of(tx, org, &row).await;
     }
     let key_id = keys.active_id();
-    let genesis = Head { seq: 0, mac: GENESIS.to_vec() };
+    let genesis = Head { seq: 0, mac: GENESIS.to_vec(), frontier: Frontier::default() };
     let created = tx
         .execute(
             Query::new(
-                "INSERT INTO audit_heads (organization_id, seq, mac, key_id, head_mac, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (organization_id) DO NOTHING",
+                "INSERT INTO audit_heads (organization_id, seq, mac, key_id, head_mac, updated_at, frontier) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (organization_id) DO NOTHING",
             )
             .bind(org)
             .bind(genesis.seq)
             .bind(genesis.mac.clone())
             .bind(key_id)
             .bind(head_mac(keys, key_id, org, 0, &GENESIS)?.to_vec())
-            .bind(now),
+            .bind(now)
+            .bind(genesis.frontier.to_bytes()),
         )
         .await?;
     if created == 1 {
@@ -86,7 +116,7 @@ pub(crate) async fn lock_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid, now: DateT
     }
     // Created concurrently by another transaction (which we waited for): read it, locked.
     match tx.fetch_optional(Query::new(select).bind(org)).await? {
-        Some(row) => head(row),
+        Some(row) => head_of(tx, org, &row).await,
         None => Err(Error::CorruptData("audit head vanished".into())),
     }
 }
@@ -202,6 +232,7 @@ pub(crate) async fn link_pending(
         }
         let key_id = keys.active_id();
         let mut links = Vec::with_capacity(rows.len());
+        let mut nodes = Vec::new();
         let mut done = Vec::with_capacity(rows.len());
         for row in &rows {
             let pending = row.uuid(0)?;
@@ -231,12 +262,11 @@ pub(crate) async fn link_pending(
                 }
             };
             done.push(id);
-            let mac = link_mac(keys, key_id, org, id, &stored, &head.mac)?;
-            head.seq += 1;
-            links.push((head.seq, id, std::mem::replace(&mut head.mac, mac.to_vec())));
+            links.push(head.append(keys, key_id, org, id, &stored, &mut nodes)?);
         }
         if !links.is_empty() {
             tx.execute(insert_links(org, key_id, &links, &head.mac, now)).await?;
+            tree::store(tx, org, &nodes).await?;
         }
         if !done.is_empty() {
             let mut q = QueryBuilder::new("DELETE FROM audit_pending WHERE organization_id = ");
@@ -254,13 +284,14 @@ pub(crate) async fn link_pending(
     Ok(Linked { linked, stalled_at })
 }
 
-/// Moves the chain head of `org` to `head`, under a new head MAC.
+/// Moves the chain head of `org` to `head`, under a new head MAC, with the tree's new frontier.
 async fn move_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid, head: Head, now: DateTime<Utc>) -> Result<()> {
     let key_id = keys.active_id();
     let head_mac = head_mac(keys, key_id, org, head.seq, &head.mac)?.to_vec();
-    let sql = "UPDATE audit_heads SET seq = $1, mac = $2, key_id = $3, head_mac = $4, updated_at = $5 \
-               WHERE organization_id = $6";
-    tx.execute(Query::new(sql).bind(head.seq).bind(head.mac).bind(key_id).bind(head_mac).bind(now).bind(org)).await?;
+    let sql = "UPDATE audit_heads SET seq = $1, mac = $2, key_id = $3, head_mac = $4, updated_at = $5, frontier = $6 \
+               WHERE organization_id = $7";
+    let q = Query::new(sql).bind(head.seq).bind(head.mac).bind(key_id).bind(head_mac).bind(now);
+    tx.execute(q.bind(head.frontier.to_bytes()).bind(org)).await?;
     Ok(())
 }
 
@@ -280,13 +311,11 @@ pub(crate) async fn link_written(
     // organization's first events: then it is created, and the queue asked apart).
     let lock = tx.lock(RowLock::Update);
     let both = format!(
-        "SELECT seq, mac, EXISTS (SELECT 1 FROM audit_pending p WHERE p.organization_id = $1) AS queued \
+        "SELECT seq, mac, frontier, EXISTS (SELECT 1 FROM audit_pending p WHERE p.organization_id = $1) AS queued \
          FROM audit_heads WHERE organization_id = $1{lock}"
     );
     let (mut head, queued) = match tx.fetch_optional(Query::new(both).bind(org)).await? {
-        Some(row) => {
-            (Head { seq: row.int("seq")?, mac: row.opt_bytes("mac")?.unwrap_or_default() }, row.bool("queued")?)
-        }
+        Some(row) => (head_of(tx, org, &row).await?, row.bool("queued")?),
         None => {
             let head = lock_head(tx, keys, org, now).await?;
             let queued = Query::new("SELECT event_id FROM audit_pending WHERE organization_id = $1 LIMIT 1").bind(org);
@@ -298,10 +327,9 @@ pub(crate) async fn link_written(
     }
     let key_id = keys.active_id();
     let mut links = Vec::with_capacity(events.len());
+    let mut nodes = Vec::new();
     for (id, mac) in events {
-        let link = link_mac(keys, key_id, org, *id, mac, &head.mac)?;
-        head.seq += 1;
-        links.push((head.seq, *id, std::mem::replace(&mut head.mac, link.to_vec())));
+        links.push(head.append(keys, key_id, org, *id, mac, &mut nodes)?);
     }
     let per_statement = usize::try_from(BATCH).unwrap_or(256);
     for (i, chunk) in links.chunks(per_statement).enumerate() {
@@ -309,6 +337,7 @@ pub(crate) async fn link_written(
         let last = links.get((i + 1) * per_statement).map_or(head.mac.as_slice(), |next| next.2.as_slice());
         tx.execute(insert_links(org, key_id, chunk, last, now)).await?;
     }
+    tree::store(tx, org, &nodes).await?;
     if !links.is_empty() {
         move_head(tx, keys, org, head, now).await?;
     }

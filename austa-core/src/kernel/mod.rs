@@ -13,6 +13,7 @@
 //! * `record`: the audited transaction and refusals.
 //! * `event`: what an audit event holds and how it is sealed.
 //! * `chain` and `sequencer`: linking events into the tamper-evident chain.
+//! * `tree`: the Merkle tree over the chain, stored beside it, that checkpoints and proofs read.
 //! * `outbox`: the enqueue side of the Tasy outbox.
 //! * `actor`: opening a scope, with its actor checked against the organization.
 //! * `emergency`: break-glass access.
@@ -26,6 +27,7 @@ pub(crate) mod outbox;
 pub(crate) mod record;
 pub(crate) mod rows;
 pub(crate) mod sequencer;
+pub(crate) mod tree;
 
 pub use model::{Model, Record, SoftDeletable, Updatable};
 pub use outbox::OutboxOperation;

@@ -515,7 +515,8 @@ impl TestDb {
             Backend::Postgres => format!("SET session_replication_role = replica; {sql}"),
             Backend::Sqlite => format!(
                 "DROP TRIGGER IF EXISTS audit_logs_no_update; DROP TRIGGER IF EXISTS audit_logs_no_delete; \
-                 DROP TRIGGER IF EXISTS audit_chain_no_update; DROP TRIGGER IF EXISTS audit_chain_no_delete; {sql}"
+                 DROP TRIGGER IF EXISTS audit_chain_no_update; DROP TRIGGER IF EXISTS audit_chain_no_delete; \
+                 DROP TRIGGER IF EXISTS audit_tree_no_update; DROP TRIGGER IF EXISTS audit_tree_no_delete; {sql}"
             ),
         };
         self.raw_script(&script).await.expect("tampering");

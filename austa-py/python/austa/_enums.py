@@ -473,6 +473,14 @@ class TamperKind(_StrEnum):
     INSERTED = "INSERTED"
     #: Events were moved to other positions.
     REORDERED = "REORDERED"
+    #: The log holds fewer events than a signed checkpoint of it: its newest events were cut (with
+    #: the head), or an older copy of the database was restored.
+    TRUNCATED = "TRUNCATED"
+    #: The log's first events are not those a signed checkpoint of them names: its history was
+    #: rewritten, by someone holding the data keys but not the checkpoint signing key.
+    REWRITTEN = "REWRITTEN"
+    #: An event has waited to be chained for longer than `PENDING_BOUND`: it cannot be chained.
+    STALLED = "STALLED"
 
 
 __all__ = [

@@ -2091,6 +2091,10 @@ class ChainReport(Record):
     #: Events recorded but not yet linked when verification read the chain (committed meanwhile).
     unchained: int
 
+    #: The root of the Merkle tree over the chain's links (base64), recomputed from the links by a
+    #: whole-chain verification; what a checkpoint of the same size signs.
+    tree_root: Optional[str]
+
     #: The first break, if any.
     broken: Optional[ChainBreak]
 
@@ -2101,6 +2105,7 @@ class ChainReport(Record):
         ("verified", None),
         ("head_seq", None),
         ("unchained", None),
+        ("tree_root", None),
         ("broken", _r.optional(ChainBreak._from_row)),
     )
 
