@@ -109,7 +109,7 @@ fn seed_is_idempotent_and_reset_reseeds_once() {
 #[test]
 fn reset_refuses_a_database_that_does_not_look_like_development() {
     let ws = Workspace::new();
-    let mut targets = vec![("sqlite", TestDatabase::sqlite(ws.dir.path(), "clinic.db"))];
+    let mut targets = vec![("sqlite", TestDatabase::sqlite(ws.dir.path(), "hospital.db"))];
     if let Some(admin) = postgres_url() {
         targets.push(("postgres", TestDatabase::postgres(&admin, "austa_cli_hospital")));
     }
@@ -376,6 +376,102 @@ fn audit_commands_verify_report_and_export() {
         );
         let written = std::fs::read_to_string(&file).expect("read").lines().count() as u64;
         assert_eq!(summary["exported"].as_u64(), Some(written));
+    }
+}
+
+#[test]
+fn audit_checkpoints_are_signed_proved_witnessed_and_a_rolled_back_log_is_named() {
+    let ws = Workspace::new();
+    let key = ws.path("audit-signing.key");
+    let made = ws.json("sqlite://unused.db", &["audit", "keygen", "--output", key.to_str().expect("p")], 0);
+    assert!(made["verifier_key"].as_str().is_some_and(|k| k.starts_with("austa-audit+")), "{made}");
+    let (code, _, _) = ws.run("sqlite://unused.db", &["audit", "keygen", "--output", key.to_str().expect("p")]);
+    assert_ne!(code, 0, "an existing key file is never overwritten");
+    // Carlos's hospital: reading his access report adds to its log.
+    let hospital = ids::HOSPITAL.to_string();
+    for (backend, db) in databases(&ws, "checkpoint") {
+        ws.json(&db.url, &["migrate"], 0);
+        ws.json(&db.url, &["seed"], 0);
+        let (first, second, proof) = (
+            ws.path(&format!("{backend}-1.checkpoint")),
+            ws.path(&format!("{backend}-2.checkpoint")),
+            ws.path(&format!("{backend}-proof.json")),
+        );
+        let p = |path: &std::path::PathBuf| path.to_str().expect("path").to_owned();
+        let signed = ws.json(&db.url, &["audit", "checkpoint", "--organization", &hospital, "--output", &p(&first)], 0);
+        let size = signed["tree_size"].as_u64().expect("size");
+        assert!(size > 0, "{backend}: {signed}");
+        let verified = ws.json(&db.url, &["audit", "verify", "--organization", &hospital, "--against", &p(&first)], 0);
+        assert_eq!(verified["intact"], json!(true), "{backend}: {verified}");
+        runtime().block_on(execute(&db.url, &["CREATE TABLE heads_then AS SELECT * FROM audit_heads"]));
+
+        // The log grows (a report is itself an audited read); the new checkpoint comes with its proof.
+        ws.json(&db.url, &["audit", "report", "--patient", &ids::PATIENT_CARLOS.to_string()], 0);
+        let args = [
+            "audit",
+            "checkpoint",
+            "--organization",
+            &hospital,
+            "--output",
+            &p(&second),
+            "--since",
+            &p(&first),
+            "--proof-output",
+            &p(&proof),
+        ];
+        let grown = ws.json(&db.url, &args, 0);
+        assert!(grown["tree_size"].as_u64() > Some(size), "{backend}: {grown}");
+        let witnessed = ws.json(
+            &db.url,
+            &["audit", "witness", "--old", &p(&first), "--new", &p(&second), "--proof", &p(&proof)],
+            0,
+        );
+        assert_eq!(witnessed["consistent"], json!(true), "{backend}: {witnessed}");
+        let backwards = ws.json(
+            &db.url,
+            &["audit", "witness", "--old", &p(&second), "--new", &p(&first), "--proof", &p(&proof)],
+            1,
+        );
+        assert_eq!(backwards["consistent"], json!(false), "{backend}: {backwards}");
+
+        // One event's inclusion proof, against the second checkpoint's size.
+        let out = ws.austa(&db.url).args(["audit", "export", "--organization", &hospital]).output().expect("run");
+        let first_line = String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_owned).expect("an event");
+        let event: Value = serde_json::from_str(&first_line).expect("json");
+        let event_id = event["id"].as_str().expect("id").to_owned();
+        let tree_size = grown["tree_size"].as_u64().expect("size").to_string();
+        let included = ws.json(
+            &db.url,
+            &["audit", "prove", "--organization", &hospital, "--event", &event_id, "--tree-size", &tree_size],
+            0,
+        );
+        assert_eq!(
+            included["root"].as_str(),
+            std::fs::read_to_string(&second).expect("note").lines().nth(2),
+            "{backend}"
+        );
+
+        // The newest events cut, and the head put back as it was: the chain alone cannot tell.
+        let cut = "DELETE FROM audit_chain WHERE seq > (SELECT seq FROM heads_then h WHERE h.organization_id = audit_chain.organization_id)";
+        let head = "UPDATE audit_heads SET seq = (SELECT seq FROM heads_then h WHERE h.organization_id = audit_heads.organization_id), \
+                    mac = (SELECT mac FROM heads_then h WHERE h.organization_id = audit_heads.organization_id), \
+                    key_id = (SELECT key_id FROM heads_then h WHERE h.organization_id = audit_heads.organization_id), \
+                    head_mac = (SELECT head_mac FROM heads_then h WHERE h.organization_id = audit_heads.organization_id), \
+                    frontier = (SELECT frontier FROM heads_then h WHERE h.organization_id = audit_heads.organization_id)";
+        let orphans = "DELETE FROM audit_logs WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.organization_id = audit_logs.organization_id AND c.event_id = audit_logs.id)";
+        let bypass = if backend == "postgres" {
+            "SET session_replication_role = replica"
+        } else {
+            "DROP TRIGGER audit_chain_no_delete"
+        };
+        let more = if backend == "postgres" { "SELECT 1" } else { "DROP TRIGGER audit_logs_no_delete" };
+        runtime().block_on(execute(&db.url, &[bypass, more, cut, head, orphans]));
+        let alone = ws.json(&db.url, &["audit", "verify", "--organization", &hospital], 0);
+        assert_eq!(alone["intact"], json!(true), "{backend}: {alone}");
+        let against = ws.json(&db.url, &["audit", "verify", "--organization", &hospital, "--against", &p(&second)], 1);
+        assert_eq!(against["chains"][0]["report"]["broken"]["kind"], json!("TRUNCATED"), "{backend}: {against}");
+        let (_, text, _) = ws.run(&db.url, &["audit", "verify", "--organization", &hospital, "--against", &p(&second)]);
+        assert!(text.contains("does NOT extend"), "{text}");
     }
 }
 

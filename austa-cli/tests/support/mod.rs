@@ -59,6 +59,11 @@ impl Workspace {
             .env_remove("AUSTA_MASTER_KEY")
             .env_remove("AUSTA_KEYSTORE_URL")
             .env_remove("AUSTA_NEW_MASTER_KEY")
+            .env_remove("AUSTA_AUDIT_SIGNING_KEY")
+            .env_remove("AUSTA_AUDIT_VERIFIER_KEY")
+            .env_remove("AUSTA_AUDIT_SIGNER_NAME")
+            // Created by `austa audit keygen` in the tests that sign checkpoints.
+            .env("AUSTA_AUDIT_SIGNING_KEY_FILE", self.path("audit-signing.key"))
             .env("AUSTA_MASTER_KEY_FILE", &self.key_file)
             .env("DATABASE_URL", url);
         cmd

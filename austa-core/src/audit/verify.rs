@@ -234,14 +234,13 @@ fn self_consistent(keys: &OrgKeys, org: Uuid, link: &Link) -> bool {
 /// Links per thread below which a page is not split further (a thread costs more than it saves).
 const MIN_LINKS_PER_THREAD: usize = 256;
 
+/// A page's links, each with its Merkle leaf when its MACs verify ([`checked_leaf`]).
+type CheckedPage = (Vec<Link>, Vec<Option<Hash>>);
+
 /// [`checked_leaf`] for every link of a page, on every core, off the async runtime: the MACs are
 /// independent of each other (only the order checks need the walk), so the page is split among
 /// threads while the caller fetches the next page.
-fn check_page(
-    keys: Arc<OrgKeys>,
-    org: Uuid,
-    links: Vec<Link>,
-) -> tokio::task::JoinHandle<Result<(Vec<Link>, Vec<Option<Hash>>)>> {
+fn check_page(keys: Arc<OrgKeys>, org: Uuid, links: Vec<Link>) -> tokio::task::JoinHandle<Result<CheckedPage>> {
     tokio::task::spawn_blocking(move || {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let per_thread = links.len().div_ceil(threads).max(MIN_LINKS_PER_THREAD);

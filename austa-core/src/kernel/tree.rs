@@ -204,5 +204,6 @@ pub(crate) async fn root_at(tx: &mut Tx, org: Uuid, size: u64) -> Result<Hash> {
     if size == 0 {
         return Ok(merkle::empty_root());
     }
-    Ok(range_hashes(tx, org, &[0..size]).await?.pop().unwrap_or_else(merkle::empty_root))
+    let whole = std::iter::once(0..size).collect::<Vec<_>>();
+    Ok(range_hashes(tx, org, &whole).await?.pop().unwrap_or_else(merkle::empty_root))
 }
