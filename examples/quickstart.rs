@@ -9,13 +9,14 @@
 //! WhatsApp Cloud API webhook body arrives with a text from +5511987654321 and goes through the webhook
 //! ingest (organization by number, patient by WhatsApp id or phone through the blind indexes, message
 //! stored encrypted in their open conversation); the conversation history is read back decrypted. Then Carlos asks who looked at his record: his access report, built from the audit trail
-//! the library wrote along the way, one of its events as a FHIR `AuditEvent`, and the verification of
-//! the organization's tamper-evident chain. Without a configured master key it creates a development key
+//! the library wrote along the way, one of its events as a FHIR `AuditEvent`, the verification of
+//! the organization's tamper-evident chain and a signed checkpoint of it. Without a configured master key it creates a development key
 //! file (mode 0600).
 
 use std::path::Path;
 use std::sync::Arc;
 
+use austa_core::audit::transparency::{CheckpointVerifier, Ed25519Signer};
 use austa_core::crypto::{provider_from_env, KeyProvider, LocalKeyProvider};
 use austa_core::model::{AuditLog, SenderKind};
 use austa_core::repo::PageRequest;
@@ -138,6 +139,16 @@ async fn main() -> Result<(), Error> {
         chain.verified,
         chain.head_seq,
         if chain.is_intact() { "intact" } else { "BROKEN" }
+    );
+    // A signed checkpoint, for someone outside the database to keep (here with a throwaway key; in
+    // production AUSTA_AUDIT_SIGNING_KEY_FILE or a KMS): the log must keep extending it.
+    let signer = Ed25519Signer::generate("quickstart")?;
+    let note = admin.audit().checkpoint(&signer).await?;
+    let extends = admin.audit().verify_against(&note, &CheckpointVerifier::of(&signer)?).await?.is_intact();
+    println!(
+        "checkpoint     {} events under Merkle root {}, signed; the log extends it: {extends}",
+        note.lines().nth(1).unwrap_or_default(),
+        note.lines().nth(2).unwrap_or_default()
     );
     db.close().await;
     Ok(())

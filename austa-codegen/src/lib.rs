@@ -60,6 +60,7 @@ pub const EXTRA_SOURCES: &[&str] = &[
     "austa-core/src/whatsapp/mod.rs",
     "austa-core/src/seed.rs",
     "austa-core/src/audit/verify.rs",
+    "austa-core/src/audit/transparency.rs",
 ];
 
 /// Sources read for their input types only: the analyses of the AI worker and the outbound

@@ -1397,6 +1397,20 @@ export interface Audit {
   accessReport(patientId: string, start: Date | string, end: Date | string, page?: PageOptions): Promise<Page<T.AuditLog>>;
   /** Writes the events between `start` and `end` to `path` as FHIR AuditEvent JSON lines; how many. */
   exportFhir(path: string, start: Date | string, end: Date | string): Promise<number>;
+  /**
+   * Verifies the whole chain and signs a checkpoint of it with the key of `AUSTA_AUDIT_SIGNING_KEY`
+   * or `AUSTA_AUDIT_SIGNING_KEY_FILE`; the signed note, to keep outside the database.
+   */
+  checkpoint(): Promise<string>;
+  /**
+   * Verifies the whole chain and that it extends the signed `checkpoint`: `broken.kind` is
+   * `TRUNCATED` when the log is smaller than the checkpoint, `REWRITTEN` when its first events differ.
+   */
+  verifyAgainst(checkpoint: string, verifierKey?: string | null): Promise<T.ChainReport>;
+  /** The proof that an event is in the log's Merkle tree of `tree_size` events (default: all). */
+  inclusionProof(eventId: string, treeSize?: number | null): Promise<T.InclusionProof>;
+  /** The proof that the log's tree of `new_size` events (default: all) extends its tree of `old_size`. */
+  consistencyProof(oldSize: number, newSize?: number | null): Promise<T.ConsistencyProof>;
 }
 
 /** `keys.*`: key rotation and crypto-shredding for the scope's organization. */

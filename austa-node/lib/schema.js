@@ -557,6 +557,29 @@ module.exports = {
       ["broken", "broken", ["record", "ChainBreak"]],
     ],
   },
+  InclusionProof: {
+    sensitive: [],
+    fields: [
+      ["organizationId", "organization_id", null],
+      ["eventId", "event_id", null],
+      ["seq", "seq", null],
+      ["linkMac", "link_mac", null],
+      ["treeSize", "tree_size", null],
+      ["root", "root", null],
+      ["hashes", "hashes", null],
+    ],
+  },
+  ConsistencyProof: {
+    sensitive: [],
+    fields: [
+      ["organizationId", "organization_id", null],
+      ["oldSize", "old_size", null],
+      ["oldRoot", "old_root", null],
+      ["newSize", "new_size", null],
+      ["newRoot", "new_root", null],
+      ["hashes", "hashes", null],
+    ],
+  },
   Balance: {
     sensitive: [],
     fields: [

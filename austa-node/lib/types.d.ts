@@ -1393,6 +1393,46 @@ export interface ChainReport {
   readonly broken: ChainBreak | null;
 }
 
+/**
+ * A proof that one event's link is leaf `leaf_index` of the tree of `tree_size` leaves whose root is
+ * `root`. Hashes are base64.
+ */
+export interface InclusionProof {
+  /** The organization whose log it is. */
+  readonly organizationId: string;
+  /** The event. */
+  readonly eventId: string;
+  /** The event's link's sequence number (the leaf index plus one). */
+  readonly seq: number;
+  /** The link's MAC, part of the leaf. */
+  readonly linkMac: string;
+  /** The tree's size. */
+  readonly treeSize: number;
+  /** The tree's root, as a checkpoint of that size signs it. */
+  readonly root: string;
+  /** The proof's hashes, from the leaf's sibling up (RFC 9162 §2.1.3). */
+  readonly hashes: Array<string>;
+}
+
+/**
+ * A proof that the tree of `new_size` leaves (root `new_root`) extends the tree of `old_size`
+ * leaves (root `old_root`). Hashes are base64.
+ */
+export interface ConsistencyProof {
+  /** The organization whose log it is. */
+  readonly organizationId: string;
+  /** The older tree's size. */
+  readonly oldSize: number;
+  /** The older tree's root. */
+  readonly oldRoot: string;
+  /** The newer tree's size. */
+  readonly newSize: number;
+  /** The newer tree's root. */
+  readonly newRoot: string;
+  /** The proof's hashes (RFC 9162 §2.1.4). */
+  readonly hashes: Array<string>;
+}
+
 /** The sums of a patient's ledger; the available points are their difference. */
 export interface Balance {
   /**

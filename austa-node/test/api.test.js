@@ -248,6 +248,23 @@ for (const backend of backends()) {
       assert.ok((await scope.auditLogs.forEntity('PATIENT', ana.id)).items.length >= 2);
       assert.ok((await scope.auditLogs.forPatient(ana.id)).items.length >= 2);
 
+      // Signed checkpoints and proofs, with a signing key from the environment.
+      process.env.AUSTA_AUDIT_SIGNING_KEY = require('crypto').randomBytes(32).toString('base64');
+      try {
+        const note = await scope.audit.checkpoint();
+        const [origin, size, root] = note.split('\n');
+        assert.equal(origin, `austa-audit/${scope.organizationId}`);
+        assert.equal((await scope.audit.verifyAgainst(note)).broken, null);
+        const event = await scope.audit.record({ action: 'LOGIN' });
+        const proof = await scope.audit.consistencyProof(Number(size));
+        assert.equal(proof.oldRoot, root);
+        assert.ok(proof.newSize > Number(size));
+        assert.equal((await scope.audit.inclusionProof(event)).treeSize, proof.newSize);
+        await assert.rejects(scope.audit.verifyAgainst(note.replace(`\n${size}\n`, '\n999\n')), { name: 'ValidationError' });
+      } finally {
+        delete process.env.AUSTA_AUDIT_SIGNING_KEY;
+      }
+
       const asAna = await db.scope(scope.organizationId, austa.Actor.patient(ana.id), { purpose: 'app', requestId: 'r-1' });
       assert.equal((await asAna.patients.get(ana.id)).id, ana.id);
       await assert.rejects(asAna.patients.get(bia.id), (e) => e instanceof austa.AustaError && ['permission_denied', 'not_found'].includes(e.code));

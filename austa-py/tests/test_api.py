@@ -401,6 +401,23 @@ def test_audit(scope: austa.Scope, tmp_path: Path) -> None:
     assert len(list(scope.audit_logs.stream(page_size=2))) >= 4
 
 
+def test_audit_checkpoints_and_proofs(scope: austa.Scope, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUSTA_AUDIT_SIGNING_KEY", base64.b64encode(os.urandom(32)).decode())
+    scope.audit.record("LOGIN")
+    note = scope.audit.checkpoint()
+    lines = note.splitlines()
+    size = int(lines[1])
+    assert lines[0] == f"austa-audit/{scope.organization_id}" and size >= 1
+    assert scope.audit.verify_against(note).broken is None
+    event = scope.audit.record("LOGOUT")
+    proof = scope.audit.consistency_proof(size)
+    assert (proof.old_size, proof.old_root) == (size, lines[2]) and proof.new_size > size
+    inclusion = scope.audit.inclusion_proof(event)
+    assert inclusion.event_id == event and inclusion.tree_size == proof.new_size
+    with pytest.raises(austa.ValidationError):
+        scope.audit.verify_against(note.replace(f"\n{size}\n", f"\n{size + 1}\n"))
+
+
 def test_access_control_and_emergency(db: austa.Database) -> None:
     org = new_org(db)
     platform = db.scope(org.id, austa.Actor.platform())

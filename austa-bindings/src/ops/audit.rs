@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
-use austa_core::audit::ChainReport;
+use austa_core::audit::transparency::{CheckpointVerifier, Ed25519Signer};
+use austa_core::audit::{ChainReport, ConsistencyProof, InclusionProof};
 use austa_core::model::{AppEvent, AuditLog};
 use austa_core::repo::Page;
-use austa_core::{Result, Scope};
+use austa_core::{Error, Result, Scope};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -104,5 +105,85 @@ impl ScopeOperation for ExportFhir {
         let n = scope.audit().export_fhir(&mut out, self.start, self.end).await?;
         std::io::Write::flush(&mut out)?;
         Ok(n)
+    }
+}
+
+/// Verifies the whole chain and signs a checkpoint of it with the key of `AUSTA_AUDIT_SIGNING_KEY`
+/// or `AUSTA_AUDIT_SIGNING_KEY_FILE`; the signed note, to keep outside the database.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {}
+
+impl ScopeOperation for Checkpoint {
+    const NAME: &'static str = "audit.checkpoint";
+    type Output = String;
+    async fn run(self, scope: &Scope) -> Result<String> {
+        let signer = Ed25519Signer::from_env()?.ok_or_else(|| {
+            Error::Config(
+                "no checkpoint signing key: set AUSTA_AUDIT_SIGNING_KEY or AUSTA_AUDIT_SIGNING_KEY_FILE".into(),
+            )
+        })?;
+        scope.audit().checkpoint(&signer).await
+    }
+}
+
+/// Verifies the whole chain and that it extends the signed `checkpoint`: `broken.kind` is
+/// `TRUNCATED` when the log is smaller than the checkpoint, `REWRITTEN` when its first events differ.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyAgainst {
+    /// The signed checkpoint note.
+    pub checkpoint: String,
+    /// The verifier key (`name+hash+base64`); default: `AUSTA_AUDIT_VERIFIER_KEY`, else the signing key's.
+    pub verifier_key: Option<String>,
+}
+
+impl ScopeOperation for VerifyAgainst {
+    const NAME: &'static str = "audit.verify_against";
+    type Output = ChainReport;
+    async fn run(self, scope: &Scope) -> Result<ChainReport> {
+        let verifier = match self.verifier_key {
+            Some(key) => CheckpointVerifier::parse(&key)?,
+            None => CheckpointVerifier::from_env()?.ok_or_else(|| {
+                Error::Config("no checkpoint verifier key: pass verifier_key or set AUSTA_AUDIT_VERIFIER_KEY".into())
+            })?,
+        };
+        scope.audit().verify_against(&self.checkpoint, &verifier).await
+    }
+}
+
+/// The proof that an event is in the log's Merkle tree of `tree_size` events (default: all).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProveInclusion {
+    /// The event.
+    pub event_id: Uuid,
+    /// A checkpoint's tree size.
+    pub tree_size: Option<u64>,
+}
+
+impl ScopeOperation for ProveInclusion {
+    const NAME: &'static str = "audit.inclusion_proof";
+    type Output = InclusionProof;
+    async fn run(self, scope: &Scope) -> Result<InclusionProof> {
+        scope.audit().inclusion_proof(self.event_id, self.tree_size).await
+    }
+}
+
+/// The proof that the log's tree of `new_size` events (default: all) extends its tree of `old_size`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProveConsistency {
+    /// The older checkpoint's tree size.
+    pub old_size: u64,
+    /// The newer tree size.
+    pub new_size: Option<u64>,
+}
+
+impl ScopeOperation for ProveConsistency {
+    const NAME: &'static str = "audit.consistency_proof";
+    type Output = ConsistencyProof;
+    async fn run(self, scope: &Scope) -> Result<ConsistencyProof> {
+        scope.audit().consistency_proof(self.old_size, self.new_size).await
     }
 }

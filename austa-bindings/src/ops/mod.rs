@@ -343,6 +343,7 @@ registry! {
         audit_logs::Get, audit_logs::List, audit_logs::ForEntity, audit_logs::ForPatient,
 
         audit::Record, audit::Verify, audit::VerifyRange, audit::AccessReport, audit::ExportFhir,
+        audit::Checkpoint, audit::VerifyAgainst, audit::ProveInclusion, audit::ProveConsistency,
 
         keys::StartRotation, keys::RotationStatus, keys::RunRotation, keys::ShredPatient,
 

@@ -2111,6 +2111,84 @@ class ChainReport(Record):
 
 
 @dataclass(frozen=True, repr=False, eq=True)
+class InclusionProof(Record):
+    """A proof that one event's link is leaf `leaf_index` of the tree of `tree_size` leaves whose root is
+    `root`. Hashes are base64.
+    """
+
+    __table__ = None
+    __sensitive__ = frozenset()
+
+    #: The organization whose log it is.
+    organization_id: uuid.UUID
+
+    #: The event.
+    event_id: uuid.UUID
+
+    #: The event's link's sequence number (the leaf index plus one).
+    seq: int
+
+    #: The link's MAC, part of the leaf.
+    link_mac: str
+
+    #: The tree's size.
+    tree_size: int
+
+    #: The tree's root, as a checkpoint of that size signs it.
+    root: str
+
+    #: The proof's hashes, from the leaf's sibling up (RFC 9162 §2.1.3).
+    hashes: List[str]
+
+    __converters__ = (
+        ("organization_id", _r.to_uuid),
+        ("event_id", _r.to_uuid),
+        ("seq", None),
+        ("link_mac", None),
+        ("tree_size", None),
+        ("root", None),
+        ("hashes", list),
+    )
+
+
+@dataclass(frozen=True, repr=False, eq=True)
+class ConsistencyProof(Record):
+    """A proof that the tree of `new_size` leaves (root `new_root`) extends the tree of `old_size`
+    leaves (root `old_root`). Hashes are base64.
+    """
+
+    __table__ = None
+    __sensitive__ = frozenset()
+
+    #: The organization whose log it is.
+    organization_id: uuid.UUID
+
+    #: The older tree's size.
+    old_size: int
+
+    #: The older tree's root.
+    old_root: str
+
+    #: The newer tree's size.
+    new_size: int
+
+    #: The newer tree's root.
+    new_root: str
+
+    #: The proof's hashes (RFC 9162 §2.1.4).
+    hashes: List[str]
+
+    __converters__ = (
+        ("organization_id", _r.to_uuid),
+        ("old_size", None),
+        ("old_root", None),
+        ("new_size", None),
+        ("new_root", None),
+        ("hashes", list),
+    )
+
+
+@dataclass(frozen=True, repr=False, eq=True)
 class Balance(Record):
     """The sums of a patient's ledger; the available points are their difference."""
 
@@ -2160,5 +2238,7 @@ __all__ = [
     "SeedReport",
     "ChainBreak",
     "ChainReport",
+    "InclusionProof",
+    "ConsistencyProof",
     "Balance",
 ]

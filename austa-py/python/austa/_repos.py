@@ -61,10 +61,12 @@ from ._models import (
     Balance,
     ChainReport,
     Completion,
+    ConsistencyProof,
     Conversation,
     Document,
     HealthData,
     HealthPoints,
+    InclusionProof,
     MasterKeyRotation,
     Message,
     Mission,
@@ -1093,6 +1095,30 @@ class Audit(Operations):
         v = self._call("audit.export_fhir", {"path": os.fspath(path), "start": start, "end": end})
         return int(v)
 
+    def checkpoint(self) -> str:
+        """Verifies the whole chain and signs a checkpoint of it with the key of `AUSTA_AUDIT_SIGNING_KEY`
+        or `AUSTA_AUDIT_SIGNING_KEY_FILE`; the signed note, to keep outside the database.
+        """
+        v = self._call("audit.checkpoint")
+        return str(v)
+
+    def verify_against(self, checkpoint: str, verifier_key: Optional[str] = None) -> ChainReport:
+        """Verifies the whole chain and that it extends the signed `checkpoint`: `broken.kind` is
+        `TRUNCATED` when the log is smaller than the checkpoint, `REWRITTEN` when its first events differ.
+        """
+        v = self._call("audit.verify_against", {"checkpoint": checkpoint, "verifier_key": verifier_key})
+        return ChainReport._from_row(v)
+
+    def inclusion_proof(self, event_id: Id, tree_size: Optional[int] = None) -> InclusionProof:
+        """The proof that an event is in the log's Merkle tree of `tree_size` events (default: all)."""
+        v = self._call("audit.inclusion_proof", {"event_id": event_id, "tree_size": tree_size})
+        return InclusionProof._from_row(v)
+
+    def consistency_proof(self, old_size: int, new_size: Optional[int] = None) -> ConsistencyProof:
+        """The proof that the log's tree of `new_size` events (default: all) extends its tree of `old_size`."""
+        v = self._call("audit.consistency_proof", {"old_size": old_size, "new_size": new_size})
+        return ConsistencyProof._from_row(v)
+
 
 class Keys(Operations):
     """`keys.*`: key rotation and crypto-shredding for the scope's organization."""
@@ -1423,6 +1449,10 @@ OPERATIONS: Dict[str, Tuple[str, str, str, Tuple[str, ...]]] = {
     "audit.verify_range": ("scope", "audit", "verify_range", ("from_seq", "to_seq")),
     "audit.access_report": ("scope", "audit", "access_report", ("patient_id", "start", "end", "limit", "after")),
     "audit.export_fhir": ("scope", "audit", "export_fhir", ("path", "start", "end")),
+    "audit.checkpoint": ("scope", "audit", "checkpoint", ()),
+    "audit.verify_against": ("scope", "audit", "verify_against", ("checkpoint", "verifier_key")),
+    "audit.inclusion_proof": ("scope", "audit", "inclusion_proof", ("event_id", "tree_size")),
+    "audit.consistency_proof": ("scope", "audit", "consistency_proof", ("old_size", "new_size")),
     "keys.start_rotation": ("scope", "keys", "start_rotation", ("patient_id",)),
     "keys.rotation_status": ("scope", "keys", "rotation_status", ("id",)),
     "keys.run_rotation": ("scope", "keys", "run_rotation", ("id", "batch_size", "max_batches")),
