@@ -91,8 +91,8 @@ async fn a_checkpoint_is_signed_over_the_verified_root_and_the_growing_log_keeps
             ))
             .await;
         let proof = scope.audit().inclusion_proof(event.parse().unwrap(), Some(size_of(&second))).await.unwrap();
-        assert!(proof.verify(), "{seq}");
-        assert_eq!(Some(proof.root.as_str()), second.lines().nth(2));
+        assert!(proof.verify_against(&verifier.open(&second).unwrap()), "{seq}");
+        assert!(!proof.verify_against(&verifier.open(&first).unwrap()), "another tree's checkpoint");
         let mut moved = proof.clone();
         moved.seq += 1;
         assert!(!moved.verify(), "the proof binds the event's position");
@@ -151,27 +151,33 @@ async fn history_rewritten_by_a_holder_of_the_data_keys_is_named_against_a_check
 }
 
 #[backends]
-async fn a_stored_tree_node_altered_shows_in_verification_and_in_proofs(tdb: TestDb) {
+async fn a_stored_subtree_or_frontier_that_does_not_match_the_links_is_named(tdb: TestDb) {
     let (signer, verifier) = keys();
-    let scope = tdb.org("Nó Alterado").await;
-    events(&scope, 40).await;
-    let note = scope.audit().checkpoint(&signer).await.unwrap();
-    let org = scope.organization_id();
     let bogus = match tdb.backend {
         Backend::Postgres => "'\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea",
         Backend::Sqlite => "zeroblob(32)",
     };
-    // A stored subtree: proofs built from it no longer match the signed root.
+    // A stored subtree, which proofs are built from: verification names it, and no proof is given.
+    let scope = tdb.org("Nó Alterado").await;
+    events(&scope, 40).await;
+    let note = scope.audit().checkpoint(&signer).await.unwrap();
+    let org = scope.organization_id();
     tdb.tamper(&format!(
         "UPDATE audit_tree SET hash = {bogus} WHERE organization_id = '{org}' AND level = 4 AND idx = 0"
     ))
     .await;
-    let proof = scope.audit().consistency_proof(20, Some(size_of(&note))).await;
-    match proof {
-        Ok(p) => assert_ne!(Some(p.new_root.as_str()), note.lines().nth(2), "the altered node shows in the root"),
-        Err(e) => assert_eq!(e.code(), "corrupt_data"),
-    }
+    let broken = scope.audit().verify().await.unwrap().broken.expect("subtree altered");
+    assert_eq!((broken.kind, broken.seq), (TamperKind::Modified, Some(16)), "{broken:?}");
+    assert!(broken.detail.contains("subtree 0 at level 4"), "{}", broken.detail);
+    let size = size_of(&note);
+    assert_eq!(scope.audit().consistency_proof(20, Some(size)).await.unwrap_err().code(), "corrupt_data");
+    assert!(scope.audit().checkpoint(&signer).await.is_err(), "no checkpoint over a tree that does not verify");
+
     // The head's frontier: the walk recomputes the tree from the links and names the head.
+    let scope = tdb.org("Fronteira Alterada").await;
+    events(&scope, 40).await;
+    let note = scope.audit().checkpoint(&signer).await.unwrap();
+    let org = scope.organization_id();
     let swapped = format!(
         "(SELECT hash FROM audit_tree WHERE organization_id = '{org}' AND level = 4 AND idx = 1) || substr(frontier, 33)"
     );
@@ -184,6 +190,23 @@ async fn a_stored_tree_node_altered_shows_in_verification_and_in_proofs(tdb: Tes
     let broken = scope.audit().verify_against(&note, &verifier).await.unwrap().broken.expect("frontier altered");
     assert_eq!(broken.kind, TamperKind::Modified, "{broken:?}");
     assert!(broken.detail.contains("frontier"), "{}", broken.detail);
+}
+
+#[backends]
+async fn a_queue_entry_that_linking_cannot_take_is_named_stalled(tdb: TestDb) {
+    let scope = tdb.org("Fila Parada").await;
+    events(&scope, 5).await;
+    assert!(scope.audit().verify().await.unwrap().is_intact());
+    // A queue entry for an event that is not there: linking passes over it, every time.
+    let org = scope.organization_id();
+    let ghost = uuid::Uuid::now_v7();
+    tdb.raw_execute(&format!("INSERT INTO audit_pending (organization_id, event_id) VALUES ('{org}', '{ghost}')"))
+        .await;
+    let broken = scope.audit().verify_range(1, 3).await.unwrap().broken.expect("stalled");
+    assert_eq!((broken.kind, broken.event_id), (TamperKind::Stalled, Some(ghost)), "{broken:?}");
+    // The whole chain names it too: a recorded event removed before it was linked.
+    let broken = scope.audit().verify().await.unwrap().broken.expect("deleted");
+    assert_eq!((broken.kind, broken.event_id), (TamperKind::Deleted, Some(ghost)), "{broken:?}");
 }
 
 #[backends]

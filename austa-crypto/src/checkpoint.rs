@@ -210,7 +210,8 @@ impl Ed25519Signer {
     /// Creates a new random key file (mode 0600) at `path` and loads it. Refuses to overwrite.
     pub fn create_key_file(name: &str, path: &Path) -> Result<Self> {
         let signer = Self::generate(name)?;
-        let encoded = Zeroizing::new(STANDARD.encode(signer.key.to_bytes()));
+        let seed = Zeroizing::new(signer.key.to_bytes());
+        let encoded = Zeroizing::new(STANDARD.encode(*seed));
         crate::keys::write_new_private_file(path, encoded.as_bytes())?;
         Ok(signer)
     }

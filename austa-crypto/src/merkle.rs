@@ -235,7 +235,8 @@ pub fn verify_consistency(old: u64, new: u64, old_root: &Hash, new_root: &Hash, 
         return proof.is_empty() && crate::mac_eq(old_root, new_root);
     }
     if old == 0 {
-        return proof.is_empty();
+        // Every tree extends the empty one, whose root is known.
+        return proof.is_empty() && crate::mac_eq(old_root, &empty_root());
     }
     if proof.is_empty() {
         return false;
@@ -387,6 +388,8 @@ mod tests {
                 if old < new {
                     assert!(!verify_consistency(new, old, &new_root, &old_root, &proof), "shrinking");
                 }
+                assert!(verify_consistency(0, new, &empty_root(), &new_root, &[]));
+                assert!(!verify_consistency(0, new, &old_root, &new_root, &[]), "the empty tree has one root");
             }
         }
     }

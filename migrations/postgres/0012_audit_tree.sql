@@ -12,7 +12,7 @@ ALTER TABLE audit_heads ADD COLUMN frontier BYTEA;
 
 CREATE TABLE audit_tree (
     organization_id UUID NOT NULL REFERENCES organizations (id) ON DELETE RESTRICT,
-    level           SMALLINT NOT NULL CHECK (level > 0 AND level % 4 = 0),
+    level           BIGINT NOT NULL CHECK (level > 0 AND level % 4 = 0),
     idx             BIGINT NOT NULL CHECK (idx >= 0),
     hash            BYTEA NOT NULL,
     PRIMARY KEY (organization_id, level, idx)

@@ -161,6 +161,7 @@ async fn checkpoint(
     let signer = signer()?;
     let scope = platform_scope(db, org).await?;
     let mut old_size = None;
+    let mut old_note = None;
     if let Some(old) = since {
         let old = read(old)?;
         let report = scope.audit().verify_against(&old, &CheckpointVerifier::of(&signer)?).await?;
@@ -174,6 +175,7 @@ async fn checkpoint(
             return Ok(Report::new(json!({ "signed": false, "broken": to_json(&b) }), text).findings_if(true));
         }
         old_size = Some(tree_size_of(&old));
+        old_note = Some(old);
     }
     let note = match scope.audit().checkpoint(&signer).await {
         Ok(note) => note,
@@ -188,6 +190,10 @@ async fn checkpoint(
         Some(old_size) => Some(scope.audit().consistency_proof(old_size, Some(size)).await?),
         None => None,
     };
+    // What the witness will check, checked before anything is handed over.
+    if let (Some(old), Some(p)) = (&old_note, &proof) {
+        witness_check(&CheckpointVerifier::of(&signer)?, old, &note, p)?;
+    }
     if let (Some(path), Some(p)) = (proof_output, &proof) {
         write(path, &format!("{}\n", to_json(p)))?;
     }

@@ -46,7 +46,7 @@ use uuid::Uuid;
 
 pub use fhir::to_fhir;
 pub use transparency::{witness, ConsistencyProof, InclusionProof};
-pub use verify::{ChainBreak, ChainReport, TamperKind, PENDING_BOUND};
+pub use verify::{ChainBreak, ChainReport, TamperKind};
 
 use austa_crypto::checkpoint::{CheckpointSigner, CheckpointVerifier};
 
@@ -149,7 +149,7 @@ impl AuditTrail<'_> {
     }
 
     /// The proof that `event_id` is in the log's Merkle tree of `tree_size` events (default: all
-    /// of them), to check with [`InclusionProof::verify`] against a checkpoint of that size.
+    /// of them), to check with [`InclusionProof::verify_against`] a checkpoint of that size.
     pub async fn inclusion_proof(&self, event_id: Uuid, tree_size: Option<u64>) -> Result<InclusionProof> {
         self.authorize_full().await?;
         transparency::inclusion_proof(self.scope, event_id, tree_size).await

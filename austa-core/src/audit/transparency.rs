@@ -14,7 +14,8 @@
 //!   names is [`TamperKind::Truncated`], another root is [`TamperKind::Rewritten`].
 //! * [`ConsistencyProof`] shows a checkpoint holder, with hashes only (O(log n) of them), that a
 //!   newer checkpoint extends theirs; [`witness`] checks one against two signed notes.
-//! * [`InclusionProof`] shows that one event's link is in the tree a checkpoint signed.
+//! * [`InclusionProof`] shows that one event's link is in the tree a checkpoint signed
+//!   ([`InclusionProof::verify_against`] the opened checkpoint).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -66,9 +67,20 @@ impl InclusionProof {
         else {
             return false;
         };
-        let Ok(index) = u64::try_from(self.seq - 1) else { return false };
+        let Some(index) = self.seq.checked_sub(1).and_then(|i| u64::try_from(i).ok()) else { return false };
         let leaf = tree::leaf(self.organization_id, self.seq, self.event_id, &mac);
         merkle::verify_inclusion(index, self.tree_size, &leaf, &hashes, &root)
+    }
+
+    /// Whether the proof holds *and* is about the tree `checkpoint` signed: the same log (origin),
+    /// size and root. This is the check that means something: [`InclusionProof::verify`] alone only
+    /// shows the proof agrees with the root it carries. Open the checkpoint with a
+    /// [`CheckpointVerifier`] first.
+    pub fn verify_against(&self, checkpoint: &Checkpoint) -> bool {
+        checkpoint.origin == origin(self.organization_id)
+            && checkpoint.size == self.tree_size
+            && hash(&self.root).is_some_and(|r| austa_crypto::mac_eq(&r, &checkpoint.root))
+            && self.verify()
     }
 }
 
@@ -220,7 +232,7 @@ pub(crate) async fn inclusion_proof(scope: &Scope, event_id: Uuid, size: Option<
         return Err(Error::validation("tree_size", "the event was chained after the tree of that size"));
     }
     let proof = tree::range_hashes(&mut tx, org, &merkle::inclusion_ranges(index, tree_size)).await?;
-    let root = tree::root_at(&mut tx, org, tree_size).await?;
+    let root = checked_root(&mut tx, org, tree_size).await?;
     tx.commit().await?;
     let proof = InclusionProof {
         organization_id: org,
@@ -253,7 +265,7 @@ pub(crate) async fn consistency_proof(scope: &Scope, old_size: u64, new_size: Op
     }
     let hashes = tree::range_hashes(&mut tx, org, &merkle::consistency_ranges(old_size, new_size)).await?;
     let old_root = tree::root_at(&mut tx, org, old_size).await?;
-    let new_root = tree::root_at(&mut tx, org, new_size).await?;
+    let new_root = checked_root(&mut tx, org, new_size).await?;
     tx.commit().await?;
     let proof = ConsistencyProof {
         organization_id: org,
@@ -267,6 +279,24 @@ pub(crate) async fn consistency_proof(scope: &Scope, old_size: u64, new_size: Op
         return Err(tampered_tree());
     }
     Ok(proof)
+}
+
+/// The root of the first `size` leaves from the stored subtrees; at the log's full size also
+/// compared with the head's frontier (which verification checks against the links), so that a stored
+/// subtree that does not fit is an error here rather than a proof no checkpoint matches.
+async fn checked_root(tx: &mut crate::db::Tx, org: Uuid, size: u64) -> Result<Hash> {
+    let root = tree::root_at(tx, org, size).await?;
+    let sql = "SELECT seq, frontier FROM audit_heads WHERE organization_id = $1";
+    if let Some(row) = tx.fetch_optional(Query::new(sql).bind(org)).await? {
+        let (seq, frontier) = (row.int(0)?, row.opt_bytes(1)?);
+        if u64::try_from(seq).ok() == Some(size) {
+            let head = frontier.and_then(|f| austa_crypto::merkle::Frontier::from_bytes(size, &f)).map(|f| f.root());
+            if head != Some(root) {
+                return Err(tampered_tree());
+            }
+        }
+    }
+    Ok(root)
 }
 
 fn tampered_tree() -> Error {

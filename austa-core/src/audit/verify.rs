@@ -14,7 +14,8 @@
 //! After the last link the head must name it (else the newest events were removed, or links added
 //! behind the sequencer's back); and, for a whole-chain verification, every event must be linked or
 //! still pending: an event outside the chain was inserted by someone without the key. An event still
-//! pending after [`PENDING_BOUND`] is [`TamperKind::Stalled`]. A whole-chain walk also rebuilds the
+//! queued before verification began and still queued after it linked everything is
+//! [`TamperKind::Stalled`]. A whole-chain walk also rebuilds the
 //! Merkle tree over the links and checks the head's frontier against it; the root it reports is the
 //! one checkpoints sign ([`super::transparency`]).
 //!
@@ -55,13 +56,11 @@ pub enum TamperKind {
     /// The log's first events are not those a signed checkpoint of them names: its history was
     /// rewritten, by someone holding the data keys but not the checkpoint signing key.
     Rewritten,
-    /// An event has waited to be chained for longer than [`PENDING_BOUND`]: it cannot be chained.
+    /// An event was waiting to be chained when verification began and still was after verification
+    /// linked everything: it cannot be chained (its queue entry names an event that is not there,
+    /// or linking it failed), and would wait forever.
     Stalled,
 }
-
-/// How long a committed event may wait to be chained before verification fails: linking normally
-/// follows the commit within milliseconds.
-pub const PENDING_BOUND: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// Where and how a chain breaks.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -308,6 +307,9 @@ struct Walk {
     last_seen: i64,
     /// The Merkle tree over the links verified so far, for a walk from the first link.
     tree: Option<Frontier>,
+    /// The stored levels' subtrees the tree completed since they were last compared with
+    /// `audit_tree` (level, index, hash as the links give it).
+    subtrees: Vec<tree::Node>,
     /// A tree size whose root to keep (a checkpoint's), and the root once the walk got there.
     capture: Option<(u64, Option<Hash>)>,
 }
@@ -357,11 +359,44 @@ impl Walk {
         self.expected_prev = link.mac;
         self.expected_seq += 1;
         if let Some(tree) = &mut self.tree {
-            tree.push(leaf, |_, _, _| {});
+            tree::append(tree, leaf, &mut self.subtrees);
             if let Some((size, root @ None)) = &mut self.capture {
                 if tree.size() == *size {
                     *root = Some(tree.root());
                 }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Compares the subtrees completed since the last call with the ones `audit_tree` stores, which
+    /// proofs are built from: one a link does not give is named (a proof built on it would match no
+    /// checkpoint).
+    async fn check_subtrees(&mut self, tx: &mut Tx, org: Uuid) -> Result<Option<ChainBreak>> {
+        let computed = std::mem::take(&mut self.subtrees);
+        if computed.is_empty() {
+            return Ok(None);
+        }
+        let mut q = crate::db::QueryBuilder::new("SELECT level, idx, hash FROM audit_tree WHERE organization_id = ");
+        q.push_bind(org).push(" AND (");
+        for (i, (level, index, _)) in computed.iter().enumerate() {
+            if i > 0 {
+                q.push(" OR ");
+            }
+            let index = i64::try_from(*index).unwrap_or(i64::MAX);
+            q.push("(level = ").push_bind(i64::from(*level)).push(" AND idx = ").push_bind(index).push(")");
+        }
+        q.push(")");
+        let mut stored = std::collections::HashMap::with_capacity(computed.len());
+        for row in tx.fetch_all(q.build()).await? {
+            stored.insert((row.int(0)?, row.int(1)?), row.opt_bytes(2)?.unwrap_or_default());
+        }
+        for (level, index, hash) in &computed {
+            let key = (i64::from(*level), i64::try_from(*index).unwrap_or(i64::MAX));
+            if stored.get(&key).is_none_or(|h| !austa_crypto::mac_eq(h, hash)) {
+                let last = (i64::try_from(*index).unwrap_or(i64::MAX).saturating_add(1)) << level;
+                let detail = format!("the stored Merkle subtree {index} at level {level} does not match the links");
+                return Ok(brk(Some(last), None, TamperKind::Modified, detail));
             }
         }
         Ok(None)
@@ -415,6 +450,7 @@ pub(crate) async fn verify_capturing(
     let org = scope.organization_id();
     let db = scope.db();
     // Fresh from the key store: a version created by another process must verify too.
+    let waiting = oldest_queued(db, org).await?;
     chain::link_all(db, org).await?;
     let keys = db.keyring().load_org_keys(org).await?;
     let from = from.max(1);
@@ -451,6 +487,7 @@ pub(crate) async fn verify_capturing(
         verified: 0,
         last_seen: from - 1,
         tree: (from == 1).then(Frontier::default),
+        subtrees: Vec::new(),
         capture,
     };
     // Pages are checked on other threads while the next one is read; the walk then goes through
@@ -478,6 +515,10 @@ pub(crate) async fn verify_capturing(
                 break 'walk;
             }
         }
+        broken = walk.check_subtrees(&mut tx, org).await?;
+        if broken.is_some() {
+            break 'walk;
+        }
         page = next;
     }
     if broken.is_none() && to == head_seq {
@@ -488,7 +529,7 @@ pub(crate) async fn verify_capturing(
         broken = outside_the_chain(&mut tx, org).await?;
     }
     if broken.is_none() && pending > 0 {
-        broken = stalled(&mut tx, org, db.now()).await?;
+        broken = stalled(&mut tx, org, waiting).await?;
     }
     tx.commit().await?;
     let whole = broken.is_none() && from == 1 && to == head_seq;
@@ -497,18 +538,25 @@ pub(crate) async fn verify_capturing(
     Ok((report(walk.verified, walk.last_seen.max(0), pending, root, broken), captured))
 }
 
-/// The oldest event still waiting to be chained, when it has waited longer than [`PENDING_BOUND`]
-/// (verification links everything first, so it is one that cannot be linked).
-async fn stalled(tx: &mut Tx, org: Uuid, now: chrono::DateTime<chrono::Utc>) -> Result<Option<ChainBreak>> {
-    let sql = "SELECT e.id, e.occurred_at FROM audit_pending p JOIN audit_logs e \
-               ON e.organization_id = p.organization_id AND e.id = p.event_id \
-               WHERE p.organization_id = $1 ORDER BY p.event_id LIMIT 1";
-    let Some(row) = tx.fetch_optional(Query::new(sql).bind(org)).await? else { return Ok(None) };
-    let waited = now - row.time(1)?;
-    if waited <= PENDING_BOUND {
-        return Ok(None);
-    }
-    let detail = format!("an event has waited {} s to be chained, longer than the bound", waited.num_seconds());
+/// The oldest queue entry of `org` (linking takes the queue in this order), before linking.
+async fn oldest_queued(db: &crate::db::Database, org: Uuid) -> Result<Option<Uuid>> {
+    let mut tx = db.begin(Some(org), TxMode::Read).await?;
+    let sql = "SELECT event_id FROM audit_pending WHERE organization_id = $1 ORDER BY event_id LIMIT 1";
+    let row = tx.fetch_optional(Query::new(sql).bind(org)).await?;
+    tx.commit().await?;
+    row.map(|r| r.uuid(0)).transpose()
+}
+
+/// A queue entry that was already queued when verification began (at or before `waiting`, the
+/// oldest entry then) and is still queued after linking, which took every visible entry in order:
+/// one that linking cannot take. Clock-free: a long transaction that commits its event during
+/// verification is not mistaken for one.
+async fn stalled(tx: &mut Tx, org: Uuid, waiting: Option<Uuid>) -> Result<Option<ChainBreak>> {
+    let Some(waiting) = waiting else { return Ok(None) };
+    let sql = "SELECT event_id FROM audit_pending WHERE organization_id = $1 AND event_id <= $2 \
+               ORDER BY event_id LIMIT 1";
+    let Some(row) = tx.fetch_optional(Query::new(sql).bind(org).bind(waiting)).await? else { return Ok(None) };
+    let detail = "an event queued before verification began is still not chained after it linked everything".into();
     Ok(brk(None, Some(row.uuid(0)?), TamperKind::Stalled, detail))
 }
 
