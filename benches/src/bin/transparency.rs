@@ -74,7 +74,7 @@ async fn run(args: Args) -> Result<serde_json::Value> {
     let db = Database::connect_with(&url, keys).await?;
     db.migrate().await?;
     let org = db.organizations().create(NewOrganization::new("Hospital Árvore", OrganizationType::Hospital)).await?;
-    let scope = Arc::new(db.scope(org.id, Actor::system("bench")).await?);
+    let scope = Arc::new(db.scope(org.id, Actor::platform()).await?);
 
     // Append: every event its own transaction, chained and appended to the tree as in production.
     let done = Arc::new(AtomicU64::new(0));
