@@ -377,14 +377,23 @@ impl Walk {
         if computed.is_empty() {
             return Ok(None);
         }
+        // A page completes a run of consecutive subtrees at each stored level: one index range per
+        // level, so the statement stays small and each range one index scan.
+        let mut ranges: std::collections::BTreeMap<u32, (u64, u64)> = std::collections::BTreeMap::new();
+        for (level, index, _) in &computed {
+            let range = ranges.entry(*level).or_insert((*index, *index));
+            range.0 = range.0.min(*index);
+            range.1 = range.1.max(*index);
+        }
         let mut q = crate::db::QueryBuilder::new("SELECT level, idx, hash FROM audit_tree WHERE organization_id = ");
         q.push_bind(org).push(" AND (");
-        for (i, (level, index, _)) in computed.iter().enumerate() {
+        for (i, (level, (low, high))) in ranges.iter().enumerate() {
             if i > 0 {
                 q.push(" OR ");
             }
-            let index = i64::try_from(*index).unwrap_or(i64::MAX);
-            q.push("(level = ").push_bind(i64::from(*level)).push(" AND idx = ").push_bind(index).push(")");
+            let (low, high) = (i64::try_from(*low).unwrap_or(i64::MAX), i64::try_from(*high).unwrap_or(i64::MAX));
+            q.push("(level = ").push_bind(i64::from(*level)).push(" AND idx >= ").push_bind(low);
+            q.push(" AND idx <= ").push_bind(high).push(")");
         }
         q.push(")");
         let mut stored = std::collections::HashMap::with_capacity(computed.len());
