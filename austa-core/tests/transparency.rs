@@ -228,3 +228,44 @@ async fn a_chain_linked_before_the_tree_existed_gets_its_tree_built_on_first_use
     let proof = scope.audit().consistency_proof(size_of(&note), None).await.unwrap();
     assert!(proof.verify() && proof.new_size == report.head_seq as u64 && proof.new_size > size_of(&note), "{proof:?}");
 }
+
+#[backends]
+async fn a_patient_gets_the_inclusion_proofs_of_their_own_events_only(tdb: TestDb) {
+    use austa_core::model::NewPatient;
+    use austa_core::Actor;
+    let (signer, verifier) = keys();
+    let platform = tdb.org("Prova do Paciente").await;
+    let org = platform.organization_id();
+    let new = |first: &str, phone: &str| NewPatient {
+        first_name: first.into(),
+        last_name: "Prova".into(),
+        phone: phone.into(),
+        ..Default::default()
+    };
+    let carlos = platform.patients().create(new("Carlos", "+5511987650101")).await.unwrap();
+    let ana = platform.patients().create(new("Ana", "+5511987650102")).await.unwrap();
+    let note = platform.audit().checkpoint(&signer).await.unwrap();
+    let event_of = |patient: uuid::Uuid| {
+        format!(
+            "SELECT CAST(id AS TEXT) FROM audit_logs WHERE organization_id = '{org}' AND patient_id = '{patient}' \
+             AND action = 'CREATE'"
+        )
+    };
+    let (his, hers): (uuid::Uuid, uuid::Uuid) = (
+        tdb.raw_text(&event_of(carlos.id)).await.parse().unwrap(),
+        tdb.raw_text(&event_of(ana.id)).await.parse().unwrap(),
+    );
+    let me = tdb.db.scope(org, Actor::patient(carlos.id)).await.unwrap();
+    let proof = me.audit().inclusion_proof(his, Some(size_of(&note))).await.unwrap();
+    assert!(proof.verify_against(&verifier.open(&note).unwrap()));
+    assert_eq!(me.audit().inclusion_proof(hers, None).await.unwrap_err().code(), "permission_denied");
+    assert_eq!(me.audit().inclusion_proof(uuid::Uuid::now_v7(), None).await.unwrap_err().code(), "permission_denied");
+    // The refusal was recorded.
+    let denied = tdb
+        .raw_i64(&format!(
+            "SELECT count(*) FROM audit_logs WHERE organization_id = '{org}' AND action = 'ACCESS_DENIED' AND actor_id = '{}'",
+            carlos.id
+        ))
+        .await;
+    assert_eq!(denied, 2);
+}

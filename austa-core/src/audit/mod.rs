@@ -149,10 +149,15 @@ impl AuditTrail<'_> {
     }
 
     /// The proof that `event_id` is in the log's Merkle tree of `tree_size` events (default: all
-    /// of them), to check with [`InclusionProof::verify_against`] a checkpoint of that size.
+    /// of them), to check with [`InclusionProof::verify_against`] a checkpoint of that size. Whoever
+    /// may see the event in an access report may have its proof: a patient for the events of their
+    /// own record (next to their report), providers with a stated purpose, administrators. The proof
+    /// holds hashes and the event's id and position only.
     pub async fn inclusion_proof(&self, event_id: Uuid, tree_size: Option<u64>) -> Result<InclusionProof> {
-        self.authorize_full().await?;
-        transparency::inclusion_proof(self.scope, event_id, tree_size).await
+        let scope = self.scope;
+        let allowed = report::may_see_event(scope, event_id).await;
+        check(scope, "audit_logs", Action::Read, Some(event_id), None, allowed).await?;
+        transparency::inclusion_proof(scope, event_id, tree_size).await
     }
 
     /// The proof that the log's tree of `new_size` events (default: all of them) extends its tree

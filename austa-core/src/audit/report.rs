@@ -42,6 +42,25 @@ fn authorize(scope: &Scope, patient: Uuid) -> Result<()> {
     }
 }
 
+/// Whether the scope may see event `event_id` in an access report: a patient the events of their own
+/// record (the event names them), others as [`authorize`] says. An event the scope cannot see,
+/// absent ones included, is refused alike, so that a refusal tells nothing of other records.
+pub(crate) async fn may_see_event(scope: &Scope, event_id: Uuid) -> Result<()> {
+    let Rule::OwnRecords = scope.authorize(Resource::AuditLog, Action::Read)? else { return Ok(()) };
+    let refused = || Error::PermissionDenied("a patient may only see the audit events of their own record".into());
+    let me = scope.actor().id().ok_or_else(refused)?;
+    let mut tx = scope.db().begin(Some(scope.organization_id()), crate::db::TxMode::Read).await?;
+    let sql = "SELECT patient_id, patient_ids FROM audit_logs WHERE organization_id = $1 AND id = $2";
+    let row = tx.fetch_optional(Query::new(sql).bind(scope.organization_id()).bind(event_id)).await?;
+    tx.commit().await?;
+    let Some(row) = row else { return Err(refused()) };
+    if row.opt_uuid(0)? == Some(me) || row.uuid_list(1)?.contains(&me) {
+        Ok(())
+    } else {
+        Err(refused())
+    }
+}
+
 pub(crate) async fn access_report(
     scope: &Scope,
     patient: Uuid,

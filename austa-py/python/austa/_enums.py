@@ -479,7 +479,9 @@ class TamperKind(_StrEnum):
     #: The log's first events are not those a signed checkpoint of them names: its history was
     #: rewritten, by someone holding the data keys but not the checkpoint signing key.
     REWRITTEN = "REWRITTEN"
-    #: An event has waited to be chained for longer than `PENDING_BOUND`: it cannot be chained.
+    #: An event was waiting to be chained when verification began and still was after verification
+    #: linked everything: it cannot be chained (its queue entry names an event that is not there,
+    #: or linking it failed), and would wait forever.
     STALLED = "STALLED"
 
 
