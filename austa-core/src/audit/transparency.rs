@@ -288,12 +288,9 @@ async fn checked_root(tx: &mut crate::db::Tx, org: Uuid, size: u64) -> Result<Ha
     let root = tree::root_at(tx, org, size).await?;
     let sql = "SELECT seq, frontier FROM audit_heads WHERE organization_id = $1";
     if let Some(row) = tx.fetch_optional(Query::new(sql).bind(org)).await? {
-        let (seq, frontier) = (row.int(0)?, row.opt_bytes(1)?);
-        if u64::try_from(seq).ok() == Some(size) {
-            let head = frontier.and_then(|f| austa_crypto::merkle::Frontier::from_bytes(size, &f)).map(|f| f.root());
-            if head != Some(root) {
-                return Err(tampered_tree());
-            }
+        let seq = row.int(0)?;
+        if u64::try_from(seq).ok() == Some(size) && tree::stored_root(seq, row.opt_bytes(1)?) != Some(root) {
+            return Err(tampered_tree());
         }
     }
     Ok(root)

@@ -294,8 +294,7 @@ async fn read_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid) -> Result<Option<Head
         (r.int("seq")?, r.opt_bytes("mac")?.unwrap_or_default(), r.uuid("key_id")?, r.opt_bytes("head_mac")?);
     let mac_ok = head_mac(keys, key, org, seq, &mac)
         .is_ok_and(|m| stored.as_deref().is_some_and(|s| austa_crypto::mac_eq(&m, s)));
-    let root =
-        r.opt_bytes("frontier")?.and_then(|f| Frontier::from_bytes(u64::try_from(seq).ok()?, &f)).map(|f| f.root());
+    let root = tree::stored_root(seq, r.opt_bytes("frontier")?);
     Ok(Some(Head { seq, mac_ok, last: mac, root }))
 }
 
@@ -377,33 +376,10 @@ impl Walk {
         if computed.is_empty() {
             return Ok(None);
         }
-        // A page completes a run of consecutive subtrees at each stored level: one index range per
-        // level, so the statement stays small and each range one index scan.
-        let mut ranges: std::collections::BTreeMap<u32, (u64, u64)> = std::collections::BTreeMap::new();
-        for (level, index, _) in &computed {
-            let range = ranges.entry(*level).or_insert((*index, *index));
-            range.0 = range.0.min(*index);
-            range.1 = range.1.max(*index);
-        }
-        let mut q = crate::db::QueryBuilder::new("SELECT level, idx, hash FROM audit_tree WHERE organization_id = ");
-        q.push_bind(org).push(" AND (");
-        for (i, (level, (low, high))) in ranges.iter().enumerate() {
-            if i > 0 {
-                q.push(" OR ");
-            }
-            let (low, high) = (i64::try_from(*low).unwrap_or(i64::MAX), i64::try_from(*high).unwrap_or(i64::MAX));
-            q.push("(level = ").push_bind(i64::from(*level)).push(" AND idx >= ").push_bind(low);
-            q.push(" AND idx <= ").push_bind(high).push(")");
-        }
-        q.push(")");
-        let mut stored = std::collections::HashMap::with_capacity(computed.len());
-        for row in tx.fetch_all(q.build()).await? {
-            stored.insert((row.int(0)?, row.int(1)?), row.opt_bytes(2)?.unwrap_or_default());
-        }
+        let stored = tree::stored_like(tx, org, &computed).await?;
         for (level, index, hash) in &computed {
-            let key = (i64::from(*level), i64::try_from(*index).unwrap_or(i64::MAX));
-            if stored.get(&key).is_none_or(|h| !austa_crypto::mac_eq(h, hash)) {
-                let last = (i64::try_from(*index).unwrap_or(i64::MAX).saturating_add(1)) << level;
+            if stored.get(&(*level, *index)).is_none_or(|h| !austa_crypto::mac_eq(h, hash)) {
+                let last = i64::try_from((index + 1) << level).unwrap_or(i64::MAX);
                 let detail = format!("the stored Merkle subtree {index} at level {level} does not match the links");
                 return Ok(brk(Some(last), None, TamperKind::Modified, detail));
             }

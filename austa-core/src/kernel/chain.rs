@@ -309,9 +309,10 @@ async fn move_head(tx: &mut Tx, keys: &OrgKeys, org: Uuid, head: Head, now: Date
 
 /// Links `events` (id and MAC of events this transaction has just written, in id order, not queued)
 /// right after the head, when the queue of `org` is empty: their MACs are known, so nothing is read
-/// back or checked again. Returns `false`, having written nothing, when the queue holds events
+/// back or checked again. Returns `false`, having linked nothing, when the queue holds events
 /// (another writer's, waiting for keys this handle lacks): those come first, through
-/// [`link_pending`]. For writers the database serializes (SQLite), inside their transaction.
+/// [`link_pending`]. (Reading the head of a chain that predates its Merkle tree builds the tree
+/// first, either way.) For writers the database serializes (SQLite), inside their transaction.
 pub(crate) async fn link_written(
     tx: &mut Tx,
     keys: &OrgKeys,

@@ -91,6 +91,45 @@ pub(crate) async fn frontier_of(tx: &mut Tx, org: Uuid, seq: i64, stored: Option
     }
 }
 
+/// The root of the tree whose frontier the head stores (`frontier` of a head at `seq`); `None` when
+/// the head has none, or one that does not fit its size.
+pub(crate) fn stored_root(seq: i64, frontier: Option<Vec<u8>>) -> Option<Hash> {
+    Frontier::from_bytes(u64::try_from(seq).ok()?, &frontier?).map(|f| f.root())
+}
+
+/// The stored subtrees at the places of `nodes` (as a walk along the links computed them), by
+/// level and index. A page of links completes a run of consecutive subtrees at each stored level,
+/// so they are read as one index range per level.
+pub(crate) async fn stored_like(tx: &mut Tx, org: Uuid, nodes: &[Node]) -> Result<HashMap<(u32, u64), Vec<u8>>> {
+    let mut ranges: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    for (level, index, _) in nodes {
+        let range = ranges.entry(*level).or_insert((*index, *index));
+        range.0 = range.0.min(*index);
+        range.1 = range.1.max(*index);
+    }
+    let mut stored = HashMap::with_capacity(nodes.len());
+    if ranges.is_empty() {
+        return Ok(stored);
+    }
+    let mut q = QueryBuilder::new("SELECT level, idx, hash FROM audit_tree WHERE organization_id = ");
+    q.push_bind(org).push(" AND (");
+    for (i, (level, (low, high))) in ranges.iter().enumerate() {
+        if i > 0 {
+            q.push(" OR ");
+        }
+        q.push("(level = ").push_bind(i64::from(*level)).push(" AND idx >= ").push_bind(index_value(*low)?);
+        q.push(" AND idx <= ").push_bind(index_value(*high)?).push(")");
+    }
+    q.push(")");
+    for row in tx.fetch_all(q.build()).await? {
+        let (level, index) = (u32::try_from(row.int(0)?), u64::try_from(row.int(1)?));
+        if let (Ok(level), Ok(index)) = (level, index) {
+            stored.insert((level, index), row.opt_bytes(2)?.unwrap_or_default());
+        }
+    }
+    Ok(stored)
+}
+
 /// Builds the tree of links `1..=seq` from the chain, storing its complete subtrees.
 async fn rebuild(tx: &mut Tx, org: Uuid, seq: i64) -> Result<Frontier> {
     let mut frontier = Frontier::default();
